@@ -1,0 +1,1 @@
+"""Sans-IO Kafka protocol: primitives, spec-driven codec, framing, record batches."""
