@@ -1,0 +1,1 @@
+"""Helpers for scripts/bench (broker side-by-side benchmark)."""
