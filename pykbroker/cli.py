@@ -1,0 +1,85 @@
+"""``pykbroker [server.properties] [--override key=value ...]`` (Kafka's convention)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import time
+from pathlib import Path
+
+import trio
+
+from .config import BrokerConfig, ConfigError, read_properties
+
+log = logging.getLogger("pykbroker")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(
+        prog="pykbroker",
+        description="A Kafka-protocol broker. Properties use Kafka's names "
+        "(listeners, log.dirs, num.partitions, ...).")
+    ap.add_argument("properties", nargs="?", help="a server.properties file")
+    ap.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                    help="set a property (repeatable); wins over the file")
+    ap.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ...")
+    return ap.parse_args(argv)
+
+
+def build_config(ns: argparse.Namespace) -> BrokerConfig:
+    file_props = {}
+    if ns.properties:
+        path = Path(ns.properties)
+        if not path.is_file():
+            raise ConfigError(f"properties file {path} does not exist")
+        file_props = read_properties(path)
+    overrides = {}
+    for item in ns.override:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--override expects key=value, got {item!r}")
+        overrides[key.strip()] = value
+    return BrokerConfig(overrides=overrides, file_props=file_props)
+
+
+async def run(config: BrokerConfig, started_at: float) -> None:
+    from .server.broker import Broker
+
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        broker = Broker(config)
+        async with broker:
+            host, port = broker.bound[0]
+            ms = (time.monotonic() - started_at) * 1000
+            print(f"pykbroker ready: listening on {host}:{port} "
+                  f"(node.id={config.node_id}, log.dirs={','.join(map(str, config.log_dirs))}, "
+                  f"{ms:.0f} ms)", flush=True)
+            async for signum in signals:
+                log.info("received %s, shutting down", signal.Signals(signum).name)
+                break
+    log.info("stopped")
+
+
+def main(argv: list[str] | None = None) -> int:
+    started = time.monotonic()
+    ns = parse_args(argv)
+    logging.basicConfig(level=ns.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = build_config(ns)
+    except ConfigError as e:
+        print(f"pykbroker: configuration error: {e}", file=sys.stderr)
+        return 2
+    try:
+        trio.run(run, config, started)
+    except OSError as e:
+        print(f"pykbroker: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,284 @@
+"""Broker configuration with Kafka's property names, types, defaults and checks.
+
+Sources, lowest priority first: built-in defaults, a server.properties file,
+``--override key=value`` flags. Unknown or invalid properties are errors
+(raised as :class:`ConfigError`) before anything listens.
+
+Defaults follow Kafka's, except where a single local broker needs something
+else to be instant (noted per property).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Callable
+
+import attrs
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@attrs.frozen
+class Prop:
+    name: str
+    type: str  # int, long, bool, string, list, double, password
+    default: Any
+    doc: str = ""
+    validator: Callable[[Any], str | None] | None = None
+    topic_name: str | None = None  # the topic-level config this broker property defaults
+    read_only: bool = True
+
+
+def _at_least(n: int) -> Callable[[Any], str | None]:
+    return lambda v: None if v >= n else f"Value must be at least {n}"
+
+
+def _one_of(*opts: str) -> Callable[[Any], str | None]:
+    return lambda v: None if v in opts else f"String must be one of: {', '.join(opts)}"
+
+
+LONG_MAX = 9223372036854775807
+INT_MAX = 2147483647
+
+PROPS: dict[str, Prop] = {}
+ALIASES = {"broker.id": "node.id", "log.dir": "log.dirs"}
+
+
+def _p(*args: Any, **kw: Any) -> None:
+    p = Prop(*args, **kw)
+    PROPS[p.name] = p
+
+
+# server
+_p("listeners", "list", "PLAINTEXT://127.0.0.1:9092", "Listener URIs (PLAINTEXT only for now).")
+_p("advertised.listeners", "list", None, "Listeners given to clients; default: listeners.")
+_p("listener.security.protocol.map", "string", "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL")
+_p("inter.broker.listener.name", "string", None)
+_p("node.id", "int", 0, "This broker's id (alias broker.id). Kafka's default -1 is replaced by 0 for a lone broker.", _at_least(0))
+_p("broker.rack", "string", None)
+_p("process.roles", "list", "broker")
+_p("log.dirs", "list", "./pykbroker-data", "Where partition logs live (alias log.dir). Kafka's is /tmp/kafka-logs.")
+_p("num.network.threads", "int", 3, validator=_at_least(1))
+_p("num.io.threads", "int", 8, validator=_at_least(1))
+_p("socket.send.buffer.bytes", "int", 102400)
+_p("socket.receive.buffer.bytes", "int", 102400)
+_p("socket.request.max.bytes", "int", 104857600, "Largest request frame; larger closes the connection.", _at_least(1))
+_p("connections.max.idle.ms", "long", 600000)
+_p("cluster.id", "string", None)
+# topics / logs
+_p("num.partitions", "int", 1, validator=_at_least(1))
+_p("default.replication.factor", "int", 1, validator=_at_least(1))
+_p("auto.create.topics.enable", "bool", True)
+_p("delete.topic.enable", "bool", True)
+_p("message.max.bytes", "int", 1048588, validator=_at_least(0), topic_name="max.message.bytes")
+_p("log.segment.bytes", "int", 1073741824, validator=_at_least(14), topic_name="segment.bytes")
+_p("log.roll.ms", "long", None, topic_name="segment.ms")
+_p("log.roll.hours", "int", 168, validator=_at_least(1))
+_p("log.index.interval.bytes", "int", 4096, validator=_at_least(0), topic_name="index.interval.bytes")
+_p("log.index.size.max.bytes", "int", 10485760, validator=_at_least(4), topic_name="segment.index.bytes")
+_p("log.flush.interval.messages", "long", LONG_MAX, validator=_at_least(1), topic_name="flush.messages")
+_p("log.flush.interval.ms", "long", None, topic_name="flush.ms")
+_p("log.flush.scheduler.interval.ms", "long", LONG_MAX)
+_p("log.retention.hours", "int", 168)
+_p("log.retention.minutes", "int", None)
+_p("log.retention.ms", "long", None, topic_name="retention.ms")
+_p("log.retention.bytes", "long", -1, topic_name="retention.bytes")
+_p("log.retention.check.interval.ms", "long", 300000, validator=_at_least(1))
+_p("log.cleanup.policy", "list", "delete", topic_name="cleanup.policy")
+_p("log.cleaner.enable", "bool", True)
+_p("log.cleaner.delete.retention.ms", "long", 86400000, topic_name="delete.retention.ms")
+_p("log.cleaner.min.cleanable.ratio", "double", 0.5, topic_name="min.cleanable.dirty.ratio")
+_p("log.cleaner.min.compaction.lag.ms", "long", 0, topic_name="min.compaction.lag.ms")
+_p("log.cleaner.max.compaction.lag.ms", "long", LONG_MAX, topic_name="max.compaction.lag.ms")
+_p("log.message.timestamp.type", "string", "CreateTime", validator=_one_of("CreateTime", "LogAppendTime"),
+   topic_name="message.timestamp.type")
+_p("log.message.timestamp.before.max.ms", "long", LONG_MAX, topic_name="message.timestamp.before.max.ms")
+_p("log.message.timestamp.after.max.ms", "long", 3600000, topic_name="message.timestamp.after.max.ms")
+_p("compression.type", "string", "producer",
+   validator=_one_of("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"), topic_name="compression.type")
+_p("min.insync.replicas", "int", 1, validator=_at_least(1), topic_name="min.insync.replicas")
+_p("unclean.leader.election.enable", "bool", False, topic_name="unclean.leader.election.enable")
+_p("log.preallocate", "bool", False, topic_name="preallocate")
+# replication / cluster (used once clustering lands)
+_p("zookeeper.connect", "string", None)
+_p("zookeeper.session.timeout.ms", "int", 18000)
+_p("zookeeper.connection.timeout.ms", "int", None)
+_p("replica.lag.time.max.ms", "long", 30000)
+_p("replica.fetch.max.bytes", "int", 1048576)
+_p("replica.fetch.wait.max.ms", "int", 500)
+_p("controlled.shutdown.enable", "bool", True)
+# groups
+_p("offsets.topic.replication.factor", "short", 1, "Kafka's default is 3; 1 so a lone broker never hangs.", _at_least(1))
+_p("offsets.topic.num.partitions", "int", 50, validator=_at_least(1))
+_p("offsets.retention.minutes", "int", 10080, validator=_at_least(1))
+_p("offsets.retention.check.interval.ms", "long", 600000)
+_p("group.initial.rebalance.delay.ms", "int", 0, "Kafka's default is 3000; 0 so tests are fast.")
+_p("group.min.session.timeout.ms", "int", 6000)
+_p("group.max.session.timeout.ms", "int", 1800000)
+_p("group.max.size", "int", INT_MAX, validator=_at_least(1))
+_p("group.coordinator.rebalance.protocols", "list", "classic,consumer")
+_p("group.consumer.heartbeat.interval.ms", "int", 5000)
+_p("group.consumer.session.timeout.ms", "int", 45000)
+# transactions
+_p("transaction.state.log.replication.factor", "short", 1, "Kafka's default is 3; 1 for a lone broker.")
+_p("transaction.state.log.min.isr", "int", 1)
+_p("transaction.state.log.num.partitions", "int", 50)
+_p("transaction.max.timeout.ms", "int", 900000)
+_p("transactional.id.expiration.ms", "int", 604800000)
+_p("producer.id.expiration.ms", "int", 86400000)
+# pykbroker-specific (no Kafka equivalent)
+_p("pykbroker.fetch.sendfile", "bool", True, "Serve fetch data with os.sendfile where possible.")
+
+
+def _parse(prop: Prop, raw: Any) -> Any:
+    if raw is None:
+        return None
+    if not isinstance(raw, str):
+        return raw
+    s = raw.strip()
+    t = prop.type
+    try:
+        if t in ("int", "long", "short"):
+            v = int(s)
+            lim = {"int": INT_MAX, "short": 32767, "long": LONG_MAX}[t]
+            if not -lim - 1 <= v <= lim:
+                raise ValueError
+            return v
+        if t == "double":
+            return float(s)
+        if t == "bool":
+            if s.lower() not in ("true", "false"):
+                raise ValueError
+            return s.lower() == "true"
+        if t == "list":
+            return s
+        return s
+    except ValueError:
+        raise ConfigError(f"Invalid value {raw!r} for configuration {prop.name}: expected a {t}") from None
+
+
+def read_properties(path: Path) -> dict[str, str]:
+    """Java .properties subset: key=value or key: value, # and ! comments, \\ continuation."""
+    props: dict[str, str] = {}
+    text = path.read_text()
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i].strip()
+        i += 1
+        while line.endswith("\\") and i < len(lines):
+            line = line[:-1] + lines[i].strip()
+            i += 1
+        if not line or line[0] in "#!":
+            continue
+        m = re.match(r"([^=:\s]+)\s*[=:\s]\s*(.*)$", line)
+        if not m:
+            props[line] = ""
+            continue
+        props[m.group(1)] = m.group(2)
+    return props
+
+
+@attrs.define
+class Listener:
+    name: str
+    host: str
+    port: int
+
+
+def parse_listener(uri: str) -> Listener:
+    m = re.match(r"^([A-Za-z_][A-Za-z0-9_]*)://(\[[^\]]*\]|[^:]*):(\d+)$", uri.strip())
+    if not m:
+        raise ConfigError(f"Invalid listener {uri!r}: expected NAME://host:port")
+    host = m.group(2).strip("[]") or "0.0.0.0"
+    return Listener(m.group(1), host, int(m.group(3)))
+
+
+class BrokerConfig:
+    """Resolved broker configuration; ``values`` maps property → typed value."""
+
+    def __init__(self, overrides: dict[str, Any] | None = None,
+                 file_props: dict[str, str] | None = None) -> None:
+        self.values: dict[str, Any] = {n: p.default for n, p in PROPS.items()}
+        self.sources: dict[str, str] = {n: "DEFAULT_CONFIG" for n in PROPS}
+        for src, props in (("STATIC_BROKER_CONFIG", file_props or {}),
+                           ("STATIC_BROKER_CONFIG", overrides or {})):
+            for key, raw in props.items():
+                self.set(key, raw, src)
+        self._validate()
+
+    def set(self, key: str, raw: Any, source: str = "STATIC_BROKER_CONFIG") -> None:
+        name = ALIASES.get(key, key)
+        prop = PROPS.get(name)
+        if prop is None:
+            raise ConfigError(f"Unknown configuration {key!r}")
+        value = _parse(prop, raw)
+        if prop.validator is not None and value is not None:
+            err = prop.validator(value)
+            if err:
+                raise ConfigError(f"Invalid value {raw!r} for configuration {name}: {err}")
+        self.values[name] = value
+        self.sources[name] = source
+
+    def _validate(self) -> None:
+        self.listeners = [parse_listener(u) for u in self.values["listeners"].split(",") if u.strip()]
+        if not self.listeners:
+            raise ConfigError("listeners must name at least one listener")
+        for lst in self.listeners:
+            if lst.name not in ("PLAINTEXT",) and not self._proto_of(lst.name) == "PLAINTEXT":
+                raise ConfigError(f"Listener {lst.name}: only PLAINTEXT is supported so far")
+        adv = self.values["advertised.listeners"]
+        self.advertised = [parse_listener(u) for u in adv.split(",")] if adv else None
+        self.log_dirs = [Path(d.strip()) for d in self.values["log.dirs"].split(",") if d.strip()]
+        if not self.log_dirs:
+            raise ConfigError("log.dirs must name at least one directory")
+
+    def _proto_of(self, name: str) -> str | None:
+        for pair in self.values["listener.security.protocol.map"].split(","):
+            k, _, v = pair.partition(":")
+            if k.strip() == name:
+                return v.strip()
+        return None
+
+    def __getitem__(self, key: str) -> Any:
+        return self.values[ALIASES.get(key, key)]
+
+    @property
+    def node_id(self) -> int:
+        return int(self.values["node.id"])
+
+    def segment_ms(self) -> int:
+        v = self.values["log.roll.ms"]
+        return v if v is not None else self.values["log.roll.hours"] * 3600 * 1000
+
+    def retention_ms(self) -> int:
+        if self.values["log.retention.ms"] is not None:
+            return self.values["log.retention.ms"]
+        if self.values["log.retention.minutes"] is not None:
+            return self.values["log.retention.minutes"] * 60000
+        return self.values["log.retention.hours"] * 3600000
+
+    def flush_ms(self) -> int:
+        v = self.values["log.flush.interval.ms"]
+        return v if v is not None else self.values["log.flush.scheduler.interval.ms"]
+
+    def topic_defaults(self) -> dict[str, str]:
+        """Broker properties as topic-level config defaults (Kafka's synonyms)."""
+        out: dict[str, str] = {}
+        for name, prop in PROPS.items():
+            if prop.topic_name is None:
+                continue
+            v = self.values[name]
+            if name == "log.roll.ms":
+                v = self.segment_ms()
+            elif name == "log.retention.ms":
+                v = self.retention_ms()
+            elif name == "log.flush.interval.ms":
+                v = self.flush_ms()
+            if v is None:
+                continue
+            out[prop.topic_name] = str(v).lower() if isinstance(v, bool) else str(v)
+        return out

@@ -1,0 +1,101 @@
+"""Handler registry: one module per API, each registering its key and range.
+
+ApiVersions is generated from this registry, so nothing unimplemented is
+advertised. A handler is ``async def handle(ctx, req) -> dict | None``
+(None = no response, e.g. Produce with acks=0).
+
+Each module starts with a short header: the versions it serves, its
+behaviour in a few bullets, notes per version.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
+
+import attrs
+
+from ..protocol import codec
+
+if TYPE_CHECKING:
+    from ..server.state import BrokerState
+
+HandlerFn = Callable[["RequestContext", dict], Awaitable[dict | None]]
+
+
+@attrs.define(slots=True)
+class RequestContext:
+    state: "BrokerState"
+    api_key: int
+    api_version: int
+    correlation_id: int
+    client_id: str | None
+    peer: str = ""
+    listener: str = "PLAINTEXT"
+
+
+class CloseConnection(Exception):
+    """Raised by a handler when Kafka would close the connection instead of answering."""
+
+
+@attrs.frozen
+class Handler:
+    api_key: int
+    name: str
+    min_version: int  # lowest version served
+    max_version: int  # highest version served
+    advertised_min: int  # lowest version advertised in ApiVersions (may be < min_version)
+    fn: HandlerFn
+    module: str
+
+    @property
+    def spec(self) -> codec.ApiSpec:
+        return codec.api(self.api_key)
+
+
+REGISTRY: dict[int, Handler] = {}
+
+
+def handler(api_key: int, min_version: int, max_version: int, *,
+            advertised_min: int | None = None) -> Callable[[HandlerFn], HandlerFn]:
+    """Register ``fn`` as the handler of ``api_key`` for the given versions."""
+
+    def deco(fn: HandlerFn) -> HandlerFn:
+        spec = codec.api(api_key)
+        if not (spec.valid.lo <= min_version and max_version <= spec.valid.hi) and \
+                not (min_version >= 0 and max_version <= spec.valid.hi):
+            raise ValueError(f"{spec.name}: versions {min_version}-{max_version} outside the spec")
+        REGISTRY[api_key] = Handler(api_key, spec.name, min_version, max_version,
+                                    min_version if advertised_min is None else advertised_min,
+                                    fn, fn.__module__)
+        return fn
+
+    return deco
+
+
+_loaded = False
+
+
+def load_all() -> dict[int, Handler]:
+    """Import every handler module (each registers itself) and return the registry."""
+    global _loaded
+    if not _loaded:
+        for mod in pkgutil.iter_modules(__path__):
+            importlib.import_module(f"{__name__}.{mod.name}")
+        _loaded = True
+    return REGISTRY
+
+
+def advertised(max_versions: dict[int, int] | None = None) -> list[dict[str, Any]]:
+    """The ApiVersions ``api_keys`` array, optionally capped per key."""
+    out = []
+    for key in sorted(load_all()):
+        h = REGISTRY[key]
+        hi = h.max_version
+        if max_versions is not None:
+            if key not in max_versions:
+                continue
+            hi = min(hi, max_versions[key])
+        out.append({"api_key": key, "min_version": h.advertised_min, "max_version": hi})
+    return out

@@ -1,0 +1,90 @@
+"""Metadata (key 3), versions 0-13.
+
+- Lists this broker (the only one until clustering lands) and the requested
+  topics: all for a null list (v1+) or an empty list in v0; none for an
+  empty list in v1+.
+- Unknown topics are created with broker defaults when
+  auto.create.topics.enable is on and the request allows it (v4+ flag; always
+  in v0-3); otherwise UNKNOWN_TOPIC_OR_PARTITION. Invalid names get
+  INVALID_TOPIC_EXCEPTION. Topics asked for by id (v10+) that do not exist get
+  UNKNOWN_TOPIC_ID.
+- v7+ leader epochs, v10+ topic ids, v8+ authorized operations (-2147483648
+  = not requested; all operations allowed when asked, there is no ACL yet).
+"""
+
+from __future__ import annotations
+
+from ..protocol import errors
+from ..protocol.primitives import ZERO_UUID
+from ..storage.manager import validate_topic_name
+from . import RequestContext, handler
+
+NOT_REQUESTED = -2147483648
+# READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS
+TOPIC_OPS = sum(1 << b for b in (3, 4, 5, 6, 7, 8, 10, 11))
+CLUSTER_OPS = sum(1 << b for b in (5, 7, 8, 9, 10, 11, 12, 13))
+
+
+def broker_list(ctx: RequestContext) -> list[dict]:
+    st = ctx.state
+    return [{"node_id": st.node_id, "host": st.advertised_host, "port": st.advertised_port,
+             "rack": st.rack}]
+
+
+def topic_entry(ctx: RequestContext, ts, include_ops: bool) -> dict:  # type: ignore[no-untyped-def]
+    node = ctx.state.node_id
+    parts = [{"error_code": errors.NONE, "partition_index": p.index, "leader_id": node,
+              "leader_epoch": p.leader_epoch, "replica_nodes": [node], "isr_nodes": [node],
+              "offline_replicas": []} for p in ts.partitions]
+    return {"error_code": errors.NONE, "name": ts.name, "topic_id": ts.topic_id,
+            "is_internal": ts.internal, "partitions": parts,
+            "topic_authorized_operations": TOPIC_OPS if include_ops else NOT_REQUESTED}
+
+
+def error_entry(name: str | None, code: int, topic_id: bytes = ZERO_UUID) -> dict:
+    return {"error_code": code, "name": name, "topic_id": topic_id, "is_internal": False,
+            "partitions": [], "topic_authorized_operations": NOT_REQUESTED}
+
+
+@handler(3, 0, 13)
+async def handle(ctx: RequestContext, req: dict) -> dict:
+    st = ctx.state
+    v = ctx.api_version
+    include_ops = bool(req["include_topic_authorized_operations"])
+    allow_create = req["allow_auto_topic_creation"] if v >= 4 else True
+    topics_out = []
+    requested = req["topics"]
+    if requested is None or (v == 0 and not requested):
+        for ts in st.topics.values():
+            topics_out.append(topic_entry(ctx, ts, include_ops))
+    else:
+        for t in requested:
+            name = t["name"]
+            if name is None:
+                ts = st.topics_by_id.get(t["topic_id"])
+                if ts is None:
+                    topics_out.append(error_entry(None, errors.UNKNOWN_TOPIC_ID, t["topic_id"]))
+                else:
+                    topics_out.append(topic_entry(ctx, ts, include_ops))
+                continue
+            ts = st.topics.get(name)
+            if ts is None:
+                if validate_topic_name(name) is not None:
+                    topics_out.append(error_entry(name, errors.INVALID_TOPIC_EXCEPTION))
+                    continue
+                if allow_create:
+                    ts = st.maybe_auto_create(name)
+                if ts is None:
+                    topics_out.append(error_entry(name, errors.UNKNOWN_TOPIC_OR_PARTITION))
+                    continue
+            topics_out.append(topic_entry(ctx, ts, include_ops))
+    return {
+        "throttle_time_ms": 0,
+        "brokers": broker_list(ctx),
+        "cluster_id": st.cluster_id,
+        "controller_id": st.node_id,
+        "topics": topics_out,
+        "cluster_authorized_operations":
+            CLUSTER_OPS if req["include_cluster_authorized_operations"] else NOT_REQUESTED,
+        "error_code": errors.NONE,
+    }

@@ -1,0 +1,220 @@
+"""Broker state shared by the handlers: config, logs, partitions, waiters.
+
+All mutation happens on the trio thread; appends are plain writes into the
+page cache (fast), fsyncs go to worker threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import trio
+
+from ..config import BrokerConfig
+from ..handlers import advertised
+from ..protocol import errors
+from ..storage.log_config import LogConfig
+from ..storage.manager import LogManager
+
+if TYPE_CHECKING:
+    from ..storage.log import AppendResult, PartitionLog
+
+log = logging.getLogger("pykbroker.state")
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@attrs.define(eq=False)
+class PartitionState:
+    """Leader-side state of one partition (replication will extend it)."""
+
+    topic: str
+    index: int
+    log: "PartitionLog"
+    leader_epoch: int = 0
+    waiters: set[trio.Event] = attrs.field(factory=set)
+
+    @property
+    def high_watermark(self) -> int:
+        return self.log.high_watermark
+
+    @property
+    def log_end_offset(self) -> int:
+        return self.log.log_end_offset
+
+    @property
+    def log_start_offset(self) -> int:
+        return self.log.log_start_offset
+
+    @property
+    def last_stable_offset(self) -> int:
+        return self.log.high_watermark
+
+    def notify(self) -> None:
+        """Wake every fetch waiting on this partition."""
+        if self.waiters:
+            for ev in self.waiters:
+                ev.set()
+            self.waiters.clear()
+
+
+@attrs.define(eq=False)
+class TopicState:
+    name: str
+    topic_id: bytes
+    partitions: list[PartitionState]
+    configs: dict[str, str]
+    log_config: LogConfig
+    internal: bool = False
+
+
+class BrokerState:
+    """Everything a handler may read or change."""
+
+    def __init__(self, config: BrokerConfig) -> None:
+        self.config = config
+        self.node_id = config.node_id
+        self.topics: dict[str, TopicState] = {}
+        self.topics_by_id: dict[bytes, TopicState] = {}
+        self.logs: LogManager | None = None
+        self.cluster_id = ""
+        self.advertised_host = "127.0.0.1"
+        self.advertised_port = 9092
+        self.rack: str | None = config["broker.rack"]
+        self.api_version_caps: dict[int, int] | None = None
+        self._api_versions_cache: list[dict[str, Any]] | None = None
+
+    # -- lifecycle ---------------------------------------------------------
+    def open(self) -> None:
+        cfg = self.config
+        self.logs = LogManager(cfg.log_dirs, self.default_log_config(),
+                               node_id=self.node_id, cluster_id=cfg["cluster.id"])
+        self.logs.load()
+        self.cluster_id = self.logs.cluster_id
+        for meta in list(self.logs.topics.values()):
+            self._adopt(meta)
+
+    def close(self) -> None:
+        if self.logs is not None:
+            self.logs.close()
+            self.logs = None
+
+    def default_log_config(self) -> LogConfig:
+        return LogConfig.from_properties(self.config.topic_defaults())
+
+    def topic_config(self, overrides: dict[str, str]) -> LogConfig:
+        props = self.config.topic_defaults()
+        props.update(overrides)
+        return LogConfig.from_properties(props)
+
+    def _adopt(self, meta: Any) -> TopicState:
+        assert self.logs is not None
+        parts = []
+        for i in range(meta.partitions):
+            plog = self.logs.get(meta.name, i)
+            assert plog is not None, (meta.name, i)
+            parts.append(PartitionState(meta.name, i, plog, leader_epoch=max(plog.leader_epoch, 0)))
+        ts = TopicState(meta.name, meta.topic_id, parts, dict(meta.configs),
+                        self.topic_config(meta.configs), internal=meta.name.startswith("__"))
+        self.topics[meta.name] = ts
+        self.topics_by_id[meta.topic_id] = ts
+        return ts
+
+    # -- API versions --------------------------------------------------------
+    def api_versions(self) -> list[dict[str, Any]]:
+        if self._api_versions_cache is None:
+            self._api_versions_cache = advertised(self.api_version_caps)
+        return self._api_versions_cache
+
+    # -- topics ----------------------------------------------------------------
+    def create_topic(self, name: str, partitions: int, configs: dict[str, str] | None = None) -> TopicState:
+        assert self.logs is not None
+        configs = dict(configs or {})
+        meta = self.logs.create_topic(name, partitions, configs, topic_id=uuid.uuid4().bytes)
+        log.info("created topic %s with %d partitions", name, partitions)
+        return self._adopt(meta)
+
+    def delete_topic(self, name: str) -> None:
+        assert self.logs is not None
+        ts = self.topics.pop(name)
+        self.topics_by_id.pop(ts.topic_id, None)
+        for p in ts.partitions:
+            p.notify()
+        self.logs.delete_topic(name)
+        log.info("deleted topic %s", name)
+
+    def create_partitions(self, name: str, total: int) -> None:
+        assert self.logs is not None
+        ts = self.topics[name]
+        self.logs.create_partitions(name, total)
+        for i in range(len(ts.partitions), total):
+            plog = self.logs.get(name, i)
+            assert plog is not None
+            ts.partitions.append(PartitionState(name, i, plog))
+
+    def auto_create_enabled(self) -> bool:
+        return bool(self.config["auto.create.topics.enable"])
+
+    def maybe_auto_create(self, name: str) -> TopicState | None:
+        """Create ``name`` with broker defaults if auto-creation is on."""
+        from ..storage.manager import validate_topic_name
+
+        if name in self.topics:
+            return self.topics[name]
+        if not self.auto_create_enabled() or validate_topic_name(name) is not None:
+            return None
+        return self.create_topic(name, int(self.config["num.partitions"]))
+
+    def partition(self, topic: str, index: int) -> PartitionState | None:
+        ts = self.topics.get(topic)
+        if ts is None or not 0 <= index < len(ts.partitions):
+            return None
+        return ts.partitions[index]
+
+    # -- the append path (replication extends this) ------------------------------
+    async def append(self, p: PartitionState, data: bytearray, headers: list, *, acks: int,
+                     now: int | None = None) -> "AppendResult":
+        """Append validated batches to partition ``p`` as its leader and wait
+        for what ``acks`` asks: 1 = the local write (in the page cache),
+        -1 = every in-sync replica (with one replica, the same). Produce,
+        the group coordinator (``__consumer_offsets``) and the transaction
+        coordinator all append through here, so they run on replicated
+        partitions once replication lands. Raises KafkaError with Kafka's code
+        (NOT_LEADER_OR_FOLLOWER, KAFKA_STORAGE_ERROR, ...) and InvalidRecords.
+        """
+        if now is None:
+            now = now_ms()
+        try:
+            res = p.log.append(data, headers, leader_epoch=p.leader_epoch, now_ms=now)
+        except OSError as e:
+            raise errors.KafkaError(errors.KAFKA_STORAGE_ERROR, str(e)) from e
+        self.after_append(p)
+        await self.flush_if_due(p, now)
+        return res
+
+    def after_append(self, p: PartitionState) -> None:
+        """Advance the high watermark (single replica) and wake fetchers."""
+        p.log.high_watermark = p.log.log_end_offset
+        p.notify()
+
+    async def flush_if_due(self, p: PartitionState, now: int) -> None:
+        """fsync before the ack when flush.messages / flush.ms say so (Kafka
+        flushes inside the append path); the fsync runs in a worker thread."""
+        if p.log.needs_flush(now):
+            await trio.to_thread.run_sync(p.log.flush)
+
+    def ensure_internal_topic(self, name: str, partitions: int,
+                              configs: dict[str, str] | None = None) -> TopicState:
+        """Create an internal topic (``__consumer_offsets``, ``__transaction_state``)
+        if it does not exist yet."""
+        ts = self.topics.get(name)
+        if ts is None:
+            ts = self.create_topic(name, partitions, configs)
+        ts.internal = True
+        return ts

@@ -1,0 +1,490 @@
+"""All partition logs of the broker, over one or more log directories.
+
+Per log directory, as Kafka (KRaft) has them:
+
+- ``meta.properties`` (version=1, node.id, cluster.id, directory.id);
+- ``<topic>-<partition>/`` partition directories (see log.py);
+- ``recovery-point-offset-checkpoint``, ``log-start-offset-checkpoint``;
+- ``.kafka_cleanshutdown`` after a clean shutdown (no recovery needed at the
+  next start; deleted once the logs are loaded).
+
+Topic metadata (Kafka keeps it in the KRaft metadata log, which a single
+broker does not have) lives in ``__pykbroker_topics.json`` in the first log
+directory, written durably (temp file, fsync, rename, fsync directory).
+Deleting a topic renames its partition directories to
+``<topic>-<p>.<uuid>-delete`` and removes them; directories of unknown topics
+(or of another topic id) found at load are renamed ``...-stray`` (kept).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+import attrs
+
+from .checkpoints import (
+    CorruptCheckpointError,
+    atomic_write,
+    kafka_uuid_from_str,
+    kafka_uuid_str,
+    random_kafka_uuid,
+    read_offset_checkpoint,
+    read_partition_metadata,
+    read_properties,
+    write_offset_checkpoint,
+    write_properties,
+)
+from .log import PARTITION_METADATA, PartitionLog, parse_partition_dir_name, partition_dir_name
+from .log_config import InvalidConfigError, LogConfig
+
+log = logging.getLogger("pykbroker.storage")
+
+TOPICS_FILE = "__pykbroker_topics.json"
+META_PROPERTIES = "meta.properties"
+CLEAN_SHUTDOWN_FILE = ".kafka_cleanshutdown"
+RECOVERY_POINT_CHECKPOINT = "recovery-point-offset-checkpoint"
+LOG_START_OFFSET_CHECKPOINT = "log-start-offset-checkpoint"
+
+MAX_TOPIC_NAME_LENGTH = 249
+_LEGAL_TOPIC = re.compile(r"^[a-zA-Z0-9._-]+$")
+
+
+def validate_topic_name(name: str) -> str | None:
+    """Kafka's ``Topic.validate``: None if legal, else why not (Kafka's wording)."""
+    if not name:
+        return "the empty string is not allowed"
+    if name == ".":
+        return "'.' is not allowed"
+    if name == "..":
+        return "'..' is not allowed"
+    if len(name) > MAX_TOPIC_NAME_LENGTH:
+        return f"the length of '{name}' is longer than the max allowed length {MAX_TOPIC_NAME_LENGTH}"
+    if not _LEGAL_TOPIC.match(name):
+        return f"'{name}' contains one or more characters other than ASCII alphanumerics, '.', '_' and '-'"
+    return None
+
+
+def topics_collide(a: str, b: str) -> bool:
+    """Kafka's ``Topic.hasCollision``: '.' and '_' collide in metric names."""
+    return a.replace(".", "_") == b.replace(".", "_")
+
+
+class TopicError(Exception):
+    error_code = -1
+
+
+class UnknownTopicError(TopicError):
+    error_code = 3  # UNKNOWN_TOPIC_OR_PARTITION
+
+
+class InvalidTopicError(TopicError):
+    error_code = 17  # INVALID_TOPIC_EXCEPTION
+
+
+class TopicAlreadyExistsError(TopicError):
+    error_code = 36  # TOPIC_ALREADY_EXISTS
+
+
+class InvalidPartitionsError(TopicError):
+    error_code = 37  # INVALID_PARTITIONS
+
+
+@attrs.frozen
+class TopicMeta:
+    name: str
+    topic_id: bytes  # 16 bytes
+    partitions: int
+    configs: dict[str, str] = attrs.field(factory=dict)  # overrides, Kafka names
+
+    @property
+    def topic_id_str(self) -> str:
+        return kafka_uuid_str(self.topic_id)
+
+
+class LogManager:
+    def __init__(
+        self,
+        log_dirs: Sequence[Path | str],
+        default_config: LogConfig,
+        *,
+        node_id: int = 1,
+        cluster_id: str | None = None,
+    ) -> None:
+        if not log_dirs:
+            raise ValueError("at least one log directory is needed")
+        self.log_dirs = [Path(d) for d in log_dirs]
+        self.default_config = default_config
+        self.node_id = node_id
+        self._requested_cluster_id = cluster_id
+        self.cluster_id: str = cluster_id or ""
+        self.directory_ids: dict[Path, bytes] = {}
+        self.topics: dict[str, TopicMeta] = {}
+        self._by_id: dict[bytes, TopicMeta] = {}
+        self._logs: dict[tuple[str, int], PartitionLog] = {}
+        self._dir_of: dict[tuple[str, int], Path] = {}
+        self._loaded = False
+
+    # --- config ------------------------------------------------------------------------
+
+    def config_for(self, configs: Mapping[str, str]) -> LogConfig:
+        """The effective LogConfig of a topic with these overrides (raises
+        InvalidConfigError for unknown names / bad values)."""
+        return LogConfig.from_properties(configs, base=self.default_config)
+
+    # --- loading ----------------------------------------------------------------------------
+
+    def load(self, now_ms: int | None = None) -> None:
+        """Create/check meta.properties, read the topic metadata, open every
+        partition (recovering after an unclean shutdown), create partitions
+        whose directory is missing."""
+        for d in self.log_dirs:
+            d.mkdir(parents=True, exist_ok=True)
+        self._init_meta_properties()
+        self._read_topics()
+        for d in self.log_dirs:
+            clean_marker = d / CLEAN_SHUTDOWN_FILE
+            clean = clean_marker.exists()
+            rps = self._read_checkpoint(d / RECOVERY_POINT_CHECKPOINT)
+            lsos = self._read_checkpoint(d / LOG_START_OFFSET_CHECKPOINT)
+            for entry in sorted(os.scandir(d), key=lambda e: e.name):
+                if not entry.is_dir():
+                    continue
+                name = entry.name
+                path = Path(entry.path)
+                if name.endswith("-delete"):
+                    shutil.rmtree(path, ignore_errors=True)
+                    continue
+                parsed = parse_partition_dir_name(name)
+                if parsed is None:
+                    continue
+                topic, p = parsed
+                meta = self.topics.get(topic)
+                stored = read_partition_metadata(path / PARTITION_METADATA)
+                if meta is None or p >= meta.partitions or (stored is not None and stored != meta.topic_id):
+                    self._make_stray(path)
+                    continue
+                if (topic, p) in self._logs:
+                    raise RuntimeError(
+                        f"duplicate log directories for {name}: {self._dir_of[(topic, p)]} and {d}"
+                    )
+                plog = PartitionLog.open(
+                    path,
+                    self.config_for(meta.configs),
+                    recover=not clean,
+                    recovery_point=rps.get((topic, p)),
+                    log_start_offset=lsos.get((topic, p)),
+                    topic_id=meta.topic_id,
+                    now_ms=now_ms,
+                )
+                self._logs[(topic, p)] = plog
+                self._dir_of[(topic, p)] = d
+            if clean:
+                clean_marker.unlink()
+        for meta in self.topics.values():
+            for p in range(meta.partitions):
+                if (meta.name, p) not in self._logs:
+                    self._create_partition(meta, p, self.config_for(meta.configs))
+        self._loaded = True
+
+    @staticmethod
+    def _read_checkpoint(path: Path) -> dict[tuple[str, int], int]:
+        try:
+            return read_offset_checkpoint(path)
+        except CorruptCheckpointError as e:
+            log.warning("ignoring corrupt checkpoint %s: %s", path, e)
+            return {}
+
+    def _init_meta_properties(self) -> None:
+        stored_cluster: str | None = None
+        props_by_dir: dict[Path, dict[str, str] | None] = {}
+        for d in self.log_dirs:
+            props = read_properties(d / META_PROPERTIES)
+            props_by_dir[d] = props
+            if not props:
+                continue
+            nid = props.get("node.id", props.get("broker.id"))
+            if nid is not None and int(nid) != self.node_id:
+                raise RuntimeError(
+                    f"Stored node id {nid} doesn't match previous node id {self.node_id} in {d / META_PROPERTIES}"
+                )
+            cid = props.get("cluster.id")
+            if cid:
+                if stored_cluster is not None and cid != stored_cluster:
+                    raise RuntimeError(f"Inconsistent cluster ids in log directories: {stored_cluster} and {cid}")
+                stored_cluster = cid
+        if self._requested_cluster_id and stored_cluster and self._requested_cluster_id != stored_cluster:
+            raise RuntimeError(
+                f"The cluster id {self._requested_cluster_id} doesn't match the stored cluster id "
+                f"{stored_cluster} in meta.properties"
+            )
+        self.cluster_id = stored_cluster or self._requested_cluster_id or kafka_uuid_str(random_kafka_uuid())
+        for d in self.log_dirs:
+            props = props_by_dir[d] or {}
+            dir_id_s = props.get("directory.id")
+            try:
+                dir_id = kafka_uuid_from_str(dir_id_s) if dir_id_s else None
+            except ValueError:
+                dir_id = None
+            if dir_id is None:
+                dir_id = random_kafka_uuid()
+            self.directory_ids[d] = dir_id
+            want = {
+                "version": "1",
+                "node.id": str(self.node_id),
+                "cluster.id": self.cluster_id,
+                "directory.id": kafka_uuid_str(dir_id),
+            }
+            if any(props.get(k) != v for k, v in want.items()):
+                merged = dict(props)
+                merged.pop("broker.id", None)
+                merged.update(want)
+                write_properties(d / META_PROPERTIES, merged)
+
+    def _read_topics(self) -> None:
+        path = self.log_dirs[0] / TOPICS_FILE
+        self.topics = {}
+        self._by_id = {}
+        try:
+            raw = json.loads(path.read_text("utf-8"))
+        except FileNotFoundError:
+            return
+        for t in raw.get("topics", []):
+            meta = TopicMeta(
+                t["name"], kafka_uuid_from_str(t["topic_id"]), int(t["partitions"]), dict(t.get("configs", {}))
+            )
+            self.topics[meta.name] = meta
+            self._by_id[meta.topic_id] = meta
+
+    def _write_topics(self) -> None:
+        doc = {
+            "version": 1,
+            "topics": [
+                {
+                    "name": m.name,
+                    "topic_id": kafka_uuid_str(m.topic_id),
+                    "partitions": m.partitions,
+                    "configs": dict(m.configs),
+                }
+                for m in sorted(self.topics.values(), key=lambda m: m.name)
+            ],
+        }
+        atomic_write(self.log_dirs[0] / TOPICS_FILE, (json.dumps(doc, indent=1) + "\n").encode("utf-8"))
+
+    @staticmethod
+    def _make_stray(path: Path) -> None:
+        target = path.with_name(f"{path.name}.{uuid.uuid4().hex}-stray")
+        log.warning("log directory %s belongs to no known topic partition; renamed to %s", path, target.name)
+        os.rename(path, target)
+
+    def _pick_dir(self) -> Path:
+        counts = {d: 0 for d in self.log_dirs}
+        for d in self._dir_of.values():
+            counts[d] = counts.get(d, 0) + 1
+        return min(self.log_dirs, key=lambda d: counts[d])
+
+    def _create_partition(self, meta: TopicMeta, p: int, config: LogConfig) -> PartitionLog:
+        d = self._pick_dir()
+        path = d / partition_dir_name(meta.name, p)
+        if path.exists():
+            self._make_stray(path)
+        plog = PartitionLog.open(path, config, recover=False, topic_id=meta.topic_id)
+        self._logs[(meta.name, p)] = plog
+        self._dir_of[(meta.name, p)] = d
+        return plog
+
+    # --- topics -------------------------------------------------------------------------------
+
+    def create_topic(
+        self,
+        name: str,
+        partitions: int,
+        configs: Mapping[str, str] | None = None,
+        topic_id: bytes | None = None,
+    ) -> TopicMeta:
+        """Create a topic and its partition logs. Raises InvalidTopicError,
+        TopicAlreadyExistsError, InvalidPartitionsError or InvalidConfigError
+        (each with ``error_code``)."""
+        err = validate_topic_name(name)
+        if err is not None:
+            raise InvalidTopicError(f"Topic name is invalid: {err}")
+        if name in self.topics:
+            raise TopicAlreadyExistsError(f"Topic '{name}' already exists.")
+        for other in self.topics:
+            if topics_collide(name, other):
+                raise InvalidTopicError(f"Topic '{name}' collides with existing topic: {other}")
+        if partitions < 1:
+            raise InvalidPartitionsError("Number of partitions was set to an invalid non-positive value.")
+        configs = dict(configs or {})
+        config = self.config_for(configs)
+        if topic_id is None:
+            topic_id = random_kafka_uuid()
+        if len(topic_id) != 16:
+            raise ValueError("topic id must be 16 bytes")
+        if topic_id in self._by_id:
+            raise TopicAlreadyExistsError(f"Topic id {kafka_uuid_str(topic_id)} is already in use.")
+        meta = TopicMeta(name, topic_id, partitions, configs)
+        self.topics[name] = meta
+        self._by_id[topic_id] = meta
+        try:
+            self._write_topics()
+        except BaseException:
+            del self.topics[name]
+            del self._by_id[topic_id]
+            raise
+        for p in range(partitions):
+            self._create_partition(meta, p, config)
+        return meta
+
+    def delete_topic(self, name: str) -> TopicMeta:
+        """Forget the topic (durably) and remove its partition directories."""
+        meta = self.topics.get(name)
+        if meta is None:
+            raise UnknownTopicError(f"This server does not host this topic: {name}")
+        del self.topics[name]
+        self._by_id.pop(meta.topic_id, None)
+        self._write_topics()
+        for p in range(meta.partitions):
+            plog = self._logs.pop((name, p), None)
+            self._dir_of.pop((name, p), None)
+            if plog is None:
+                continue
+            plog.close_files()
+            target = plog.dir.with_name(f"{plog.dir.name}.{uuid.uuid4().hex}-delete")
+            try:
+                os.rename(plog.dir, target)
+            except FileNotFoundError:
+                continue
+            shutil.rmtree(target, ignore_errors=True)
+        return meta
+
+    def create_partitions(self, name: str, new_total: int) -> TopicMeta:
+        meta = self.topics.get(name)
+        if meta is None:
+            raise UnknownTopicError(f"This server does not host this topic: {name}")
+        if new_total < meta.partitions:
+            raise InvalidPartitionsError(
+                f"Topic currently has {meta.partitions} partitions, which is higher than the requested {new_total}."
+            )
+        if new_total == meta.partitions:
+            raise InvalidPartitionsError(f"Topic already has {meta.partitions} partitions.")
+        new = attrs.evolve(meta, partitions=new_total)
+        self.topics[name] = new
+        self._by_id[new.topic_id] = new
+        try:
+            self._write_topics()
+        except BaseException:
+            self.topics[name] = meta
+            self._by_id[meta.topic_id] = meta
+            raise
+        config = self.config_for(new.configs)
+        for p in range(meta.partitions, new_total):
+            self._create_partition(new, p, config)
+        return new
+
+    def alter_topic_configs(self, name: str, configs: Mapping[str, str]) -> TopicMeta:
+        """Replace the topic's config overrides (validated first); the open
+        partition logs switch to the new effective config."""
+        meta = self.topics.get(name)
+        if meta is None:
+            raise UnknownTopicError(f"This server does not host this topic: {name}")
+        config = self.config_for(configs)
+        new = attrs.evolve(meta, configs=dict(configs))
+        self.topics[name] = new
+        self._by_id[new.topic_id] = new
+        try:
+            self._write_topics()
+        except BaseException:
+            self.topics[name] = meta
+            self._by_id[meta.topic_id] = meta
+            raise
+        for p in range(new.partitions):
+            plog = self._logs.get((name, p))
+            if plog is not None:
+                plog.config = config
+        return new
+
+    # --- lookups ---------------------------------------------------------------------------------
+
+    def get(self, topic: str, partition: int) -> PartitionLog | None:
+        return self._logs.get((topic, partition))
+
+    def topic_by_id(self, topic_id: bytes) -> TopicMeta | None:
+        return self._by_id.get(topic_id)
+
+    def partitions(self, topic: str) -> list[PartitionLog]:
+        meta = self.topics.get(topic)
+        if meta is None:
+            return []
+        return [self._logs[(topic, p)] for p in range(meta.partitions) if (topic, p) in self._logs]
+
+    def all_logs(self) -> Iterator[PartitionLog]:
+        return iter(list(self._logs.values()))
+
+    def log_dir_of(self, topic: str, partition: int) -> Path | None:
+        return self._dir_of.get((topic, partition))
+
+    # --- durability -------------------------------------------------------------------------------
+
+    def checkpoint(self) -> None:
+        """Write recovery-point and log-start-offset checkpoints of every log
+        dir (fsyncs: run in a worker thread)."""
+        for d in self.log_dirs:
+            rps: dict[tuple[str, int], int] = {}
+            lsos: dict[tuple[str, int], int] = {}
+            for key, plog in list(self._logs.items()):
+                if self._dir_of.get(key) != d:
+                    continue
+                rps[key] = plog.recovery_point
+                lsos[key] = plog.log_start_offset
+            write_offset_checkpoint(d / RECOVERY_POINT_CHECKPOINT, rps)
+            write_offset_checkpoint(d / LOG_START_OFFSET_CHECKPOINT, lsos)
+
+    def flush_all(self) -> None:
+        for plog in list(self._logs.values()):
+            plog.flush()
+
+    def close(self) -> None:
+        """Clean shutdown: flush and close every log, write the checkpoints and
+        the clean-shutdown marker."""
+        errors: list[BaseException] = []
+        for plog in list(self._logs.values()):
+            try:
+                plog.close()
+            except Exception as e:  # keep closing the others
+                errors.append(e)
+        if not self._loaded:
+            return
+        try:
+            self.checkpoint()
+            if not errors:
+                marker = json.dumps({"version": 0, "BrokerEpoch": -1}).encode()
+                for d in self.log_dirs:
+                    atomic_write(d / CLEAN_SHUTDOWN_FILE, marker)
+        finally:
+            self._loaded = False
+        if errors:
+            raise errors[0]
+
+
+__all__ = [
+    "CLEAN_SHUTDOWN_FILE",
+    "InvalidConfigError",
+    "InvalidPartitionsError",
+    "InvalidTopicError",
+    "LogManager",
+    "TOPICS_FILE",
+    "TopicAlreadyExistsError",
+    "TopicError",
+    "TopicMeta",
+    "UnknownTopicError",
+    "topics_collide",
+    "validate_topic_name",
+]
+

@@ -1,0 +1,663 @@
+"""One log segment: ``{base:020d}.log`` + ``.index`` + ``.timeindex``, as Kafka lays them out.
+
+- ``.log``: record batches back to back, exactly as produced (offsets patched).
+- ``.index``: sparse offset index, 8-byte big-endian entries
+  (int32 offset - base, int32 file position). An entry (O, P) says the batch
+  starting at P has last offset O. One entry whenever more than
+  index.interval.bytes were appended since the previous entry (so never for
+  the first batch).
+- ``.timeindex``: sparse time index, 12-byte entries (int64 timestamp, int32
+  offset - base), appended together with offset-index entries but only when
+  the segment's max timestamp grew; the entry names the last offset of the
+  batch holding that max timestamp. On roll/close a final entry with the
+  segment's max timestamp is appended (Kafka does the same).
+
+The index contents are kept in memory (``array('q')``) so lookups are bisects;
+index files are only appended to (and rewritten on truncation/recovery). A
+zero-filled tail (real Kafka preallocates index files of the active segment)
+is ignored and trimmed. Indexes of inactive segments are loaded lazily.
+
+Not thread-safe except :meth:`flush`, which only fsyncs (see PartitionLog).
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import struct
+import time
+from array import array
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import attrs
+
+from ..protocol.records import (
+    BATCH_HEADER,
+    BATCH_OVERHEAD,
+    LOG_OVERHEAD,
+    MAGIC_V2,
+    MIN_BATCH_LENGTH,
+    NO_TIMESTAMP,
+    BatchHeader,
+    batch_crc,
+    decode_records,
+)
+
+INT32_MAX = 2**31 - 1
+OFFSET_INDEX_ENTRY_SIZE = 8
+TIME_INDEX_ENTRY_SIZE = 12
+_IDX = struct.Struct(">ii")
+_TIDX = struct.Struct(">qi")
+_SCAN_CHUNK = 16 * 1024  # bytes read at a time when walking batch headers
+_RECOVER_CHUNK = 1024 * 1024  # bytes read at a time when checksumming
+
+LOG_SUFFIX = ".log"
+INDEX_SUFFIX = ".index"
+TIMEINDEX_SUFFIX = ".timeindex"
+TXNINDEX_SUFFIX = ".txnindex"
+SNAPSHOT_SUFFIX = ".snapshot"
+
+
+def segment_name(base_offset: int) -> str:
+    return f"{base_offset:020d}"
+
+
+def write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def pread_exact(fd: int, length: int, offset: int) -> bytes:
+    chunks = []
+    while length > 0:
+        b = os.pread(fd, length, offset)
+        if not b:
+            break
+        chunks.append(b)
+        length -= len(b)
+        offset += len(b)
+    return b"".join(chunks) if len(chunks) != 1 else chunks[0]
+
+
+@attrs.frozen
+class TimestampAndOffset:
+    timestamp: int
+    offset: int
+    leader_epoch: int = -1
+
+
+class LogSegment:
+    """A segment of a partition log starting at ``base_offset``."""
+
+    def __init__(
+        self,
+        dir: Path,
+        base_offset: int,
+        *,
+        index_interval_bytes: int,
+        max_index_bytes: int,
+        created_ms: int | None = None,
+        roll_jitter_ms: int = 0,
+        create: bool = False,
+    ) -> None:
+        self.dir = Path(dir)
+        self.base_offset = base_offset
+        self.index_interval_bytes = index_interval_bytes
+        self.max_index_bytes = max_index_bytes
+        self.created_ms = int(time.time() * 1000) if created_ms is None else created_ms
+        self.roll_jitter_ms = roll_jitter_ms
+        name = segment_name(base_offset)
+        self.log_path = self.dir / (name + LOG_SUFFIX)
+        self.index_path = self.dir / (name + INDEX_SUFFIX)
+        self.timeindex_path = self.dir / (name + TIMEINDEX_SUFFIX)
+        flags = os.O_RDWR | os.O_APPEND | os.O_CLOEXEC
+        if create:
+            flags |= os.O_CREAT | os.O_EXCL
+        self.fd: int = os.open(self.log_path, flags, 0o644)
+        self._size = os.fstat(self.fd).st_size
+        self._closed = False
+        # in-memory indexes (absolute offsets)
+        self._idx_off = array("q")
+        self._idx_pos = array("q")
+        self._ti_ts = array("q")
+        self._ti_off = array("q")
+        self._idx_fd: int | None = None
+        self._ti_fd: int | None = None
+        self._loaded = False
+        self._bytes_since_index = 0
+        self._next_offset = base_offset
+        self._max_ts = NO_TIMESTAMP
+        self._max_ts_offset = base_offset
+        self._rolling_ts: int | None = None
+        self.dirty = False  # unflushed writes (log or index files)
+        if create:
+            self._write_index_files(b"", b"")
+            self._loaded = True
+
+    def __repr__(self) -> str:
+        return f"LogSegment(base_offset={self.base_offset}, size={self._size}, dir={str(self.dir)!r})"
+
+    # --- basic properties -------------------------------------------------------
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    @property
+    def next_offset(self) -> int:
+        """Offset after the last batch (base_offset when empty)."""
+        self.load_indexes()
+        return self._next_offset
+
+    @property
+    def max_timestamp(self) -> int:
+        self.load_indexes()
+        return self._max_ts
+
+    @property
+    def max_timestamp_and_offset(self) -> tuple[int, int]:
+        """(largest batch max timestamp, last offset of the batch holding it)."""
+        self.load_indexes()
+        return self._max_ts, self._max_ts_offset
+
+    @property
+    def rolling_timestamp(self) -> int | None:
+        """The first batch's max timestamp (Kafka's rollingBasedTimestamp), None if empty."""
+        if self._rolling_ts is None and self._size >= BATCH_OVERHEAD:
+            h = BatchHeader(*BATCH_HEADER.unpack_from(pread_exact(self.fd, BATCH_OVERHEAD, 0)), position=0)
+            self._rolling_ts = h.max_timestamp
+        return self._rolling_ts
+
+    @property
+    def index_entries(self) -> int:
+        self.load_indexes()
+        return len(self._idx_off)
+
+    @property
+    def time_index_entries(self) -> int:
+        self.load_indexes()
+        return len(self._ti_ts)
+
+    def offset_index(self) -> list[tuple[int, int]]:
+        """(absolute offset, position) entries, for tests and tools."""
+        self.load_indexes()
+        return list(zip(self._idx_off, self._idx_pos))
+
+    def time_index(self) -> list[tuple[int, int]]:
+        """(timestamp, absolute offset) entries, for tests and tools."""
+        self.load_indexes()
+        return list(zip(self._ti_ts, self._ti_off))
+
+    def is_index_full(self) -> bool:
+        self.load_indexes()
+        return (
+            len(self._idx_off) >= self.max_index_bytes // OFFSET_INDEX_ENTRY_SIZE
+            or len(self._ti_ts) >= self.max_index_bytes // TIME_INDEX_ENTRY_SIZE
+        )
+
+    def can_hold_offset(self, offset: int) -> bool:
+        return 0 <= offset - self.base_offset <= INT32_MAX
+
+    # --- reading batch headers ---------------------------------------------------
+
+    def iter_headers(self, start: int = 0, end: int | None = None) -> Iterator[BatchHeader]:
+        """Headers of the batches from file position ``start`` (a batch boundary)
+        up to ``end`` (default: the segment size); stops at a partial or
+        malformed batch. Positions are file positions. Reads only headers
+        (16 KiB at a time)."""
+        end = self._size if end is None else min(end, self._size)
+        pos = start
+        buf = b""
+        buf_start = pos
+        fd = self.fd
+        while end - pos >= BATCH_OVERHEAD:
+            off = pos - buf_start
+            if off + BATCH_OVERHEAD > len(buf):
+                buf = os.pread(fd, min(_SCAN_CHUNK, end - pos), pos)
+                buf_start = pos
+                off = 0
+                if len(buf) < BATCH_OVERHEAD:
+                    return
+            h = BatchHeader(*BATCH_HEADER.unpack_from(buf, off), position=pos)
+            if h.batch_length < MIN_BATCH_LENGTH or pos + h.batch_length + LOG_OVERHEAD > end:
+                return
+            yield h
+            pos += h.batch_length + LOG_OVERHEAD
+
+    def header_at(self, position: int) -> BatchHeader | None:
+        for h in self.iter_headers(position):
+            return h
+        return None
+
+    def read_bytes(self, position: int, length: int) -> bytes:
+        return pread_exact(self.fd, length, position)
+
+    def _lookup_position(self, offset: int) -> int:
+        """Offset index lookup: position of the indexed batch with the largest
+        last offset <= ``offset`` (0 if none)."""
+        i = bisect.bisect_right(self._idx_off, offset) - 1
+        return self._idx_pos[i] if i >= 0 else 0
+
+    def translate_offset(self, offset: int, start_position: int = 0) -> BatchHeader | None:
+        """The first batch whose last offset is >= ``offset`` (index bisect,
+        then a forward scan of at most about index.interval.bytes)."""
+        self.load_indexes()
+        pos = max(self._lookup_position(offset), start_position)
+        for h in self.iter_headers(pos):
+            if h.last_offset >= offset:
+                return h
+        return None
+
+    def batch_boundary_before(self, start: int, limit: int) -> tuple[int, BatchHeader | None]:
+        """End position of the last whole batch that starts at or after ``start``
+        and ends at or before ``limit``, with its header; (start, None) if the
+        first batch at ``start`` already ends after ``limit``. Bisects the
+        offset index on positions, then scans at most about
+        index.interval.bytes."""
+        self.load_indexes()
+        j = bisect.bisect_right(self._idx_pos, limit) - 1
+        pos = start
+        if j >= 0 and self._idx_pos[j] > start:
+            pos = self._idx_pos[j]
+        end = pos
+        last = None
+        for h in self.iter_headers(pos):
+            if h.position + h.size > limit:
+                break
+            end = h.position + h.size
+            last = h
+        if last is None and pos != start:
+            # the indexed batch at pos itself ends past the limit: the batch
+            # before it ends exactly at pos; find it (bounded scan)
+            k = j - 1
+            scan_from = start if k < 0 or self._idx_pos[k] < start else self._idx_pos[k]
+            for h in self.iter_headers(scan_from, pos):
+                last = h
+            end = pos if last is not None else start
+        return end, last
+
+    def find_offset_by_timestamp(self, timestamp: int, starting_offset: int) -> TimestampAndOffset | None:
+        """The first record (in offset order) with timestamp >= ``timestamp`` and
+        offset >= ``starting_offset`` (Kafka's LogSegment.findOffsetByTimestamp):
+        time index bisect, offset index bisect, header scan to the first batch
+        whose max timestamp is >= the target, then that batch's records."""
+        self.load_indexes()
+        i = bisect.bisect_right(self._ti_ts, timestamp) - 1
+        ti_offset = self._ti_off[i] if i >= 0 else self.base_offset
+        pos = self._lookup_position(max(ti_offset, starting_offset))
+        for h in self.iter_headers(pos):
+            if h.max_timestamp >= timestamp and h.last_offset >= starting_offset:
+                for r in decode_records(self.read_bytes(h.position, h.size)):
+                    if r.timestamp >= timestamp and r.offset >= starting_offset:
+                        return TimestampAndOffset(r.timestamp, r.offset, h.partition_leader_epoch)
+        return None
+
+    def offset_of_max_timestamp(self) -> TimestampAndOffset | None:
+        """The first record holding the segment's max timestamp (ListOffsets
+        MAX_TIMESTAMP, KIP-734)."""
+        ts, off = self.max_timestamp_and_offset
+        if ts < 0:
+            return None
+        for h in self.iter_headers(self._lookup_position(off)):
+            if h.max_timestamp == ts:
+                for r in decode_records(self.read_bytes(h.position, h.size)):
+                    if r.timestamp == ts:
+                        return TimestampAndOffset(ts, r.offset, h.partition_leader_epoch)
+                return None
+        return None
+
+    # --- appending ------------------------------------------------------------------
+
+    def append(self, data: bytes | bytearray | memoryview, headers: Sequence[BatchHeader]) -> None:
+        """Append whole batches (``headers`` describe ``data``; their positions are
+        relative to ``data`` and the batches contiguous) and update the indexes."""
+        if not headers:
+            return
+        self.load_indexes()
+        first, last = headers[0], headers[-1]
+        if first.base_offset < self._next_offset and self._size > 0:
+            raise ValueError(
+                f"append at offset {first.base_offset} below the segment's next offset {self._next_offset}"
+            )
+        if not self.can_hold_offset(first.base_offset) or not self.can_hold_offset(last.last_offset):
+            raise ValueError(f"offsets {first.base_offset}..{last.last_offset} do not fit segment {self.base_offset}")
+        view = memoryview(data)[first.position : last.position + last.size]
+        if len(view) != last.position + last.size - first.position:
+            raise ValueError("headers describe more bytes than data holds")
+        if self._size == 0:
+            self._rolling_ts = max(h.max_timestamp for h in headers)
+        start = self._size
+        try:
+            write_all(self.fd, view)
+        except BaseException:
+            # never leave a torn batch behind a later append
+            os.ftruncate(self.fd, start)
+            raise
+        self.dirty = True
+        pos = start
+        for h in headers:
+            if h.max_timestamp > self._max_ts:
+                self._max_ts = h.max_timestamp
+                self._max_ts_offset = h.last_offset
+            if self._bytes_since_index > self.index_interval_bytes:
+                self._append_index_entry(h.last_offset, pos)
+                self._maybe_append_time_entry(self._max_ts, self._max_ts_offset)
+                self._bytes_since_index = 0
+            self._bytes_since_index += h.size
+            pos += h.size
+        self._size = pos
+        self._next_offset = last.next_offset
+
+    def _open_index_fds(self) -> None:
+        if self._idx_fd is None:
+            self._idx_fd = os.open(self.index_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        if self._ti_fd is None:
+            self._ti_fd = os.open(self.timeindex_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+
+    def _append_index_entry(self, offset: int, position: int) -> None:
+        if len(self._idx_off) >= self.max_index_bytes // OFFSET_INDEX_ENTRY_SIZE:
+            return  # full (the log rolls before this happens); sparse index stays correct
+        self._open_index_fds()
+        assert self._idx_fd is not None
+        write_all(self._idx_fd, _IDX.pack(offset - self.base_offset, position))
+        self._idx_off.append(offset)
+        self._idx_pos.append(position)
+        self.dirty = True
+
+    def _maybe_append_time_entry(self, timestamp: int, offset: int, skip_full_check: bool = False) -> None:
+        last_ts = self._ti_ts[-1] if self._ti_ts else NO_TIMESTAMP
+        if timestamp <= last_ts:
+            return
+        if self._ti_off and offset < self._ti_off[-1]:
+            return
+        if not skip_full_check and len(self._ti_ts) >= self.max_index_bytes // TIME_INDEX_ENTRY_SIZE:
+            return
+        self._open_index_fds()
+        assert self._ti_fd is not None
+        write_all(self._ti_fd, _TIDX.pack(timestamp, offset - self.base_offset))
+        self._ti_ts.append(timestamp)
+        self._ti_off.append(offset)
+        self.dirty = True
+
+    def on_become_inactive(self) -> None:
+        """Called when the log rolls past this segment: the time index gets a
+        final entry with the segment's max timestamp (as Kafka)."""
+        if self._loaded:
+            self._maybe_append_time_entry(self._max_ts, self._max_ts_offset, skip_full_check=True)
+
+    # --- loading, recovery --------------------------------------------------------------
+
+    def load_indexes(self) -> None:
+        """Load the index files into memory (once); rebuild them by recovering
+        the segment if they are missing or inconsistent with the log."""
+        if self._loaded:
+            return
+        if not self._try_load_indexes():
+            self.recover()
+
+    def _try_load_indexes(self) -> bool:
+        try:
+            idx_raw = self.index_path.read_bytes()
+            ti_raw = self.timeindex_path.read_bytes()
+        except FileNotFoundError:
+            if self._size == 0:
+                self._write_index_files(b"", b"")
+                self._reset_memory_indexes()
+                self._loaded = True
+                self._refresh_tail_state()
+                return True
+            return False
+        base = self.base_offset
+        # offset index: strictly increasing offsets and positions (> 0)
+        n = len(idx_raw) // OFFSET_INDEX_ENTRY_SIZE
+        nz = len(idx_raw.rstrip(b"\x00"))
+        used = -(-nz // OFFSET_INDEX_ENTRY_SIZE)  # entries up to the last non-zero byte
+        if used > n:
+            return False  # garbage partial entry
+        idx_off = array("q")
+        idx_pos = array("q")
+        prev_rel = prev_pos = 0
+        for rel, pos in _IDX.iter_unpack(idx_raw[: used * OFFSET_INDEX_ENTRY_SIZE]):
+            if rel <= prev_rel or pos <= prev_pos or pos >= self._size:
+                return False
+            idx_off.append(base + rel)
+            idx_pos.append(pos)
+            prev_rel, prev_pos = rel, pos
+        # time index: strictly increasing timestamps, non-decreasing offsets
+        m = len(ti_raw) // TIME_INDEX_ENTRY_SIZE
+        nz = len(ti_raw.rstrip(b"\x00"))
+        tused = -(-nz // TIME_INDEX_ENTRY_SIZE)
+        if tused > m:
+            return False
+        ti_ts = array("q")
+        ti_off = array("q")
+        prev_ts = NO_TIMESTAMP
+        prev_toff = 0
+        for ts, rel in _TIDX.iter_unpack(ti_raw[: tused * TIME_INDEX_ENTRY_SIZE]):
+            if ts <= prev_ts or rel < prev_toff or rel < 0:
+                return False
+            ti_ts.append(ts)
+            ti_off.append(base + rel)
+            prev_ts, prev_toff = ts, rel
+        # the last offset-index entry must point at a batch ending at that offset
+        if idx_off:
+            pos = idx_pos[-1]
+            if self._size - pos < BATCH_OVERHEAD:
+                return False
+            h = BatchHeader(*BATCH_HEADER.unpack_from(pread_exact(self.fd, BATCH_OVERHEAD, pos)), position=pos)
+            if h.magic != MAGIC_V2 or h.batch_length < MIN_BATCH_LENGTH or h.last_offset != idx_off[-1]:
+                return False
+        self._idx_off, self._idx_pos, self._ti_ts, self._ti_off = idx_off, idx_pos, ti_ts, ti_off
+        if not self._refresh_tail_state():
+            self._reset_memory_indexes()
+            return False
+        if ti_off and ti_off[-1] >= self._next_offset:
+            self._reset_memory_indexes()
+            return False
+        # drop a zero-filled (preallocated) tail so appends land right after the entries
+        if len(idx_raw) != used * OFFSET_INDEX_ENTRY_SIZE:
+            os.truncate(self.index_path, used * OFFSET_INDEX_ENTRY_SIZE)
+        if len(ti_raw) != tused * TIME_INDEX_ENTRY_SIZE:
+            os.truncate(self.timeindex_path, tused * TIME_INDEX_ENTRY_SIZE)
+        self._loaded = True
+        return True
+
+    def _reset_memory_indexes(self) -> None:
+        self._idx_off = array("q")
+        self._idx_pos = array("q")
+        self._ti_ts = array("q")
+        self._ti_off = array("q")
+
+    def _refresh_tail_state(self) -> bool:
+        """Recompute next offset, max timestamp and bytes since the last index
+        entry from the indexes plus a scan of the batches after the last
+        offset-index entry. False if that scan does not end exactly at the
+        end of the file (torn or corrupt tail)."""
+        start = self._idx_pos[-1] if self._idx_pos else 0
+        if self._ti_ts:
+            self._max_ts, self._max_ts_offset = self._ti_ts[-1], self._ti_off[-1]
+        else:
+            self._max_ts, self._max_ts_offset = NO_TIMESTAMP, self.base_offset
+        next_offset = self.base_offset
+        end = start
+        for h in self.iter_headers(start):
+            if h.max_timestamp > self._max_ts:
+                self._max_ts, self._max_ts_offset = h.max_timestamp, h.last_offset
+            next_offset = h.next_offset
+            end = h.position + h.size
+        self._next_offset = next_offset
+        self._bytes_since_index = self._size - start
+        return end == self._size
+
+    def recover(self, on_batch: Callable[[BatchHeader], None] | None = None) -> int:
+        """Validate every batch (framing, magic, CRC-32C, offsets), truncate the
+        log at the first invalid one, rebuild both indexes. Returns the number
+        of bytes truncated (Kafka's LogSegment.recover)."""
+        self._reset_memory_indexes()
+        self._max_ts, self._max_ts_offset = NO_TIMESTAMP, self.base_offset
+        self._rolling_ts = None
+        idx_out = bytearray()
+        ti_out = bytearray()
+        size = os.fstat(self.fd).st_size
+        valid = 0
+        last_index_entry = 0
+        next_offset = self.base_offset
+        buf = b""
+        buf_start = 0
+        pos = 0
+        while size - pos >= BATCH_OVERHEAD:
+            off = pos - buf_start
+            if off < 0 or off + BATCH_OVERHEAD > len(buf):
+                buf = pread_exact(self.fd, min(_RECOVER_CHUNK, size - pos), pos)
+                buf_start, off = pos, 0
+            h = BatchHeader(*BATCH_HEADER.unpack_from(buf, off), position=pos)
+            if h.batch_length < MIN_BATCH_LENGTH or h.magic != MAGIC_V2 or pos + h.size > size:
+                break
+            if off + h.size > len(buf):
+                buf = pread_exact(self.fd, max(min(_RECOVER_CHUNK, size - pos), h.size), pos)
+                buf_start, off = pos, 0
+                if len(buf) < h.size:
+                    break
+            pass
+            if h.base_offset < next_offset or h.last_offset_delta < 0 or not self.can_hold_offset(h.last_offset):
+                break
+            if h.max_timestamp > self._max_ts:
+                self._max_ts, self._max_ts_offset = h.max_timestamp, h.last_offset
+            if valid - last_index_entry > self.index_interval_bytes:
+                if len(self._idx_off) < self.max_index_bytes // OFFSET_INDEX_ENTRY_SIZE:
+                    idx_out += _IDX.pack(h.last_offset - self.base_offset, valid)
+                    self._idx_off.append(h.last_offset)
+                    self._idx_pos.append(valid)
+                last_ts = self._ti_ts[-1] if self._ti_ts else NO_TIMESTAMP
+                if self._max_ts > last_ts and len(self._ti_ts) < self.max_index_bytes // TIME_INDEX_ENTRY_SIZE:
+                    ti_out += _TIDX.pack(self._max_ts, self._max_ts_offset - self.base_offset)
+                    self._ti_ts.append(self._max_ts)
+                    self._ti_off.append(self._max_ts_offset)
+                last_index_entry = valid
+            if valid == 0:
+                self._rolling_ts = h.max_timestamp
+            if on_batch is not None:
+                on_batch(h)
+            valid += h.size
+            next_offset = h.next_offset
+            pos += h.size
+        truncated = size - valid
+        if truncated:
+            os.ftruncate(self.fd, valid)
+        self._size = valid
+        self._next_offset = next_offset
+        self._bytes_since_index = valid - last_index_entry
+        # a normally closed segment ends its time index with its max timestamp
+        last_ts = self._ti_ts[-1] if self._ti_ts else NO_TIMESTAMP
+        if self._max_ts > last_ts:
+            ti_out += _TIDX.pack(self._max_ts, self._max_ts_offset - self.base_offset)
+            self._ti_ts.append(self._max_ts)
+            self._ti_off.append(self._max_ts_offset)
+        self._write_index_files(bytes(idx_out), bytes(ti_out))
+        self._loaded = True
+        self.dirty = True
+        return truncated
+
+    def _write_index_files(self, idx: bytes, ti: bytes) -> None:
+        """Replace both index files' contents (the append fds stay valid)."""
+        self._open_index_fds()
+        assert self._idx_fd is not None and self._ti_fd is not None
+        os.ftruncate(self._idx_fd, 0)
+        os.ftruncate(self._ti_fd, 0)
+        write_all(self._idx_fd, idx)
+        write_all(self._ti_fd, ti)
+        self.dirty = True
+
+    # --- truncation ------------------------------------------------------------------------
+
+    def truncate_to(self, offset: int, now_ms: int | None = None) -> int:
+        """Remove every batch whose last offset is >= ``offset`` (so the batch
+        containing ``offset`` goes too) and the index entries pointing at them.
+        Returns the bytes removed."""
+        self.load_indexes()
+        h = self.translate_offset(offset)
+        k = bisect.bisect_left(self._idx_off, offset)
+        del self._idx_off[k:]
+        del self._idx_pos[k:]
+        k2 = bisect.bisect_left(self._ti_off, offset)
+        del self._ti_ts[k2:]
+        del self._ti_off[k2:]
+        self._open_index_fds()
+        assert self._idx_fd is not None and self._ti_fd is not None
+        os.ftruncate(self._idx_fd, len(self._idx_off) * OFFSET_INDEX_ENTRY_SIZE)
+        os.ftruncate(self._ti_fd, len(self._ti_ts) * TIME_INDEX_ENTRY_SIZE)
+        truncated = 0
+        if h is not None:
+            truncated = self._size - h.position
+            os.ftruncate(self.fd, h.position)
+            self._size = h.position
+        if self._size == 0:
+            self.created_ms = int(time.time() * 1000) if now_ms is None else now_ms
+            self._rolling_ts = None
+        self._refresh_tail_state()
+        self.dirty = True
+        return truncated
+
+    # --- durability, lifecycle ---------------------------------------------------------------
+
+    def flush(self) -> None:
+        """fsync the log and index files. Safe to call from a worker thread
+        while the owner appends (only fsyncs; a racing append stays dirty)."""
+        self.dirty = False
+        try:
+            os.fsync(self.fd)
+            idx_fd, ti_fd = self._idx_fd, self._ti_fd
+            if idx_fd is not None:
+                os.fsync(idx_fd)
+            if ti_fd is not None:
+                os.fsync(ti_fd)
+        except BaseException:
+            self.dirty = True
+            raise
+
+    def close_index_files(self) -> None:
+        """Release the index append fds (inactive, flushed segments)."""
+        for name in ("_idx_fd", "_ti_fd"):
+            fd = getattr(self, name)
+            if fd is not None:
+                setattr(self, name, None)
+                os.close(fd)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        try:
+            if self._loaded:
+                self._maybe_append_time_entry(self._max_ts, self._max_ts_offset, skip_full_check=True)
+        finally:
+            self._closed = True
+            self.close_index_files()
+            os.close(self.fd)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def delete(self) -> None:
+        self.close()
+        name = segment_name(self.base_offset)
+        for suffix in (LOG_SUFFIX, INDEX_SUFFIX, TIMEINDEX_SUFFIX, TXNINDEX_SUFFIX):
+            try:
+                (self.dir / (name + suffix)).unlink()
+            except FileNotFoundError:
+                pass
+
+
+__all__ = [
+    "INDEX_SUFFIX",
+    "LOG_SUFFIX",
+    "LogSegment",
+    "TIMEINDEX_SUFFIX",
+    "TimestampAndOffset",
+    "pread_exact",
+    "segment_name",
+]
+
