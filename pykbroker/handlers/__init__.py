@@ -62,7 +62,10 @@ def handler(api_key: int, min_version: int, max_version: int, *,
     """Register ``fn`` as the handler of ``api_key`` for the given versions."""
 
     def deco(fn: HandlerFn) -> HandlerFn:
-        spec = codec.api(api_key)
+        # The handler module's name is its spec file's name (produce.py ↔ produce.json).
+        spec = codec.load_api_file(fn.__module__.rpartition(".")[2])
+        if spec.api_key != api_key:
+            raise ValueError(f"{fn.__module__}: spec file is for API key {spec.api_key}, not {api_key}")
         if not (spec.valid.lo <= min_version and max_version <= spec.valid.hi) and \
                 not (min_version >= 0 and max_version <= spec.valid.hi):
             raise ValueError(f"{spec.name}: versions {min_version}-{max_version} outside the spec")

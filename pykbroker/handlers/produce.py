@@ -4,8 +4,8 @@
   compressing unless v0 is in range); v0-2 requests close the connection.
 - Record batches stay bytes: header and CRC-32C validated, offsets assigned
   by patching the header, appended as received. Legacy message sets (magic
-  0/1) are rejected with UNSUPPORTED_FOR_MESSAGE_FORMAT... see
-  records.validate_batches for the exact code.
+  0/1) are rejected with INVALID_RECORD, as Kafka 4.x does (Produce v3+
+  carries only magic-2 batches); nothing is converted.
 - acks 0 (no response), 1 and -1/all (all goes through the same path that
   replication will extend: with one replica the ISR is this broker); any
   other value: INVALID_REQUIRED_ACKS for every partition.

@@ -436,14 +436,28 @@ def specs_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "protocol_specs"
 
 
+_LOADED: dict[int, ApiSpec] = {}
+
+
+@lru_cache(maxsize=None)
+def load_api_file(name: str) -> ApiSpec:
+    """One API's spec by file name (``produce`` → protocol_specs/produce.json).
+
+    The broker loads only the specs of the APIs it serves, on demand, which
+    keeps start-up fast."""
+    spec = ApiSpec(json.loads((specs_dir() / f"{name}.json").read_text()))
+    _LOADED.setdefault(spec.api_key, spec)
+    return spec
+
+
 @lru_cache(maxsize=None)
 def load_apis() -> dict[int, ApiSpec]:
+    """Every spec in protocol_specs/, by API key."""
     apis: dict[int, ApiSpec] = {}
     for path in sorted(specs_dir().glob("*.json")):
         if path.name == "headers.json":
             continue
-        spec = json.loads(path.read_text())
-        api = ApiSpec(spec)
+        api = load_api_file(path.stem)
         apis[api.api_key] = api
     return apis
 
@@ -468,4 +482,7 @@ def headers() -> tuple[MessageCodec, MessageCodec]:
 
 
 def api(api_key: int) -> ApiSpec:
-    return load_apis()[api_key]
+    spec = _LOADED.get(api_key)
+    if spec is None:
+        spec = load_apis()[api_key]
+    return spec

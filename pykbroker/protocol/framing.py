@@ -35,26 +35,55 @@ class RequestHeader:
 
 
 class FrameBuffer:
-    """Accumulates received bytes and yields whole frames."""
+    """Accumulates received bytes and yields whole frames.
+
+    Received chunks are kept as a list and joined once per frame, so a large
+    frame arriving in many reads is copied once, and a small frame inside
+    one read is a single slice.
+    """
 
     def __init__(self, max_frame: int) -> None:
-        self.buf = bytearray()
+        self.chunks: list[bytes] = []
+        self.size = 0  # bytes held in chunks
+        self.need = -1  # body size of the frame being assembled, -1 = unknown
+        self.off = 0  # bytes of chunks[0] already taken
         self.max_frame = max_frame
 
     def feed(self, data: bytes) -> None:
-        self.buf += data
+        if data:
+            self.chunks.append(data)
+            self.size += len(data)
+
+    def _take(self, n: int) -> bytes:
+        """Remove and return the first ``n`` buffered bytes."""
+        first = self.chunks[0]
+        off = self.off
+        avail = len(first) - off
+        self.size -= n
+        if avail > n:
+            self.off = off + n
+            return first[off : off + n]
+        if avail == n:
+            self.chunks.pop(0)
+            self.off = 0
+            return first if off == 0 else first[off:]
+        joined = b"".join([first[off:]] + self.chunks[1:])
+        self.chunks = [joined] if len(joined) > n else []
+        self.off = n if len(joined) > n else 0
+        return joined[:n]
 
     def next_frame(self) -> bytes | None:
-        buf = self.buf
-        if len(buf) < 4:
+        if self.need < 0:
+            if self.size < 4:
+                return None
+            (size,) = I32.unpack(self._take(4))
+            if size < 0 or size > self.max_frame:
+                raise FrameTooLarge(f"frame of {size} bytes exceeds socket.request.max.bytes={self.max_frame}")
+            self.need = size
+        if self.size < self.need:
             return None
-        (size,) = I32.unpack_from(buf, 0)
-        if size < 0 or size > self.max_frame:
-            raise FrameTooLarge(f"frame of {size} bytes exceeds socket.request.max.bytes={self.max_frame}")
-        if len(buf) < 4 + size:
-            return None
-        frame = bytes(buf[4 : 4 + size])
-        del buf[: 4 + size]
+        frame = self._take(self.need) if self.need else b""
+        self.need = -1
         return frame
 
 

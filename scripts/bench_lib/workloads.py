@@ -191,7 +191,10 @@ def latency(bootstrap: str, topic: str, rate: int, seconds: float, warmup_s: flo
             c.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
             consumer_ready.set()
             while not stop.is_set():
-                for m in c.consume(num_messages=1000, timeout=0.1):
+                # poll() returns as soon as one message is there; consume(n, t)
+                # would wait for n messages or t seconds and inflate latency.
+                m = c.poll(0.1)
+                if m is not None:
                     now = time.monotonic_ns()
                     if m.error() is not None:
                         if m.error().code() != KafkaError._PARTITION_EOF:

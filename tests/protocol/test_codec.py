@@ -189,3 +189,22 @@ def test_response_header_versions() -> None:
     frame = b"".join(encode_response(av, 3, 6, {"api_keys": []}))
     assert frame[4:8] == struct.pack(">i", 6)
     assert av.response.decode(frame, 3, 8)[0]["api_keys"] == []
+
+
+@given(st.lists(st.binary(max_size=40), max_size=20), st.lists(st.integers(1, 50), min_size=1, max_size=30))
+def test_frame_buffer_any_split(frames: list[bytes], cuts: list[int]) -> None:
+    """Frames come out whole and in order however the byte stream is split."""
+    stream = b"".join(struct.pack(">i", len(f)) + f for f in frames)
+    fb = FrameBuffer(1 << 20)
+    out = []
+    pos = 0
+    i = 0
+    while pos < len(stream):
+        n = cuts[i % len(cuts)]
+        i += 1
+        fb.feed(stream[pos : pos + n])
+        pos += n
+        while (fr := fb.next_frame()) is not None:
+            out.append(fr)
+    assert out == frames
+    assert fb.next_frame() is None
