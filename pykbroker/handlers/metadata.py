@@ -22,7 +22,7 @@ from . import RequestContext, handler
 NOT_REQUESTED = -2147483648
 # READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS
 TOPIC_OPS = sum(1 << b for b in (3, 4, 5, 6, 7, 8, 10, 11))
-CLUSTER_OPS = sum(1 << b for b in (5, 7, 8, 9, 10, 11, 12, 13))
+CLUSTER_OPS = sum(1 << b for b in (5, 7, 8, 9, 10, 11, 12))  # Kafka: 8096
 
 
 def broker_list(ctx: RequestContext) -> list[dict]:

@@ -36,7 +36,20 @@ from typing import Union
 
 import attrs
 import cramjam
-import crc32c as _crc32c
+
+
+_CRC32C = None
+
+
+def _crc32c_fn():  # type: ignore[no-untyped-def]
+    """crc32c.crc32c, imported on first use: the package imports
+    importlib.metadata, which costs ~50 ms of broker start-up."""
+    global _CRC32C
+    if _CRC32C is None:
+        from crc32c import crc32c
+
+        _CRC32C = crc32c
+    return _CRC32C
 
 # --- Kafka error codes used here ------------------------------------------------
 CORRUPT_MESSAGE = 2
@@ -256,7 +269,7 @@ def parse_batch_header(buf: Buffer, pos: int = 0) -> BatchHeader:
 
 def batch_crc(buf: Buffer, pos: int, size: int) -> int:
     """CRC-32C of a batch's bytes from attributes to the end."""
-    return _crc32c.crc32c(memoryview(buf)[pos + OFF_ATTRIBUTES : pos + size])
+    return _crc32c_fn()(memoryview(buf)[pos + OFF_ATTRIBUTES : pos + size])
 
 
 def iter_batches(buf: Buffer, pos: int = 0) -> Iterator[BatchHeader]:

@@ -279,6 +279,17 @@ class LogSegment:
             end = pos if last is not None else start
         return end, last
 
+    def read(self, start_position: int, max_bytes: int, *, min_one_message: bool = False) -> tuple[int, int]:
+        """(position, length) of the whole batches from ``start_position`` (a
+        batch boundary) fitting in ``max_bytes``; with ``min_one_message`` the
+        first batch even if larger. Bounded cost (see batch_boundary_before)."""
+        end, _ = self.batch_boundary_before(start_position, start_position + max(max_bytes, 0))
+        if end == start_position and min_one_message:
+            h = self.header_at(start_position)
+            if h is not None:
+                end = h.position + h.size
+        return start_position, end - start_position
+
     def find_offset_by_timestamp(self, timestamp: int, starting_offset: int) -> TimestampAndOffset | None:
         """The first record (in offset order) with timestamp >= ``timestamp`` and
         offset >= ``starting_offset`` (Kafka's LogSegment.findOffsetByTimestamp):
@@ -521,7 +532,8 @@ class LogSegment:
                 buf_start, off = pos, 0
                 if len(buf) < h.size:
                     break
-            pass
+            if batch_crc(buf, off, h.size) != h.crc:
+                break
             if h.base_offset < next_offset or h.last_offset_delta < 0 or not self.can_hold_offset(h.last_offset):
                 break
             if h.max_timestamp > self._max_ts:

@@ -220,8 +220,11 @@ def test_read_cost_is_bounded(tmp_path, monkeypatch):
     ),
     interval=st.sampled_from([0, 64, 300]),
     segment_bytes=st.sampled_from([700, 2000, 10**6]),
+    reads=st.lists(
+        st.tuples(st.integers(0, 10**4), st.integers(0, 3000), st.integers(0, 10**4), st.booleans()), max_size=12
+    ),
 )
-def test_index_lookups_agree_with_linear_scan(batches, interval, segment_bytes):
+def test_index_lookups_agree_with_linear_scan(batches, interval, segment_bytes, reads):
     config = LogConfig(segment_bytes=segment_bytes, index_interval_bytes=interval)
     with tempfile.TemporaryDirectory() as d:
         log = open_log(Path(d), config)
@@ -245,6 +248,15 @@ def test_index_lookups_agree_with_linear_scan(batches, interval, segment_bytes):
             for ts in stamps_seen[:: max(1, len(stamps_seen) // 15)] + [stamps_seen[-1] + 1, -5]:
                 want = next(((r.offset, r.timestamp) for r in records if r.timestamp >= ts), None)
                 assert log.offset_for_timestamp(ts) == want
+            for off, max_bytes, hw, min_one in reads:
+                off %= leo + 1
+                hw %= leo + 1
+                want = _model_read(all_batches, off, max_bytes, hw, min_one)
+                res = log.read(off, max_bytes, max_offset=hw, min_one_message=min_one)
+                got = [(h.base_offset, h.crc) for h in iter_batches(res.read_bytes())]
+                assert got == [(h.base_offset, h.crc) for h in want]
+                assert res.size == sum(h.size for h in want)
+                assert res.first_offset == (want[0].base_offset if want else -1)
             top = max(r.timestamp for r in records)
             first_top = next(r for r in records if r.timestamp == top)
             assert log.max_timestamp() == (top, first_top.offset)
@@ -253,6 +265,25 @@ def test_index_lookups_agree_with_linear_scan(batches, interval, segment_bytes):
                     h = seg.header_at(p)
                     assert h.last_offset == o
         log.close()
+
+
+def _model_read(batches, offset, max_bytes, limit, min_one):
+    """What read() must return, from a linear list of every batch."""
+    if offset >= limit:
+        return []
+    out, total = [], 0
+    for b in batches:
+        if b.last_offset < offset:
+            continue
+        if b.base_offset >= limit:
+            break
+        if total + b.size > max_bytes:
+            if min_one and not out:
+                out.append(b)
+            break
+        out.append(b)
+        total += b.size
+    return out
 
 
 def test_offset_for_timestamp_across_segments(tmp_path):

@@ -180,3 +180,14 @@ def test_append_refuses_offsets_going_backwards(tmp_path):
     with pytest.raises(ValueError):
         _append(seg, 2)
     seg.close()
+
+
+def test_segment_read_whole_batches(tmp_path):
+    seg = _seg(tmp_path, interval=100)
+    sizes = [_append(seg, i, value_size=10 * i) for i in range(10)]
+    starts = [sum(sizes[:i]) for i in range(10)]
+    assert seg.read(starts[2], sizes[2] + sizes[3] + sizes[4] - 1) == (starts[2], sizes[2] + sizes[3])
+    assert seg.read(starts[2], sizes[2] - 1) == (starts[2], 0)
+    assert seg.read(starts[2], sizes[2] - 1, min_one_message=True) == (starts[2], sizes[2])
+    assert seg.read(0, 10**6) == (0, seg.size)
+    seg.close()

@@ -1,0 +1,90 @@
+"""CreatePartitions (key 37), versions 0-3 (Kafka 4.x's range).
+
+Follows Kafka's KRaft controller (ControllerApis.createPartitions +
+ReplicationControlManager.createPartitions), per topic:
+
+- A name given more than once: one INVALID_REQUEST result, "Duplicate topic
+  name." (listed first, as Kafka does).
+- Unknown topic: UNKNOWN_TOPIC_OR_PARTITION (no message).
+- count equal to the current count: INVALID_PARTITIONS "Topic already has 3
+  partition(s)."; lower: INVALID_PARTITIONS "The topic t currently has 3
+  partition(s); 2 would not be an increase." (Kafka 4.x's wording; the
+  ZooKeeper-era "Topic currently has 3 partitions, which is higher than the
+  requested 2." is gone).
+- assignments (nullable): one replica list per new partition, else
+  INVALID_REPLICA_ASSIGNMENT "Attempted to add 2 additional partition(s),
+  but only 1 assignment(s) were specified."; each list checked like
+  CreateTopics' manual assignments, against the topic's replication factor
+  (1).
+- validate_only: checks only. timeout_ms is ignored (the change is
+  immediate).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+
+from ..protocol import errors
+from . import RequestContext, handler
+from .create_topics import AdminError, check_replicas
+
+log = logging.getLogger("pykbroker.handlers.create_partitions")
+
+REPLICATION_FACTOR = 1  # every partition has one replica, this broker
+
+
+def _result(name: str, code: int = errors.NONE, message: str | None = None) -> dict:
+    return {"name": name, "error_code": code, "error_message": message}
+
+
+def _check(ctx: RequestContext, t: dict) -> int:
+    """The current partition count of a valid request entry, else AdminError."""
+    name = t["name"]
+    ts = ctx.state.topics.get(name)
+    if ts is None:
+        raise AdminError(errors.UNKNOWN_TOPIC_OR_PARTITION, None)
+    current = len(ts.partitions)
+    count = t["count"]
+    if count == current:
+        raise AdminError(errors.INVALID_PARTITIONS, f"Topic already has {current} partition(s).")
+    if count < current:
+        raise AdminError(errors.INVALID_PARTITIONS, f"The topic {name} currently has {current} "
+                    f"partition(s); {count} would not be an increase.")
+    additional = count - current
+    assignments = t["assignments"]
+    if assignments is not None:
+        if len(assignments) != additional:
+            raise AdminError(errors.INVALID_REPLICA_ASSIGNMENT,
+                        f"Attempted to add {additional} additional partition(s), but only "
+                        f"{len(assignments)} assignment(s) were specified.")
+        for a in assignments:
+            check_replicas(list(a["broker_ids"]), {ctx.state.node_id}, REPLICATION_FACTOR)
+    return current
+
+
+@handler(37, 0, 3)
+async def handle(ctx: RequestContext, req: dict) -> dict:
+    st = ctx.state
+    topics = req["topics"] or []
+    counts = Counter(t["name"] for t in topics)
+    results = [_result(n, errors.INVALID_REQUEST, "Duplicate topic name.")
+               for n in counts if counts[n] > 1]
+    for t in topics:
+        name = t["name"]
+        if counts[name] > 1:
+            continue
+        try:
+            _check(ctx, t)
+        except AdminError as f:
+            results.append(_result(name, f.code, f.message))
+            continue
+        if not req["validate_only"]:
+            try:
+                st.create_partitions(name, t["count"])
+            except Exception:
+                log.exception("adding partitions to %s failed", name)
+                results.append(_result(name, errors.UNKNOWN_SERVER_ERROR))
+                continue
+        results.append(_result(name))
+    return {"throttle_time_ms": 0, "results": results}

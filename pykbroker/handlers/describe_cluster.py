@@ -1,0 +1,65 @@
+"""DescribeCluster (key 60), versions 0-2 (Kafka 4.x's range).
+
+- Lists this broker (the only one until clustering lands), the cluster id and
+  a controller id: a KRaft broker reports one of the live brokers there (the
+  real controller is not reachable by clients), here ourselves.
+- v1+ endpoint_type: 1 (brokers) is what a broker serves; 2 (controllers)
+  gets MISMATCHED_ENDPOINT_TYPE "The request was sent to an endpoint of type
+  BROKER, but we wanted an endpoint of type CONTROLLER"; any other value
+  UNSUPPORTED_ENDPOINT_TYPE "Unsupported endpoint type 7" (both
+  INVALID_REQUEST in v0, which cannot carry the field anyway). The response
+  echoes endpoint_type 1.
+- v2 include_fenced_brokers: we are never fenced, so it changes nothing;
+  is_fenced is false.
+- include_cluster_authorized_operations: every operation Kafka supports on
+  the cluster resource (no authorizer yet): CREATE, ALTER, DESCRIBE,
+  CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE = 8096;
+  otherwise -2147483648.
+"""
+
+from __future__ import annotations
+
+from ..protocol import errors
+from . import RequestContext, handler
+from .metadata import NOT_REQUESTED
+
+# Kafka's AclEntry.supportedOperations(CLUSTER), as a bit field by AclOperation
+# code: CREATE 5, ALTER 7, DESCRIBE 8, CLUSTER_ACTION 9, DESCRIBE_CONFIGS 10,
+# ALTER_CONFIGS 11, IDEMPOTENT_WRITE 12.
+CLUSTER_OPS = sum(1 << b for b in (5, 7, 8, 9, 10, 11, 12))
+
+ENDPOINT_TYPES = {1: "BROKER", 2: "CONTROLLER"}
+BROKER_ENDPOINT = 1
+
+
+def _error(code: int, message: str) -> dict:
+    return {"throttle_time_ms": 0, "error_code": code, "error_message": message,
+            "endpoint_type": BROKER_ENDPOINT, "cluster_id": "", "controller_id": -1,
+            "brokers": [], "cluster_authorized_operations": NOT_REQUESTED}
+
+
+@handler(60, 0, 2)
+async def handle(ctx: RequestContext, req: dict) -> dict:
+    st = ctx.state
+    v = ctx.api_version
+    wanted = req["endpoint_type"] if v >= 1 else BROKER_ENDPOINT
+    if wanted not in ENDPOINT_TYPES:
+        return _error(errors.INVALID_REQUEST if v == 0 else errors.UNSUPPORTED_ENDPOINT_TYPE,
+                      f"Unsupported endpoint type {wanted}")
+    if wanted != BROKER_ENDPOINT:
+        return _error(errors.INVALID_REQUEST if v == 0 else errors.MISMATCHED_ENDPOINT_TYPE,
+                      "The request was sent to an endpoint of type BROKER, but we wanted an "
+                      f"endpoint of type {ENDPOINT_TYPES[wanted]}")
+    brokers = [{"broker_id": st.node_id, "host": st.advertised_host, "port": st.advertised_port,
+                "rack": st.rack, "is_fenced": False}]
+    return {
+        "throttle_time_ms": 0,
+        "error_code": errors.NONE,
+        "error_message": None,
+        "endpoint_type": BROKER_ENDPOINT,
+        "cluster_id": st.cluster_id,
+        "controller_id": st.node_id,
+        "brokers": brokers,
+        "cluster_authorized_operations":
+            CLUSTER_OPS if req["include_cluster_authorized_operations"] else NOT_REQUESTED,
+    }

@@ -1,0 +1,166 @@
+"""DescribeConfigs (key 32), versions 1-4 (Kafka 4.x's range; v0 was removed).
+
+Read-only view of the configuration, following Kafka's ConfigHelper:
+
+- TOPIC (2): every topic config (``topic_configs``) with its effective value,
+  source (1 topic override, 4 static broker property, 5 default), synonyms
+  when include_synonyms, read_only false, is_sensitive false. An illegal name
+  gets INVALID_TOPIC_EXCEPTION ("Topic name is invalid: ..."), an unknown
+  topic UNKNOWN_TOPIC_OR_PARTITION (no message).
+- BROKER (4): name = our node id: every broker property (``config.PROPS``)
+  with its value, source (4 set in server.properties/--override, else 5),
+  synonyms (the property at each level where it is set, plus its ms/hours
+  variants, as Kafka lists them), read_only as Kafka reports it (false only
+  for properties Kafka can change dynamically). Empty name = the cluster-wide
+  dynamic defaults: there are none, so an empty list. Another id:
+  INVALID_REQUEST "Unexpected broker id, expected 0 or empty string, but
+  received 5"; not a number: INVALID_REQUEST "Broker id must be an integer,
+  but it is: x".
+- BROKER_LOGGER (8): our node id lists the Python loggers ("root" first)
+  with their effective level in log4j names (source 6); empty name or
+  another id: INVALID_REQUEST as Kafka.
+- CLIENT_METRICS (16): no subscriptions exist, so an empty list (empty
+  name: INVALID_REQUEST). GROUP (32): not supported yet, INVALID_REQUEST.
+  Any other type fails the whole request: INVALID_REQUEST for every
+  resource with Kafka's default message.
+- configuration_keys null or empty = all; otherwise only those names
+  (unknown ones ignored). Entries are sorted by name.
+- v3+: config_type, and documentation when include_documentation.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from .. import topic_configs as tc
+from ..config import PROPS
+from ..protocol import errors
+from . import RequestContext, handler
+
+TOPIC, BROKER, BROKER_LOGGER, CLIENT_METRICS, GROUP = 2, 4, 8, 16, 32
+KNOWN_TYPES = {TOPIC: "TOPIC", BROKER: "BROKER", BROKER_LOGGER: "BROKER_LOGGER",
+               CLIENT_METRICS: "CLIENT_METRICS", GROUP: "GROUP"}
+
+INVALID_REQUEST_MESSAGE = (
+    "This most likely occurs because of a request being malformed by the client library or the "
+    "message was sent to an incompatible broker. See the broker logs for more details.")
+
+_LOG4J_LEVELS = {"CRITICAL": "FATAL", "WARNING": "WARN", "NOTSET": "OFF"}
+_JAVA_INT = re.compile(r"[+-]?[0-9]+\Z")
+
+
+class ResourceError(Exception):
+    def __init__(self, code: int, message: str | None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _broker_id(name: str) -> int:
+    if not _JAVA_INT.match(name) or not -(2**31) <= int(name) < 2**31:
+        raise ResourceError(errors.INVALID_REQUEST,
+                            f"Broker id must be an integer, but it is: {name}")
+    return int(name)
+
+
+def broker_entry(cfg, name: str, include_synonyms: bool, include_documentation: bool) -> dict:  # type: ignore[no-untyped-def]
+    """Kafka's createBrokerConfigEntry for one of our broker properties."""
+    prop = PROPS[name]
+    sensitive = prop.type == "password"
+    syns = tc.broker_synonyms(cfg, name)
+    doc = None
+    if include_documentation:
+        doc = prop.doc or None
+        if doc is None and prop.topic_name in tc.TOPIC_CONFIGS:
+            doc = tc.TOPIC_CONFIGS[prop.topic_name].doc
+    return {"name": name,
+            "value": None if sensitive else tc.java_str(cfg.values.get(name)),
+            "read_only": name not in tc.DYNAMIC_BROKER_CONFIGS,
+            "config_source": syns[0]["source"] if syns else tc.DEFAULT_CONFIG,
+            "is_sensitive": sensitive,
+            "synonyms": syns if include_synonyms else [],
+            "config_type": tc.CONFIG_TYPE_IDS.get(prop.type, 0),
+            "documentation": doc}
+
+
+def _filter(names: list[str], keys: list[str] | None) -> list[str]:
+    if not keys:
+        return names
+    wanted = set(keys)
+    return [n for n in names if n in wanted]
+
+
+def _loggers() -> dict[str, str]:
+    out = {"root": logging.getLevelName(logging.getLogger().getEffectiveLevel())}
+    for name, lg in sorted(logging.Logger.manager.loggerDict.items()):
+        if isinstance(lg, logging.Logger):
+            out[name] = logging.getLevelName(lg.getEffectiveLevel())
+    return {k: _LOG4J_LEVELS.get(v, v) for k, v in out.items()}
+
+
+def _describe(ctx: RequestContext, res: dict, include_synonyms: bool,
+              include_documentation: bool) -> list[dict]:
+    st = ctx.state
+    rtype = res["resource_type"]
+    name = res["resource_name"]
+    keys = res["configuration_keys"]
+    if rtype == TOPIC:
+        bad = tc.topic_name_error(name)
+        if bad is not None:
+            raise ResourceError(errors.INVALID_TOPIC_EXCEPTION, bad)
+        ts = st.topics.get(name)
+        if ts is None:
+            raise ResourceError(errors.UNKNOWN_TOPIC_OR_PARTITION, None)
+        return tc.describe_topic_configs(st.config, dict(ts.configs), keys,
+                                         include_synonyms=include_synonyms,
+                                         include_documentation=include_documentation)
+    if rtype == BROKER:
+        if not name:
+            return []  # no dynamic cluster-wide defaults exist
+        if _broker_id(name) != st.node_id:
+            raise ResourceError(errors.INVALID_REQUEST, f"Unexpected broker id, expected "
+                                f"{st.node_id} or empty string, but received {name}")
+        return [broker_entry(st.config, n, include_synonyms, include_documentation)
+                for n in _filter(sorted(PROPS), keys)]
+    if rtype == BROKER_LOGGER:
+        if not name:
+            raise ResourceError(errors.INVALID_REQUEST, "Broker id must not be empty")
+        if _broker_id(name) != st.node_id:
+            raise ResourceError(errors.INVALID_REQUEST,
+                                f"Unexpected broker id, expected {st.node_id} but received {name}")
+        loggers = _loggers()
+        return [{"name": n, "value": loggers[n], "read_only": False,
+                 "config_source": tc.DYNAMIC_BROKER_LOGGER_CONFIG, "is_sensitive": False,
+                 "synonyms": [], "config_type": 0, "documentation": None}
+                for n in _filter(list(loggers), keys)]
+    if rtype == CLIENT_METRICS:
+        if not name:
+            raise ResourceError(errors.INVALID_REQUEST,
+                                "Client metrics subscription name must not be empty")
+        return []
+    raise ResourceError(errors.INVALID_REQUEST, f"Unsupported resource type: {KNOWN_TYPES[rtype]}")
+
+
+@handler(32, 1, 4)
+async def handle(ctx: RequestContext, req: dict) -> dict:
+    resources = req["resources"] or []
+    if any(r["resource_type"] not in KNOWN_TYPES for r in resources):
+        # Kafka throws for the whole request: every resource gets the error.
+        return {"throttle_time_ms": 0, "results": [
+            {"error_code": errors.INVALID_REQUEST, "error_message": INVALID_REQUEST_MESSAGE,
+             "resource_type": r["resource_type"], "resource_name": r["resource_name"],
+             "configs": []} for r in resources]}
+    include_synonyms = bool(req["include_synonyms"])
+    include_doc = bool(req["include_documentation"]) and ctx.api_version >= 3
+    results = []
+    for r in resources:
+        try:
+            configs = _describe(ctx, r, include_synonyms, include_doc)
+            code, message = errors.NONE, None
+        except ResourceError as e:
+            configs, code, message = [], e.code, e.message
+        results.append({"error_code": code, "error_message": message,
+                        "resource_type": r["resource_type"], "resource_name": r["resource_name"],
+                        "configs": configs})
+    return {"throttle_time_ms": 0, "results": results}
