@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 
 from ..protocol import errors
-from ..protocol.records import InvalidRecords, validate_batches
+from ..protocol.records import InvalidRecords
 from . import CloseConnection, RequestContext, handler
 
 
@@ -59,7 +59,10 @@ async def handle(ctx: RequestContext, req: dict) -> dict | None:
             try:
                 if not data:
                     raise InvalidRecords(errors.INVALID_RECORD, "produce request with no records")
-                headers = validate_batches(data, max_batch_bytes=ts.log_config.max_message_bytes)
+                headers = p.log.validate(data, now_ms=now)
+                if v < 7 and any(h.compression == 4 for h in headers):
+                    raise InvalidRecords(errors.UNSUPPORTED_COMPRESSION_TYPE,
+                                         "zstd compression needs Produce v7 or later")
                 res = await st.append(p, bytearray(data), headers, acks=acks, now=now)
             except InvalidRecords as e:
                 parts.append(_part(idx, e.error_code, message=str(e)))

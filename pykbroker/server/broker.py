@@ -54,6 +54,8 @@ class Broker:
             self.state.advertised_host = host if host not in ("0.0.0.0", "::") else "127.0.0.1"
             self.state.advertised_port = port
         self._nursery = nursery
+        self.state.nursery = nursery
+        nursery.start_soon(self.state.checkpointer)
         for listener in self.listeners:
             nursery.start_soon(self._accept_loop, listener)
 

@@ -88,13 +88,22 @@ class BrokerState:
         self.advertised_port = 9092
         self.rack: str | None = config["broker.rack"]
         self.api_version_caps: dict[int, int] | None = None
+        # raised per-key minimums (Kafka release emulation, testing/releases.py)
+        self.api_version_floors: dict[int, int] | None = None
+        # request hooks: metrics, trace, fault rules (server/metrics.py Instrumentation)
+        self.hooks: Any = None
         self._api_versions_cache: list[dict[str, Any]] | None = None
+        self.nursery: trio.Nursery | None = None  # set by Broker.start for background work
+        self._bg_flushing: set[PartitionState] = set()
 
     # -- lifecycle ---------------------------------------------------------
     def open(self) -> None:
         cfg = self.config
-        self.logs = LogManager(cfg.log_dirs, self.default_log_config(),
-                               node_id=self.node_id, cluster_id=cfg["cluster.id"])
+        manager_cls: type[LogManager] = LogManager
+        if cfg["pykbroker.storage"] == "memory":  # storage/memory.py, for tests
+            from ..storage.memory import MemoryLogManager as manager_cls
+        self.logs = manager_cls(cfg.log_dirs, self.default_log_config(),
+                                node_id=self.node_id, cluster_id=cfg["cluster.id"])
         self.logs.load()
         self.cluster_id = self.logs.cluster_id
         for meta in list(self.logs.topics.values()):
@@ -129,7 +138,12 @@ class BrokerState:
     # -- API versions --------------------------------------------------------
     def api_versions(self) -> list[dict[str, Any]]:
         if self._api_versions_cache is None:
-            self._api_versions_cache = advertised(self.api_version_caps)
+            out = advertised(self.api_version_caps)
+            floors = self.api_version_floors
+            if floors:
+                out = [dict(e, min_version=max(e["min_version"], floors.get(e["api_key"], 0))) for e in out]
+                out = [e for e in out if e["min_version"] <= e["max_version"]]
+            self._api_versions_cache = out
         return self._api_versions_cache
 
     # -- topics ----------------------------------------------------------------
@@ -208,6 +222,31 @@ class BrokerState:
         flushes inside the append path); the fsync runs in a worker thread."""
         if p.log.needs_flush(now):
             await trio.to_thread.run_sync(p.log.flush)
+        elif p.log.flush_pending and self.nursery is not None and p not in self._bg_flushing:
+            # A rolled segment is flushed in the background, outside the
+            # produce path, as Kafka does.
+            self._bg_flushing.add(p)
+            self.nursery.start_soon(self._background_flush, p)
+
+    async def _background_flush(self, p: PartitionState) -> None:
+        try:
+            await trio.to_thread.run_sync(p.log.flush)
+        except OSError:
+            log.exception("background flush of %s-%d failed", p.topic, p.index)
+        finally:
+            self._bg_flushing.discard(p)
+
+    async def checkpointer(self, interval_s: float = 60.0) -> None:
+        """Write recovery points and log start offsets every interval (Kafka:
+        log.flush.offset.checkpoint.interval.ms = 60 s) so crash recovery
+        scans only what came after."""
+        while True:
+            await trio.sleep(interval_s)
+            if self.logs is not None:
+                try:
+                    await trio.to_thread.run_sync(self.logs.checkpoint)
+                except OSError:
+                    log.exception("writing checkpoints failed")
 
     def ensure_internal_topic(self, name: str, partitions: int,
                               configs: dict[str, str] | None = None) -> TopicState:
