@@ -55,6 +55,10 @@ def rows(results: dict[str, dict], cfg: dict) -> list[tuple[str, list[str]]]:
     lat = f"e2e latency @ {cfg['latency_rate']} msg/s"
     add(f"{lat} p50, ms", lambda r: _num(r["latency"]["p50_ms"], 1) + _flags(r["latency"]))
     add(f"{lat} p99, ms", lambda r: _num(r["latency"]["p99_ms"], 1))
+    if any("latency_linger0" in r for r in results.values()):
+        add(f"{lat}, producer linger.ms=0, p50, ms",
+            lambda r: _num(r["latency_linger0"]["p50_ms"], 2) + _flags(r["latency_linger0"]))
+        add(f"{lat}, producer linger.ms=0, p99, ms", lambda r: _num(r["latency_linger0"]["p99_ms"], 2))
     add("peak RSS (VmHWM), MiB", lambda r: _num(r["peak_rss"] / MIB, 1))
     add("broker CPU-seconds per GB produced", lambda r: _num(r["cpu_s_per_gb"], 1))
     add("exit code on SIGTERM", lambda r: str(r["stop_rc"]))
