@@ -25,6 +25,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                     help="set a property (repeatable); wins over the file")
     ap.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ...")
+    # testing and observability (docs/testing.md); `pykbroker ctl ...` is the control client
+    ap.add_argument("--log-format", choices=["text", "json"], default="text",
+                    help="json: one JSON object per log line")
+    ap.add_argument("--as-version", metavar="KAFKA_RELEASE",
+                    help="advertise and accept only this Kafka release's API versions (e.g. 3.9)")
+    ap.add_argument("--trace", action="store_true",
+                    help="log every request and response, decoded (logger pykbroker.trace)")
+    ap.add_argument("--control", metavar="HOST:PORT",
+                    help="open the HTTP control endpoint (metrics, fault rules) on a loopback address")
     return ap.parse_args(argv)
 
 
@@ -41,6 +50,12 @@ def build_config(ns: argparse.Namespace) -> BrokerConfig:
         if not sep or not key.strip():
             raise ConfigError(f"--override expects key=value, got {item!r}")
         overrides[key.strip()] = value
+    if getattr(ns, "as_version", None):
+        overrides["pykbroker.as.version"] = ns.as_version
+    if getattr(ns, "trace", False):
+        overrides["pykbroker.trace"] = "true"
+    if getattr(ns, "control", None):
+        overrides["pykbroker.control.listener"] = ns.control
     return BrokerConfig(overrides=overrides, file_props=file_props)
 
 
@@ -53,8 +68,11 @@ async def run(config: BrokerConfig, started_at: float) -> None:
             host, port = broker.bound[0]
             ms = (time.monotonic() - started_at) * 1000
             print(f"pykbroker ready: listening on {host}:{port} "
-                  f"(node.id={config.node_id}, log.dirs={','.join(map(str, config.log_dirs))}, "
-                  f"{ms:.0f} ms)", flush=True)
+                  f"(node.id={config.node_id}, "
+                  + ("storage=memory, " if config["pykbroker.storage"] == "memory"
+                     else f"log.dirs={','.join(map(str, config.log_dirs))}, ")
+                  + (f"control={broker.control_url}, " if broker.control_url else "")
+                  + f"{ms:.0f} ms)", flush=True)
             async for signum in signals:
                 log.info("received %s, shutting down", signal.Signals(signum).name)
                 break
@@ -78,9 +96,21 @@ def _process_age_s() -> float:
 def main(argv: list[str] | None = None) -> int:
     # "ready in N ms" counts from process start, interpreter start-up included.
     started = time.monotonic() - _process_age_s()
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] == "ctl":  # the control endpoint's client (testing/ctl.py)
+        from .testing.ctl import main as ctl_main
+
+        return ctl_main(args[1:])
     ns = parse_args(argv)
     logging.basicConfig(level=ns.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if ns.log_format == "json":
+        from .server.metrics import JsonLogFormatter
+
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(JsonLogFormatter())
+    if ns.trace:
+        logging.getLogger("pykbroker.trace").setLevel(logging.INFO)
     try:
         config = build_config(ns)
     except ConfigError as e:

@@ -77,6 +77,9 @@ _p("message.max.bytes", "int", 1048588, validator=_at_least(0), topic_name="max.
 _p("log.segment.bytes", "int", 1073741824, validator=_at_least(14), topic_name="segment.bytes")
 _p("log.roll.ms", "long", None, topic_name="segment.ms")
 _p("log.roll.hours", "int", 168, validator=_at_least(1))
+_p("log.roll.jitter.ms", "long", None, topic_name="segment.jitter.ms")
+_p("log.roll.jitter.hours", "int", 0, validator=_at_least(0))
+_p("log.segment.delete.delay.ms", "long", 60000, validator=_at_least(0), topic_name="file.delete.delay.ms")
 _p("log.index.interval.bytes", "int", 4096, validator=_at_least(0), topic_name="index.interval.bytes")
 _p("log.index.size.max.bytes", "int", 10485760, validator=_at_least(4), topic_name="segment.index.bytes")
 _p("log.flush.interval.messages", "long", LONG_MAX, validator=_at_least(1), topic_name="flush.messages")
@@ -89,6 +92,12 @@ _p("log.retention.bytes", "long", -1, topic_name="retention.bytes")
 _p("log.retention.check.interval.ms", "long", 300000, validator=_at_least(1))
 _p("log.cleanup.policy", "list", "delete", topic_name="cleanup.policy")
 _p("log.cleaner.enable", "bool", True)
+_p("log.cleaner.threads", "int", 1, validator=_at_least(0))
+_p("log.cleaner.backoff.ms", "long", 15000, validator=_at_least(0))
+_p("log.cleaner.dedupe.buffer.size", "long", 134217728)
+_p("log.cleaner.io.buffer.load.factor", "double", 0.9)
+_p("log.cleaner.io.buffer.size", "int", 524288, validator=_at_least(0))
+_p("log.cleaner.io.max.bytes.per.second", "double", 1.7976931348623157e308)
 _p("log.cleaner.delete.retention.ms", "long", 86400000, topic_name="delete.retention.ms")
 _p("log.cleaner.min.cleanable.ratio", "double", 0.5, topic_name="min.cleanable.dirty.ratio")
 _p("log.cleaner.min.compaction.lag.ms", "long", 0, topic_name="min.compaction.lag.ms")
@@ -102,14 +111,28 @@ _p("compression.type", "string", "producer",
 _p("min.insync.replicas", "int", 1, validator=_at_least(1), topic_name="min.insync.replicas")
 _p("unclean.leader.election.enable", "bool", False, topic_name="unclean.leader.election.enable")
 _p("log.preallocate", "bool", False, topic_name="preallocate")
-# replication / cluster (used once clustering lands)
-_p("zookeeper.connect", "string", None)
-_p("zookeeper.session.timeout.ms", "int", 18000)
+_p("compression.gzip.level", "int", -1, topic_name="compression.gzip.level")
+_p("compression.lz4.level", "int", 9, topic_name="compression.lz4.level")
+_p("compression.zstd.level", "int", 3, topic_name="compression.zstd.level")
+_p("log.flush.offset.checkpoint.interval.ms", "int", 60000, validator=_at_least(0))
+# replication / cluster (pykbroker/cluster/, docs/cluster.md): on with zookeeper.connect
+_p("zookeeper.connect", "string", None, "host:port[,host:port...][/chroot] of ZooKeeper; unset: a lone broker.")
+_p("zookeeper.session.timeout.ms", "int", 18000, validator=_at_least(1))
 _p("zookeeper.connection.timeout.ms", "int", None)
-_p("replica.lag.time.max.ms", "long", 30000)
-_p("replica.fetch.max.bytes", "int", 1048576)
-_p("replica.fetch.wait.max.ms", "int", 500)
+_p("replica.lag.time.max.ms", "long", 30000, validator=_at_least(1))
+_p("replica.fetch.max.bytes", "int", 1048576, validator=_at_least(0))
+_p("replica.fetch.min.bytes", "int", 1, validator=_at_least(0))
+_p("replica.fetch.response.max.bytes", "int", 10485760, validator=_at_least(0))
+_p("replica.fetch.wait.max.ms", "int", 500, validator=_at_least(0))
+_p("replica.fetch.backoff.ms", "int", 1000, validator=_at_least(0))
+_p("replica.socket.timeout.ms", "int", 30000, validator=_at_least(1))
+_p("replica.high.watermark.checkpoint.interval.ms", "long", 5000, validator=_at_least(1))
 _p("controlled.shutdown.enable", "bool", True)
+_p("controlled.shutdown.max.retries", "int", 3, validator=_at_least(1))
+_p("controlled.shutdown.retry.backoff.ms", "long", 5000, validator=_at_least(0))
+_p("auto.leader.rebalance.enable", "bool", True)
+_p("leader.imbalance.check.interval.seconds", "long", 300, validator=_at_least(1))
+_p("leader.imbalance.per.broker.percentage", "int", 10, validator=_at_least(0))
 # groups
 _p("offsets.topic.replication.factor", "short", 1, "Kafka's default is 3; 1 so a lone broker never hangs.", _at_least(1))
 _p("offsets.topic.num.partitions", "int", 50, validator=_at_least(1))
@@ -122,6 +145,9 @@ _p("group.max.size", "int", INT_MAX, validator=_at_least(1))
 _p("group.coordinator.rebalance.protocols", "list", "classic,consumer")
 _p("group.consumer.heartbeat.interval.ms", "int", 5000)
 _p("group.consumer.session.timeout.ms", "int", 45000)
+_p("group.consumer.max.size", "int", INT_MAX, validator=_at_least(1))
+_p("group.consumer.assignors", "list", "uniform,range", "Server-side assignors of KIP-848 groups; the first is the default.")
+_p("offset.metadata.max.bytes", "int", 4096, validator=_at_least(0))
 # transactions
 _p("transaction.state.log.replication.factor", "short", 1, "Kafka's default is 3; 1 for a lone broker.")
 _p("transaction.state.log.min.isr", "int", 1)
@@ -129,8 +155,40 @@ _p("transaction.state.log.num.partitions", "int", 50)
 _p("transaction.max.timeout.ms", "int", 900000)
 _p("transactional.id.expiration.ms", "int", 604800000)
 _p("producer.id.expiration.ms", "int", 86400000)
+_p("producer.id.expiration.check.interval.ms", "int", 600000, validator=_at_least(1))
+_p("transaction.state.log.segment.bytes", "int", 104857600, validator=_at_least(1))
 # pykbroker-specific (no Kafka equivalent)
 _p("pykbroker.fetch.sendfile", "bool", True, "Serve fetch data with os.sendfile where possible.")
+_p("pykbroker.log.cleaner.isolation", "string", "process", "Where the log cleaner's record work runs: "
+   "process (worker processes, never holding the broker's GIL) or thread.", _one_of("process", "thread"))
+# pykbroker-specific: testing and observability (docs/testing.md)
+_p("pykbroker.storage", "string", "disk", "Log storage engine: disk (Kafka's layout under log.dirs) or "
+   "memory (nothing on disk, nothing survives a restart; for tests).", _one_of("disk", "memory"))
+_p("pykbroker.control.listener", "string", None, "host:port of the HTTP control endpoint (/metrics, "
+   "fault rules, records, groups); off when unset; loopback addresses only.",
+   lambda v: _check_loopback(v))
+_p("pykbroker.as.version", "string", None, "Emulate this Kafka release's API version ranges "
+   "(2.8, 3.0 ... 3.9, 4.0 ... 4.3).", lambda v: _check_release(v))
+_p("pykbroker.trace", "bool", False, "Log every request and response, decoded (logger pykbroker.trace).")
+_p("pykbroker.trace.max.chars", "int", 2000, "Longest request/response text in a trace line.", _at_least(80))
+_p("pykbroker.metrics.enable", "bool", True, "Count requests, errors, latency and bytes per API "
+   "(served on the control endpoint's /metrics).")
+
+
+def _check_loopback(v: str) -> str | None:
+    host, sep, port = v.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not port.isdigit():
+        return "expected host:port"
+    if host not in ("localhost", "::1") and not host.startswith("127."):
+        return "the control endpoint has no authentication: only loopback addresses are allowed"
+    return None
+
+
+def _check_release(v: str) -> str | None:
+    from .testing.releases import check_release
+
+    return check_release(v)
 
 
 def _parse(prop: Prop, raw: Any) -> Any:
@@ -266,19 +324,8 @@ class BrokerConfig:
         return v if v is not None else self.values["log.flush.scheduler.interval.ms"]
 
     def topic_defaults(self) -> dict[str, str]:
-        """Broker properties as topic-level config defaults (Kafka's synonyms)."""
-        out: dict[str, str] = {}
-        for name, prop in PROPS.items():
-            if prop.topic_name is None:
-                continue
-            v = self.values[name]
-            if name == "log.roll.ms":
-                v = self.segment_ms()
-            elif name == "log.retention.ms":
-                v = self.retention_ms()
-            elif name == "log.flush.interval.ms":
-                v = self.flush_ms()
-            if v is None:
-                continue
-            out[prop.topic_name] = str(v).lower() if isinstance(v, bool) else str(v)
-        return out
+        """Broker properties as topic-level config defaults (Kafka's synonyms,
+        with unit conversion and dynamic broker configs; topic_configs.py)."""
+        from .topic_configs import broker_topic_defaults
+
+        return broker_topic_defaults(self)

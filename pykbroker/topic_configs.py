@@ -39,8 +39,23 @@ AlterConfigs):
 - :func:`broker_synonyms` — the same synonym chain for a broker property
   (DescribeConfigs on a BROKER resource).
 
-There are no dynamic configs yet (no AlterConfigs), so sources 2 and 3 never
-appear.
+Changing configs (AlterConfigs, IncrementalAlterConfigs):
+
+- :func:`legacy_topic_overrides` / :func:`incremental_topic_overrides` —
+  the new override set of a topic, with Kafka's controller semantics
+  (AlterConfigs replaces every override; SET/DELETE/APPEND/SUBTRACT
+  operate on the current overrides; APPEND/SUBTRACT start from the
+  default for an unset list and are only for LIST configs), then validated
+  as a whole by :func:`validate_topic_configs`.
+- Dynamic broker configs (KIP-226): :func:`alter_broker_configs` checks a
+  change to BROKER ``<node id>`` (per broker, source 2) or ``""`` (cluster
+  default, source 3) as Kafka's ConfigAdminManager/DynamicBrokerConfig
+  do (only Kafka's dynamically updatable properties; values parsed and
+  validated; INVALID_REQUEST otherwise); :func:`apply_dynamic_broker_configs`
+  layers them over the static configuration (precedence: per broker,
+  cluster default, server.properties/--override, built-in default). Log
+  properties among them change the defaults of every topic without an
+  override, live.
 """
 
 from __future__ import annotations
@@ -327,12 +342,6 @@ INTERNAL_CONFIGS: dict[str, TopicConfigDef] = {
 # Broker properties that are topic synonyms but not (yet) pykbroker broker
 # properties: Kafka's defaults, reported as DEFAULT_CONFIG.
 KAFKA_ONLY_BROKER_DEFAULTS: dict[str, Any] = {
-    "log.roll.jitter.ms": None,
-    "log.roll.jitter.hours": 0,
-    "log.segment.delete.delay.ms": 60000,
-    "compression.gzip.level": -1,
-    "compression.lz4.level": 9,
-    "compression.zstd.level": 3,
     "log.local.retention.ms": -2,
     "log.local.retention.bytes": -2,
 }
@@ -422,12 +431,25 @@ def _broker_value(cfg: "BrokerConfig", prop: str) -> Any:
     return KAFKA_ONLY_BROKER_DEFAULTS.get(prop)
 
 
+def _static_layer(cfg: "BrokerConfig") -> tuple[dict[str, Any], dict[str, str]]:
+    """(values, sources) as server.properties/--override left them, before any
+    dynamic broker config (see :func:`apply_dynamic_broker_configs`)."""
+    return getattr(cfg, "static_values", cfg.values), getattr(cfg, "static_sources", cfg.sources)
+
+
 def _broker_static(cfg: "BrokerConfig", prop: str) -> str | None:
     """The value given in server.properties / --override, else None."""
-    if prop in PROPS and cfg.sources.get(prop) == "STATIC_BROKER_CONFIG":
-        v = cfg.values.get(prop)
+    values, sources = _static_layer(cfg)
+    if prop in PROPS and sources.get(prop) == "STATIC_BROKER_CONFIG":
+        v = values.get(prop)
         return None if v is None else java_str(v)
     return None
+
+
+def _broker_dynamic(cfg: "BrokerConfig", prop: str, level: str) -> str | None:
+    """A dynamic broker config (``level`` "broker" or "default"), as stored."""
+    dyn = getattr(cfg, "dynamic_broker" if level == "broker" else "dynamic_default", None) or {}
+    return dyn.get(prop)
 
 
 def _broker_default(prop: str) -> str | None:
@@ -457,7 +479,9 @@ def broker_synonyms(cfg: "BrokerConfig", prop: str) -> list[dict]:
     names = broker_synonym_names(prop)
     sensitive = prop in PROPS and PROPS[prop].type == "password"
     out: list[dict] = []
-    for source, lookup in ((STATIC_BROKER_CONFIG, lambda n: _broker_static(cfg, n)),
+    for source, lookup in ((DYNAMIC_BROKER_CONFIG, lambda n: _broker_dynamic(cfg, n, "broker")),
+                           (DYNAMIC_DEFAULT_BROKER_CONFIG, lambda n: _broker_dynamic(cfg, n, "default")),
+                           (STATIC_BROKER_CONFIG, lambda n: _broker_static(cfg, n)),
                            (DEFAULT_CONFIG, _broker_default)):
         for n in names:
             v = lookup(n)
@@ -538,10 +562,15 @@ def effective_topic_configs(cfg: "BrokerConfig", overrides: dict[str, str]) -> l
             value, source = overrides[name], DYNAMIC_TOPIC_CONFIG
         else:
             value, source = java_str(d.default), DEFAULT_CONFIG
+            found = False
             for syn in d.synonyms:
-                raw = _broker_static(cfg, syn.name)
-                if raw is not None:
-                    value, source = syn.convert(raw), STATIC_BROKER_CONFIG
+                for src, raw in ((DYNAMIC_BROKER_CONFIG, _broker_dynamic(cfg, syn.name, "broker")),
+                                 (DYNAMIC_DEFAULT_BROKER_CONFIG, _broker_dynamic(cfg, syn.name, "default")),
+                                 (STATIC_BROKER_CONFIG, _broker_static(cfg, syn.name))):
+                    if raw is not None:
+                        value, source, found = syn.convert(raw), src, True
+                        break
+                if found:
                     break
         out.append({"name": name, "value": None if d.sensitive else value, "read_only": False,
                     "config_source": source, "is_sensitive": d.sensitive})
@@ -588,3 +617,267 @@ def describe_topic_configs(cfg: "BrokerConfig", overrides: dict[str, str],
 def topic_config_values(cfg: "BrokerConfig", overrides: dict[str, str]) -> dict[str, str | None]:
     """name -> effective value string for every topic config (a convenience)."""
     return {n: describe_topic_config(cfg, overrides, n, False, False)["value"] for n in TOPIC_CONFIGS}
+
+
+# ---------------------------------------------------------------- topic defaults
+def broker_topic_defaults(cfg: "BrokerConfig") -> dict[str, str]:
+    """Every topic config's broker-supplied default (Kafka's
+    ``extractLogConfigMap``: first synonym with a value, unit-converted,
+    dynamic broker configs included), as Kafka prints it."""
+    out: dict[str, str] = {}
+    for d in _DEFS:
+        if not d.synonyms:
+            continue
+        v = broker_effective(cfg, d)
+        if v is None:
+            continue
+        out[d.name] = java_str(v, d.type)  # type: ignore[assignment]
+    return out
+
+
+# ---------------------------------------------------------------- altering topic configs
+SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
+OP_NAMES = {SET: "SET", DELETE: "DELETE", APPEND: "APPEND", SUBTRACT: "SUBTRACT"}
+
+
+class AlterError(Exception):
+    def __init__(self, code: int, message: str | None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def check_alter_request(configs: list[tuple[str, int, str | None]], incremental: bool) -> None:
+    """ConfigAdminManager.preprocess: duplicate keys and null values
+    (INVALID_REQUEST). ``configs`` are (name, op, value)."""
+    names = [n for n, _, _ in configs]
+    if len(names) != len(set(names)):
+        raise AlterError(errors.INVALID_REQUEST, "Error due to duplicate config keys")
+    nulls = [n for n, op, v in configs if v is None and not (incremental and op == DELETE)]
+    if nulls:
+        raise AlterError(errors.INVALID_REQUEST, "Null value not supported for : " + ", ".join(nulls))
+    if incremental:
+        for n, op, _ in configs:
+            if op not in OP_NAMES:
+                raise AlterError(errors.INVALID_REQUEST, f"Unknown operations type {op}")
+
+
+def check_topic_resource(name: str) -> None:
+    """ControllerConfigurationValidator.validateTopicName."""
+    if not name:
+        raise AlterError(errors.INVALID_REQUEST, "Default topic resources are not allowed.")
+    bad = topic_name_error(name)
+    if bad is not None:
+        raise AlterError(errors.INVALID_TOPIC_EXCEPTION, bad)
+
+
+def _default_parts(name: str) -> list[str]:
+    d = TOPIC_CONFIGS.get(name)
+    if d is None or d.default is None:
+        return []
+    v = java_str(d.default, d.type) or ""
+    return [p for p in v.split(",") if p]
+
+
+def incremental_topic_overrides(current: dict[str, str],
+                                ops: list[tuple[str, int, str | None]]) -> dict[str, str]:
+    """ConfigurationControlManager.incrementalAlterConfigResource for a topic."""
+    new = dict(current)
+    for name, op, value in ops:
+        if op == SET:
+            new[name] = value  # type: ignore[assignment]
+        elif op == DELETE:
+            new.pop(name, None)
+        else:
+            d = TOPIC_CONFIGS.get(name) or INTERNAL_CONFIGS.get(name)
+            if d is None or d.type != "list":
+                raise AlterError(errors.INVALID_CONFIG,
+                                 f"Can't {OP_NAMES[op]} to key {name} because its type is not LIST.")
+            old = new.get(name)
+            parts = [p for p in old.split(",") if p] if old is not None else _default_parts(name)
+            for v in (value or "").split(","):
+                if op == APPEND:
+                    if v not in parts:
+                        parts.append(v)
+                elif v in parts:
+                    parts.remove(v)
+            new[name] = ",".join(parts)
+    return new
+
+
+def finish_topic_overrides(new: dict[str, str], cfg: "BrokerConfig") -> dict[str, str]:
+    """Validate a topic's complete new override set (Kafka's LogConfig.validate
+    on the merged configs: INVALID_CONFIG with Kafka's message) and return it
+    normalised the way CreateTopics stores overrides."""
+    bad = validate_topic_configs(new, cfg)
+    if bad is not None:
+        raise AlterError(*bad)
+    return {k: normalize(k, v) or "" for k, v in new.items()}
+
+
+# ---------------------------------------------------------------- dynamic broker configs
+def apply_dynamic_broker_configs(cfg: "BrokerConfig", cluster_default: dict[str, str],
+                                 per_broker: dict[str, str]) -> None:
+    """Layer dynamic broker configs over the static ones in ``cfg`` (values
+    and sources; the static layer is kept in ``cfg.static_values`` /
+    ``cfg.static_sources`` for synonyms). Unknown or unparsable stored
+    values are skipped (Kafka logs and ignores them too)."""
+    from .config import ConfigError
+
+    if not hasattr(cfg, "static_values"):
+        cfg.static_values = dict(cfg.values)  # type: ignore[attr-defined]
+        cfg.static_sources = dict(cfg.sources)  # type: ignore[attr-defined]
+    cfg.dynamic_default = dict(cluster_default)  # type: ignore[attr-defined]
+    cfg.dynamic_broker = dict(per_broker)  # type: ignore[attr-defined]
+    values = dict(cfg.static_values)  # type: ignore[attr-defined]
+    sources = dict(cfg.static_sources)  # type: ignore[attr-defined]
+    for layer, source in ((cluster_default, "DYNAMIC_DEFAULT_BROKER_CONFIG"),
+                          (per_broker, "DYNAMIC_BROKER_CONFIG")):
+        for name, raw in layer.items():
+            if name not in PROPS:
+                continue
+            try:
+                values[name] = parse_broker_value(name, raw)
+            except ConfigError:
+                continue
+            sources[name] = source
+    cfg.values = values
+    cfg.sources = sources
+
+
+def parse_broker_value(name: str, raw: str) -> Any:
+    """A broker property's typed value (config.py's parser and validator);
+    raises config.ConfigError with Kafka's wording."""
+    from .config import ConfigError
+
+    prop = PROPS[name]
+    s = raw.strip()
+    t = prop.type
+    try:
+        if t in ("int", "long", "short"):
+            lo, hi = _RANGES[t]
+            if not _JAVA_INT.match(s) or not lo <= int(s) <= hi:
+                raise ValueError
+            v: Any = int(s)
+        elif t == "double":
+            if not _JAVA_DOUBLE.match(s):
+                raise ValueError
+            v = float(s.rstrip("fFdD").replace("Infinity", "inf"))
+        elif t == "bool":
+            if s.lower() not in ("true", "false"):
+                raise ConfigError(f"Invalid value {raw} for configuration {name}: "
+                                  "Expected value to be either true or false")
+            v = s.lower() == "true"
+        else:
+            v = s
+    except ValueError:
+        raise ConfigError(f"Invalid value {raw} for configuration {name}: "
+                          f"Not a number of type {t.upper()}") from None
+    if prop.validator is not None:
+        err = prop.validator(v)
+        if err:
+            raise ConfigError(f"Invalid value {raw} for configuration {name}: {err}")
+    return v
+
+
+def _scala_set(names: Iterable[str]) -> str:
+    return "Set(" + ", ".join(names) + ")"
+
+
+def alter_broker_configs(cfg: "BrokerConfig", node_id: int, resource_name: str,
+                         current: dict[str, str], ops: list[tuple[str, int, str | None]]) -> dict[str, str]:
+    """The new dynamic config set of BROKER ``resource_name`` ("" = cluster
+    default) after ``ops`` (legacy AlterConfigs: all SET, replacing
+    everything), validated as Kafka's broker does before forwarding to the
+    controller; raises AlterError (INVALID_REQUEST / INVALID_CONFIG)."""
+    from .config import ConfigError
+
+    if resource_name:
+        if not _JAVA_INT.match(resource_name) or not -(2**31) <= int(resource_name) < 2**31:
+            raise AlterError(errors.INVALID_REQUEST, f"Node id must be an integer, but it is: {resource_name}")
+        if int(resource_name) != node_id:
+            raise AlterError(errors.INVALID_REQUEST,
+                             f"Unexpected broker id, expected {node_id}, but received {resource_name}")
+    new = dict(current)
+    for name, op, value in ops:
+        if op == SET:
+            new[name] = value  # type: ignore[assignment]
+        elif op == DELETE:
+            new.pop(name, None)
+        else:
+            prop = PROPS.get(name)
+            if prop is None:
+                raise AlterError(errors.INVALID_CONFIG, f"Unknown config name: {name}")
+            if prop.type != "list":
+                verb = "append" if op == APPEND else "subtract"
+                raise AlterError(errors.INVALID_CONFIG,
+                                 f"Config value {verb} is not allowed for config key: {name}")
+            old = new.get(name)
+            if old is None:
+                d = prop.default
+                old = "" if d is None else str(d)
+            parts = [p for p in old.split(",") if p]
+            for v in (value or "").split(","):
+                if op == APPEND:
+                    if v not in parts:
+                        parts.append(v)
+                elif v in parts:
+                    parts.remove(v)
+            new[name] = ",".join(parts)
+    non_dynamic = sorted(n for n in new if n in PROPS and n not in DYNAMIC_BROKER_CONFIGS)
+    if non_dynamic:
+        raise AlterError(errors.INVALID_REQUEST,
+                         f"Cannot update these configs dynamically: {_scala_set(non_dynamic)}")
+    for name, raw in new.items():
+        if name in PROPS:
+            try:
+                parse_broker_value(name, raw)
+            except ConfigError as e:
+                raise AlterError(errors.INVALID_REQUEST, str(e)) from None
+    # the log configs the new values imply must still be valid together
+    lo = _layered(cfg, resource_name, new, "log.cleaner.min.compaction.lag.ms")
+    hi = _layered(cfg, resource_name, new, "log.cleaner.max.compaction.lag.ms")
+    if lo is not None and hi is not None and lo > hi:
+        raise AlterError(errors.INVALID_REQUEST, "conflict topic config setting min.compaction.lag.ms "
+                         f"({lo}) > max.compaction.lag.ms ({hi})")
+    return new
+
+
+def _layered(cfg: "BrokerConfig", resource_name: str, new: dict[str, str], prop: str) -> Any:
+    """``prop``'s value once ``new`` replaces the dynamic layer being altered."""
+    from .config import ConfigError
+
+    per_broker = new if resource_name else (getattr(cfg, "dynamic_broker", None) or {})
+    default = (getattr(cfg, "dynamic_default", None) or {}) if resource_name else new
+    for layer in (per_broker, default):
+        if prop in layer:
+            try:
+                return parse_broker_value(prop, layer[prop])
+            except ConfigError:
+                return None
+    values, _ = _static_layer(cfg)
+    return values.get(prop)
+
+
+def describe_dynamic_default(cfg: "BrokerConfig", keys: list[str] | None, include_synonyms: bool,
+                             include_documentation: bool) -> list[dict]:
+    """DescribeConfigs BROKER "": the cluster-wide dynamic defaults only."""
+    dyn = getattr(cfg, "dynamic_default", None) or {}
+    out = []
+    for name in sorted(dyn):
+        if keys and name not in keys:
+            continue
+        prop = PROPS.get(name)
+        sensitive = prop is not None and prop.type == "password"
+        syns = [s for s in broker_synonyms(cfg, name) if s["source"] == DYNAMIC_DEFAULT_BROKER_CONFIG] \
+            if prop is not None else [{"name": name, "value": dyn[name], "source": DYNAMIC_DEFAULT_BROKER_CONFIG}]
+        doc = None
+        if include_documentation and prop is not None:
+            doc = prop.doc or (TOPIC_CONFIGS[prop.topic_name].doc if prop.topic_name in TOPIC_CONFIGS else None)
+        out.append({"name": name, "value": None if sensitive else dyn[name],
+                    "read_only": name not in DYNAMIC_BROKER_CONFIGS,
+                    "config_source": syns[0]["source"] if syns else DEFAULT_CONFIG,
+                    "is_sensitive": sensitive, "synonyms": syns if include_synonyms else [],
+                    "config_type": CONFIG_TYPE_IDS.get(prop.type, 0) if prop is not None else 0,
+                    "documentation": doc})
+    return out

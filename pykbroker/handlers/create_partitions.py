@@ -18,6 +18,11 @@ ReplicationControlManager.createPartitions), per topic:
   (1).
 - validate_only: checks only. timeout_ms is ignored (the change is
   immediate).
+- Cluster mode (zookeeper.connect): only the controller serves it (others:
+  NOT_CONTROLLER); assignments are checked against the live brokers and the
+  topic's replication factor; new replicas are placed like Kafka's
+  (continuing the round-robin of partition 0's first replica); the answer
+  waits up to timeout_ms for the new partitions' leaders.
 """
 
 from __future__ import annotations
@@ -58,8 +63,15 @@ def _check(ctx: RequestContext, t: dict) -> int:
             raise AdminError(errors.INVALID_REPLICA_ASSIGNMENT,
                         f"Attempted to add {additional} additional partition(s), but only "
                         f"{len(assignments)} assignment(s) were specified.")
-        for a in assignments:
-            check_replicas(list(a["broker_ids"]), {ctx.state.node_id}, REPLICATION_FACTOR)
+        st = ctx.state
+        if st.cluster is not None:  # cluster mode: the live brokers, the topic's replication factor
+            ta = st.cluster.view.topics.get(name)
+            rf = len(ta.partitions[0]) if ta is not None and ta.partitions else REPLICATION_FACTOR
+            for a in assignments:
+                check_replicas(list(a["broker_ids"]), set(st.live_broker_ids()), rf)
+        else:
+            for a in assignments:
+                check_replicas(list(a["broker_ids"]), {st.node_id}, REPLICATION_FACTOR)
     return current
 
 
@@ -70,6 +82,10 @@ async def handle(ctx: RequestContext, req: dict) -> dict:
     counts = Counter(t["name"] for t in topics)
     results = [_result(n, errors.INVALID_REQUEST, "Duplicate topic name.")
                for n in counts if counts[n] > 1]
+    if st.cluster is not None and not st.cluster.is_controller:
+        # ZooKeeper mode: only the controller adds partitions
+        return {"throttle_time_ms": 0, "results": results + [
+            _result(t["name"], errors.NOT_CONTROLLER) for t in topics if counts[t["name"]] == 1]}
     for t in topics:
         name = t["name"]
         if counts[name] > 1:
@@ -79,7 +95,24 @@ async def handle(ctx: RequestContext, req: dict) -> dict:
         except AdminError as f:
             results.append(_result(name, f.code, f.message))
             continue
-        if not req["validate_only"]:
+        if not req["validate_only"] and st.cluster is not None:
+            from ..cluster.assignment import AssignmentError
+            from ..cluster.controller import NotController
+
+            try:
+                assignment = [list(a["broker_ids"]) for a in t["assignments"]] if t["assignments"] else None
+                await st.cluster.create_partitions(name, t["count"], assignment, req["timeout_ms"])
+            except AssignmentError as e:
+                results.append(_result(name, e.code, str(e)))
+                continue
+            except NotController:
+                results.append(_result(name, errors.NOT_CONTROLLER))
+                continue
+            except Exception:
+                log.exception("adding partitions to %s failed", name)
+                results.append(_result(name, errors.UNKNOWN_SERVER_ERROR))
+                continue
+        elif not req["validate_only"]:
             try:
                 st.create_partitions(name, t["count"])
             except Exception:

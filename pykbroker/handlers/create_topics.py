@@ -30,6 +30,12 @@ its error codes and messages:
   is no longer what Kafka says).
 - validate_only: every check runs, nothing is created; a success result
   looks like a real one (Kafka even returns a fresh random topic id).
+- Cluster mode (zookeeper.connect): a broker that is not the controller
+  answers NOT_CONTROLLER for every topic (Kafka's ZooKeeper mode); the
+  controller checks replication factors and manual assignments against the
+  live brokers, writes the assignment (spread over the brokers, rack-aware
+  with broker.rack) to ZooKeeper, elects the leaders and waits up to
+  timeout_ms for them to show in its metadata.
 
 Results: v5+ carry num_partitions, replication_factor and every topic config
 with its value and source (``topic_configs.effective_topic_configs``);
@@ -99,7 +105,7 @@ def check_replication(rf: int, brokers: int) -> None:
 def _plan(ctx: RequestContext, t: dict) -> tuple[int, int]:
     """(partitions, replication factor) of a valid request entry, else AdminError."""
     st = ctx.state
-    registered = {st.node_id}
+    registered = set(st.live_broker_ids())  # cluster mode: the live brokers
     assignments = t["assignments"] or []
     if assignments:
         if t["replication_factor"] != -1:
@@ -138,8 +144,8 @@ def _plan(ctx: RequestContext, t: dict) -> tuple[int, int]:
     return n, rf
 
 
-def _create_one(ctx: RequestContext, t: dict, collisions: dict[str, str],
-                validate_only: bool) -> dict:
+async def _create_one(ctx: RequestContext, t: dict, collisions: dict[str, str],
+                      validate_only: bool, timeout_ms: int) -> dict:
     st = ctx.state
     name = t["name"]
     try:
@@ -164,6 +170,26 @@ def _create_one(ctx: RequestContext, t: dict, collisions: dict[str, str],
         return error_result(name, f.code, f.message)
     if validate_only:
         topic_id = uuid.uuid4().bytes
+    elif st.cluster is not None:
+        # cluster mode: the controller writes the assignment to ZooKeeper
+        # (replicas spread, rack-aware) and elects the leaders
+        from kazoo.exceptions import NodeExistsError
+
+        from ..cluster.assignment import AssignmentError
+        from ..cluster.controller import NotController
+
+        manual = {a["partition_index"]: list(a["broker_ids"]) for a in (t["assignments"] or [])} or None
+        try:
+            topic_id = await st.cluster.create_topic(name, partitions, rf, overrides, manual, timeout_ms)
+        except AssignmentError as e:
+            return error_result(name, e.code, str(e))
+        except NodeExistsError:
+            return error_result(name, errors.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists.")
+        except NotController:
+            return error_result(name, errors.NOT_CONTROLLER, None)
+        except Exception:
+            log.exception("creating topic %s failed", name)
+            return error_result(name, errors.UNKNOWN_SERVER_ERROR, None)
     else:
         try:
             ts = st.create_topic(name, partitions, overrides)
@@ -190,6 +216,10 @@ async def handle(ctx: RequestContext, req: dict) -> dict:
             collisions.setdefault(tc.collision_key(existing), existing)
     results = []
     metadata_topic = False
+    if st.cluster is not None and not st.cluster.is_controller:
+        # ZooKeeper mode: only the controller creates topics (clients send it there)
+        return {"throttle_time_ms": 0, "topics": [error_result(t["name"], errors.NOT_CONTROLLER, None)
+                                                   for t in topics]}
     for t in topics:
         name = t["name"]
         if counts[name] > 1:
@@ -197,7 +227,7 @@ async def handle(ctx: RequestContext, req: dict) -> dict:
         if name == CLUSTER_METADATA_TOPIC:
             metadata_topic = True
             continue
-        results.append(_create_one(ctx, t, collisions, bool(req["validate_only"])))
+        results.append(await _create_one(ctx, t, collisions, bool(req["validate_only"]), req["timeout_ms"]))
     for name in duplicates:
         results.append(error_result(name, errors.INVALID_REQUEST, "Duplicate topic name."))
     if metadata_topic:

@@ -21,6 +21,10 @@ Follows Kafka's KRaft controller (ControllerApis.deleteTopics):
 - Results come in Kafka's construction order (errors first, then deletions)
   without Kafka's shuffle; v6 results carry both name and id.
 - timeout_ms is ignored: deletion is immediate.
+- Cluster mode (zookeeper.connect): only the controller serves it (others:
+  NOT_CONTROLLER); it removes the topic's znodes and waits up to
+  timeout_ms for the topic to leave its metadata; each broker deletes its
+  replicas' logs when its watch sees the topic go.
 """
 
 from __future__ import annotations
@@ -52,6 +56,11 @@ async def handle(ctx: RequestContext, req: dict) -> dict:
     st = ctx.state
     v = ctx.api_version
     requested = _requested(ctx, req)
+    if st.cluster is not None and not st.cluster.is_controller:
+        # ZooKeeper mode: only the controller deletes topics
+        return {"throttle_time_ms": 0,
+                "responses": [_result(n if n is not None or v >= 6 else "", tid, errors.NOT_CONTROLLER, None)
+                              for n, tid in requested]}
     if not st.config["delete.topic.enable"]:
         code = errors.INVALID_REQUEST if v < 3 else errors.TOPIC_DELETION_DISABLED
         return {"throttle_time_ms": 0,
@@ -112,7 +121,12 @@ async def handle(ctx: RequestContext, req: dict) -> dict:
 
     for tid, n in to_delete.items():
         try:
-            st.delete_topic(n)
+            if st.cluster is not None:
+                # the controller removes the topic from ZooKeeper; every broker
+                # deletes its replicas when its watch fires
+                await st.cluster.delete_topic(n, req["timeout_ms"])
+            else:
+                st.delete_topic(n)
         except Exception:
             log.exception("deleting topic %s failed", n)
             out.append(_result(n, tid, errors.UNKNOWN_SERVER_ERROR, None))

@@ -1,8 +1,10 @@
 """DescribeCluster (key 60), versions 0-2 (Kafka 4.x's range).
 
-- Lists this broker (the only one until clustering lands), the cluster id and
-  a controller id: a KRaft broker reports one of the live brokers there (the
-  real controller is not reachable by clients), here ourselves.
+- Lists the brokers, the cluster id and a controller id. A lone broker:
+  itself as both (a KRaft broker reports one of the live brokers as
+  controller, the real one is not reachable by clients). Cluster mode
+  (zookeeper.connect): every live broker and the controller elected in
+  ZooKeeper, as Kafka's ZooKeeper mode.
 - v1+ endpoint_type: 1 (brokers) is what a broker serves; 2 (controllers)
   gets MISMATCHED_ENDPOINT_TYPE "The request was sent to an endpoint of type
   BROKER, but we wanted an endpoint of type CONTROLLER"; any other value
@@ -52,13 +54,18 @@ async def handle(ctx: RequestContext, req: dict) -> dict:
                       f"endpoint of type {ENDPOINT_TYPES[wanted]}")
     brokers = [{"broker_id": st.node_id, "host": st.advertised_host, "port": st.advertised_port,
                 "rack": st.rack, "is_fenced": False}]
+    controller_id = st.node_id
+    if st.cluster is not None:  # cluster mode: every live broker, the ZooKeeper-elected controller
+        brokers = [{"broker_id": b.node_id, "host": b.host, "port": b.port, "rack": b.rack, "is_fenced": False}
+                   for b in st.cluster.live_brokers()]
+        controller_id = st.cluster.view.controller_id
     return {
         "throttle_time_ms": 0,
         "error_code": errors.NONE,
         "error_message": None,
         "endpoint_type": BROKER_ENDPOINT,
         "cluster_id": st.cluster_id,
-        "controller_id": st.node_id,
+        "controller_id": controller_id,
         "brokers": brokers,
         "cluster_authorized_operations":
             CLUSTER_OPS if req["include_cluster_authorized_operations"] else NOT_REQUESTED,

@@ -3,16 +3,18 @@
 Read-only view of the configuration, following Kafka's ConfigHelper:
 
 - TOPIC (2): every topic config (``topic_configs``) with its effective value,
-  source (1 topic override, 4 static broker property, 5 default), synonyms
+  source (1 topic override, 2 dynamic per-broker config, 3 dynamic cluster
+  default, 4 static broker property, 5 default), synonyms
   when include_synonyms, read_only false, is_sensitive false. An illegal name
   gets INVALID_TOPIC_EXCEPTION ("Topic name is invalid: ..."), an unknown
   topic UNKNOWN_TOPIC_OR_PARTITION (no message).
 - BROKER (4): name = our node id: every broker property (``config.PROPS``)
   with its value, source (4 set in server.properties/--override, else 5),
   synonyms (the property at each level where it is set, plus its ms/hours
-  variants, as Kafka lists them), read_only as Kafka reports it (false only
+  variants, as Kafka lists them: dynamic per-broker 2, dynamic cluster
+  default 3, static 4, default 5), read_only as Kafka reports it (false only
   for properties Kafka can change dynamically). Empty name = the cluster-wide
-  dynamic defaults: there are none, so an empty list. Another id:
+  dynamic defaults set with AlterConfigs (source 3). Another id:
   INVALID_REQUEST "Unexpected broker id, expected 0 or empty string, but
   received 5"; not a number: INVALID_REQUEST "Broker id must be an integer,
   but it is: x".
@@ -116,8 +118,8 @@ def _describe(ctx: RequestContext, res: dict, include_synonyms: bool,
                                          include_synonyms=include_synonyms,
                                          include_documentation=include_documentation)
     if rtype == BROKER:
-        if not name:
-            return []  # no dynamic cluster-wide defaults exist
+        if not name:  # the cluster-wide dynamic defaults (AlterConfigs on BROKER "")
+            return tc.describe_dynamic_default(st.config, keys, include_synonyms, include_documentation)
         if _broker_id(name) != st.node_id:
             raise ResourceError(errors.INVALID_REQUEST, f"Unexpected broker id, expected "
                                 f"{st.node_id} or empty string, but received {name}")

@@ -2,15 +2,20 @@
 
 - Reads whole record batches from the log as file regions (sent with
   os.sendfile when large), never past the high watermark (read_uncommitted)
-  or the last stable offset (read_committed; equal to the high watermark
-  until transactions land).
+  or the last stable offset (read_committed: the first offset of the
+  earliest open transaction, else the high watermark). read_committed
+  answers carry the aborted transactions (producer id, first offset) that
+  overlap [fetch offset, LSO), from the per-segment aborted-transaction
+  index (pykbroker/txn/producers.py); read_uncommitted answers carry null.
 - max_bytes and partition_max_bytes are honoured, except that the first
   batch of the first partition with data is returned whole even if larger
   (KIP-74), so a consumer can always make progress.
 - Long-poll: if fewer than min_bytes are available, the request waits on the
   requested partitions' events (set by every append) until min_bytes is
   reached or max_wait_ms passes. No polling loop.
-- Errors per partition: OFFSET_OUT_OF_RANGE, UNKNOWN_TOPIC_OR_PARTITION,
+- Errors per partition: OFFSET_OUT_OF_RANGE (below the log start offset
+  after retention/DeleteRecords, or past the end), KAFKA_STORAGE_ERROR (a
+  log offline after an I/O failure), UNKNOWN_TOPIC_OR_PARTITION,
   UNKNOWN_TOPIC_ID (v13+), FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH (v9+,
   current_leader_epoch check).
 - Fetch sessions (KIP-227): answered sessionless (session_id 0), which every
@@ -18,6 +23,13 @@
   id we never gave out gets FETCH_SESSION_ID_NOT_FOUND.
 - v12+ tagged fields (diverging epoch, current leader) left at defaults;
   v13+ topic ids; v16+ node endpoints.
+- Cluster mode (zookeeper.connect): consumers get NOT_LEADER_OR_FOLLOWER
+  from a broker that does not lead the partition (after the epoch check);
+  a fetch with a replica id (v15+: replica_state) is a follower's and is
+  served by ``cluster/replica.py``: from the log end offset, with the
+  follower's position recorded (high watermark, ISR) and a diverging epoch
+  when its last fetched epoch does not match the leader's log. A lone
+  broker ignores the replica id.
 """
 
 from __future__ import annotations
@@ -26,6 +38,7 @@ import trio
 
 from ..protocol import errors
 from ..storage.log import OffsetOutOfRange
+from ..txn.producers import aborted_transactions
 from . import RequestContext, handler
 
 
@@ -69,6 +82,11 @@ def _collect(ctx: RequestContext, req: dict) -> tuple[list[dict], int, list]:
                 continue
             p = ts.partitions[idx]
             code = _check_epoch(fp["current_leader_epoch"], p.leader_epoch)
+            if not code and st.cluster is not None and not st.cluster.replicas.is_leader(p):
+                code = errors.NOT_LEADER_OR_FOLLOWER  # cluster mode: consumers read from leaders
+            if code and p.log is None:
+                parts_out.append(_empty(idx, code))
+                continue
             hw = p.high_watermark
             lso = p.last_stable_offset
             if code:
@@ -83,6 +101,9 @@ def _collect(ctx: RequestContext, req: dict) -> tuple[list[dict], int, list]:
             except OffsetOutOfRange:
                 parts_out.append(_empty(idx, errors.OFFSET_OUT_OF_RANGE, hw, lso, p.log_start_offset))
                 continue
+            except OSError:  # a log that failed on I/O (storage/log.py LogOfflineError)
+                parts_out.append(_empty(idx, errors.KAFKA_STORAGE_ERROR, hw, lso, p.log_start_offset))
+                continue
             size = res.size
             if size:
                 min_one = False
@@ -91,7 +112,9 @@ def _collect(ctx: RequestContext, req: dict) -> tuple[list[dict], int, list]:
             parts_out.append({"partition_index": idx, "error_code": errors.NONE,
                               "high_watermark": hw, "last_stable_offset": lso,
                               "log_start_offset": p.log_start_offset,
-                              "aborted_transactions": [] if read_committed else None,
+                              "aborted_transactions": (aborted_transactions(p, fp["fetch_offset"], lso)
+                                                       if read_committed and size else
+                                                       [] if read_committed else None),
                               "preferred_read_replica": -1,
                               "records": res.chunks if size else b""})
         out.append({"topic": t["topic"], "topic_id": t["topic_id"], "partitions": parts_out})
@@ -104,6 +127,11 @@ async def handle(ctx: RequestContext, req: dict) -> dict:
     if v >= 7 and req["session_id"] != 0:
         return {"throttle_time_ms": 0, "error_code": errors.FETCH_SESSION_ID_NOT_FOUND,
                 "session_id": 0, "responses": []}
+    cluster = ctx.state.cluster
+    if cluster is not None:
+        replica_id = req["replica_state"]["replica_id"] if v >= 15 else req["replica_id"]
+        if replica_id >= 0:  # a follower's fetch (cluster/replica.py)
+            return await cluster.replicas.handle_replica_fetch(ctx, req, replica_id)
     deadline = trio.current_time() + max(req["max_wait_ms"], 0) / 1000
     min_bytes = req["min_bytes"]
     while True:

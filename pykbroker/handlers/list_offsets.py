@@ -10,6 +10,8 @@
   found through the time index (O(log n)); none → offset -1, timestamp -1.
 - Only offsets below the high watermark are returned (as Kafka does).
 - v4+: leader epoch; current_leader_epoch checked (FENCED/UNKNOWN_LEADER_EPOCH).
+- Cluster mode: only the leader answers (NOT_LEADER_OR_FOLLOWER), except
+  for replica_id -2 (debugging), which any broker holding a replica answers.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from . import RequestContext, handler
 from .fetch import _check_epoch
 
 EARLIEST, LATEST, MAX_TIMESTAMP, EARLIEST_LOCAL, LATEST_TIERED, EARLIEST_PENDING = -2, -1, -3, -4, -5, -6
+DEBUGGING_REPLICA = -2  # replica_id of debugging tools: any replica answers (Kafka)
 
 
 @handler(2, 1, 11)
@@ -40,6 +43,10 @@ async def handle(ctx: RequestContext, req: dict) -> dict:
                 continue
             p = ts.partitions[idx]
             code = _check_epoch(lp["current_leader_epoch"], p.leader_epoch)
+            if not code and st.cluster is not None and (
+                    p.log is None if req["replica_id"] == DEBUGGING_REPLICA
+                    else not st.cluster.replicas.is_leader(p)):
+                code = errors.NOT_LEADER_OR_FOLLOWER
             if code:
                 out["error_code"] = code
                 continue

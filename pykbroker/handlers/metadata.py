@@ -1,8 +1,8 @@
 """Metadata (key 3), versions 0-13.
 
-- Lists this broker (the only one until clustering lands) and the requested
-  topics: all for a null list (v1+) or an empty list in v0; none for an
-  empty list in v1+.
+- Lists the brokers (this one alone without zookeeper.connect; every live
+  broker in cluster mode) and the requested topics: all for a null list
+  (v1+) or an empty list in v0; none for an empty list in v1+.
 - Unknown topics are created with broker defaults when
   auto.create.topics.enable is on and the request allows it (v4+ flag; always
   in v0-3); otherwise UNKNOWN_TOPIC_OR_PARTITION. Invalid names get
@@ -10,6 +10,12 @@
   UNKNOWN_TOPIC_ID.
 - v7+ leader epochs, v10+ topic ids, v8+ authorized operations (-2147483648
   = not requested; all operations allowed when asked, there is no ACL yet).
+- Cluster mode (zookeeper.connect): every live broker, the controller, and
+  per partition its leader (-1 and LEADER_NOT_AVAILABLE when the leader is
+  not live), leader epoch, replicas, ISR and offline replicas, from the
+  ZooKeeper state this broker watches; v0 lists only live replicas
+  (REPLICA_NOT_AVAILABLE when some are not). An auto-created topic is
+  written to ZooKeeper and answered LEADER_NOT_AVAILABLE until it exists.
 """
 
 from __future__ import annotations
@@ -27,12 +33,36 @@ CLUSTER_OPS = sum(1 << b for b in (5, 7, 8, 9, 10, 11, 12))  # Kafka: 8096
 
 def broker_list(ctx: RequestContext) -> list[dict]:
     st = ctx.state
+    if st.cluster is not None:
+        return [{"node_id": b.node_id, "host": b.host, "port": b.port, "rack": b.rack}
+                for b in st.cluster.live_brokers()]
     return [{"node_id": st.node_id, "host": st.advertised_host, "port": st.advertised_port,
              "rack": st.rack}]
 
 
+def _cluster_partition(ctx: RequestContext, ts, index: int) -> dict:  # type: ignore[no-untyped-def]
+    """Kafka's ZkMetadataCache.getPartitionMetadata: a leader that is not live
+    is -1 with LEADER_NOT_AVAILABLE; v0 lists only live replicas and says
+    REPLICA_NOT_AVAILABLE when some are not."""
+    leader, epoch, replicas, isr, offline = ctx.state.cluster.partition_info(ts.name, index)
+    code = errors.NONE
+    if leader < 0:
+        code = errors.LEADER_NOT_AVAILABLE
+    elif ctx.api_version == 0 and offline:
+        replicas = [r for r in replicas if r not in offline]
+        isr = [r for r in isr if r not in offline]
+        code = errors.REPLICA_NOT_AVAILABLE
+    return {"error_code": code, "partition_index": index, "leader_id": leader, "leader_epoch": epoch,
+            "replica_nodes": replicas, "isr_nodes": isr, "offline_replicas": offline}
+
+
 def topic_entry(ctx: RequestContext, ts, include_ops: bool) -> dict:  # type: ignore[no-untyped-def]
     node = ctx.state.node_id
+    if ctx.state.cluster is not None:
+        return {"error_code": errors.NONE, "name": ts.name, "topic_id": ts.topic_id,
+                "is_internal": ts.internal,
+                "partitions": [_cluster_partition(ctx, ts, p.index) for p in ts.partitions],
+                "topic_authorized_operations": TOPIC_OPS if include_ops else NOT_REQUESTED}
     parts = [{"error_code": errors.NONE, "partition_index": p.index, "leader_id": node,
               "leader_epoch": p.leader_epoch, "replica_nodes": [node], "isr_nodes": [node],
               "offline_replicas": []} for p in ts.partitions]
@@ -75,14 +105,17 @@ async def handle(ctx: RequestContext, req: dict) -> dict:
                 if allow_create:
                     ts = st.maybe_auto_create(name)
                 if ts is None:
-                    topics_out.append(error_entry(name, errors.UNKNOWN_TOPIC_OR_PARTITION))
+                    # cluster mode: being created through ZooKeeper (Kafka: LEADER_NOT_AVAILABLE)
+                    creating = allow_create and st.cluster is not None and st.auto_create_enabled()
+                    topics_out.append(error_entry(name, errors.LEADER_NOT_AVAILABLE if creating
+                                                  else errors.UNKNOWN_TOPIC_OR_PARTITION))
                     continue
             topics_out.append(topic_entry(ctx, ts, include_ops))
     return {
         "throttle_time_ms": 0,
         "brokers": broker_list(ctx),
         "cluster_id": st.cluster_id,
-        "controller_id": st.node_id,
+        "controller_id": st.cluster.view.controller_id if st.cluster is not None else st.node_id,
         "topics": topics_out,
         "cluster_authorized_operations":
             CLUSTER_OPS if req["include_cluster_authorized_operations"] else NOT_REQUESTED,

@@ -13,22 +13,67 @@
   MESSAGE_TOO_LARGE, CORRUPT_MESSAGE, INVALID_RECORD, ...; an unknown topic is
   auto-created when auto.create.topics.enable is on.
 - v8+: error_message per partition. v13: topics by id.
+- Idempotence and transactions (pykbroker/txn/): per producer and
+  partition, sequences and epochs are checked in the append path
+  (OUT_OF_ORDER_SEQUENCE_NUMBER, INVALID_PRODUCER_EPOCH, INVALID_TXN_STATE);
+  a retried batch already in the log is answered with its original offsets
+  (success, as Kafka, not DUPLICATE_SEQUENCE_NUMBER). A transactional batch
+  needs a transactional_id (else TRANSACTIONAL_ID_AUTHORIZATION_FAILED) and
+  its partition added to the transaction before its first write there:
+  else INVALID_TXN_STATE (v3-10), TRANSACTION_ABORTABLE (v11); v12+ adds
+  it implicitly (KIP-890). Coordinator trouble during that check answers
+  NOT_ENOUGH_REPLICAS (retriable for every client), a fenced epoch
+  INVALID_PRODUCER_EPOCH.
+- Cluster mode (zookeeper.connect): a broker that does not lead the
+  partition answers NOT_LEADER_OR_FOLLOWER (before validating the data, as
+  Kafka); acks=all waits for the ISR through the high watermark, the
+  partitions of one request together, at most timeout_ms
+  (REQUEST_TIMED_OUT), and may answer NOT_ENOUGH_REPLICAS (ISR below
+  min.insync.replicas, nothing written) or NOT_ENOUGH_REPLICAS_AFTER_APPEND.
 """
 
 from __future__ import annotations
 
 import time
 
+import trio
+
 from ..protocol import errors
 from ..protocol.records import InvalidRecords
+from ..txn.producers import verify_transactional
 from . import CloseConnection, RequestContext, handler
 
 
 def _part(index: int, code: int, base_offset: int = -1, append_time: int = -1,
-          log_start: int = -1, message: str | None = None) -> dict:
+          log_start: int = -1, message: str | None = None, record_errors: list | None = None) -> dict:
     return {"index": index, "error_code": code, "base_offset": base_offset,
             "log_append_time_ms": append_time, "log_start_offset": log_start,
-            "record_errors": [], "error_message": message}
+            "record_errors": record_errors or [], "error_message": message}
+
+
+def _invalid(index: int, e: InvalidRecords) -> dict:
+    """Rejected records; per-record errors (e.g. a keyless record on a
+    compacted topic, storage/convert.py) go in record_errors as Kafka's."""
+    recs = [{"batch_index": i, "batch_index_error_message": m} for i, m in getattr(e, "record_errors", ())]
+    return _part(index, e.error_code, message=str(e), record_errors=recs)
+
+
+async def _append(st, p, idx: int, data, headers, acks: int, now: int, timeout_ms: int,  # type: ignore[no-untyped-def]
+                  txn_id: str | None = None, version: int = 3) -> dict:
+    if any(h.is_transactional for h in headers):
+        # the partition must be in the producer's transaction (KIP-890 verification;
+        # Produce v12+ adds it implicitly), checked right before the append
+        code, msg = await verify_transactional(st, txn_id, p, headers, add_partition=version >= 12,
+                                               generic_errors=version >= 11)
+        if code:
+            return _part(idx, code, message=msg)
+    try:
+        res = await st.append(p, bytearray(data), headers, acks=acks, now=now, timeout_ms=timeout_ms)
+    except InvalidRecords as e:
+        return _invalid(idx, e)
+    except errors.KafkaError as e:
+        return _part(idx, e.code, message=e.message)
+    return _part(idx, errors.NONE, res.base_offset, res.log_append_time, p.log_start_offset)
 
 
 @handler(0, 3, 13, advertised_min=0)
@@ -38,6 +83,9 @@ async def handle(ctx: RequestContext, req: dict) -> dict | None:
     acks = req["acks"]
     now = int(time.time() * 1000)
     responses = []
+    cluster = st.cluster
+    # cluster mode, acks=all: the partitions wait for their ISRs together
+    deferred: list[tuple[list, int, object, int, object, list]] = []
     for t in req["topic_data"]:
         if v >= 13:
             ts = st.topics_by_id.get(t["topic_id"])
@@ -57,22 +105,35 @@ async def handle(ctx: RequestContext, req: dict) -> dict | None:
             p = ts.partitions[idx]
             data = pd["records"]
             try:
+                if cluster is not None:
+                    cluster.replicas.check_leader(p)  # NOT_LEADER_OR_FOLLOWER before validation, as Kafka
                 if not data:
                     raise InvalidRecords(errors.INVALID_RECORD, "produce request with no records")
                 headers = p.log.validate(data, now_ms=now)
                 if v < 7 and any(h.compression == 4 for h in headers):
                     raise InvalidRecords(errors.UNSUPPORTED_COMPRESSION_TYPE,
                                          "zstd compression needs Produce v7 or later")
-                res = await st.append(p, bytearray(data), headers, acks=acks, now=now)
             except InvalidRecords as e:
-                parts.append(_part(idx, e.error_code, message=str(e)))
+                parts.append(_invalid(idx, e))
                 continue
             except errors.KafkaError as e:
                 parts.append(_part(idx, e.code, message=e.message))
                 continue
-            parts.append(_part(idx, errors.NONE, res.base_offset, res.log_append_time,
-                               p.log_start_offset))
+            if cluster is not None and acks == -1:
+                deferred.append((parts, len(parts), p, idx, data, headers))
+                parts.append(None)
+                continue
+            parts.append(await _append(st, p, idx, data, headers, acks, now, req["timeout_ms"],
+                                       req["transactional_id"], v))
         responses.append({"name": t["name"], "topic_id": t["topic_id"], "partition_responses": parts})
+    if deferred:
+        async def one(parts: list, slot: int, p, idx: int, data, headers) -> None:  # type: ignore[no-untyped-def]
+            parts[slot] = await _append(st, p, idx, data, headers, acks, now, req["timeout_ms"],
+                                        req["transactional_id"], v)
+
+        async with trio.open_nursery() as n:
+            for job in deferred:
+                n.start_soon(one, *job)
     if acks == 0:
         # Kafka closes the connection of an acks=0 producer whose request
         # failed, the only way such a producer learns of the error.

@@ -70,10 +70,13 @@ async def _dispatch(state: BrokerState, frame: bytes, peer: str) -> list[Any] | 
     if h is None:
         raise ProtocolViolation(f"unknown API key {api_key}")
     api = codec.api(api_key)
-    if api_key == 18 and version > h.max_version:
+    if api_key == 18 and version > _max_version(state, api_key, h.max_version):
         # KIP-511: answer with a v0 body listing our ApiVersions range.
-        return encode_response(api, 0, corr, unsupported_version_body(state), header_version=0)
-    if not h.advertised_min <= version <= _max_version(state, api_key, h.max_version):
+        body = unsupported_version_body(state)
+        if state.hooks is not None:
+            state.hooks.unsupported_api_versions(version, corr, peer, body)
+        return encode_response(api, 0, corr, body, header_version=0)
+    if not _min_version(state, api_key, h.advertised_min) <= version <= _max_version(state, api_key, h.max_version):
         raise ProtocolViolation(f"unsupported version {version} of {h.name} (API key {api_key})")
     if version < h.min_version:
         raise ProtocolViolation(f"{h.name} v{version} is advertised for old clients but no longer served")
@@ -83,16 +86,30 @@ async def _dispatch(state: BrokerState, frame: bytes, peer: str) -> list[Any] | 
     except DecodeError as e:
         raise ProtocolViolation(f"malformed {h.name} v{version} request: {e}") from None
     ctx = RequestContext(state, api_key, version, corr, header.client_id, peer)
-    try:
-        body = await h.fn(ctx, req)
-    except CloseConnection as e:
-        raise ProtocolViolation(f"{h.name}: {e}") from None
-    except Exception as e:  # a handler bug must not take the broker down
-        log.exception("handler %s v%d failed for %s", h.name, version, peer)
-        raise ProtocolViolation(f"internal error in {h.name}: {e!r}") from e
+    if state.hooks is not None:  # metrics, trace, fault rules (server/metrics.py)
+        return await state.hooks.dispatch(ctx, h, req, len(frame) + 4, _call)
+    body = await _call(h, ctx, req)
     if body is None:
         return None
     return encode_response(api, version, corr, body)
+
+
+async def _call(h: Any, ctx: RequestContext, req: dict) -> dict | None:
+    """Run the handler; what must close the connection becomes ProtocolViolation."""
+    try:
+        return await h.fn(ctx, req)
+    except CloseConnection as e:
+        raise ProtocolViolation(f"{h.name}: {e}") from None
+    except Exception as e:  # a handler bug must not take the broker down
+        log.exception("handler %s v%d failed for %s", h.name, ctx.api_version, ctx.peer)
+        raise ProtocolViolation(f"internal error in {h.name}: {e!r}") from e
+
+
+def _min_version(state: BrokerState, api_key: int, lo: int) -> int:
+    floors = state.api_version_floors
+    if floors is None:
+        return lo
+    return max(lo, floors.get(api_key, lo))
 
 
 def _max_version(state: BrokerState, api_key: int, hi: int) -> int:

@@ -32,6 +32,7 @@ from ..protocol.records import (
     BatchHeader,
     InvalidRecords,
     assign_offsets,
+    iter_batches,
     validate_batches,
 )
 from .checkpoints import (
@@ -42,6 +43,7 @@ from .checkpoints import (
     write_epoch_checkpoint,
     write_partition_metadata,
 )
+from .convert import convert_batches, needs_conversion, validate_records
 from .log_config import LogConfig
 from .segment import (
     INDEX_SUFFIX,
@@ -72,6 +74,15 @@ class OffsetOutOfRange(Exception):
         self.log_end_offset = log_end_offset
 
 
+class LogOfflineError(OSError):
+    """The partition's log failed an I/O operation in a way that may have left
+    its files inconsistent (e.g. a torn write that could not be rolled back):
+    every later append and read fails with KAFKA_STORAGE_ERROR until restart,
+    when recovery repairs the tail (Kafka takes the log dir offline)."""
+
+    error_code = 56  # KAFKA_STORAGE_ERROR
+
+
 class InconsistentTopicIdError(Exception):
     """partition.metadata names another topic id (Kafka: INCONSISTENT_TOPIC_ID, 103)."""
 
@@ -97,11 +108,16 @@ def parse_partition_dir_name(name: str) -> tuple[str, int] | None:
 class FileRegion:
     """``length`` bytes of the file open as ``fd`` at ``offset`` (for os.sendfile).
 
-    Valid while the log stays open and the segment is not deleted."""
+    ``owner`` (the segment's :class:`~.segment.FileHandle`) keeps ``fd`` open
+    while the region exists, so a segment deleted by retention, compaction,
+    DeleteRecords or DeleteTopics under an in-flight fetch stays readable
+    (Kafka delays file deletion by file.delete.delay.ms for the same reason).
+    Only a clean shutdown closes fds under a region."""
 
     fd: int
     offset: int
     length: int
+    owner: object = attrs.field(default=None, eq=False, repr=False)
 
     def read_bytes(self) -> bytes:
         data = pread_exact(self.fd, self.length, self.offset)
@@ -186,6 +202,12 @@ class PartitionLog:
         self._flush_pending = False
         self._dir_dirty = False
         self._closed = False
+        # set when an I/O failure may have left the files inconsistent
+        self.offline: str | None = None
+        # bumped by every truncation (the producer state reloads when it sees it change)
+        self.truncations = 0
+        # (due ms, paths) of retired segment files awaiting file.delete.delay.ms
+        self.pending_deletes: list[tuple[int, list[Path]]] = []
 
     def __repr__(self) -> str:
         return (
@@ -227,10 +249,16 @@ class PartitionLog:
         dir.mkdir(parents=True, exist_ok=True)
         bases: list[int] = []
         index_files: list[tuple[int, Path]] = []
+        swaps: list[int] = []
         for entry in os.scandir(dir):
             name = entry.name
             if name.endswith((".tmp", ".cleaned", ".deleted")):
                 os.unlink(entry.path)
+                continue
+            if name.endswith(LOG_SUFFIX + ".swap"):
+                stem = name.partition(".")[0]
+                if len(stem) == 20 and stem.isdigit():
+                    swaps.append(int(stem))
                 continue
             stem, dot, suffix = name.partition(".")
             if not dot or len(stem) != 20 or not stem.isdigit():
@@ -239,6 +267,8 @@ class PartitionLog:
                 bases.append(int(stem))
             elif suffix in ("index", "timeindex"):
                 index_files.append((int(stem), Path(entry.path)))
+        for sb in sorted(swaps):
+            cls._complete_swap(dir, config, sb, bases, now)
         base_set = set(bases)
         for b, p in index_files:
             if b not in base_set:  # orphan index (Kafka deletes these too)
@@ -314,6 +344,33 @@ class PartitionLog:
         if created:
             self._dir_dirty = True
         return self
+
+    @classmethod
+    def _complete_swap(cls, dir: Path, config: LogConfig, base: int, bases: list[int], now_ms: int) -> None:
+        """Finish a compaction swap interrupted by a crash (Kafka's LogLoader):
+        ``<base>.log.swap`` holds the cleaned data of every segment whose base
+        offset lies in [base, its next offset); those segments go, the swap
+        file takes their place."""
+        seg = LogSegment(
+            dir, base, index_interval_bytes=config.index_interval_bytes,
+            max_index_bytes=config.segment_index_bytes, created_ms=now_ms, suffix=".swap",
+        )
+        try:
+            seg.recover()
+            end = max(seg.next_offset, base + 1)
+            for b in [b for b in bases if base <= b < end]:
+                name = segment_name(b)
+                for suffix in (LOG_SUFFIX, INDEX_SUFFIX, TIMEINDEX_SUFFIX, ".txnindex"):
+                    try:
+                        (dir / (name + suffix)).unlink()
+                    except FileNotFoundError:
+                        pass
+                bases.remove(b)
+            seg.change_file_suffixes(".swap", "")
+            bases.append(base)
+            log.warning("%s: completed an interrupted compaction swap at offset %d", dir, base)
+        finally:
+            seg.close()
 
     @staticmethod
     def _segment(dir: Path, config: LogConfig, base: int, now_ms: int, *, create: bool) -> LogSegment:
@@ -460,7 +517,7 @@ class PartitionLog:
         """:func:`validate_batches` with this topic's max.message.bytes and
         timestamp settings (timestamps checked only when ``now_ms`` is given)."""
         c = self.config
-        return validate_batches(
+        headers = validate_batches(
             data,
             max_batch_bytes=c.max_message_bytes,
             now_ms=now_ms,
@@ -468,6 +525,10 @@ class PartitionLog:
             timestamp_before_max_ms=c.message_timestamp_before_max_ms,
             timestamp_after_max_ms=c.message_timestamp_after_max_ms,
         )
+        if c.compact:
+            assert data is not None
+            validate_records(data, headers, c, self.name)
+        return headers
 
     def append(
         self,
@@ -497,8 +558,12 @@ class PartitionLog:
         """
         if not headers:
             raise ValueError("nothing to append")
+        if self.offline is not None:
+            raise LogOfflineError(self.offline)
         if isinstance(data, bytes) or (isinstance(data, memoryview) and data.readonly):
             data = bytearray(data)
+        if needs_conversion(self.config, headers):
+            data, headers = convert_batches(data, headers, self.config, self.name, now_ms)
         with self._lock:
             self._check_open()
             start = headers[0].position
@@ -519,7 +584,11 @@ class PartitionLog:
             segment = self._maybe_roll(total, max_ts, last, now_ms)
             if leader_epoch >= 0:
                 self._assign_epoch(leader_epoch, base)
-            segment.append(data, new_headers)
+            try:
+                segment.append(data, new_headers)
+            except OSError as e:
+                self._check_torn(segment, e)
+                raise
             result = AppendResult(
                 base,
                 last,
@@ -532,6 +601,69 @@ class PartitionLog:
             self.flush(now_ms)
         return result
 
+    # --- replication (cluster mode, pykbroker/cluster/) ---------------------------------------
+
+    def assign_epoch(self, epoch: int, start_offset: int) -> None:
+        """Record that leader epoch ``epoch`` starts at ``start_offset`` (a new
+        leader does this at its log end offset at once, before any append:
+        Kafka's ``maybeAssignEpochStartOffset``)."""
+        with self._lock:
+            self._check_open()
+            self._assign_epoch(epoch, start_offset)
+
+    def append_as_follower(self, data: bytes | bytearray | memoryview, now_ms: int | None = None) -> int:
+        """Append batches fetched from the leader exactly as they are (their
+        offsets, leader epochs, timestamps: the bytes stay identical to the
+        leader's). A partial batch at the end is ignored; the first batch must
+        start at the log end offset and offsets must increase, else ValueError
+        (the follower truncates and fetches again); checksums are verified
+        (InvalidRecords). New leader epochs enter the epoch cache. Returns the
+        number of bytes appended."""
+        if self.offline is not None:
+            raise LogOfflineError(self.offline)
+        whole = list(iter_batches(data))
+        if not whole:
+            return 0
+        end = whole[-1].position + whole[-1].size
+        buf = bytes(memoryview(data)[:end])
+        headers = validate_batches(buf, max_batch_bytes=None, client=False)
+        now = _now_ms() if now_ms is None else now_ms
+        with self._lock:
+            self._check_open()
+            expected = self.log_end_offset
+            if headers[0].base_offset != expected:
+                raise ValueError(f"{self.name}: fetched data starts at offset {headers[0].base_offset}, "
+                                 f"the log ends at {expected}")
+            prev = expected - 1
+            for h in headers:
+                if h.base_offset <= prev or h.last_offset < h.base_offset:
+                    raise ValueError(f"{self.name}: fetched batch offsets [{h.base_offset}, {h.last_offset}] "
+                                     f"do not follow offset {prev}")
+                prev = h.last_offset
+            max_ts = max(h.max_timestamp for h in headers)
+            segment = self._maybe_roll(len(buf), max_ts, headers[-1].last_offset, now)
+            for h in headers:
+                if h.partition_leader_epoch >= 0 and h.partition_leader_epoch > self.leader_epoch:
+                    self._assign_epoch(h.partition_leader_epoch, h.base_offset)
+            try:
+                segment.append(buf, headers)
+            except OSError as e:
+                self._check_torn(segment, e)
+                raise
+        return len(buf)
+
+    def _check_torn(self, segment: LogSegment, e: OSError) -> None:
+        """After a failed segment write: if the file does not end where the
+        segment thinks it does (the rollback failed too), take the log
+        offline rather than append after garbage."""
+        try:
+            actual = os.fstat(segment.fd).st_size
+        except OSError:
+            actual = -1
+        if actual != segment.size:
+            self.offline = f"log {self.name} is offline after a failed write: {e}"
+            log.error("%s", self.offline)
+
     def _maybe_roll(self, messages_size: int, max_timestamp: int, last_offset: int, now_ms: int) -> LogSegment:
         seg = self.segments[-1]
         if seg.size == 0:
@@ -543,7 +675,7 @@ class PartitionLog:
             waited = now_ms - seg.created_ms
         if (
             seg.size > self.config.segment_bytes - messages_size
-            or waited > self.config.segment_ms - seg.roll_jitter_ms
+            or waited > self.config.max_segment_ms - seg.roll_jitter_ms
             or seg.is_index_full()
             or not seg.can_hold_offset(last_offset)
         ):
@@ -595,6 +727,8 @@ class PartitionLog:
         """
         with self._lock:
             self._check_open()
+            if self.offline is not None:
+                raise LogOfflineError(self.offline)
             leo = self.log_end_offset
             if offset < self.log_start_offset or offset > leo:
                 raise OffsetOutOfRange(
@@ -642,7 +776,7 @@ class PartitionLog:
                     if end == start and min_one_message and total == 0:
                         end = start + h.size
                 if end > start:
-                    chunks.append(FileRegion(seg.fd, start, end - start))
+                    chunks.append(FileRegion(seg.fd, start, end - start, seg.file_handle))
                     total += end - start
                     if first_offset < 0:
                         first_offset = h.base_offset
@@ -667,7 +801,7 @@ class PartitionLog:
             for i, seg in enumerate(self.segments):
                 if i + 1 < len(self.segments) and self._bases[i + 1] <= start:
                     continue  # wholly before the log start offset
-                if seg.max_timestamp < timestamp:
+                if seg.max_timestamp_hint < timestamp:
                     continue
                 r = seg.find_offset_by_timestamp(timestamp, start)
                 if r is not None:
@@ -680,9 +814,11 @@ class PartitionLog:
         with self._lock:
             self._check_open()
             best: LogSegment | None = None
+            best_ts = -1
             for seg in self.segments:
-                if best is None or seg.max_timestamp > best.max_timestamp:
-                    best = seg
+                ts = seg.max_timestamp_hint
+                if best is None or ts > best_ts:
+                    best, best_ts = seg, ts
             if best is None or best.max_timestamp < 0:
                 return None
             r = best.offset_of_max_timestamp()
@@ -708,6 +844,7 @@ class PartitionLog:
                 self.segments.pop().delete()
                 self._bases.pop()
             self.segments[-1].truncate_to(offset, now)
+            self.truncations += 1
             leo = self.log_end_offset
             self._truncate_epochs_from_end(leo)
             self.high_watermark = min(self.high_watermark, leo)
@@ -723,6 +860,7 @@ class PartitionLog:
             self._truncate_fully_and_start_at(offset, _now_ms() if now_ms is None else now_ms)
 
     def _truncate_fully_and_start_at(self, offset: int, now_ms: int) -> None:
+        self.truncations += 1
         for s in self.segments:
             s.delete()
         self.segments = [self._segment(self.dir, self.config, offset, now_ms, create=True)]
@@ -735,26 +873,130 @@ class PartitionLog:
         self._dir_dirty = True
         self._flush_pending = True
 
-    def advance_log_start_offset(self, offset: int) -> bool:
+    def advance_log_start_offset(self, offset: int, now_ms: int | None = None) -> bool:
         """DeleteRecords: move the log start offset forward (not past the high
-        watermark) and delete the segments wholly before it."""
-        with self._flush_lock, self._lock:
+        watermark) and retire the segments wholly before it (files renamed
+        ``.deleted``, removed after file.delete.delay.ms). Raises
+        OffsetOutOfRange with Kafka's message past the high watermark."""
+        now = _now_ms() if now_ms is None else now_ms
+        with self._lock:
             self._check_open()
             if offset > self.high_watermark:
                 raise OffsetOutOfRange(
-                    f"cannot advance the log start offset of {self.name} to {offset}, past the high "
-                    f"watermark {self.high_watermark}",
+                    f"Cannot increment the log start offset to {offset} of partition {self.name} "
+                    f"since it is larger than the high watermark {self.high_watermark}",
                     self.log_start_offset,
                     self.log_end_offset,
                 )
             if offset <= self.log_start_offset:
                 return False
             self.log_start_offset = offset
+            doomed = []
             while len(self.segments) > 1 and self._bases[1] <= offset:
-                self.segments.pop(0).delete()
+                doomed.append(self.segments.pop(0))
                 self._bases.pop(0)
+            self._retire(doomed, now)
             self._truncate_epochs_from_start(offset)
+            return True
+
+    # --- retention (Kafka's UnifiedLog.deleteOldSegments; policies in retention.py) -------------
+
+    def deletable_segments(self, predicate) -> list[LogSegment]:  # type: ignore[no-untyped-def]
+        """Kafka's deletableSegments: from the oldest segment on, while
+        ``predicate(segment, next_segment_or_None)`` holds and the segment
+        ends at or below the high watermark; an empty last segment never."""
+        with self._lock:
+            self._check_open()
+            out: list[LogSegment] = []
+            segs = self.segments
+            for i, seg in enumerate(segs):
+                nxt = segs[i + 1] if i + 1 < len(segs) else None
+                upper = nxt.base_offset if nxt is not None else self.log_end_offset
+                if nxt is None and seg.size == 0:
+                    break
+                if not (self.high_watermark >= upper and predicate(seg, nxt)):
+                    break
+                out.append(seg)
+            return out
+
+    def delete_segments(self, deletable: list[LogSegment], now_ms: int | None = None) -> int:
+        """Kafka's deleteSegments: remove ``deletable`` (a prefix of the log);
+        when that is every segment, roll first so one (empty) segment stays.
+        The log start offset moves to the first remaining segment's base."""
+        now = _now_ms() if now_ms is None else now_ms
+        with self._lock:
+            self._check_open()
+            if not deletable:
+                return 0
+            if any(a is not b for a, b in zip(deletable, self.segments)):
+                return 0  # the log changed meanwhile
+            n = len(deletable)
+            if n == len(self.segments):
+                self._roll(now)
+                if self.segments[-1] is deletable[-1]:  # the last one was empty: keep it
+                    deletable = deletable[:-1]
+                    n -= 1
+            if n == 0:
+                return 0
+            new_start = self.segments[n].base_offset
+            if new_start > self.log_start_offset:
+                self.log_start_offset = new_start
+                self._truncate_epochs_from_start(new_start)
+            del self.segments[:n]
+            del self._bases[:n]
+            self._retire(deletable, now)
+            return n
+
+    def _retire(self, segments: list[LogSegment], now_ms: int) -> None:
+        paths: list[Path] = []
+        for s in segments:
+            try:
+                paths += s.retire()
+            except OSError as e:
+                log.warning("%s: renaming segment %d for deletion failed: %s", self.dir, s.base_offset, e)
+                s.release()
+        if paths:
+            self.pending_deletes.append((now_ms + self.config.file_delete_delay_ms, paths))
             self._dir_dirty = True
+            self._flush_pending = True
+
+    def due_deletes(self, now_ms: int) -> list[Path]:
+        """Retired files whose file.delete.delay.ms has passed (taken off the list)."""
+        due = [x for x in self.pending_deletes if x[0] <= now_ms]
+        if not due:
+            return []
+        self.pending_deletes = [x for x in self.pending_deletes if x[0] > now_ms]
+        return [p for _, paths in due for p in paths]
+
+    # --- compaction swap (Kafka's replaceSegments) -----------------------------------------------
+
+    def replace_segments(self, new: LogSegment, old: list[LogSegment], now_ms: int | None = None) -> bool:
+        """Swap the cleaned segment ``new`` (files suffixed ``.cleaned``) in for
+        ``old`` (consecutive segments of this log), crash-safely: cleaned →
+        ``.swap``, old segments retired (``.deleted``), ``.swap`` → live. A
+        crash in between is completed at the next open. False (and nothing
+        changed) if ``old`` is no longer exactly in the log (truncated,
+        retired by retention, log closed); the caller deletes ``new``."""
+        now = _now_ms() if now_ms is None else now_ms
+        with self._lock:
+            if self._closed or not old:
+                return False
+            try:
+                i = next(k for k, s in enumerate(self.segments) if s is old[0])
+            except StopIteration:
+                return False
+            if self.segments[i : i + len(old)] != old or i + len(old) >= len(self.segments):
+                return False  # changed, or would touch the active segment
+            new.change_file_suffixes(".cleaned", ".swap")
+            self.segments[i : i + len(old)] = [new]
+            self._bases[i : i + len(old)] = [new.base_offset]
+            self._retire(old, now)
+            try:
+                new.change_file_suffixes(".swap", "")
+            except OSError as e:  # the next open completes the swap
+                log.warning("%s: renaming the swapped-in segment %d failed: %s", self.dir, new.base_offset, e)
+            self._dir_dirty = True
+            self._flush_pending = True
             return True
 
     # --- durability, lifecycle ------------------------------------------------------------------
@@ -820,12 +1062,13 @@ class PartitionLog:
                     s.close()
 
     def close_files(self) -> None:
-        """Close without flushing (the log is about to be deleted)."""
-        with self._flush_lock, self._lock:
+        """Stop using the files without flushing (the log is about to be
+        deleted). The fds are released, not closed: an in-flight fetch keeps
+        reading the (unlinked) files."""
+        with self._lock:
             self._closed = True
             for s in self.segments:
-                if not s.closed:
-                    s.close()
+                s.release()
 
     def delete(self) -> None:
         """Close the files and remove the partition directory."""
@@ -838,6 +1081,7 @@ __all__ = [
     "EpochEntry",
     "FileRegion",
     "InconsistentTopicIdError",
+    "LogOfflineError",
     "OffsetAndTimestamp",
     "OffsetOutOfRange",
     "PartitionLog",

@@ -64,6 +64,14 @@ class LogConfig:
         return self.message_timestamp_type == "LogAppendTime"
 
     @property
+    def max_segment_ms(self) -> int:
+        """Kafka's LogConfig.maxSegmentMs: a compacted topic also rolls after
+        max.compaction.lag.ms, so a quiet active segment becomes cleanable."""
+        if self.compact and self.max_compaction_lag_ms > 0:
+            return min(self.max_compaction_lag_ms, self.segment_ms)
+        return self.segment_ms
+
+    @property
     def compact(self) -> bool:
         return "compact" in self.cleanup_policy
 

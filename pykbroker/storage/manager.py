@@ -23,6 +23,7 @@ import logging
 import os
 import re
 import shutil
+import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -130,6 +131,15 @@ class LogManager:
         self._logs: dict[tuple[str, int], PartitionLog] = {}
         self._dir_of: dict[tuple[str, int], Path] = {}
         self._loaded = False
+        # dynamic broker configs (AlterConfigs on BROKER resources), by resource
+        # name: "" = cluster-wide default, "<node id>" = this broker
+        self.dynamic_configs: dict[str, dict[str, str]] = {}
+        # deleted topics' directories: removed by the caller's background task
+        # (remove_pending_dirs) when async_delete is set, else at once
+        self.async_delete = False
+        self.pending_dir_deletes: list[tuple[int, Path]] = []
+        # cluster mode turns this off: only partitions this broker replicates get a log
+        self.create_missing_partitions = True
 
     # --- config ------------------------------------------------------------------------
 
@@ -137,6 +147,33 @@ class LogManager:
         """The effective LogConfig of a topic with these overrides (raises
         InvalidConfigError for unknown names / bad values)."""
         return LogConfig.from_properties(configs, base=self.default_config)
+
+    def set_default_config(self, default_config: LogConfig) -> None:
+        """New broker-level topic defaults (dynamic broker configs): every open
+        log switches to its recomputed effective config."""
+        self.default_config = default_config
+        for meta in self.topics.values():
+            config = self.config_for(meta.configs)
+            for p in range(meta.partitions):
+                plog = self._logs.get((meta.name, p))
+                if plog is not None:
+                    plog.config = config
+
+    def set_dynamic_configs(self, resource_name: str, configs: Mapping[str, str]) -> None:
+        """Persist the dynamic configs of BROKER ``resource_name`` (replacing them)."""
+        old = self.dynamic_configs.get(resource_name)
+        if configs:
+            self.dynamic_configs[resource_name] = dict(configs)
+        else:
+            self.dynamic_configs.pop(resource_name, None)
+        try:
+            self._write_topics()
+        except BaseException:
+            if old is None:
+                self.dynamic_configs.pop(resource_name, None)
+            else:
+                self.dynamic_configs[resource_name] = old
+            raise
 
     # --- loading ----------------------------------------------------------------------------
 
@@ -178,7 +215,9 @@ class LogManager:
                     path,
                     self.config_for(meta.configs),
                     recover=not clean,
-                    recovery_point=rps.get((topic, p)),
+                    # not checkpointed yet (no file, or a partition created
+                    # since): everything is unflushed, recover from 0 as Kafka
+                    recovery_point=rps.get((topic, p), 0),
                     log_start_offset=lsos.get((topic, p)),
                     topic_id=meta.topic_id,
                     now_ms=now_ms,
@@ -187,10 +226,11 @@ class LogManager:
                 self._dir_of[(topic, p)] = d
             if clean:
                 clean_marker.unlink()
-        for meta in self.topics.values():
-            for p in range(meta.partitions):
-                if (meta.name, p) not in self._logs:
-                    self._create_partition(meta, p, self.config_for(meta.configs))
+        if self.create_missing_partitions:
+            for meta in self.topics.values():
+                for p in range(meta.partitions):
+                    if (meta.name, p) not in self._logs:
+                        self._create_partition(meta, p, self.config_for(meta.configs))
         self._loaded = True
 
     @staticmethod
@@ -255,6 +295,8 @@ class LogManager:
             raw = json.loads(path.read_text("utf-8"))
         except FileNotFoundError:
             return
+        self.dynamic_configs = {str(k): {str(a): str(b) for a, b in v.items()}
+                                for k, v in raw.get("broker_configs", {}).items()}
         for t in raw.get("topics", []):
             meta = TopicMeta(
                 t["name"], kafka_uuid_from_str(t["topic_id"]), int(t["partitions"]), dict(t.get("configs", {}))
@@ -275,6 +317,8 @@ class LogManager:
                 for m in sorted(self.topics.values(), key=lambda m: m.name)
             ],
         }
+        if self.dynamic_configs:
+            doc["broker_configs"] = {k: dict(v) for k, v in sorted(self.dynamic_configs.items())}
         atomic_write(self.log_dirs[0] / TOPICS_FILE, (json.dumps(doc, indent=1) + "\n").encode("utf-8"))
 
     @staticmethod
@@ -342,6 +386,27 @@ class LogManager:
             self._create_partition(meta, p, config)
         return meta
 
+    def ensure_partition(self, name: str, topic_id: bytes, partitions: int, configs: Mapping[str, str],
+                         partition: int) -> PartitionLog:
+        """Cluster mode (pykbroker/cluster/): ZooKeeper owns the topic list and
+        a broker keeps only the partitions it replicates. Record the topic as
+        ZooKeeper describes it (id, partition count, config overrides) without
+        creating the logs of its other partitions, and open or create the log
+        of ``partition``. A topic known here under another id must be deleted
+        first (TopicAlreadyExistsError)."""
+        meta = self.topics.get(name)
+        if meta is not None and meta.topic_id != topic_id:
+            raise TopicAlreadyExistsError(f"Topic '{name}' exists here with id {meta.topic_id_str}")
+        want = TopicMeta(name, topic_id, max(partitions, meta.partitions if meta else 0), dict(configs))
+        if meta != want:
+            self.topics[name] = want
+            self._by_id[topic_id] = want
+            self._write_topics()
+        plog = self._logs.get((name, partition))
+        if plog is None:
+            plog = self._create_partition(want, partition, self.config_for(want.configs))
+        return plog
+
     def delete_topic(self, name: str) -> TopicMeta:
         """Forget the topic (durably) and remove its partition directories."""
         meta = self.topics.get(name)
@@ -361,8 +426,21 @@ class LogManager:
                 os.rename(plog.dir, target)
             except FileNotFoundError:
                 continue
-            shutil.rmtree(target, ignore_errors=True)
+            if self.async_delete:
+                # Kafka removes "-delete" directories after file.delete.delay.ms
+                # in the background; fetches in flight keep their fds meanwhile
+                due = int(time.time() * 1000) + plog.config.file_delete_delay_ms
+                self.pending_dir_deletes.append((due, target))
+            else:
+                shutil.rmtree(target, ignore_errors=True)
         return meta
+
+    def due_dir_deletes(self, now_ms: int) -> list[Path]:
+        """Deleted topics' directories whose delay has passed (taken off the list)."""
+        due = [p for t, p in self.pending_dir_deletes if t <= now_ms]
+        if due:
+            self.pending_dir_deletes = [(t, p) for t, p in self.pending_dir_deletes if t > now_ms]
+        return due
 
     def create_partitions(self, name: str, new_total: int) -> TopicMeta:
         meta = self.topics.get(name)
@@ -426,6 +504,10 @@ class LogManager:
 
     def all_logs(self) -> Iterator[PartitionLog]:
         return iter(list(self._logs.values()))
+
+    def log_items(self) -> list[tuple[tuple[str, int], PartitionLog]]:
+        """((topic, partition), log) pairs, a snapshot."""
+        return list(self._logs.items())
 
     def log_dir_of(self, topic: str, partition: int) -> Path | None:
         return self._dir_of.get((topic, partition))

@@ -23,6 +23,7 @@ Not thread-safe except :meth:`flush`, which only fsyncs (see PartitionLog).
 from __future__ import annotations
 
 import bisect
+import operator
 import os
 import struct
 import time
@@ -82,6 +83,35 @@ def pread_exact(fd: int, length: int, offset: int) -> bytes:
     return b"".join(chunks) if len(chunks) != 1 else chunks[0]
 
 
+class FileHandle:
+    """Owns an open file descriptor; closes it when closed explicitly or when the
+    last reference goes away. A fetch's file regions hold the handle, so a
+    segment deleted by retention, compaction, DeleteRecords or topic deletion
+    while a response is being sent keeps its data readable (the fd number can
+    never be reused under the response)."""
+
+    __slots__ = ("fd", "_open", "__weakref__")
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self._open = True
+
+    def close(self) -> None:
+        if self._open:
+            self._open = False
+            os.close(self.fd)
+
+    @property
+    def closed(self) -> bool:
+        return not self._open
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except OSError:
+            pass
+
+
 @attrs.frozen
 class TimestampAndOffset:
     timestamp: int
@@ -102,6 +132,7 @@ class LogSegment:
         created_ms: int | None = None,
         roll_jitter_ms: int = 0,
         create: bool = False,
+        suffix: str = "",
     ) -> None:
         self.dir = Path(dir)
         self.base_offset = base_offset
@@ -109,14 +140,13 @@ class LogSegment:
         self.max_index_bytes = max_index_bytes
         self.created_ms = int(time.time() * 1000) if created_ms is None else created_ms
         self.roll_jitter_ms = roll_jitter_ms
-        name = segment_name(base_offset)
-        self.log_path = self.dir / (name + LOG_SUFFIX)
-        self.index_path = self.dir / (name + INDEX_SUFFIX)
-        self.timeindex_path = self.dir / (name + TIMEINDEX_SUFFIX)
+        self.suffix = suffix  # "" normally; ".cleaned"/".swap" while the cleaner builds it
+        self._set_paths(suffix)
         flags = os.O_RDWR | os.O_APPEND | os.O_CLOEXEC
         if create:
             flags |= os.O_CREAT | os.O_EXCL
         self.fd: int = os.open(self.log_path, flags, 0o644)
+        self._fh: FileHandle | None = FileHandle(self.fd)
         self._size = os.fstat(self.fd).st_size
         self._closed = False
         # in-memory indexes (absolute offsets)
@@ -126,6 +156,8 @@ class LogSegment:
         self._ti_off = array("q")
         self._idx_fd: int | None = None
         self._ti_fd: int | None = None
+        self._idx_fh: FileHandle | None = None
+        self._ti_fh: FileHandle | None = None
         self._loaded = False
         self._bytes_since_index = 0
         self._next_offset = base_offset
@@ -140,7 +172,68 @@ class LogSegment:
     def __repr__(self) -> str:
         return f"LogSegment(base_offset={self.base_offset}, size={self._size}, dir={str(self.dir)!r})"
 
+    def _set_paths(self, suffix: str) -> None:
+        name = segment_name(self.base_offset)
+        self.log_path = self.dir / (name + LOG_SUFFIX + suffix)
+        self.index_path = self.dir / (name + INDEX_SUFFIX + suffix)
+        self.timeindex_path = self.dir / (name + TIMEINDEX_SUFFIX + suffix)
+
     # --- basic properties -------------------------------------------------------
+
+    @property
+    def file_handle(self) -> FileHandle | None:
+        """The handle owning :attr:`fd` (file regions keep it alive)."""
+        return self._fh
+
+    @property
+    def last_modified_ms(self) -> int:
+        """The log file's mtime in ms (Kafka's LogSegment.lastModified)."""
+        return int(os.fstat(self.fd).st_mtime * 1000)
+
+    def set_last_modified(self, ms: int) -> None:
+        os.utime(self.log_path, (ms / 1000, ms / 1000))
+
+    @property
+    def largest_timestamp(self) -> int:
+        """Kafka's LogSegment.largestTimestamp: the largest record timestamp, or
+        the file's mtime when the segment has none. Cheap for a segment whose
+        indexes are not loaded: the last time-index entry of an inactive
+        segment holds its max timestamp (written on roll and close)."""
+        if not self._loaded:
+            ts = self._peek_last_time_entry()
+            if ts is not None:
+                return ts
+            self.load_indexes()
+        return self._max_ts if self._max_ts >= 0 else self.last_modified_ms
+
+    @property
+    def max_timestamp_hint(self) -> int:
+        """:attr:`max_timestamp` without loading the indexes of an inactive
+        segment (its time index ends with its max timestamp)."""
+        if not self._loaded:
+            ts = self._peek_last_time_entry()
+            if ts is not None:
+                return ts
+        return self.max_timestamp
+
+    def _peek_last_time_entry(self) -> int | None:
+        try:
+            n = os.stat(self.timeindex_path).st_size
+        except OSError:
+            return None
+        n -= n % TIME_INDEX_ENTRY_SIZE
+        if n <= 0:
+            return None
+        try:
+            with open(self.timeindex_path, "rb") as f:
+                f.seek(n - TIME_INDEX_ENTRY_SIZE)
+                raw = f.read(TIME_INDEX_ENTRY_SIZE)
+        except OSError:
+            return None
+        if len(raw) != TIME_INDEX_ENTRY_SIZE or raw == bytes(TIME_INDEX_ENTRY_SIZE):
+            return None  # zero-filled (preallocated) tail: load properly
+        ts, rel = _TIDX.unpack(raw)
+        return ts if ts >= 0 and rel >= 0 else None
 
     @property
     def size(self) -> int:
@@ -365,8 +458,10 @@ class LogSegment:
     def _open_index_fds(self) -> None:
         if self._idx_fd is None:
             self._idx_fd = os.open(self.index_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+            self._idx_fh = FileHandle(self._idx_fd)
         if self._ti_fd is None:
             self._ti_fd = os.open(self.timeindex_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+            self._ti_fh = FileHandle(self._ti_fd)
 
     def _append_index_entry(self, offset: int, position: int) -> None:
         if len(self._idx_off) >= self.max_index_bytes // OFFSET_INDEX_ENTRY_SIZE:
@@ -428,31 +523,31 @@ class LogSegment:
         used = -(-nz // OFFSET_INDEX_ENTRY_SIZE)  # entries up to the last non-zero byte
         if used > n:
             return False  # garbage partial entry
-        idx_off = array("q")
-        idx_pos = array("q")
-        prev_rel = prev_pos = 0
-        for rel, pos in _IDX.iter_unpack(idx_raw[: used * OFFSET_INDEX_ENTRY_SIZE]):
-            if rel <= prev_rel or pos <= prev_pos or pos >= self._size:
-                return False
-            idx_off.append(base + rel)
-            idx_pos.append(pos)
-            prev_rel, prev_pos = rel, pos
+        # decoded and checked in C loops (struct, map, all): a clean start-up
+        # loads every active segment's index, so this is start-up time
+        flat = struct.unpack(f">{2 * used}i", idx_raw[: used * OFFSET_INDEX_ENTRY_SIZE])
+        rels, poss = flat[0::2], flat[1::2]
+        if used and not (rels[0] > 0 and poss[0] > 0 and poss[-1] < self._size
+                         and all(map(operator.lt, rels, rels[1:]))
+                         and all(map(operator.lt, poss, poss[1:]))):
+            return False
+        idx_off = array("q", map(base.__add__, rels))
+        idx_pos = array("q", poss)
         # time index: strictly increasing timestamps, non-decreasing offsets
         m = len(ti_raw) // TIME_INDEX_ENTRY_SIZE
         nz = len(ti_raw.rstrip(b"\x00"))
         tused = -(-nz // TIME_INDEX_ENTRY_SIZE)
         if tused > m:
             return False
-        ti_ts = array("q")
-        ti_off = array("q")
-        prev_ts = NO_TIMESTAMP
-        prev_toff = 0
-        for ts, rel in _TIDX.iter_unpack(ti_raw[: tused * TIME_INDEX_ENTRY_SIZE]):
-            if ts <= prev_ts or rel < prev_toff or rel < 0:
-                return False
-            ti_ts.append(ts)
-            ti_off.append(base + rel)
-            prev_ts, prev_toff = ts, rel
+        pairs = list(_TIDX.iter_unpack(ti_raw[: tused * TIME_INDEX_ENTRY_SIZE]))
+        tss = [t for t, _ in pairs]
+        trels = [r for _, r in pairs]
+        if tused and not (tss[0] > NO_TIMESTAMP and trels[0] >= 0
+                          and all(map(operator.lt, tss, tss[1:]))
+                          and all(map(operator.le, trels, trels[1:]))):
+            return False
+        ti_ts = array("q", tss)
+        ti_off = array("q", map(base.__add__, trels))
         # the last offset-index entry must point at a batch ending at that offset
         if idx_off:
             pos = idx_pos[-1]
@@ -617,26 +712,28 @@ class LogSegment:
 
     def flush(self) -> None:
         """fsync the log and index files. Safe to call from a worker thread
-        while the owner appends (only fsyncs; a racing append stays dirty)."""
+        while the owner appends (only fsyncs; a racing append stays dirty) and
+        on a segment released meanwhile (its handles stay open while used)."""
+        fh, idx_fh, ti_fh = self._fh, self._idx_fh, self._ti_fh
+        if fh is None or fh.closed:
+            return
         self.dirty = False
         try:
-            os.fsync(self.fd)
-            idx_fd, ti_fd = self._idx_fd, self._ti_fd
-            if idx_fd is not None:
-                os.fsync(idx_fd)
-            if ti_fd is not None:
-                os.fsync(ti_fd)
+            os.fsync(fh.fd)
+            for h in (idx_fh, ti_fh):
+                if h is not None and not h.closed:
+                    os.fsync(h.fd)
         except BaseException:
             self.dirty = True
             raise
 
     def close_index_files(self) -> None:
         """Release the index append fds (inactive, flushed segments)."""
-        for name in ("_idx_fd", "_ti_fd"):
-            fd = getattr(self, name)
-            if fd is not None:
-                setattr(self, name, None)
-                os.close(fd)
+        for fh in (self._idx_fh, self._ti_fh):
+            if fh is not None:
+                fh.close()
+        self._idx_fh = self._ti_fh = None
+        self._idx_fd = self._ti_fd = None
 
     def close(self) -> None:
         if self._closed:
@@ -647,23 +744,68 @@ class LogSegment:
         finally:
             self._closed = True
             self.close_index_files()
-            os.close(self.fd)
+            if self._fh is not None:
+                self._fh.close()
+
+    def release(self) -> None:
+        """Stop using the files without closing them under anyone: the fds are
+        closed once the last file region (an in-flight fetch) lets go."""
+        self._closed = True
+        self._idx_fh = self._ti_fh = None
+        self._idx_fd = self._ti_fd = None
+        self._fh = None
+
+    def change_file_suffixes(self, old: str, new: str) -> None:
+        """Rename the segment's files from ``<name><old>`` to ``<name><new>``
+        (Kafka's changeFileSuffixes); open fds stay valid."""
+        if self.suffix != old:
+            raise ValueError(f"segment {self.base_offset} has suffix {self.suffix!r}, not {old!r}")
+        olds = (self.log_path, self.index_path, self.timeindex_path)
+        self._set_paths(new)
+        for i, (src, dst) in enumerate(zip(olds, (self.log_path, self.index_path, self.timeindex_path))):
+            try:
+                os.rename(src, dst)
+            except FileNotFoundError:
+                if i == 0:
+                    raise
+        self.suffix = new
+
+    def retire(self) -> list[Path]:
+        """Take the segment out of service (retention, compaction, DeleteRecords):
+        its files are renamed ``*.deleted`` (Kafka's asynchronous deletion) and
+        the fds released. Returns the renamed paths, to unlink after
+        file.delete.delay.ms."""
+        name = segment_name(self.base_offset)
+        out = []
+        for suffix in (LOG_SUFFIX, INDEX_SUFFIX, TIMEINDEX_SUFFIX, TXNINDEX_SUFFIX):
+            src = self.dir / (name + suffix + self.suffix)
+            dst = self.dir / (name + suffix + ".deleted")
+            try:
+                os.rename(src, dst)
+            except FileNotFoundError:
+                continue
+            out.append(dst)
+        self.release()
+        return out
 
     @property
     def closed(self) -> bool:
         return self._closed
 
     def delete(self) -> None:
-        self.close()
+        """Remove the files now (truncation); fds are released, not closed, so
+        an in-flight fetch of this segment stays valid."""
+        self.release()
         name = segment_name(self.base_offset)
         for suffix in (LOG_SUFFIX, INDEX_SUFFIX, TIMEINDEX_SUFFIX, TXNINDEX_SUFFIX):
             try:
-                (self.dir / (name + suffix)).unlink()
+                (self.dir / (name + suffix + self.suffix)).unlink()
             except FileNotFoundError:
                 pass
 
 
 __all__ = [
+    "FileHandle",
     "INDEX_SUFFIX",
     "LOG_SUFFIX",
     "LogSegment",

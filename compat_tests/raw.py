@@ -1,0 +1,95 @@
+"""Broker-side checks that do not go through the client under test.
+
+Uses the project's own codec through ``tests/rawclient.py``: ApiVersions (to
+decide pending cells), CreateTopics (scenario fixtures), ListOffsets, and a
+Fetch that returns the stored record batches' headers (to check what a client
+actually wrote: batch sizes, producer ids, transactional flags).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+_TESTS = Path(__file__).resolve().parent.parent / "tests"
+if str(_TESTS) not in sys.path:
+    sys.path.insert(0, str(_TESTS))
+
+from rawclient import RawClient  # noqa: E402
+
+from pykbroker.protocol.primitives import ZERO_UUID  # noqa: E402
+from pykbroker.protocol.records import BatchHeader, iter_batches  # noqa: E402
+
+
+def api_versions(bs: str) -> dict[int, tuple[int, int]]:
+    with RawClient(bs) as c:
+        r = c.call(18, 3, {"client_software_name": "pykbroker-compat", "client_software_version": "1"})
+    assert r["error_code"] == 0, r
+    return {k["api_key"]: (k["min_version"], k["max_version"]) for k in r["api_keys"]}
+
+
+def create_topic(bs: str, name: str, partitions: int = 1, configs: dict[str, str] | None = None) -> None:
+    body = {"topics": [{"name": name, "num_partitions": partitions, "replication_factor": 1,
+                        "assignments": [],
+                        "configs": [{"name": k, "value": v} for k, v in (configs or {}).items()]}],
+            "timeout_ms": 10000, "validate_only": False}
+    with RawClient(bs) as c:
+        (res,) = c.call(19, 7, body)["topics"]
+    assert res["error_code"] == 0, res
+
+
+def partition_count(bs: str, name: str) -> int | None:
+    """Partitions of ``name`` per Metadata, None if the topic does not exist."""
+    with RawClient(bs) as c:
+        r = c.call(3, 12, {"topics": [{"name": name, "topic_id": ZERO_UUID}],
+                           "allow_auto_topic_creation": False,
+                           "include_topic_authorized_operations": False})
+    (t,) = r["topics"]
+    if t["error_code"] == 3:
+        return None
+    assert t["error_code"] == 0, t
+    return len(t["partitions"])
+
+
+def end_offset(bs: str, topic: str, partition: int, committed: bool = False) -> int:
+    """High watermark (or, with committed=True, the last stable offset)."""
+    body = {"replica_id": -1, "isolation_level": 1 if committed else 0,
+            "topics": [{"name": topic, "partitions": [
+                {"partition_index": partition, "current_leader_epoch": -1, "timestamp": -1}]}]}
+    with RawClient(bs) as c:
+        (t,) = c.call(2, 7, body)["topics"]
+    (p,) = t["partitions"]
+    assert p["error_code"] == 0, p
+    return p["offset"]
+
+
+def wait_end_offset(bs: str, topic: str, partition: int, at_least: int, timeout: float = 30) -> int:
+    deadline = time.monotonic() + timeout
+    while True:
+        o = end_offset(bs, topic, partition)
+        if o >= at_least or time.monotonic() > deadline:
+            return o
+        time.sleep(0.05)
+
+
+def batches(bs: str, topic: str, partition: int = 0, offset: int = 0) -> list[BatchHeader]:
+    """Headers of the record batches stored from ``offset`` on (Fetch v11, read_uncommitted)."""
+    out: list[BatchHeader] = []
+    with RawClient(bs) as c:
+        while True:
+            body = {"replica_id": -1, "max_wait_ms": 0, "min_bytes": 1, "max_bytes": 64 << 20,
+                    "isolation_level": 0, "session_id": 0, "session_epoch": -1,
+                    "topics": [{"topic": topic, "partitions": [
+                        {"partition": partition, "current_leader_epoch": -1, "fetch_offset": offset,
+                         "log_start_offset": -1, "partition_max_bytes": 16 << 20}]}],
+                    "forgotten_topics_data": [], "rack_id": ""}
+            r = c.call(1, 11, body)
+            (t,) = r["responses"]
+            (p,) = t["partitions"]
+            assert p["error_code"] == 0, p
+            got = list(iter_batches(bytes(p["records"] or b"")))
+            if not got:
+                return out
+            out += got
+            offset = got[-1].next_offset

@@ -1,0 +1,554 @@
+"""The controller: one broker, elected through ZooKeeper, decides leaders.
+
+As Kafka's ZooKeeper-era ``KafkaController``:
+
+- **Election**: brokers race to create the ephemeral ``/controller``; the
+  winner bumps ``/controller_epoch`` in the same multi-op. Every state it
+  writes afterwards is a multi-op that also checks the version of
+  ``/controller_epoch``, so a controller that lost its place (a zombie) can
+  write nothing. It resigns when its session is lost or ``/controller``
+  names someone else.
+- **Partition states** (``/brokers/topics/<t>/partitions/<p>/state``):
+  new partitions get the first live replica of their assignment as leader
+  and all live replicas as ISR (epoch 0); a partition whose leader is not
+  live gets a new leader from the live ISR members, in assignment order
+  (``unclean.leader.election.enable``, topic or broker level, allows any
+  live replica, with an ISR of just that one); with none the leader becomes
+  -1 and the ISR keeps its last member, who may lead again when it is back.
+  Dead replicas leave the ISR (leader epoch + 1, as Kafka's controller does
+  for OfflineReplica). A *bounced* broker (its registration's czxid, the
+  broker epoch, changed: it restarted before its old session expired) is
+  handled as a failure followed by a start.
+- **Controlled shutdown** (a broker creates
+  ``/pykbroker/controlled_shutdown/<id>``): leaders on that broker move to
+  the next live ISR member, it leaves every ISR, and the answer lists what
+  it still leads (partitions with no other ISR member).
+- **Preferred leader election** (ElectLeaders, and
+  ``auto.leader.rebalance.enable`` every
+  ``leader.imbalance.check.interval.seconds`` when a broker leads less than
+  ``leader.imbalance.per.broker.percentage`` % of what it is preferred for
+  less) and unclean election on request.
+- **Topics**: CreateTopics / CreatePartitions / DeleteTopics are served by
+  the controller (other brokers answer NOT_CONTROLLER, as Kafka's ZooKeeper
+  mode does); auto-created topics are written by any broker and picked up
+  here through the /brokers/topics watch.
+
+All work runs in one task, one event at a time (Kafka's single controller
+event thread); a decision is recomputed from the current view whenever a
+write loses a version race.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from ..protocol import errors
+from ..storage.checkpoints import random_kafka_uuid
+from . import zkdata as zd
+from .assignment import AssignmentError, assign_replicas
+from .zkdata import LeaderIsr, TopicAssignment
+
+if TYPE_CHECKING:
+    from .node import ClusterNode
+
+log = logging.getLogger("pykbroker.cluster.controller")
+
+PREFERRED, UNCLEAN = 0, 1
+
+
+class NotController(Exception):
+    pass
+
+
+class Controller:
+    def __init__(self, node: "ClusterNode") -> None:
+        self.node = node
+        self.zk = node.zk
+        self.view = node.view
+        self.config = node.config
+        self.active = False
+        self.epoch = -1
+        self.epoch_version = -1
+        self.live: dict[int, int] = {}  # broker id -> broker epoch, as last handled
+        self.shutting_down: set[int] = set()
+        self._send, self._recv = trio.open_memory_channel[tuple[str, Any]](math.inf)
+        self._scope: trio.CancelScope | None = None
+        self._current: _Reply | None = None
+        self._electing = False
+
+    # --- election ------------------------------------------------------------------------------
+    async def try_elect(self) -> None:
+        """Run for controller if there is none (called on registration and when
+        /controller goes away)."""
+        from kazoo.exceptions import BadVersionError, KazooException, NodeExistsError, NoNodeError
+
+        if self.active or self._electing or not self.node.registered:
+            return
+        self._electing = True
+        try:
+            for _ in range(5):
+                try:
+                    try:
+                        data, stat = await self.zk.get(zd.CONTROLLER_EPOCH)
+                    except NoNodeError:
+                        try:
+                            await self.zk.create(zd.CONTROLLER_EPOCH, zd.encode_controller_epoch(0))
+                        except NodeExistsError:
+                            pass
+                        continue
+                    epoch = zd.decode_controller_epoch(data)
+                    await self.zk.commit([
+                        ("create", (zd.CONTROLLER, zd.encode_controller(self.node.node_id)), {"ephemeral": True}),
+                        ("set_data", (zd.CONTROLLER_EPOCH, zd.encode_controller_epoch(epoch + 1)),
+                         {"version": stat.version}),
+                    ])
+                except NodeExistsError:
+                    return  # someone else is the controller
+                except BadVersionError:
+                    continue
+                self.epoch = epoch + 1
+                self.epoch_version = stat.version + 1
+                self.active = True
+                log.info("broker %d is the controller (epoch %d)", self.node.node_id, self.epoch)
+                self.node.spawn(self._run)
+                return
+        except KazooException as e:
+            log.info("controller election failed: %r", e)
+        finally:
+            self._electing = False
+
+    def resign(self, why: str) -> None:
+        if not self.active:
+            return
+        log.info("broker %d resigns as controller: %s", self.node.node_id, why)
+        self.active = False
+        self.live = {}
+        self.shutting_down = set()
+        if self._scope is not None:
+            self._scope.cancel()
+        if self._current is not None and not self._current.event.is_set():
+            self._current.fail(NotController())
+        # fail pending requests
+        while True:
+            try:
+                kind, arg = self._recv.receive_nowait()
+            except trio.WouldBlock:
+                break
+            reply = arg.get("reply") if isinstance(arg, dict) else None
+            if reply is not None:
+                reply.fail(NotController())
+
+    # --- events ---------------------------------------------------------------------------------
+    def notify(self, kind: str) -> None:
+        if self.active:
+            self._send.send_nowait((kind, {}))
+
+    async def request(self, kind: str, **kw: Any) -> Any:
+        if not self.active:
+            raise NotController()
+        reply = _Reply()
+        kw["reply"] = reply
+        self._send.send_nowait((kind, kw))
+        return await reply.wait()
+
+    async def _run(self) -> None:
+        from kazoo.exceptions import KazooException
+
+        with trio.CancelScope() as self._scope:
+            while self.active:
+                try:
+                    await self._failover()
+                    rebalance_every = int(self.config["leader.imbalance.check.interval.seconds"])
+                    next_rebalance = trio.current_time() + rebalance_every
+                    while self.active:
+                        item = None
+                        with trio.move_on_at(next_rebalance):
+                            item = await self._recv.receive()
+                        if item is not None:
+                            await self._handle(*item)
+                            continue
+                        next_rebalance = trio.current_time() + rebalance_every
+                        if self.config["auto.leader.rebalance.enable"]:
+                            await self._auto_rebalance()
+                except _Fenced as e:
+                    self.resign(str(e))
+                except KazooException as e:
+                    # connection trouble: the session (and /controller) may well
+                    # be intact; start over from ZooKeeper's state once it answers.
+                    # A lost session makes the node resign us.
+                    log.info("controller: ZooKeeper error %r; starting over", e)
+                    await trio.sleep(0.1)
+
+    async def _handle(self, kind: str, arg: dict) -> None:
+        reply: _Reply | None = arg.get("reply")
+        self._current = reply
+        try:
+            if kind in ("brokers", "topics", "shutdowns", "states"):
+                await self._reconcile()
+            elif kind == "create_topic":
+                reply.ok(await self._create_topic(**{k: v for k, v in arg.items() if k != "reply"}))
+            elif kind == "create_partitions":
+                reply.ok(await self._create_partitions(**{k: v for k, v in arg.items() if k != "reply"}))
+            elif kind == "delete_topic":
+                reply.ok(await self._delete_topic(arg["name"]))
+            elif kind == "elect":
+                reply.ok(await self._elect(arg["partitions"], arg["election_type"]))
+        except _Fenced:
+            if reply is not None:
+                reply.fail(NotController())
+            raise
+        except Exception as e:
+            if reply is not None:
+                reply.fail(e)
+            else:
+                raise
+        finally:
+            self._current = None
+
+    # --- failover and reconciliation ---------------------------------------------------------------
+    async def _failover(self) -> None:
+        # Start from what ZooKeeper says now, not from a possibly older view.
+        await self.view.refresh_brokers()
+        await self.view.refresh_shutdowns()
+        await self.view.refresh_topics(full=True)
+        self.live = {}
+        await self._reconcile(first=True)
+
+    def _live_sets(self) -> tuple[dict[int, int], set[int], set[int]]:
+        """(live brokers -> epoch, bounced since last time, shutting down)."""
+        now = {b: info.epoch for b, info in self.view.brokers.items()}
+        bounced = {b for b, e in now.items() if b in self.live and self.live[b] != e}
+        sd = {b for b, e in self.view.shutting_down.items() if b in now}
+        return now, bounced, sd
+
+    async def _reconcile(self, first: bool = False) -> None:
+        now, bounced, sd = self._live_sets()
+        dead = set(self.live) - set(now)
+        started = set(now) - set(self.live)
+        if dead or bounced or started:
+            log.info("controller: live brokers %s (failed %s, bounced %s, started %s)", sorted(now),
+                     sorted(dead), sorted(bounced), sorted(started) if not first else "-")
+        self.shutting_down = sd
+        if bounced:
+            # a bounced broker is handled as a failure first ...
+            await self._reconcile_partitions(set(now) - bounced, sd)
+        # ... then as a (re)start
+        self.live = now
+        await self._reconcile_partitions(set(now), sd)
+        await self._answer_shutdowns()
+
+    def _unclean(self, topic: str) -> bool:
+        v = self.view.configs.get(topic, {}).get("unclean.leader.election.enable")
+        if v is None:
+            return bool(self.config["unclean.leader.election.enable"])
+        return v.strip().lower() == "true"
+
+    def _decide(self, ta: TopicAssignment, p: int, st: LeaderIsr | None, live: set[int],
+                sd: set[int]) -> tuple[int, tuple[int, ...], bool] | None:
+        """The state partition ``p`` should have, or None if it is fine:
+        (leader, isr, bump_epoch)."""
+        replicas = ta.partitions[p]
+        usable = [r for r in replicas if r in live and r not in sd]
+        if st is None:
+            live_replicas = [r for r in replicas if r in live]
+            if not live_replicas:
+                return None  # stays new until a replica is live
+            leader = usable[0] if usable else live_replicas[0]
+            return leader, tuple(live_replicas), False
+        isr_live = [r for r in st.isr if r in live and r not in sd]
+        leader_ok = st.leader in live and st.leader not in sd
+        if not leader_ok:
+            if st.leader in live and st.leader in sd and not [r for r in usable if r in st.isr]:
+                # shutting down and nobody to take over: keep it (the answer lists it)
+                new_isr = tuple(r for r in st.isr if r == st.leader or r not in sd)
+                return (st.leader, new_isr, True) if new_isr != st.isr else None
+            candidates = [r for r in replicas if r in isr_live]
+            if candidates:
+                leader = candidates[0]
+                return leader, tuple(r for r in st.isr if r in live and r not in sd), True
+            if self._unclean(ta.name) and usable:
+                log.warning("%s-%d: unclean leader election of %d (ISR %s is gone)", ta.name, p, usable[0],
+                            list(st.isr))
+                return usable[0], (usable[0],), True
+            # no leader: keep the last ISR member so it can lead again when it is back
+            keep = st.leader if st.leader in st.isr else (st.isr[-1] if st.isr else -1)
+            new_isr = tuple(r for r in st.isr if r in live and r not in sd) or ((keep,) if keep >= 0 else ())
+            if st.leader == zd.NO_LEADER and new_isr == st.isr:
+                return None
+            return zd.NO_LEADER, new_isr, True
+        # leader fine: drop dead / shutting-down / bounced followers from the ISR
+        new_isr = tuple(r for r in st.isr if r == st.leader or (r in live and r not in sd))
+        if st.leader not in new_isr:
+            new_isr = (st.leader,) + new_isr
+        if new_isr != st.isr:
+            return st.leader, new_isr, True
+        return None
+
+    async def _reconcile_partitions(self, live: set[int], sd: set[int]) -> None:
+        todo = []
+        for ta in list(self.view.topics.values()):
+            for p in ta.partitions:
+                st = self.view.states.get((ta.name, p))
+                d = self._decide(ta, p, st, live, sd)
+                if d is not None:
+                    todo.append((ta, p))
+        if todo:
+            async with trio.open_nursery() as n:
+                for ta, p in todo:
+                    n.start_soon(self._settle, ta, p, live, sd)
+
+    async def _settle(self, ta: TopicAssignment, p: int, live: set[int], sd: set[int]) -> None:
+        """Write the decided state of one partition, re-deciding after a lost race."""
+        from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
+
+        for _ in range(10):
+            if self.view.topics.get(ta.name) is not ta and self.view.topics.get(ta.name) is not None:
+                ta = self.view.topics[ta.name]
+            if ta.name not in self.view.topics:
+                return
+            st = self.view.states.get((ta.name, p))
+            d = self._decide(ta, p, st, live, sd)
+            if d is None:
+                return
+            leader, isr, bump = d
+            try:
+                if st is None:
+                    await self._create_state(ta.name, p, leader, isr)
+                else:
+                    epoch = st.leader_epoch + 1 if bump else st.leader_epoch
+                    await self._write_state(ta.name, p, leader, epoch, isr, st.version)
+                    if leader != st.leader:
+                        log.info("%s-%d: leader %d -> %d (epoch %d), ISR %s", ta.name, p, st.leader, leader, epoch,
+                                 list(isr))
+                return
+            except (BadVersionError, NodeExistsError, NoNodeError):
+                await self.view.refresh_state(ta.name, p)
+
+    async def _check_epoch_results(self, results: list[Any]) -> None:
+        from kazoo.exceptions import RolledBackError
+
+        if results and isinstance(results[0], Exception) and not isinstance(results[0], RolledBackError):
+            raise _Fenced(f"controller epoch moved on ({results[0]!r})")
+        for r in results[1:]:
+            if isinstance(r, Exception) and not isinstance(r, RolledBackError):
+                raise r
+
+    async def _multi(self, ops: list[tuple[str, tuple, dict]]) -> list[Any]:
+        """A multi-op guarded by the controller epoch's version (zombie fencing)."""
+        assert self.zk.kz is not None
+        tx = self.zk.kz.transaction()
+        tx.check(zd.CONTROLLER_EPOCH, self.epoch_version)
+        for name, args, kw in ops:
+            getattr(tx, name)(*args, **kw)
+        results = await self.zk.await_result(tx.commit_async())
+        await self._check_epoch_results(results)
+        return results
+
+    async def _create_state(self, topic: str, p: int, leader: int, isr: tuple[int, ...]) -> None:
+        from kazoo.exceptions import NodeExistsError
+
+        for path in (zd.partitions_path(topic), zd.partition_path(topic, p)):
+            try:
+                await self.zk.create(path, b"")  # no makepath: never resurrect a deleted topic
+            except NodeExistsError:
+                pass
+        await self._multi([("create", (zd.state_path(topic, p), zd.encode_state(leader, 0, isr, self.epoch)), {})])
+        log.info("%s-%d: initialized, leader %d, ISR %s", topic, p, leader, list(isr))
+
+    async def _write_state(self, topic: str, p: int, leader: int, epoch: int, isr: tuple[int, ...],
+                           version: int) -> None:
+        results = await self._multi([("set_data", (zd.state_path(topic, p), zd.encode_state(leader, epoch, isr, self.epoch)),
+                                      {"version": version})])
+        stat = results[1]
+        if hasattr(stat, "version"):
+            self.view.apply_state(topic, p, LeaderIsr(leader, epoch, isr, self.epoch, stat.version, stat.mzxid))
+
+    # --- controlled shutdown ---------------------------------------------------------------------------
+    async def _answer_shutdowns(self) -> None:
+        from kazoo.exceptions import KazooException
+
+        for b, bepoch in list(self.view.shutting_down.items()):
+            if b not in self.view.brokers:
+                continue
+            remaining = sorted(
+                (t, p) for (t, p), st in self.view.states.items()
+                if st.leader == b and len(self.view.topics.get(t, _EMPTY_TA).partitions.get(p, ())) > 1)
+            try:
+                data, stat = await self.zk.get(zd.shutdown_path(b))
+                _, answered = zd.decode_shutdown(data)
+                if answered is None or sorted(answered) != remaining:
+                    await self.zk.set(zd.shutdown_path(b), zd.encode_shutdown(bepoch, remaining), version=stat.version)
+            except KazooException:
+                continue
+
+    # --- preferred / unclean election --------------------------------------------------------------------
+    async def _elect(self, partitions: list[tuple[str, int]], election_type: int) -> dict[tuple[str, int], tuple[int, str | None]]:
+        from kazoo.exceptions import BadVersionError
+
+        now, _, sd = self._live_sets()
+        live = set(now)
+        out: dict[tuple[str, int], tuple[int, str | None]] = {}
+        for topic, p in partitions:
+            ta = self.view.topics.get(topic)
+            st = self.view.states.get((topic, p))
+            if ta is None or p not in ta.partitions or st is None:
+                out[(topic, p)] = (errors.UNKNOWN_TOPIC_OR_PARTITION, "The partition does not exist.")
+                continue
+            replicas = ta.partitions[p]
+            for _ in range(5):
+                st = self.view.states[(topic, p)]
+                if election_type == PREFERRED:
+                    preferred = replicas[0]
+                    if st.leader == preferred:
+                        out[(topic, p)] = (errors.ELECTION_NOT_NEEDED, None)
+                        break
+                    if preferred not in live or preferred in sd or preferred not in st.isr:
+                        out[(topic, p)] = (errors.PREFERRED_LEADER_NOT_AVAILABLE,
+                                           f"Failed to elect leader for partition {topic}-{p} under strategy "
+                                           f"PreferredReplicaPartitionLeaderElectionStrategy")
+                        break
+                    leader, isr = preferred, st.isr
+                else:
+                    if st.leader in live and st.leader not in sd:
+                        out[(topic, p)] = (errors.ELECTION_NOT_NEEDED, None)
+                        break
+                    cands = [r for r in replicas if r in live and r not in sd]
+                    if not cands:
+                        out[(topic, p)] = (errors.ELIGIBLE_LEADERS_NOT_AVAILABLE,
+                                           f"Failed to elect leader for partition {topic}-{p} under strategy "
+                                           f"OfflinePartitionLeaderElectionStrategy(true)")
+                        break
+                    in_isr = [r for r in cands if r in st.isr]
+                    leader = in_isr[0] if in_isr else cands[0]
+                    isr = tuple(r for r in st.isr if r in live and r not in sd) if in_isr else (leader,)
+                try:
+                    await self._write_state(topic, p, leader, st.leader_epoch + 1, isr, st.version)
+                    log.info("%s-%d: %s election: leader %d -> %d", topic, p,
+                             "preferred" if election_type == PREFERRED else "unclean", st.leader, leader)
+                    out[(topic, p)] = (errors.NONE, None)
+                    break
+                except BadVersionError:
+                    await self.view.refresh_state(topic, p)
+            else:
+                out[(topic, p)] = (errors.REQUEST_TIMED_OUT, "lost every race for the partition state")
+        return out
+
+    async def _auto_rebalance(self) -> None:
+        pct = int(self.config["leader.imbalance.per.broker.percentage"])
+        now, _, sd = self._live_sets()
+        preferred_of: dict[int, list[tuple[str, int]]] = {}
+        for ta in self.view.topics.values():
+            for p, replicas in ta.partitions.items():
+                if replicas:
+                    preferred_of.setdefault(replicas[0], []).append((ta.name, p))
+        todo: list[tuple[str, int]] = []
+        for b, parts in preferred_of.items():
+            if b not in now or b in sd:
+                continue
+            not_led = [(t, p) for t, p in parts if (st := self.view.states.get((t, p))) is not None
+                       and st.leader != b]
+            if parts and len(not_led) * 100 > pct * len(parts):
+                todo += [(t, p) for t, p in not_led if b in self.view.states[(t, p)].isr]
+        if todo:
+            log.info("controller: preferred leader election for %d partitions (leader imbalance)", len(todo))
+            await self._elect(todo, PREFERRED)
+
+    # --- topics --------------------------------------------------------------------------------------------
+    def placement_brokers(self) -> dict[int, str | None]:
+        now, _, sd = self._live_sets()
+        return {b: self.view.brokers[b].rack for b in now if b not in sd} or \
+            {b: self.view.brokers[b].rack for b in now}
+
+    async def _create_topic(self, name: str, partitions: int, replication_factor: int,
+                            configs: dict[str, str], assignment: dict[int, list[int]] | None) -> bytes:
+        from kazoo.exceptions import NodeExistsError
+
+        if assignment is None:
+            assignment = assign_replicas(self.placement_brokers(), partitions, replication_factor)
+        topic_id = random_kafka_uuid()
+        await write_topic(self.zk, name, topic_id, assignment, configs)
+        # initialize the partitions now instead of waiting for the watch
+        await self.view.refresh_topic(name)
+        await self._reconcile()
+        return topic_id
+
+    async def _create_partitions(self, name: str, total: int, assignment: list[list[int]] | None) -> None:
+        from kazoo.exceptions import BadVersionError
+
+        for _ in range(5):
+            await self.view.refresh_topic(name)
+            ta = self.view.topics.get(name)
+            if ta is None:
+                raise AssignmentError(errors.UNKNOWN_TOPIC_OR_PARTITION, f"Topic {name} does not exist.")
+            current = len(ta.partitions)
+            new = dict(ta.partitions)
+            if assignment is not None:
+                for i, reps in enumerate(assignment):
+                    new[current + i] = tuple(reps)
+            else:
+                rf = len(ta.partitions[0])
+                brokers = self.placement_brokers()
+                ordered = sorted(brokers)
+                first = ta.partitions[0][0]
+                start = ordered.index(first) if first in ordered else -1
+                extra = assign_replicas(brokers, total - current, rf, fixed_start=start, start_partition=current)
+                new.update({p: tuple(r) for p, r in extra.items()})
+            try:
+                await self.zk.set(zd.topic_path(name), zd.encode_topic(ta.topic_id, new), version=ta.version)
+            except BadVersionError:
+                continue
+            await self.view.refresh_topic(name)
+            await self._reconcile()
+            return
+        raise AssignmentError(errors.REQUEST_TIMED_OUT, "lost every race for the topic's assignment")
+
+    async def _delete_topic(self, name: str) -> None:
+        await self.zk.delete_recursive(zd.topic_path(name))
+        await self.zk.delete_recursive(zd.config_path(name))
+        await self.view.refresh_topics()
+
+
+async def write_topic(zk: Any, name: str, topic_id: bytes, assignment: dict[int, list[int]] | dict[int, tuple],
+                      configs: dict[str, str]) -> None:
+    """Kafka's AdminZkClient.createTopicWithAssignment: the config znode
+    first, then the topic znode (NodeExistsError if the topic exists)."""
+    from kazoo.exceptions import NodeExistsError
+
+    cpath = zd.config_path(name)
+    try:
+        await zk.create(cpath, zd.encode_config(configs), makepath=True)
+    except NodeExistsError:
+        await zk.set(cpath, zd.encode_config(configs))
+    await zk.create(zd.topic_path(name), zd.encode_topic(topic_id, assignment), makepath=True)
+
+
+class _Fenced(Exception):
+    pass
+
+
+_EMPTY_TA = TopicAssignment("", bytes(16), {})
+
+
+class _Reply:
+    def __init__(self) -> None:
+        self.event = trio.Event()
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+    def ok(self, value: Any) -> None:
+        self.value = value
+        self.event.set()
+
+    def fail(self, e: BaseException) -> None:
+        self.error = e
+        self.event.set()
+
+    async def wait(self) -> Any:
+        await self.event.wait()
+        if self.error is not None:
+            raise self.error
+        return self.value

@@ -1,0 +1,632 @@
+"""One broker's membership in a ZooKeeper-coordinated cluster.
+
+:class:`ClusterNode` owns the ZooKeeper session and everything built on
+it: the watched cluster view, this broker's registration, its replicas'
+roles (:mod:`.replica`), the replica fetchers (:mod:`.fetcher`) and, when
+elected, the controller (:mod:`.controller`). ``BrokerState.cluster`` points
+to it; handlers reach it through the state.
+
+Lifecycle (``server/broker.py`` drives it):
+
+1. :meth:`connect` (before the logs open): ZooKeeper session (creating the
+   chroot if missing), Kafka's persistent paths, the cluster id from
+   ``/cluster/id`` (created by the first broker; checked against
+   ``meta.properties`` by the log manager).
+2. :meth:`start` (listeners bound): read the whole cluster state with
+   watches (topics known to ZooKeeper appear in ``BrokerState.topics``;
+   this broker opens logs only for the partitions it replicates; local
+   topics ZooKeeper no longer has are deleted), register
+   ``/brokers/ids/<id>`` (waiting for an earlier incarnation's ephemeral
+   znode to expire), run for controller.
+3. :meth:`shutdown` (SIGTERM): controlled shutdown, then fetchers stop,
+   the high watermarks are checkpointed and the session is closed.
+
+Session loss: on a lost connection the broker is fenced at once (no append,
+no acknowledgement) until it is connected and re-synced; when the session
+expired it also drops every leadership, registers again (a new broker
+epoch) and waits for the controller to hand leaderships out again.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+import trio
+
+from ..protocol import errors
+from ..storage.checkpoints import (
+    CorruptCheckpointError,
+    kafka_uuid_str,
+    random_kafka_uuid,
+    read_offset_checkpoint,
+    write_offset_checkpoint,
+)
+from . import zkdata as zd
+from .controller import Controller, NotController, write_topic
+from .fetcher import FetcherManager
+from .replica import LEADER, ReplicaManager, Replication
+from .view import ClusterView
+from .zk import ZkClient
+from .zkdata import BrokerInfo, LeaderIsr, TopicAssignment
+
+if TYPE_CHECKING:
+    from ..server.state import BrokerState, PartitionState
+
+log = logging.getLogger("pykbroker.cluster")
+
+HW_CHECKPOINT = "replication-offset-checkpoint"
+
+# fn(topic, partition, is_leader, leader_epoch), called on the trio thread
+LeadershipListener = Callable[[str, int, bool, int], None]
+
+
+class ClusterNode:
+    def __init__(self, state: "BrokerState") -> None:
+        self.state = state
+        self.config = state.config
+        self.node_id = state.node_id
+        cfg = self.config
+        self.zk = ZkClient(cfg["zookeeper.connect"], int(cfg["zookeeper.session.timeout.ms"]),
+                           cfg["zookeeper.connection.timeout.ms"])
+        self.view = ClusterView(self.zk, self)
+        self.replicas = ReplicaManager(self)
+        self.fetchers = FetcherManager(self)
+        self.controller = Controller(self)
+        self.cluster_id = ""
+        self.registered = False
+        self.broker_epoch = -1
+        self.session_id: int | None = None
+        self.fenced = True
+        self.stopping = False
+        self.nursery: trio.Nursery | None = None
+        self.leadership_listeners: list[LeadershipListener] = []
+        self._hw_checkpoints: dict[tuple[str, int], int] = {}
+        self._creating: set[str] = set()
+        self._shut = False
+
+    # --- queries for handlers ------------------------------------------------------------------
+    @property
+    def is_controller(self) -> bool:
+        return self.controller.active
+
+    def can_lead(self) -> bool:
+        """Appends and acknowledgements are allowed: registered, not fenced, session lease held."""
+        return self.registered and not self.fenced and self.zk.lease_ok()
+
+    def may_lead(self, st: LeaderIsr) -> bool:
+        """A state naming us as leader is ours: written after our registration
+        (a connection blip keeps the role; can_lead() fences the writes)."""
+        return self.registered and st.mzxid > self.broker_epoch
+
+    def leader_of(self, topic: str, partition: int) -> int | None:
+        lid = self.view.leader_of(topic, partition)
+        return None if lid < 0 else lid
+
+    def broker(self, node_id: int) -> BrokerInfo | None:
+        return self.view.brokers.get(node_id)
+
+    def live_brokers(self) -> list[BrokerInfo]:
+        return [self.view.brokers[b] for b in sorted(self.view.brokers)]
+
+    def partition_info(self, topic: str, partition: int) -> tuple[int, int, list[int], list[int], list[int]]:
+        """(leader or -1, leader epoch, replicas, isr, offline replicas) for Metadata."""
+        ta = self.view.topics.get(topic)
+        replicas = list(ta.partitions.get(partition, ())) if ta is not None else []
+        st = self.view.states.get((topic, partition))
+        offline = [r for r in replicas if r not in self.view.brokers]
+        if st is None:
+            return -1, -1, replicas, [], offline
+        leader = st.leader if st.leader in self.view.brokers else -1
+        return leader, st.leader_epoch, replicas, list(st.isr), offline
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+    async def connect(self) -> None:
+        from kazoo.exceptions import NodeExistsError, NoNodeError
+
+        if self.config["pykbroker.storage"] != "disk":
+            raise RuntimeError("cluster mode (zookeeper.connect) needs pykbroker.storage=disk")
+        await self.zk.start()
+        self.session_id = self.zk.session_id
+        for path in zd.PERSISTENT_PATHS:
+            await self.zk.ensure_path(path)
+        wanted = self.config["cluster.id"]
+        try:
+            data, _ = await self.zk.get(zd.CLUSTER_ID)
+            cid = zd.decode_cluster_id(data)
+        except NoNodeError:
+            cid = wanted or kafka_uuid_str(random_kafka_uuid())
+            try:
+                await self.zk.create(zd.CLUSTER_ID, zd.encode_cluster_id(cid), makepath=True)
+            except NodeExistsError:
+                data, _ = await self.zk.get(zd.CLUSTER_ID)
+                cid = zd.decode_cluster_id(data)
+        if not cid:
+            raise RuntimeError("/cluster/id holds no cluster id")
+        if wanted and wanted != cid:
+            raise RuntimeError(f"cluster.id {wanted} does not match the cluster id {cid} in ZooKeeper")
+        self.cluster_id = cid
+        log.info("connected to ZooKeeper %s%s (session 0x%x), cluster id %s", self.zk.hosts, self.zk.chroot,
+                 self.session_id or 0, cid)
+
+    def after_open(self) -> None:
+        """Logs are open (worker thread): restore high watermarks from the checkpoint."""
+        logs = self.state.logs
+        assert logs is not None
+        for d in logs.log_dirs:
+            try:
+                self._hw_checkpoints.update(read_offset_checkpoint(Path(d) / HW_CHECKPOINT))
+            except CorruptCheckpointError as e:
+                log.warning("ignoring corrupt %s: %s", HW_CHECKPOINT, e)
+        for plog in logs.all_logs():
+            hw = self._hw_checkpoints.get((plog.topic, plog.partition), 0)
+            plog.high_watermark = max(plog.log_start_offset, min(hw, plog.log_end_offset))
+
+    async def start(self, nursery: trio.Nursery) -> None:
+        self.nursery = nursery
+        await nursery.start(self.fetchers.run)
+        nursery.start_soon(self._event_loop)
+        nursery.start_soon(self._lease_loop)
+        nursery.start_soon(self._guard, self.replicas.isr_expiration_loop)
+        nursery.start_soon(self._guard, self._hw_checkpoint_loop)
+        await self._new_session()
+
+    def spawn(self, fn: Callable[..., Any], *args: Any) -> None:
+        if self.nursery is not None:
+            self.nursery.start_soon(self._guard, fn, *args)
+
+    async def _guard(self, fn: Callable[..., Any], *args: Any) -> None:
+        from kazoo.exceptions import KazooException
+
+        try:
+            await fn(*args)
+        except KazooException as e:
+            log.info("%s: ZooKeeper error %r", getattr(fn, "__name__", fn), e)
+        except Exception:
+            log.exception("%s failed", getattr(fn, "__name__", fn))
+
+    async def _new_session(self) -> None:
+        """A (new) session: read everything, register, run for controller."""
+        self.session_id = self.zk.current_session()
+        self.registered = False
+        self.zk.lease_session = None
+        self.fenced = True
+        await self.view.full_sync()
+        self._prune_local_topics()
+        await self._register()
+        await self.view.refresh_brokers()
+        self.fenced = False
+        self._reapply_all()
+        await self.controller.try_elect()
+
+    async def _register(self) -> None:
+        from kazoo.exceptions import NodeExistsError, NoNodeError
+
+        path = zd.broker_path(self.node_id)
+        data = zd.encode_broker(self.node_id, self.state.advertised_host, self.state.advertised_port,
+                                self.state.rack)
+        waited = False
+        while True:
+            try:
+                await self.zk.create(path, data, ephemeral=True)
+            except NodeExistsError:
+                try:
+                    _, stat = await self.zk.get(path)
+                except NoNodeError:
+                    continue
+                if stat.ephemeralOwner == self.session_id:
+                    self.broker_epoch = stat.czxid
+                    break
+                if not waited:
+                    log.warning("%s is held by an earlier session of broker %d (0x%x); waiting for it to "
+                                "expire", path, self.node_id, stat.ephemeralOwner)
+                    waited = True
+                await trio.sleep(0.05)
+                continue
+            _, stat = await self.zk.get(path)
+            self.broker_epoch = stat.czxid
+            break
+        self.registered = True
+        self.zk.lease_session = self.session_id
+        await self.zk.exists(zd.BROKER_IDS)  # take the session lease
+        log.info("registered as broker %d at %s:%d (broker epoch %d)", self.node_id, self.state.advertised_host,
+                 self.state.advertised_port, self.broker_epoch)
+
+    async def _event_loop(self) -> None:
+        from kazoo.exceptions import KazooException
+        from kazoo.protocol.states import KazooState
+
+        async for kind, ev in self.zk.events:
+            if self.stopping and kind == "state":
+                continue
+            try:
+                if kind == "watch":
+                    await self.view.on_watch(ev)
+                elif ev == KazooState.SUSPENDED:
+                    self._fence("connection to ZooKeeper lost")
+                elif ev == KazooState.LOST:
+                    self._fence("ZooKeeper session expired")
+                    self.registered = False
+                    self.zk.lease_session = None
+                    self.controller.resign("session expired")
+                    self._reapply_all()  # drops every leadership (not registered)
+                elif ev == KazooState.CONNECTED:
+                    sid = self.zk.current_session()
+                    if sid != self.session_id:
+                        log.warning("new ZooKeeper session 0x%x: registering again", sid or 0)
+                        await self._new_session()
+                    else:
+                        await self.view.full_sync()
+                        self.fenced = False
+                        self._reapply_all()
+                        if self.view.controller_id < 0:
+                            await self.controller.try_elect()
+                        log.info("reconnected to ZooKeeper (same session)")
+            except KazooException as e:
+                log.info("handling %s %r failed: %r (will resync after reconnecting)", kind, ev, e)
+
+    def _fence(self, why: str) -> None:
+        if not self.fenced:
+            log.warning("broker %d fenced: %s", self.node_id, why)
+        self.fenced = True
+        for ts in list(self.state.topics.values()):
+            for p in ts.partitions:
+                if p.repl is not None:
+                    p.repl.signal()
+
+    async def _lease_loop(self) -> None:
+        """Keep proving the session alive (see zk.py: the lease)."""
+        from kazoo.exceptions import KazooException
+
+        period = max(0.02, self.zk.session_timeout / 5)
+        while True:
+            await trio.sleep(period)
+            if self.zk.closed:
+                return
+            with trio.move_on_after(self.zk.session_timeout):
+                try:
+                    await self.zk.exists(zd.BROKER_IDS)
+                except KazooException:
+                    pass
+
+    # --- the view's listener --------------------------------------------------------------------------
+    def on_brokers_changed(self) -> None:
+        self.controller.notify("brokers")
+
+    def on_controller_changed(self, controller_id: int) -> None:
+        if controller_id < 0:
+            self.spawn(self.controller.try_elect)
+        elif controller_id != self.node_id and self.controller.active:
+            self.controller.resign(f"/controller names broker {controller_id}")
+
+    def on_shutdowns_changed(self) -> None:
+        self.controller.notify("shutdowns")
+
+    def on_config_changed(self, name: str, configs: dict[str, str]) -> None:
+        ts = self.state.topics.get(name)
+        if ts is None:
+            return
+        try:
+            ts.log_config = self.state.topic_config(configs)
+        except Exception as e:  # noqa: BLE001 - a config we cannot apply
+            log.warning("topic %s: cannot apply configs %s: %s", name, configs, e)
+            return
+        ts.configs = dict(configs)
+        logs = self.state.logs
+        if logs is not None and name in logs.topics:
+            try:
+                logs.alter_topic_configs(name, configs)
+            except Exception as e:  # noqa: BLE001
+                log.warning("topic %s: cannot apply configs to the logs: %s", name, e)
+
+    def on_topic_changed(self, name: str, old: TopicAssignment | None, new: TopicAssignment | None) -> None:
+        st = self.state
+        ts = st.topics.get(name)
+        if new is None or (ts is not None and ts.topic_id != new.topic_id):
+            if ts is not None:
+                self._drop_topic(name)
+            if new is None:
+                self.controller.notify("topics")
+                return
+            ts = None
+        from ..server.state import PartitionState, TopicState
+
+        configs = self.view.configs.get(name, {})
+        logs = st.logs
+        if ts is None and logs is not None:
+            meta = logs.topics.get(name)
+            if meta is not None and meta.topic_id != new.topic_id:
+                # the topic was deleted and re-created while we were away
+                log.info("deleting local logs of %s: re-created with another id", name)
+                logs.delete_topic(name)
+        if ts is None:
+            try:
+                log_config = st.topic_config(configs)
+            except Exception:  # noqa: BLE001
+                log_config = st.default_log_config()
+            ts = TopicState(name, new.topic_id, [], dict(configs), log_config, internal=name.startswith("__"))
+            st.topics[name] = ts
+            st.topics_by_id[new.topic_id] = ts
+        count = max(new.partitions) + 1 if new.partitions else 0
+        for i in range(len(ts.partitions), count):
+            p = PartitionState(name, i, None)
+            p.repl = Replication()
+            ts.partitions.append(p)
+        for i, p in enumerate(ts.partitions):
+            replicas = tuple(new.partitions.get(i, ()))
+            if self.node_id in replicas and p.log is None:
+                self._open_log(ts, p, count, configs)
+            self.replicas.apply(p, self.view.states.get((name, i)), replicas)
+        self.controller.notify("topics")
+
+    def _open_log(self, ts: Any, p: "PartitionState", count: int, configs: dict[str, str]) -> None:
+        logs = self.state.logs
+        assert logs is not None
+        try:
+            plog = logs.ensure_partition(ts.name, ts.topic_id, count, configs, p.index)
+        except Exception:
+            log.exception("cannot open the log of %s-%d", ts.name, p.index)
+            return
+        p.log = plog
+        p.leader_epoch = max(p.leader_epoch, plog.leader_epoch, 0)
+
+    def _drop_topic(self, name: str) -> None:
+        st = self.state
+        ts = st.topics.pop(name, None)
+        if ts is None:
+            return
+        st.topics_by_id.pop(ts.topic_id, None)
+        for p in ts.partitions:
+            self.replicas.apply(p, None, ())
+            self.fetchers.remove(p)
+            p.notify()
+        logs = st.logs
+        if logs is not None and name in logs.topics:
+            try:
+                logs.delete_topic(name)
+            except Exception:
+                log.exception("deleting the logs of %s failed", name)
+        log.info("topic %s deleted", name)
+
+    def _prune_local_topics(self) -> None:
+        """Local logs of topics ZooKeeper no longer has (or has under another id) go."""
+        logs = self.state.logs
+        if logs is None:
+            return
+        for name, meta in list(logs.topics.items()):
+            ta = self.view.topics.get(name)
+            if ta is None or ta.topic_id != meta.topic_id:
+                log.info("deleting local logs of %s: %s", name,
+                         "not in ZooKeeper" if ta is None else "re-created with another id")
+                ts = self.state.topics.get(name)
+                if ts is not None and ts.topic_id == meta.topic_id:
+                    self._drop_topic(name)
+                else:
+                    logs.delete_topic(name)
+
+    def on_state_changed(self, topic: str, partition: int, st: LeaderIsr | None) -> None:
+        ts = self.state.topics.get(topic)
+        if ts is None or not 0 <= partition < len(ts.partitions):
+            return
+        ta = self.view.topics.get(topic)
+        replicas = tuple(ta.partitions.get(partition, ())) if ta is not None else ()
+        self.replicas.apply(ts.partitions[partition], st, replicas)
+
+    def _reapply_all(self) -> None:
+        for name, ts in list(self.state.topics.items()):
+            ta = self.view.topics.get(name)
+            for p in ts.partitions:
+                replicas = tuple(ta.partitions.get(p.index, ())) if ta is not None else ()
+                self.replicas.apply(p, self.view.states.get((name, p.index)), replicas)
+
+    def leadership_changed(self, p: "PartitionState", is_leader: bool) -> None:
+        for fn in list(self.leadership_listeners):
+            try:
+                fn(p.topic, p.index, is_leader, p.leader_epoch)
+            except Exception:
+                log.exception("leadership listener failed")
+
+    # --- high watermark checkpoint ------------------------------------------------------------------------
+    def _hw_snapshot(self) -> dict[Path, dict[tuple[str, int], int]]:
+        logs = self.state.logs
+        out: dict[Path, dict[tuple[str, int], int]] = {}
+        if logs is None:
+            return out
+        for d in logs.log_dirs:
+            out[Path(d)] = {}
+        for plog in logs.all_logs():
+            d = logs.log_dir_of(plog.topic, plog.partition)
+            if d is not None:
+                out.setdefault(Path(d), {})[(plog.topic, plog.partition)] = plog.high_watermark
+        return out
+
+    @staticmethod
+    def _write_hw(snapshot: dict[Path, dict[tuple[str, int], int]]) -> None:
+        for d, offsets in snapshot.items():
+            if d.is_dir():
+                write_offset_checkpoint(d / HW_CHECKPOINT, offsets)
+
+    async def _hw_checkpoint_loop(self) -> None:
+        interval = int(self.config["replica.high.watermark.checkpoint.interval.ms"]) / 1000
+        while True:
+            await trio.sleep(interval)
+            snap = self._hw_snapshot()
+            try:
+                await trio.to_thread.run_sync(self._write_hw, snap)
+            except OSError:
+                log.exception("writing %s failed", HW_CHECKPOINT)
+
+    def checkpoint_hw_now(self) -> None:
+        """At shutdown, before the logs close (worker thread or not)."""
+        try:
+            self._write_hw(self._hw_snapshot())
+        except OSError:
+            log.exception("writing %s failed", HW_CHECKPOINT)
+
+    # --- controlled shutdown -------------------------------------------------------------------------------
+    def _led_replicated(self) -> list[tuple[str, int]]:
+        out = []
+        for (t, p), st in self.view.states.items():
+            ta = self.view.topics.get(t)
+            if st.leader == self.node_id and ta is not None and len(ta.partitions.get(p, ())) > 1:
+                out.append((t, p))
+        return out
+
+    def _movable(self, topic: str, partition: int) -> bool:
+        """Another live, in-sync replica could lead this partition."""
+        st = self.view.states.get((topic, partition))
+        return st is not None and any(r != self.node_id and r in self.view.brokers and
+                                      r not in self.view.shutting_down for r in st.isr)
+
+    async def controlled_shutdown(self) -> None:
+        """Move leaderships away before stopping (Kafka's controlled shutdown)."""
+        from kazoo.exceptions import KazooException, NodeExistsError
+
+        if not self.registered or not self.config["controlled.shutdown.enable"] or self.zk.closed:
+            return
+        retries = int(self.config["controlled.shutdown.max.retries"])
+        backoff = int(self.config["controlled.shutdown.retry.backoff.ms"]) / 1000
+        wait = max(2.0, 2 * self.zk.session_timeout)
+        t0 = trio.current_time()
+        path = zd.shutdown_path(self.node_id)
+        for attempt in range(1, retries + 1):
+            try:
+                try:
+                    await self.zk.create(path, zd.encode_shutdown(self.broker_epoch), ephemeral=True)
+                except NodeExistsError:
+                    await self.zk.set(path, zd.encode_shutdown(self.broker_epoch))
+                deadline = trio.current_time() + wait
+                remaining: list[tuple[str, int]] | None = None
+                while trio.current_time() < deadline:
+                    data, _ = await self.zk.get(path)
+                    _, remaining = zd.decode_shutdown(data)
+                    if remaining is not None and not remaining and not self._led_replicated():
+                        log.info("controlled shutdown done in %.0f ms", (trio.current_time() - t0) * 1000)
+                        return
+                    if remaining and not any(self._movable(t, p) for t, p in remaining):
+                        log.warning("controlled shutdown: no other in-sync replica can take over %d "
+                                    "partition(s); shutting down anyway", len(remaining))
+                        return
+                    await trio.sleep(0.02)
+                log.warning("controlled shutdown attempt %d: still leading %s", attempt,
+                            remaining if remaining is not None else self._led_replicated())
+                await self.zk.delete(path)
+            except KazooException as e:
+                log.warning("controlled shutdown attempt %d failed: %r", attempt, e)
+            if attempt < retries:
+                await trio.sleep(backoff)
+        log.warning("controlled shutdown did not complete; shutting down anyway")
+
+    async def shutdown(self) -> None:
+        """Controlled shutdown, stop replicating, close the session (once)."""
+        if self._shut:
+            return
+        self._shut = True
+        with trio.CancelScope(shield=True):
+            retries = int(self.config["controlled.shutdown.max.retries"])
+            backoff = int(self.config["controlled.shutdown.retry.backoff.ms"]) / 1000
+            budget = retries * (max(2.0, 2 * self.zk.session_timeout) + backoff) + 1.0
+            with trio.move_on_after(budget) as scope:
+                try:
+                    await self.controlled_shutdown()
+                except Exception:
+                    log.exception("controlled shutdown failed")
+            if scope.cancelled_caught:
+                log.warning("controlled shutdown gave up after %.0f s (ZooKeeper unreachable?)", budget)
+            self.stopping = True
+            self.fetchers.stop_all()
+            self.controller.resign("shutting down")
+            self.fenced = True
+            await trio.to_thread.run_sync(self.checkpoint_hw_now)
+            with trio.move_on_after(5):
+                await self.zk.close()
+
+    # --- requests from handlers -----------------------------------------------------------------------------
+    async def wait_for(self, pred: Callable[[], bool], timeout_ms: int) -> bool:
+        with trio.move_on_after(max(timeout_ms, 0) / 1000):
+            while not pred():
+                await self.view.wait_changed()
+            return True
+        return pred()
+
+    def _has_leaders(self, name: str, count: int | None = None) -> bool:
+        ta = self.view.topics.get(name)
+        if ta is None or (count is not None and len(ta.partitions) < count):
+            return False
+        return all(self.view.leader_of(name, p) >= 0 for p in ta.partitions)
+
+    async def create_topic(self, name: str, partitions: int, replication_factor: int, configs: dict[str, str],
+                           assignment: dict[int, list[int]] | None, timeout_ms: int) -> bytes:
+        """Controller only (NotController otherwise); AssignmentError, NodeExistsError.
+        Waits up to ``timeout_ms`` for every partition to have a leader."""
+        topic_id = await self.controller.request("create_topic", name=name, partitions=partitions,
+                                                 replication_factor=replication_factor, configs=configs,
+                                                 assignment=assignment)
+        await self.wait_for(lambda: self._has_leaders(name), timeout_ms)
+        return topic_id
+
+    async def create_partitions(self, name: str, total: int, assignment: list[list[int]] | None,
+                                timeout_ms: int) -> None:
+        await self.controller.request("create_partitions", name=name, total=total, assignment=assignment)
+        await self.wait_for(lambda: self._has_leaders(name, total), timeout_ms)
+
+    async def delete_topic(self, name: str, timeout_ms: int) -> None:
+        await self.controller.request("delete_topic", name=name)
+        await self.wait_for(lambda: name not in self.state.topics, timeout_ms)
+
+    async def elect_leaders(self, partitions: list[tuple[str, int]], election_type: int,
+                            timeout_ms: int) -> dict[tuple[str, int], tuple[int, str | None]]:
+        results = await self.controller.request("elect", partitions=partitions, election_type=election_type)
+        expected = {tp: self.view.states[tp].leader for tp, (code, _) in results.items()
+                    if code == errors.NONE and tp in self.view.states}
+        await self.wait_for(lambda: all(self.view.leader_of(t, p) == lid for (t, p), lid in expected.items()),
+                            timeout_ms)
+        return results
+
+    async def set_topic_configs(self, name: str, configs: dict[str, str]) -> None:
+        """Replace a topic's config overrides cluster-wide (Kafka's ZooKeeper
+        mode: /config/topics/<t>); every broker applies them when its watch
+        fires. For AlterConfigs / IncrementalAlterConfigs in cluster mode."""
+        from kazoo.exceptions import NoNodeError
+
+        path = zd.config_path(name)
+        try:
+            await self.zk.set(path, zd.encode_config(configs))
+        except NoNodeError:
+            await self.zk.create(path, zd.encode_config(configs), makepath=True)
+        await self.view.refresh_config(name)
+
+    def request_auto_create(self, name: str, partitions: int, replication_factor: int,
+                            configs: dict[str, str] | None = None) -> int:
+        """Auto-creation (Metadata; internal topics): any broker writes the
+        assignment to ZooKeeper, the controller initializes the partitions.
+        Returns NONE (being created), or INVALID_REPLICATION_FACTOR."""
+        from .assignment import AssignmentError, assign_replicas
+
+        brokers = {b.node_id: b.rack for b in self.live_brokers()}
+        try:
+            assignment = assign_replicas(brokers, partitions, replication_factor)
+        except AssignmentError as e:
+            return e.code
+        if name in self._creating:
+            return errors.NONE
+        self._creating.add(name)
+
+        async def create() -> None:
+            from kazoo.exceptions import NodeExistsError
+
+            try:
+                await write_topic(self.zk, name, random_kafka_uuid(), assignment, dict(configs or {}))
+                log.info("auto-created topic %s (%d partitions, replication factor %d)", name, partitions,
+                         replication_factor)
+            except NodeExistsError:
+                pass
+            finally:
+                self._creating.discard(name)
+
+        self.spawn(create)
+        return errors.NONE
+
+
+__all__ = ["ClusterNode", "LeadershipListener", "NotController", "LEADER"]

@@ -1,0 +1,256 @@
+"""ZooKeeper paths and znode contents, in Kafka's ZooKeeper-era layout.
+
+Every znode pykbroker writes has the JSON Kafka 2.x/3.x writes there, so a
+ZooKeeper browser (or ``zkCli.sh``) shows a familiar tree::
+
+    /cluster/id                                   {"version":"1","id":"<22-char id>"}
+    /controller          (ephemeral)              {"version":2,"brokerid":1,"timestamp":"...","kraftControllerEpoch":-1}
+    /controller_epoch                             "3"
+    /brokers/ids/<id>    (ephemeral)              {"version":5,"host":..,"port":..,"endpoints":["PLAINTEXT://h:p"],
+                                                   "listener_security_protocol_map":{..},"jmx_port":-1,
+                                                   "rack":..,"timestamp":"..."}
+    /brokers/topics/<t>                           {"version":3,"topic_id":..,"partitions":{"0":[1,2,3]},
+                                                   "adding_replicas":{},"removing_replicas":{}}
+    /brokers/topics/<t>/partitions/<p>/state      {"version":1,"leader":1,"leader_epoch":4,
+                                                   "controller_epoch":3,"isr":[1,2,3]}
+    /config/topics/<t>                            {"version":1,"config":{"min.insync.replicas":"2"}}
+
+One path is pykbroker's own (Kafka sends a ControlledShutdown request to the
+controller instead, an API Kafka 4 no longer defines):
+
+    /pykbroker/controlled_shutdown/<id> (ephemeral)  request {"broker_epoch":..};
+                                                  the controller answers by
+                                                  setting {"broker_epoch":..,"remaining":[["t",0],..]}
+
+A broker's epoch is the czxid of its /brokers/ids/<id> znode, as in Kafka.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import attrs
+
+from ..storage.checkpoints import kafka_uuid_from_str, kafka_uuid_str
+
+CLUSTER_ID = "/cluster/id"
+CONTROLLER = "/controller"
+CONTROLLER_EPOCH = "/controller_epoch"
+BROKER_IDS = "/brokers/ids"
+TOPICS = "/brokers/topics"
+CONFIG_TOPICS = "/config/topics"
+SHUTDOWNS = "/pykbroker/controlled_shutdown"
+
+# Persistent paths every cluster has (created by the first broker, as Kafka does).
+PERSISTENT_PATHS = (BROKER_IDS, TOPICS, CONFIG_TOPICS, "/config/changes", "/admin/delete_topics",
+                    "/isr_change_notification", SHUTDOWNS)
+
+NO_LEADER = -1
+
+
+def broker_path(node_id: int) -> str:
+    return f"{BROKER_IDS}/{node_id}"
+
+
+def topic_path(topic: str) -> str:
+    return f"{TOPICS}/{topic}"
+
+
+def partitions_path(topic: str) -> str:
+    return f"{TOPICS}/{topic}/partitions"
+
+
+def partition_path(topic: str, partition: int) -> str:
+    return f"{TOPICS}/{topic}/partitions/{partition}"
+
+
+def state_path(topic: str, partition: int) -> str:
+    return f"{TOPICS}/{topic}/partitions/{partition}/state"
+
+
+def config_path(topic: str) -> str:
+    return f"{CONFIG_TOPICS}/{topic}"
+
+
+def shutdown_path(node_id: int) -> str:
+    return f"{SHUTDOWNS}/{node_id}"
+
+
+def _dumps(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def _loads(data: bytes | None) -> Any:
+    if not data:
+        return None
+    try:
+        return json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+
+
+# --- /cluster/id -------------------------------------------------------------------------
+
+def encode_cluster_id(cluster_id: str) -> bytes:
+    return _dumps({"version": "1", "id": cluster_id})
+
+
+def decode_cluster_id(data: bytes | None) -> str | None:
+    js = _loads(data)
+    return js.get("id") if isinstance(js, dict) else None
+
+
+# --- /controller, /controller_epoch -------------------------------------------------------
+
+def encode_controller(broker_id: int) -> bytes:
+    return _dumps({"version": 2, "brokerid": broker_id, "timestamp": str(int(time.time() * 1000)),
+                   "kraftControllerEpoch": -1})
+
+
+def decode_controller(data: bytes | None) -> int:
+    js = _loads(data)
+    if isinstance(js, dict) and isinstance(js.get("brokerid"), int):
+        return js["brokerid"]
+    return -1
+
+
+def encode_controller_epoch(epoch: int) -> bytes:
+    return str(epoch).encode()
+
+
+def decode_controller_epoch(data: bytes | None) -> int:
+    try:
+        return int((data or b"0").decode())
+    except ValueError:
+        return 0
+
+
+# --- /brokers/ids/<id> ----------------------------------------------------------------------
+
+@attrs.frozen
+class BrokerInfo:
+    node_id: int
+    host: str
+    port: int
+    rack: str | None
+    epoch: int = -1  # czxid of the registration znode
+
+
+def encode_broker(node_id: int, host: str, port: int, rack: str | None, listener: str = "PLAINTEXT") -> bytes:
+    js: dict[str, Any] = {
+        "listener_security_protocol_map": {listener: "PLAINTEXT"},
+        "endpoints": [f"{listener}://{host}:{port}"],
+        "jmx_port": -1,
+        "host": host,
+        "port": port,
+        "timestamp": str(int(time.time() * 1000)),
+        "version": 5,
+    }
+    if rack is not None:
+        js["rack"] = rack
+    return _dumps(js)
+
+
+def decode_broker(node_id: int, data: bytes | None, epoch: int) -> BrokerInfo | None:
+    js = _loads(data)
+    if not isinstance(js, dict):
+        return None
+    host, port = js.get("host"), js.get("port")
+    for ep in js.get("endpoints") or []:
+        # "PLAINTEXT://host:port" (first endpoint wins; host/port are legacy fields)
+        _, _, rest = str(ep).partition("://")
+        h, _, p = rest.rpartition(":")
+        if h and p.isdigit():
+            host, port = h.strip("[]"), int(p)
+            break
+    if not host or not isinstance(port, int):
+        return None
+    return BrokerInfo(node_id, host, port, js.get("rack"), epoch)
+
+
+# --- /brokers/topics/<t> ----------------------------------------------------------------------
+
+@attrs.frozen
+class TopicAssignment:
+    name: str
+    topic_id: bytes
+    partitions: dict[int, tuple[int, ...]]  # partition -> replicas (preferred leader first)
+    version: int = -1  # znode version
+
+
+def encode_topic(topic_id: bytes, partitions: dict[int, list[int] | tuple[int, ...]]) -> bytes:
+    return _dumps({"version": 3, "topic_id": kafka_uuid_str(topic_id),
+                   "partitions": {str(p): list(r) for p, r in sorted(partitions.items())},
+                   "adding_replicas": {}, "removing_replicas": {}})
+
+
+def decode_topic(name: str, data: bytes | None, version: int) -> TopicAssignment | None:
+    js = _loads(data)
+    if not isinstance(js, dict) or not isinstance(js.get("partitions"), dict):
+        return None
+    try:
+        topic_id = kafka_uuid_from_str(js["topic_id"]) if js.get("topic_id") else bytes(16)
+        parts = {int(p): tuple(int(b) for b in r) for p, r in js["partitions"].items()}
+    except (ValueError, TypeError):
+        return None
+    return TopicAssignment(name, topic_id, parts, version)
+
+
+# --- /brokers/topics/<t>/partitions/<p>/state ----------------------------------------------------
+
+@attrs.frozen
+class LeaderIsr:
+    leader: int
+    leader_epoch: int
+    isr: tuple[int, ...]
+    controller_epoch: int
+    version: int = -1  # znode version (Kafka's partition epoch in ZK mode)
+    mzxid: int = -1  # zxid of the write that produced this state
+
+
+def encode_state(leader: int, leader_epoch: int, isr: list[int] | tuple[int, ...], controller_epoch: int) -> bytes:
+    return _dumps({"controller_epoch": controller_epoch, "leader": leader, "version": 1,
+                   "leader_epoch": leader_epoch, "isr": list(isr)})
+
+
+def decode_state(data: bytes | None, version: int = -1, mzxid: int = -1) -> LeaderIsr | None:
+    js = _loads(data)
+    if not isinstance(js, dict):
+        return None
+    try:
+        return LeaderIsr(int(js["leader"]), int(js["leader_epoch"]), tuple(int(b) for b in js["isr"]),
+                         int(js.get("controller_epoch", 0)), version, mzxid)
+    except (KeyError, ValueError, TypeError):
+        return None
+
+
+# --- /config/topics/<t> ---------------------------------------------------------------------------
+
+def encode_config(configs: dict[str, str]) -> bytes:
+    return _dumps({"version": 1, "config": dict(configs)})
+
+
+def decode_config(data: bytes | None) -> dict[str, str]:
+    js = _loads(data)
+    if isinstance(js, dict) and isinstance(js.get("config"), dict):
+        return {str(k): str(v) for k, v in js["config"].items()}
+    return {}
+
+
+# --- /pykbroker/controlled_shutdown/<id> ------------------------------------------------------------
+
+def encode_shutdown(broker_epoch: int, remaining: list[tuple[str, int]] | None = None) -> bytes:
+    js: dict[str, Any] = {"version": 1, "broker_epoch": broker_epoch}
+    if remaining is not None:
+        js["remaining"] = [[t, p] for t, p in remaining]
+    return _dumps(js)
+
+
+def decode_shutdown(data: bytes | None) -> tuple[int, list[tuple[str, int]] | None]:
+    js = _loads(data)
+    if not isinstance(js, dict):
+        return -1, None
+    rem = js.get("remaining")
+    return int(js.get("broker_epoch", -1)), (None if rem is None else [(str(t), int(p)) for t, p in rem])

@@ -1,0 +1,29 @@
+"""Group coordination: classic groups (JoinGroup/SyncGroup/Heartbeat/
+LeaveGroup), KIP-848 consumer groups (ConsumerGroupHeartbeat), committed
+offsets, all persisted in ``__consumer_offsets``.
+
+- :mod:`.coordinator` - the coordinator (locks, persistence, loading, offsets, expiry)
+- :mod:`.classic`, :mod:`.classic_ops` - the classic group state machine
+- :mod:`.consumer`, :mod:`.assignors` - KIP-848 groups and server-side assignors
+- :mod:`.records` - Kafka's record formats of ``__consumer_offsets``
+- :mod:`.timers` - keyed timers on one trio task
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .coordinator import GroupCoordinator
+
+__all__ = ["GroupCoordinator", "coordinator_of", "client_host"]
+
+
+def coordinator_of(state: Any) -> GroupCoordinator | None:
+    """The broker's group coordinator (None when it is not running)."""
+    return getattr(state, "group_coordinator", None)
+
+
+def client_host(peer: str) -> str:
+    """Kafka's clientHost form of a peer address: ``/127.0.0.1``."""
+    host = peer.rsplit(":", 1)[0] if ":" in peer else peer
+    return "/" + host.strip("[]")

@@ -1,0 +1,32 @@
+"""ConsumerGroupDescribe (key 69), versions 0-1 (KIP-848).
+
+- KIP-848 consumer groups: state (Empty, Assigning, Reconciling, Stable),
+  group epoch, target assignment epoch, assignor, and per member its
+  epoch, subscription, current and target assignment (topic id and name).
+- GROUP_ID_NOT_FOUND for unknown groups and for classic groups (with a
+  message), INVALID_GROUP_ID for an empty id, COORDINATOR_LOAD_IN_PROGRESS.
+- Authorized operations when asked (no ACLs yet: all allowed).
+- v1: member type (1 = consumer protocol). Flexible only.
+"""
+
+from __future__ import annotations
+
+from ..group import coordinator_of
+from ..group.coordinator import NOT_REQUESTED
+from ..protocol import errors
+from . import RequestContext, handler
+
+
+@handler(69, 0, 1)
+async def handle(ctx: RequestContext, req: dict) -> dict:
+    coord = coordinator_of(ctx.state)
+    include_ops = bool(req["include_authorized_operations"])
+    groups = []
+    for gid in req["group_ids"]:
+        if coord is None:
+            groups.append({"error_code": errors.COORDINATOR_NOT_AVAILABLE, "error_message": None,
+                           "group_id": gid, "group_state": "", "group_epoch": 0, "assignment_epoch": 0,
+                           "assignor_name": "", "members": [], "authorized_operations": NOT_REQUESTED})
+        else:
+            groups.append(coord.describe_consumer_group(gid, include_ops, ctx.api_version))
+    return {"throttle_time_ms": 0, "groups": groups}

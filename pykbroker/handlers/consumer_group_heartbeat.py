@@ -1,0 +1,36 @@
+"""ConsumerGroupHeartbeat (key 68), versions 0-1 (KIP-848).
+
+- Joins, heartbeats in and leaves a consumer group whose assignment the
+  broker computes (server-side assignors "uniform" and "range", see
+  pykbroker/group/consumer.py): member epoch 0 joins, -1 leaves, -2 is a
+  static member leaving temporarily; the answer carries the member's
+  epoch, the heartbeat interval (group.consumer.heartbeat.interval.ms) and,
+  when it changed (or on a full request), its assignment by topic id.
+  Partitions are revoked before they are given to another member.
+- Errors: INVALID_REQUEST (bad field combinations, with a message),
+  UNSUPPORTED_ASSIGNOR, INVALID_REGULAR_EXPRESSION, FENCED_MEMBER_EPOCH,
+  UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID, UNRELEASED_INSTANCE_ID,
+  GROUP_MAX_SIZE_REACHED, GROUP_ID_NOT_FOUND (the id belongs to a
+  non-empty classic group), COORDINATOR_LOAD_IN_PROGRESS.
+- v1: subscribed topic regex (full match against topic names). Flexible only.
+"""
+
+from __future__ import annotations
+
+from ..group import client_host, coordinator_of
+from ..protocol import errors
+from . import RequestContext, handler
+
+
+@handler(68, 0, 1)
+async def handle(ctx: RequestContext, req: dict) -> dict:
+    coord = coordinator_of(ctx.state)
+    if coord is None:
+        resp = {"error_code": errors.COORDINATOR_NOT_AVAILABLE, "error_message": None, "member_id": None,
+                "member_epoch": 0, "heartbeat_interval_ms": 0, "assignment": None}
+    else:
+        if ctx.api_version < 1:
+            req = dict(req, subscribed_topic_regex=None)
+        resp = await coord.consumer_group_heartbeat(req, ctx.api_version, ctx.client_id or "",
+                                                    client_host(ctx.peer))
+    return {"throttle_time_ms": 0, **resp}

@@ -1,0 +1,27 @@
+"""ListGroups (key 16), versions 0-5.
+
+- Every group this coordinator knows (classic, KIP-848 consumer, and the
+  "simple" groups that only hold committed offsets), with its protocol
+  type ("consumer" for consumer groups; "" for simple groups).
+- COORDINATOR_LOAD_IN_PROGRESS while __consumer_offsets is still loading
+  (with the groups loaded so far).
+- v3 flexible. v4+: state filter (case-insensitive), group state in the
+  answer. v5+: type filter ("classic", "consumer"), group type.
+"""
+
+from __future__ import annotations
+
+from ..group import coordinator_of
+from ..protocol import errors
+from . import RequestContext, handler
+
+
+@handler(16, 0, 5)
+async def handle(ctx: RequestContext, req: dict) -> dict:
+    v = ctx.api_version
+    coord = coordinator_of(ctx.state)
+    if coord is None:
+        return {"throttle_time_ms": 0, "error_code": errors.COORDINATOR_NOT_AVAILABLE, "groups": []}
+    code, groups = coord.list_groups(req["states_filter"] if v >= 4 else [],
+                                     req["types_filter"] if v >= 5 else [])
+    return {"throttle_time_ms": 0, "error_code": code, "groups": groups}

@@ -1,0 +1,30 @@
+"""ListTransactions (key 66), versions 0-2.
+
+- The transactional ids this broker coordinates (Dead ones left out),
+  with producer id and state name, filtered by states (names this broker
+  does not know are echoed in unknown_state_filters), producer ids,
+  v1+ duration (only transactions started more than duration_filter ms
+  ago) and v2 transactional id pattern (a regular expression that must
+  match the whole id; INVALID_REGULAR_EXPRESSION if it does not compile).
+- COORDINATOR_LOAD_IN_PROGRESS while __transaction_state is loading.
+- Flexible (v0+).
+"""
+
+from __future__ import annotations
+
+from ..protocol import errors
+from ..txn import coordinator_of
+from . import RequestContext, handler
+
+
+@handler(66, 0, 2)
+async def handle(ctx: RequestContext, req: dict) -> dict:
+    v = ctx.api_version
+    tc = coordinator_of(ctx.state)
+    if tc is None:
+        return {"throttle_time_ms": 0, "error_code": errors.COORDINATOR_NOT_AVAILABLE,
+                "unknown_state_filters": [], "transaction_states": []}
+    res = tc.list(list(req["state_filters"] or []), list(req["producer_id_filters"] or []),
+                  req["duration_filter"] if v >= 1 else -1,
+                  req["transactional_id_pattern"] if v >= 2 else None)
+    return {"throttle_time_ms": 0, **res}

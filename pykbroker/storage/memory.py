@@ -1,0 +1,478 @@
+"""In-memory storage engine (``pykbroker.storage=memory``) for the fastest tests.
+
+Same public interface as the segment log (:class:`~pykbroker.storage.log.PartitionLog`)
+and the log manager (:class:`~pykbroker.storage.manager.LogManager`), so the
+broker state and the handlers cannot tell them apart:
+
+- :class:`MemoryPartitionLog` keeps each record batch as the bytes that would
+  have gone to disk (offsets and leader epoch patched in, exactly as the
+  segment log does), in offset order, with bisectable base offsets.
+  ``read`` returns whole batches as :class:`MemoryChunk` (a ``bytes``
+  subclass, so the codec copies it into the response like any other bytes).
+- :class:`MemoryLogManager` is a :class:`LogManager` whose topic metadata
+  and partitions never touch the disk: nothing survives a restart, there is
+  no fsync, ``log.dirs`` is not created.
+
+What is not modelled: segments (``segment.bytes``/``segment.ms`` rolling,
+indexes) and anything that needs files; ``segment.bytes`` still bounds a
+single append (RECORD_LIST_TOO_LARGE), as Kafka does.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..protocol.records import (
+    BATCH_HEADER,
+    RECORD_LIST_TOO_LARGE,
+    BatchHeader,
+    InvalidRecords,
+    assign_offsets,
+    decode_records,
+    validate_batches,
+)
+from .checkpoints import kafka_uuid_str, random_kafka_uuid
+from .log import (
+    AppendResult,
+    EpochEntry,
+    OffsetAndTimestamp,
+    OffsetOutOfRange,
+    ReadResult,
+    TimestampAndOffset,
+    partition_dir_name,
+)
+from .log_config import LogConfig
+from .manager import LogManager, TopicMeta, UnknownTopicError
+
+
+class MemoryChunk(bytes):
+    """One or more whole record batches, as bytes (the in-memory counterpart
+    of :class:`~pykbroker.storage.log.FileRegion`: ``length`` and
+    ``read_bytes()`` work on both)."""
+
+    @property
+    def length(self) -> int:
+        return len(self)
+
+    def read_bytes(self) -> bytes:
+        return self
+
+
+EMPTY_READ = ReadResult([], 0, -1)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class MemoryPartitionLog:
+    """One partition's log, in memory."""
+
+    dir: Path | None = None
+
+    def __init__(
+        self,
+        topic: str,
+        partition: int,
+        config: LogConfig,
+        *,
+        topic_id: bytes | None = None,
+        log_start_offset: int = 0,
+        now_ms: int | None = None,
+    ) -> None:
+        self.topic = topic
+        self.partition = partition
+        self.config = config
+        self.topic_id = topic_id
+        self.log_start_offset = log_start_offset
+        self.high_watermark = log_start_offset
+        self.recovery_point = log_start_offset
+        self._batches: list[MemoryChunk] = []
+        self._bases: list[int] = []
+        self._lasts: list[int] = []
+        self._max_ts: list[int] = []
+        self._next_offset = log_start_offset
+        self._size = 0
+        self._epochs: list[EpochEntry] = []
+        self._lock = threading.RLock()
+        self._closed = False
+        self.truncations = 0  # bumped by every truncation (the producer state reloads)
+        self._last_flush_ms = _now_ms() if now_ms is None else now_ms
+
+    def __repr__(self) -> str:
+        return (
+            f"MemoryPartitionLog({self.topic}-{self.partition}, start={self.log_start_offset}, "
+            f"end={self.log_end_offset}, batches={len(self._batches)})"
+        )
+
+    # --- state -----------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return partition_dir_name(self.topic, self.partition)
+
+    @property
+    def log_end_offset(self) -> int:
+        return self._next_offset
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    @property
+    def batch_count(self) -> int:
+        return len(self._batches)
+
+    @property
+    def leader_epoch(self) -> int:
+        return self._epochs[-1].epoch if self._epochs else -1
+
+    @property
+    def epoch_entries(self) -> list[EpochEntry]:
+        return list(self._epochs)
+
+    @property
+    def flush_pending(self) -> bool:
+        return False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ValueError(f"log {self.name} is closed")
+
+    # --- leader epoch cache (same rules as the segment log) ----------------------------
+
+    def _assign_epoch(self, epoch: int, start_offset: int) -> None:
+        if epoch < 0 or start_offset < 0:
+            return
+        if self._epochs:
+            latest = self._epochs[-1]
+            if latest.epoch == epoch and start_offset >= latest.start_offset:
+                return
+        while self._epochs and (self._epochs[-1].epoch >= epoch or self._epochs[-1].start_offset >= start_offset):
+            self._epochs.pop()
+        self._epochs.append(EpochEntry(epoch, start_offset))
+
+    def epoch_for_offset(self, offset: int) -> int:
+        previous = -1
+        for e in self._epochs:
+            if e.start_offset == offset:
+                return e.epoch
+            if e.start_offset > offset:
+                return previous
+            previous = e.epoch
+        return previous
+
+    def end_offset_for_epoch(self, epoch: int) -> tuple[int, int]:
+        if epoch < 0 or not self._epochs:
+            return -1, -1
+        if self._epochs[-1].epoch == epoch:
+            return epoch, self.log_end_offset
+        higher = next((e for e in self._epochs if e.epoch > epoch), None)
+        if higher is None:
+            return -1, -1
+        floor = None
+        for e in self._epochs:
+            if e.epoch <= epoch:
+                floor = e
+        if floor is None:
+            return epoch, higher.start_offset
+        return floor.epoch, higher.start_offset
+
+    # --- produce ------------------------------------------------------------------------
+
+    def validate(self, data: bytes | bytearray | memoryview | None, *, now_ms: int | None = None) -> list[BatchHeader]:
+        c = self.config
+        return validate_batches(
+            data,
+            max_batch_bytes=c.max_message_bytes,
+            now_ms=now_ms,
+            log_append_time=c.log_append_time,
+            timestamp_before_max_ms=c.message_timestamp_before_max_ms,
+            timestamp_after_max_ms=c.message_timestamp_after_max_ms,
+        )
+
+    def append(
+        self,
+        data: bytearray | memoryview | bytes,
+        headers: Sequence[BatchHeader],
+        *,
+        leader_epoch: int,
+        now_ms: int,
+        auto_flush: bool = False,
+    ) -> AppendResult:
+        """As :meth:`PartitionLog.append`: offsets (and leader epoch) patched
+        into ``data`` in place, then each batch kept as its own bytes."""
+        if not headers:
+            raise ValueError("nothing to append")
+        if isinstance(data, bytes) or (isinstance(data, memoryview) and data.readonly):
+            data = bytearray(data)
+        with self._lock:
+            self._check_open()
+            start = headers[0].position
+            total = headers[-1].position + headers[-1].size - start
+            if total > self.config.segment_bytes:
+                raise InvalidRecords(
+                    RECORD_LIST_TOO_LARGE,
+                    f"message batch size is {total} bytes in append to partition {self.name}, which "
+                    f"exceeds the maximum configured segment size of {self.config.segment_bytes}",
+                )
+            log_append_time = now_ms if self.config.log_append_time else None
+            base = self._next_offset
+            last = assign_offsets(
+                data, headers, base, partition_leader_epoch=leader_epoch, log_append_time=log_append_time
+            )
+            if leader_epoch >= 0:
+                self._assign_epoch(leader_epoch, base)
+            max_ts = -1
+            count = 0
+            for h in headers:
+                nh = BatchHeader(*BATCH_HEADER.unpack_from(data, h.position), position=h.position)
+                chunk = MemoryChunk(data[h.position : h.position + h.size])
+                self._batches.append(chunk)
+                self._bases.append(nh.base_offset)
+                self._lasts.append(nh.last_offset)
+                self._max_ts.append(nh.max_timestamp)
+                self._size += len(chunk)
+                max_ts = max(max_ts, nh.max_timestamp)
+                count += nh.records_count
+            self._next_offset = last + 1
+            self.recovery_point = self._next_offset  # nothing to flush
+            return AppendResult(
+                base,
+                last,
+                -1 if log_append_time is None else log_append_time,
+                self.log_start_offset,
+                max_ts,
+                count,
+            )
+
+    def roll(self, now_ms: int | None = None) -> None:
+        """No segments in memory: nothing to roll."""
+        return None
+
+    # --- reads ----------------------------------------------------------------------------
+
+    def _index_of(self, offset: int) -> int:
+        """Index of the first batch whose last offset is >= ``offset``."""
+        return bisect.bisect_left(self._lasts, offset)
+
+    def read(
+        self,
+        offset: int,
+        max_bytes: int,
+        *,
+        max_offset: int | None = None,
+        min_one_message: bool = True,
+    ) -> ReadResult:
+        """As :meth:`PartitionLog.read`: whole batches from the one containing
+        ``offset``, at most ``max_bytes`` (the first whole even if larger when
+        ``min_one_message``), none whose base offset is >= ``max_offset``."""
+        with self._lock:
+            self._check_open()
+            leo = self._next_offset
+            if offset < self.log_start_offset or offset > leo:
+                raise OffsetOutOfRange(
+                    f"offset {offset} is out of range for partition {self.name}: log start offset "
+                    f"{self.log_start_offset}, log end offset {leo}",
+                    self.log_start_offset,
+                    leo,
+                )
+            limit = leo if max_offset is None else min(max_offset, leo)
+            if offset >= limit:
+                return EMPTY_READ
+            i = self._index_of(offset)
+            chunks: list[MemoryChunk] = []
+            total = 0
+            n = len(self._batches)
+            while i < n and self._bases[i] < limit:
+                b = self._batches[i]
+                if total + len(b) > max_bytes and not (min_one_message and total == 0):
+                    break
+                chunks.append(b)
+                total += len(b)
+                i += 1
+                if total >= max_bytes:
+                    break
+            if not chunks:
+                return EMPTY_READ
+            return ReadResult(chunks, total, self._bases[i - len(chunks)])
+
+    def batches(self, start_offset: int | None = None) -> list[MemoryChunk]:
+        """Every stored batch from the one holding ``start_offset`` (testing helper)."""
+        with self._lock:
+            i = 0 if start_offset is None else self._index_of(start_offset)
+            return list(self._batches[i:])
+
+    def offset_for_timestamp(self, timestamp: int) -> OffsetAndTimestamp | None:
+        with self._lock:
+            self._check_open()
+            start = self.log_start_offset
+            for i in range(self._index_of(start), len(self._batches)):
+                if self._max_ts[i] < timestamp:
+                    continue
+                for r in decode_records(self._batches[i]):
+                    if r.timestamp >= timestamp and r.offset >= start:
+                        return OffsetAndTimestamp(r.offset, r.timestamp)
+            return None
+
+    def max_timestamp(self) -> TimestampAndOffset | None:
+        with self._lock:
+            self._check_open()
+            if not self._max_ts:
+                return None
+            best = max(self._max_ts)
+            if best < 0:
+                return None
+            i = self._max_ts.index(best)
+            for r in decode_records(self._batches[i]):
+                if r.timestamp == best:
+                    return TimestampAndOffset(best, r.offset)
+            return None
+
+    # --- truncation, log start -----------------------------------------------------------
+
+    def truncate_to(self, offset: int, now_ms: int | None = None) -> bool:
+        if offset < 0:
+            raise ValueError(f"cannot truncate to negative offset {offset}")
+        with self._lock:
+            self._check_open()
+            if offset >= self._next_offset:
+                return False
+            if offset < self.log_start_offset or (self._bases and offset < self._bases[0]):
+                self._truncate_fully_and_start_at(offset)
+                return True
+            # drop the batch containing ``offset`` and everything after it
+            i = self._index_of(offset)
+            new_end = self._bases[i] if i < len(self._bases) else offset
+            for b in self._batches[i:]:
+                self._size -= len(b)
+            del self._batches[i:], self._bases[i:], self._lasts[i:], self._max_ts[i:]
+            self._next_offset = new_end
+            self.truncations += 1
+            while self._epochs and self._epochs[-1].start_offset >= self._next_offset:
+                self._epochs.pop()
+            self.high_watermark = min(self.high_watermark, self._next_offset)
+            self.recovery_point = min(self.recovery_point, self._next_offset)
+            return True
+
+    def truncate_fully_and_start_at(self, offset: int, now_ms: int | None = None) -> None:
+        with self._lock:
+            self._check_open()
+            self._truncate_fully_and_start_at(offset)
+
+    def _truncate_fully_and_start_at(self, offset: int) -> None:
+        self.truncations += 1
+        self._batches, self._bases, self._lasts, self._max_ts = [], [], [], []
+        self._size = 0
+        self._next_offset = offset
+        self.log_start_offset = offset
+        self.high_watermark = offset
+        self.recovery_point = offset
+        self._epochs = []
+
+    def advance_log_start_offset(self, offset: int) -> bool:
+        with self._lock:
+            self._check_open()
+            if offset > self.high_watermark:
+                raise OffsetOutOfRange(
+                    f"cannot advance the log start offset of {self.name} to {offset}, past the high "
+                    f"watermark {self.high_watermark}",
+                    self.log_start_offset,
+                    self.log_end_offset,
+                )
+            if offset <= self.log_start_offset:
+                return False
+            self.log_start_offset = offset
+            i = self._index_of(offset)  # batches wholly before ``offset`` go
+            for b in self._batches[:i]:
+                self._size -= len(b)
+            del self._batches[:i], self._bases[:i], self._lasts[:i], self._max_ts[:i]
+            while len(self._epochs) > 1 and self._epochs[1].start_offset <= offset:
+                self._epochs.pop(0)
+            if self._epochs and self._epochs[0].start_offset < offset:
+                self._epochs[0] = EpochEntry(self._epochs[0].epoch, offset)
+            return True
+
+    # --- durability, lifecycle ---------------------------------------------------------------
+
+    def needs_flush(self, now_ms: int) -> bool:
+        return False
+
+    def flush(self, now_ms: int | None = None) -> None:
+        self._last_flush_ms = _now_ms() if now_ms is None else now_ms
+
+    def close(self) -> None:
+        self._closed = True
+
+    def close_files(self) -> None:
+        self._closed = True
+
+    def delete(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._batches, self._bases, self._lasts, self._max_ts = [], [], [], []
+            self._size = 0
+
+
+class MemoryLogManager(LogManager):
+    """A :class:`LogManager` that keeps topics and partitions in memory."""
+
+    def __init__(
+        self,
+        log_dirs: Sequence[Path | str],
+        default_config: LogConfig,
+        *,
+        node_id: int = 1,
+        cluster_id: str | None = None,
+    ) -> None:
+        super().__init__(log_dirs or [Path("memory")], default_config, node_id=node_id, cluster_id=cluster_id)
+
+    def load(self, now_ms: int | None = None) -> None:
+        self.cluster_id = self._requested_cluster_id or kafka_uuid_str(random_kafka_uuid())
+        for d in self.log_dirs:
+            self.directory_ids[d] = random_kafka_uuid()
+        self._loaded = True
+
+    def _write_topics(self) -> None:  # nothing to persist
+        return None
+
+    def _create_partition(self, meta: TopicMeta, p: int, config: LogConfig) -> MemoryPartitionLog:  # type: ignore[override]
+        plog = MemoryPartitionLog(meta.name, p, config, topic_id=meta.topic_id)
+        self._logs[(meta.name, p)] = plog  # type: ignore[assignment]
+        self._dir_of[(meta.name, p)] = self.log_dirs[0]
+        return plog
+
+    def delete_topic(self, name: str) -> TopicMeta:
+        meta = self.topics.get(name)
+        if meta is None:
+            raise UnknownTopicError(f"This server does not host this topic: {name}")
+        del self.topics[name]
+        self._by_id.pop(meta.topic_id, None)
+        for p in range(meta.partitions):
+            plog = self._logs.pop((name, p), None)
+            self._dir_of.pop((name, p), None)
+            if plog is not None:
+                plog.delete()
+        return meta
+
+    def checkpoint(self) -> None:
+        return None
+
+    def flush_all(self) -> None:
+        return None
+
+    def close(self) -> None:
+        for plog in list(self._logs.values()):
+            plog.close()
+        self._loaded = False
+
+
+__all__ = ["MemoryChunk", "MemoryLogManager", "MemoryPartitionLog"]

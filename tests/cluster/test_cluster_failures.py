@@ -1,0 +1,270 @@
+"""Issue 3 acceptance: brokers going away and coming back.
+
+- min.insync.replicas=2 with two of three brokers down: acks=all gets
+  NOT_ENOUGH_REPLICAS, acks=1 still succeeds.
+- A follower that was down catches up, rejoins the ISR, and its log is
+  byte-identical to the leader's up to the high watermark.
+- SIGTERM on a leader moves its leaderships away before it exits; producers
+  see at most retriable errors (nothing fails, nothing is lost).
+- A broker cut off from ZooKeeper (SIGSTOP for longer than the session
+  timeout) acknowledges nothing after it was cut off: its last
+  acknowledgement comes before another broker becomes leader.
+- Preferred leader election (ElectLeaders) gives leadership back to the
+  first replica once it is in sync again.
+- replica.lag.time.max.ms: a follower that stops fetching leaves the ISR,
+  and rejoins once caught up.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+from clusterlib import SESSION_MS, log_bytes, wait_until
+from rawclient import ConnectionClosed, RawClient
+
+from pykbroker.protocol import errors
+from pykbroker.protocol.records import build_batch
+
+
+def produce(bootstrap: str, topic: str, p: int, acks: int, n: int = 1, timeout_ms: int = 10000,
+            sock_timeout: float = 30) -> dict:
+    batch = build_batch([(b"k", b"v%d" % i, (), int(time.time() * 1000)) for i in range(n)])
+    body = {"transactional_id": None, "acks": acks, "timeout_ms": timeout_ms,
+            "topic_data": [{"name": topic, "partition_data": [{"index": p, "records": batch}]}]}
+    with RawClient(bootstrap, timeout=sock_timeout) as rc:
+        return rc.call(0, 9, body)["responses"][0]["partition_responses"][0]
+
+
+def high_watermark(bootstrap: str, topic: str, p: int) -> int:
+    with RawClient(bootstrap) as rc:
+        r = rc.call(2, 5, {"replica_id": -1, "isolation_level": 0, "topics": [
+            {"name": topic, "partitions": [{"partition_index": p, "current_leader_epoch": -1, "timestamp": -1}]}]})
+    part = r["topics"][0]["partitions"][0]
+    assert part["error_code"] == 0, part
+    return part["offset"]
+
+
+def test_min_insync_replicas(cluster):
+    cluster.create_topic("minisr", 1, 3, {"min.insync.replicas": "2"})
+    leader = cluster.leader("minisr", 0)
+    assert produce(cluster.brokers[leader].bootstrap, "minisr", 0, -1)["error_code"] == 0
+    survivor = leader
+    for b in range(3):
+        if b != survivor:
+            cluster.kill(b)
+    wait_until(lambda: cluster.state("minisr", 0)["isr"] == [survivor], 30, "the ISR to shrink to the survivor")
+    boot = cluster.brokers[survivor].bootstrap
+    r = produce(boot, "minisr", 0, -1)
+    assert r["error_code"] == errors.NOT_ENOUGH_REPLICAS, r
+    r = produce(boot, "minisr", 0, 1)
+    assert r["error_code"] == 0 and r["base_offset"] == 1, r
+    # with a real client too: acks=1 goes through
+    from confluent_kafka import Producer
+
+    p = Producer({"bootstrap.servers": boot, "acks": "1"})
+    done = []
+    p.produce("minisr", b"x", partition=0, on_delivery=lambda e, m: done.append(e))
+    assert p.flush(30) == 0 and done == [None]
+    # the others come back, catch up, and acks=all works again
+    for b in range(3):
+        if b != survivor:
+            cluster.restart(b)
+    cluster.wait_full_isr("minisr", 1)
+    assert produce(boot, "minisr", 0, -1)["error_code"] == 0
+
+
+def test_follower_catches_up_and_matches_the_leader(cluster):
+    from clientlib import expected_records, produce_confluent
+
+    cluster.create_topic("catchup", 3, 3)
+    victim = 2
+    cluster.kill(victim)
+    wait_until(lambda: all(victim not in cluster.state("catchup", p)["isr"] for p in range(3)), 30,
+               "the dead follower to leave the ISRs")
+    recs = expected_records("catchup", 3000, 3, int(time.time() * 1000))
+    produce_confluent(cluster.running_bootstrap(), "catchup", recs, acks="all", compression="gzip")
+    cluster.restart(victim)
+    cluster.wait_full_isr("catchup", 3, timeout=60)
+    for p in range(3):
+        leader = cluster.leader("catchup", p)
+        hw = high_watermark(cluster.brokers[leader].bootstrap, "catchup", p)
+        assert hw == 1000
+        ref = log_bytes(cluster.log_dir(leader, "catchup", p), hw)
+        got = log_bytes(cluster.log_dir(victim, "catchup", p), hw)
+        assert len(got) == len(ref) > 0 and got == ref, f"partition {p}: follower log differs"
+
+
+def test_sigterm_moves_leaderships_first(cluster):
+    from confluent_kafka import Producer
+
+    cluster.create_topic("handover", 6, 3, {"min.insync.replicas": "2"})
+    victim = cluster.leader("handover", 0)
+    led_before = [p for p in range(6) if cluster.leader("handover", p) == victim]
+    errors_seen: list = []
+    failed: list = []
+    acked: dict = {}
+    stop = threading.Event()
+
+    def run() -> None:
+        p = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all", "linger.ms": 2,
+                      "max.in.flight.requests.per.connection": 1, "message.timeout.ms": 120000,
+                      "retry.backoff.ms": 50, "error_cb": lambda e: errors_seen.append(e)})
+        i = 0
+        while not stop.is_set():
+            v = b"%d" % i
+            p.produce("handover", v, partition=i % 6,
+                      on_delivery=lambda e, m, v=v: failed.append(e) if e else acked.__setitem__(v, m.offset()))
+            p.poll(0)
+            i += 1
+            time.sleep(0.003)
+        assert p.flush(120) == 0
+
+    t = threading.Thread(target=run)
+    t.start()
+    time.sleep(2)
+    t0 = time.time()
+    cluster.brokers[victim].signal(signal.SIGTERM)
+    rc = cluster.brokers[victim].wait(timeout=60)
+    t_exit = time.time()
+    # before it exited, every partition it led had another leader (written by the controller)
+    for p in led_before:
+        st = cluster.state("handover", p)
+        assert st["leader"] not in (victim, -1)
+        assert st["mtime"] / 1000 <= t_exit, (p, st, t_exit)
+        assert victim not in st["isr"]
+    assert rc == 0
+    assert "controlled shutdown done" in cluster.brokers[victim].log
+    time.sleep(2)
+    stop.set()
+    t.join(timeout=150)
+    assert not failed, failed[:5]
+    # nothing but retriable errors: librdkafka reports transport errors through error_cb
+    assert all(e.retriable() or "Disconnected" in str(e) or e.code() in (-195, -185) for e in errors_seen), \
+        errors_seen
+    print(f"\ncontrolled shutdown: {len(led_before)} leaderships moved in {t_exit - t0:.2f} s, "
+          f"{len(acked)} acked, error_cb: {[str(e) for e in errors_seen][:3]}")
+    cluster.restart(victim)
+    cluster.wait_full_isr("handover", 6)
+
+
+def test_broker_cut_off_from_zookeeper_stops_acknowledging(cluster):
+    cluster.create_topic("fenced", 1, 3)
+    st = cluster.state("fenced", 0)
+    old = st["leader"]
+    boot = cluster.brokers[old].bootstrap
+    acks: list[tuple[float, int]] = []  # (wall time of the answer, error code)
+    stop = threading.Event()
+
+    def loop() -> None:
+        rc = RawClient(boot, timeout=60)
+        try:
+            while not stop.is_set():
+                batch = build_batch([(b"k", b"v", (), int(time.time() * 1000))])
+                body = {"transactional_id": None, "acks": -1, "timeout_ms": 2000,
+                        "topic_data": [{"name": "fenced", "partition_data": [{"index": 0, "records": batch}]}]}
+                try:
+                    r = rc.call(0, 9, body)["responses"][0]["partition_responses"][0]
+                except (ConnectionClosed, OSError):
+                    return
+                acks.append((time.time(), r["error_code"]))
+                time.sleep(0.01)
+        finally:
+            rc.close()
+
+    t = threading.Thread(target=loop)
+    t.start()
+    wait_until(lambda: sum(1 for _, c in acks if c == 0) >= 20, 30, "acknowledged writes on the leader")
+    pid = cluster.brokers[old].pid
+    os.kill(pid, signal.SIGSTOP)
+    t_stop = time.time()  # answers already on their way may still arrive a moment later
+    try:
+        wait_until(lambda: cluster.state("fenced", 0)["leader"] not in (old, -1), 30 + SESSION_MS / 1000,
+                   "another broker to become leader")
+        st2 = cluster.state("fenced", 0)
+        t_elect = st2["mtime"] / 1000
+        assert st2["leader_epoch"] > st["leader_epoch"]
+        time.sleep(0.5)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    t_cont = time.time()
+    time.sleep(3)
+    stop.set()
+    t.join(timeout=90)
+    ok = [ts for ts, c in acks if c == 0]
+    after = [(ts, c) for ts, c in acks if ts > t_cont]
+    # its last acknowledgement came before it was cut off, long before another leader was elected
+    assert ok and max(ok) < t_stop + 0.2 and max(ok) < t_elect, (max(ok), t_stop, t_elect)
+    assert after, "the stopped broker answered nothing after it resumed"
+    assert all(c in (errors.NOT_LEADER_OR_FOLLOWER, errors.REQUEST_TIMED_OUT, errors.NOT_ENOUGH_REPLICAS)
+               for _, c in after), after
+    # every write it acknowledged is on the new leader
+    new = cluster.leader("fenced", 0)
+    assert high_watermark(cluster.brokers[new].bootstrap, "fenced", 0) >= len(ok)
+    # the old leader comes back as a follower
+    cluster.wait_full_isr("fenced", 1, timeout=60)
+    assert "fenced" in cluster.brokers[old].log
+
+
+def test_preferred_leader_election(cluster):
+    cluster.create_topic("pref", 3, 3)
+    preferred = {p: r[0] for p, r in cluster.assignment("pref").items()}
+    victim = preferred[0]
+    cluster.kill(victim)
+    wait_until(lambda: cluster.leader("pref", 0) not in (victim, -1), 30, "a new leader for partition 0")
+    cluster.restart(victim)
+    cluster.wait_full_isr("pref", 3)
+    assert cluster.leader("pref", 0) != victim
+    ctrl = cluster.controller()
+    with RawClient(cluster.brokers[ctrl].bootstrap) as rc:
+        r = rc.call(43, 2, {"election_type": 0, "topic_partitions": [{"topic": "pref", "partitions": [0, 1, 2]}],
+                            "timeout_ms": 30000})
+        assert r["error_code"] == 0
+        res = {x["partition_id"]: x["error_code"] for x in r["replica_election_results"][0]["partition_result"]}
+        assert res[0] == errors.NONE
+        assert all(res[p] in (errors.NONE, errors.ELECTION_NOT_NEEDED) for p in (1, 2))
+        assert all(cluster.leader("pref", p) == preferred[p] for p in range(3))
+        r = rc.call(43, 1, {"election_type": 0, "topic_partitions": [{"topic": "pref", "partitions": [0, 9]}],
+                            "timeout_ms": 1000})
+        res = {x["partition_id"]: x["error_code"] for x in r["replica_election_results"][0]["partition_result"]}
+        assert res == {0: errors.ELECTION_NOT_NEEDED, 9: errors.UNKNOWN_TOPIC_OR_PARTITION}
+        # unclean election: not needed while the leader is alive
+        r = rc.call(43, 1, {"election_type": 1, "topic_partitions": [{"topic": "pref", "partitions": [1]}],
+                            "timeout_ms": 1000})
+        assert r["replica_election_results"][0]["partition_result"][0]["error_code"] == errors.ELECTION_NOT_NEEDED
+        # all partitions (null): only those that needed an election are listed
+        r = rc.call(43, 1, {"election_type": 0, "topic_partitions": None, "timeout_ms": 1000})
+        assert r["replica_election_results"] == []
+
+
+def test_lagging_follower_leaves_and_rejoins_the_isr(cluster_factory):
+    """replica.lag.time.max.ms: a follower that stops fetching (SIGSTOP, shorter
+    than the session timeout, so it stays registered) is dropped from the ISR
+    by the leader; once it runs again it catches up and the leader adds it back."""
+    cl = cluster_factory(overrides={"zookeeper.session.timeout.ms": 15000, "replica.lag.time.max.ms": 1500})
+    cl.create_topic("lag", 1, 3)
+    st = cl.state("lag", 0)
+    leader = st["leader"]
+    follower = next(b for b in range(3) if b != leader)
+    boot = cl.brokers[leader].bootstrap
+    os.kill(cl.brokers[follower].pid, signal.SIGSTOP)
+    try:
+        # acks=all waits for the stopped follower until the leader drops it from the ISR
+        t0 = time.monotonic()
+        r = produce(boot, "lag", 0, -1, n=10, timeout_ms=20000)
+        waited = time.monotonic() - t0
+        assert r["error_code"] == 0, r
+        assert 1.0 <= waited < 12, waited
+        st2 = cl.state("lag", 0)
+        assert follower not in st2["isr"] and st2["leader"] == leader
+        assert st2["leader_epoch"] == st["leader_epoch"]  # the leader's own ISR change keeps the epoch
+        assert follower in cl.live_ids()
+    finally:
+        os.kill(cl.brokers[follower].pid, signal.SIGCONT)
+    wait_until(lambda: follower in cl.state("lag", 0)["isr"], 30, "the follower back in the ISR")
+    assert produce(boot, "lag", 0, -1, n=5)["error_code"] == 0
+    hw = high_watermark(boot, "lag", 0)
+    assert hw == 15
+    assert log_bytes(cl.log_dir(follower, "lag", 0), hw) == log_bytes(cl.log_dir(leader, "lag", 0), hw)
