@@ -18,6 +18,12 @@ first use with ``offsets.topic.num.partitions`` partitions and
 ``cleanup.policy=compact``. On start every existing partition is read back
 (in a worker thread) and replayed; until a partition is loaded its groups
 answer COORDINATOR_LOAD_IN_PROGRESS (FindCoordinator answers at once).
+
+Transactional offsets (TxnOffsetCommit, issue 6): written as a
+transactional batch of the producer and kept pending per producer id until
+the transaction coordinator writes the COMMIT marker (they become committed
+offsets) or ABORT (dropped), see :meth:`on_txn_marker`; loading resolves
+them by the markers found in the log.
 """
 
 from __future__ import annotations

@@ -176,12 +176,23 @@ class LogTasks:
         assert self.cleaner is not None
         await trio.sleep(0.1 * i)
         while True:
-            ltc = self.cleaner.grab_filthiest(disk_logs(self.state), now_ms())
+            ltc = self.cleaner.grab_filthiest(disk_logs(self.state), now_ms(), self._lso_of)
             if ltc is None:
                 await trio.sleep(int(self.cfg("log.cleaner.backoff.ms")) / 1000)
                 continue
             await self.clean(ltc)
             await trio.sleep(0)
+
+    def _lso_of(self, key: tuple[str, int]) -> int | None:
+        """The partition's last stable offset (open transactions bound cleaning)."""
+        p = self.state.partition(*key)
+        if p is None or p.log is None:
+            return None
+        try:
+            return int(p.last_stable_offset)
+        except Exception:  # producer state unknown: clean nothing rather than open transactions
+            log.exception("last stable offset of %s-%d", key[0], key[1])
+            return p.log.log_start_offset
 
     async def clean(self, ltc: LogToClean) -> bool:
         """Clean one log (already chosen); True if every cleaned group was

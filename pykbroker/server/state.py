@@ -257,7 +257,7 @@ class BrokerState:
             now = now_ms()
         if self.cluster is not None:
             self.cluster.replicas.check_leader(p)  # NOT_LEADER_OR_FOLLOWER before anything else
-        plan = txn_producers.before_append(self, p, data, headers, origin)
+        plan = txn_producers.before_append(self, p, data, headers, origin, now)
         if plan is not None and plan.duplicate is not None:
             res = txn_producers.duplicate_result(p, plan)
             if self.cluster is not None and acks == -1:

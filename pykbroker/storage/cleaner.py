@@ -45,7 +45,15 @@ DeleteRecords, truncation, topic deletion) is dropped and the round ends
 there. The checkpoint then records the end of the round. Segment files a
 fetch is reading stay readable (file handles, see segment.py).
 
-Not modelled: transactions (aborted data is kept; markers stay), the I/O
+Transactions: the cleanable range ends at the last stable offset (open
+transactions are never cleaned); records of aborted transactions (from the
+``.txnindex`` files) never enter the offset map, so they cannot supersede
+committed ones; aborted data and markers are kept (Kafka removes them once
+safe), and a cleaned segment carries its group's ``.txnindex`` entries, so
+read_committed fetches still skip the aborted data. Listeners on
+``PartitionLog.on_segments_replaced`` learn of each swap.
+
+Not modelled: removing aborted data and transaction markers, the I/O
 buffer sizes (whole batches are read), ``log.cleaner.backoff.ms`` only
 paces the loop (server/log_tasks.py).
 """
@@ -77,7 +85,8 @@ from ..protocol.records import (
 )
 from .checkpoints import CorruptCheckpointError, read_offset_checkpoint, write_offset_checkpoint
 from .convert import build_batch_v2, header_of, reencode_timestamp, split_records
-from .segment import INDEX_SUFFIX, TIMEINDEX_SUFFIX, LogSegment, segment_name
+from .segment import INDEX_SUFFIX, TIMEINDEX_SUFFIX, TXNINDEX_SUFFIX, LogSegment, segment_name
+from .txn_index import read_file as read_txnindex
 
 if TYPE_CHECKING:
     from .log import PartitionLog
@@ -203,9 +212,31 @@ def _seg_path(job: CleanJob, base: int) -> Path:
 # --- phase 1: the offset map ---------------------------------------------------------------
 
 
-def build_offset_map(job: CleanJob, stats: CleanerStats, throttle: _Throttle) -> tuple[dict[bytes, int], int]:
+def read_aborted(dir: str | Path) -> dict[int, list[tuple[int, int]]]:
+    """Aborted transactions of the partition, from every ``.txnindex`` file:
+    {producer id: [(first offset, marker offset)]}."""
+    out: dict[int, list[tuple[int, int]]] = {}
+    for f in Path(dir).glob("*" + TXNINDEX_SUFFIX):
+        stem = f.name[: -len(TXNINDEX_SUFFIX)]
+        if len(stem) != 20 or not stem.isdigit():
+            continue
+        for e in read_txnindex(f):
+            out.setdefault(e.producer_id, []).append((e.first_offset, e.last_offset))
+    return out
+
+
+def _is_aborted(h: BatchHeader, aborted: dict[int, list[tuple[int, int]]]) -> bool:
+    if not h.is_transactional:
+        return False
+    return any(first <= h.base_offset <= last for first, last in aborted.get(h.producer_id, ()))
+
+
+def build_offset_map(job: CleanJob, stats: CleanerStats, throttle: _Throttle,
+                     aborted: dict[int, list[tuple[int, int]]] | None = None) -> tuple[dict[bytes, int], int]:
     """{key: newest offset} over [first_dirty, first_uncleanable) and the last
-    offset covered (Kafka's buildOffsetMap)."""
+    offset covered (Kafka's buildOffsetMap). Records of aborted transactions
+    are not mapped (they must never supersede committed ones)."""
+    aborted = aborted or {}
     omap: dict[bytes, int] = {}
     latest = job.first_dirty - 1
     segs = list(job.segments)
@@ -215,7 +246,7 @@ def build_offset_map(job: CleanJob, stats: CleanerStats, throttle: _Throttle) ->
             continue
         for h, batch in _iter_batches(_seg_path(job, s.base)):
             throttle.add(h.size)
-            if not h.is_control and h.last_offset >= job.first_dirty:
+            if not h.is_control and h.last_offset >= job.first_dirty and not _is_aborted(h, aborted):
                 for r in split_records(batch, h):
                     off = h.base_offset + r.offset_delta
                     stats.map_records += 1
@@ -331,7 +362,7 @@ def clean_group(job: CleanJob, group: list[SegmentFile], omap: dict[bytes, int],
                 producer_last: dict[int, int], stats: CleanerStats, throttle: _Throttle) -> CleanedGroup:
     base = group[0].base
     d = Path(job.dir)
-    for suffix in (".log", INDEX_SUFFIX, TIMEINDEX_SUFFIX):
+    for suffix in (".log", INDEX_SUFFIX, TIMEINDEX_SUFFIX, TXNINDEX_SUFFIX):
         try:
             (d / (segment_name(base) + suffix + ".cleaned")).unlink()
         except FileNotFoundError:
@@ -365,6 +396,17 @@ def clean_group(job: CleanJob, group: list[SegmentFile], omap: dict[bytes, int],
                 if len(buf) >= _WRITE_CHUNK:
                     spill()
         spill()
+        # the aborted-transaction entries of the group travel with it (the
+        # cleaner keeps aborted data and markers, so they stay true)
+        txn = b"".join(_read_or_empty(d / (segment_name(s.base) + TXNINDEX_SUFFIX)) for s in group)
+        if txn:
+            path = d / (segment_name(base) + TXNINDEX_SUFFIX + ".cleaned")
+            path.write_bytes(txn)
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         out.on_become_inactive()
         out.flush()
         out.set_last_modified(group[-1].last_modified_ms)
@@ -373,12 +415,19 @@ def clean_group(job: CleanJob, group: list[SegmentFile], omap: dict[bytes, int],
     finally:
         out.close()
         if not ok:
-            for suffix in (".log", INDEX_SUFFIX, TIMEINDEX_SUFFIX):
+            for suffix in (".log", INDEX_SUFFIX, TIMEINDEX_SUFFIX, TXNINDEX_SUFFIX):
                 try:
                     (d / (segment_name(base) + suffix + ".cleaned")).unlink()
                 except FileNotFoundError:
                     pass
     return CleanedGroup(tuple(s.base for s in group), base, size)
+
+
+def _read_or_empty(p: Path) -> bytes:
+    try:
+        return p.read_bytes()
+    except FileNotFoundError:
+        return b""
 
 
 def _producer_last_offsets(job: CleanJob, segs: list[SegmentFile]) -> dict[int, int]:
@@ -397,7 +446,7 @@ def clean_log(job: CleanJob, should_abort: Callable[[], bool] | None = None) -> 
     t0 = time.monotonic()
     stats = CleanerStats()
     throttle = _Throttle(job.io_max_bytes_per_second, should_abort)
-    omap, latest = build_offset_map(job, stats, throttle)
+    omap, latest = build_offset_map(job, stats, throttle, read_aborted(job.dir))
     end_offset = latest + 1
     segs = [s for s in job.segments if s.base < end_offset]
     producer_last = _producer_last_offsets(job, segs)
@@ -415,7 +464,7 @@ def clean_log(job: CleanJob, should_abort: Callable[[], bool] | None = None) -> 
 
 
 def discard_cleaned(dir: str | Path, base: int) -> None:
-    for suffix in (".log", INDEX_SUFFIX, TIMEINDEX_SUFFIX):
+    for suffix in (".log", INDEX_SUFFIX, TIMEINDEX_SUFFIX, TXNINDEX_SUFFIX):
         try:
             (Path(dir) / (segment_name(base) + suffix + ".cleaned")).unlink()
         except FileNotFoundError:
@@ -517,8 +566,11 @@ def _segment_index_of(plog: "PartitionLog", offset: int) -> int:
     return i
 
 
-def log_to_clean(key: tuple[str, int], plog: "PartitionLog", checkpoint: int | None, now_ms: int) -> LogToClean:
-    """Kafka's cleanableOffsets + calculateCleanableBytes + maxCompactionDelay."""
+def log_to_clean(key: tuple[str, int], plog: "PartitionLog", checkpoint: int | None, now_ms: int,
+                 last_stable_offset: int | None = None) -> LogToClean:
+    """Kafka's cleanableOffsets + calculateCleanableBytes + maxCompactionDelay.
+    ``last_stable_offset`` (open transactions) bounds the range; default the
+    high watermark."""
     cfg = plog.config
     segs = plog.segments
     lso, leo = plog.log_start_offset, plog.log_end_offset
@@ -528,7 +580,8 @@ def log_to_clean(key: tuple[str, int], plog: "PartitionLog", checkpoint: int | N
         force = checkpoint is not None
         first_dirty = lso
     active = segs[-1]
-    candidates = [plog.high_watermark, active.base_offset]
+    lso = plog.high_watermark if last_stable_offset is None else min(last_stable_offset, plog.high_watermark)
+    candidates = [lso, active.base_offset]
     min_lag = max(cfg.min_compaction_lag_ms, 0)
     start_i = _segment_index_of(plog, first_dirty)
     if min_lag > 0:
@@ -591,14 +644,16 @@ class LogCleaner:
             except CorruptCheckpointError as e:
                 log.warning("ignoring corrupt %s: %s", d / CLEANER_CHECKPOINT, e)
 
-    def grab_filthiest(self, logs: dict[tuple[str, int], "PartitionLog"], now_ms: int) -> LogToClean | None:
+    def grab_filthiest(self, logs: dict[tuple[str, int], "PartitionLog"], now_ms: int,
+                       lso_of: Callable[[tuple[str, int]], int | None] | None = None) -> LogToClean | None:
         best: LogToClean | None = None
         for key, plog in logs.items():
             if plog.closed or not plog.config.compact or key in self.in_progress or key in self.uncleanable:
                 continue
             if plog.offline is not None:
                 continue
-            ltc = log_to_clean(key, plog, self.checkpoints.get(key), now_ms)
+            lso = lso_of(key) if lso_of is not None else None
+            ltc = log_to_clean(key, plog, self.checkpoints.get(key), now_ms, lso)
             if ltc.force_checkpoint:
                 self.checkpoints[key] = ltc.first_dirty
             if ltc.total_bytes <= 0:

@@ -208,6 +208,9 @@ class PartitionLog:
         self.truncations = 0
         # (due ms, paths) of retired segment files awaiting file.delete.delay.ms
         self.pending_deletes: list[tuple[int, list[Path]]] = []
+        # called as fn(new_base, old_bases) after a compaction swap (the new
+        # segment's .txnindex holds the old ones' entries, in order)
+        self.on_segments_replaced: list = []
 
     def __repr__(self) -> str:
         return (
@@ -997,7 +1000,12 @@ class PartitionLog:
                 log.warning("%s: renaming the swapped-in segment %d failed: %s", self.dir, new.base_offset, e)
             self._dir_dirty = True
             self._flush_pending = True
-            return True
+        for fn in list(self.on_segments_replaced):
+            try:
+                fn(new.base_offset, [s.base_offset for s in old])
+            except Exception:
+                log.exception("%s: a segments-replaced listener failed", self.dir)
+        return True
 
     # --- durability, lifecycle ------------------------------------------------------------------
 

@@ -221,6 +221,20 @@ class AppendPlan:
         return bool(self.updated)
 
 
+class PlainPlan:
+    """An append without producer ids: only the offset the state reflects moves."""
+
+    __slots__ = ("base_offset", "end_offset", "seq", "prev_map_end")
+    duplicate = None
+    touches_producers = False
+
+    def __init__(self, base_offset: int, end_offset: int) -> None:
+        self.base_offset = base_offset
+        self.end_offset = end_offset
+        self.seq = -1
+        self.prev_map_end = -1
+
+
 def _validate_batch(tp: str, entry: ProducerStateEntry, current: ProducerStateEntry | None, h: BatchHeader,
                     first_offset: int, origin: str, marker: tuple[int, int] | None) -> CompletedTxn | None:
     """Kafka's ProducerAppendInfo for one batch: check, then update ``entry``
@@ -318,8 +332,19 @@ class ProducerStateManager:
                    log_start_offset=plog.log_start_offset)
         self.log = plog
         self.aborted.load(_segment_bases(plog))
+        self._listen(plog)
         self._reload(now_ms)
         return self
+
+    def _listen(self, plog: Any) -> None:
+        """Follow compaction swaps (PartitionLog.on_segments_replaced)."""
+        listeners = getattr(plog, "on_segments_replaced", None)
+        if listeners is not None and self._on_swap not in listeners:
+            listeners.append(self._on_swap)
+
+    def _on_swap(self, new_base: int, old_bases: list[int]) -> None:
+        if self.log is not None:
+            self.aborted.segments_replaced(new_base, old_bases)
 
     def _list_snapshots(self) -> list[int]:
         if self.dir is None:
@@ -419,9 +444,13 @@ class ProducerStateManager:
         """Catch up with ``plog`` if it moved without us: replay what was
         appended (follower appends), reload if it was truncated below us."""
         if plog is not self.log:
+            old = getattr(self.log, "on_segments_replaced", None)
+            if old is not None and self._on_swap in old:
+                old.remove(self._on_swap)
             self.log = plog
             self.aborted = AbortedTxnIndex(self.dir)
             self.aborted.load(_segment_bases(plog))
+            self._listen(plog)
             self._reload()
             return
         end = plog.log_end_offset
@@ -442,9 +471,18 @@ class ProducerStateManager:
 
     # -- appends ---------------------------------------------------------------------------------
     def prepare(self, data: bytes | bytearray | memoryview, headers: Sequence[BatchHeader], base_offset: int,
-                origin: str) -> AppendPlan:
+                origin: str, append_time: int | None = None) -> AppendPlan | PlainPlan:
         """Validate batches about to be written at ``base_offset`` (raises
-        KafkaError with Kafka's code); nothing changes until :meth:`apply`."""
+        KafkaError with Kafka's code); nothing changes until :meth:`apply`.
+        ``append_time``: the topic uses LogAppendTime (the batches' max
+        timestamp becomes this, as in the log)."""
+        offset = base_offset
+        for h in headers:
+            if h.producer_id >= 0:
+                break
+            offset += h.last_offset_delta + 1
+        else:
+            return PlainPlan(base_offset, offset)
         offset = base_offset
         plan = AppendPlan(base_offset, base_offset)
         for h in headers:
@@ -474,6 +512,8 @@ class ProducerStateManager:
                 entry = cur.copy() if cur is not None else ProducerStateEntry(pid)
                 plan.updated[pid] = entry
             had_txn = entry.current_txn_first_offset >= 0
+            if append_time is not None:
+                h = attrs.evolve(h, max_timestamp=append_time)
             done = _validate_batch(self.name, entry, cur, h, first, origin, marker)
             if not had_txn and entry.current_txn_first_offset == first:
                 plan.started.append((first, pid))
@@ -482,12 +522,16 @@ class ProducerStateManager:
         plan.end_offset = offset
         return plan
 
-    def apply(self, plan: AppendPlan, segment_base: int) -> None:
+    def apply(self, plan: AppendPlan | PlainPlan, segment_base: int) -> None:
         """Make ``plan`` the current state (the batches are about to be
         written to the segment starting at ``segment_base``)."""
         plan.seq = next(self._seq)
         self._applied_seq = plan.seq
         plan.prev_map_end = self.map_end_offset
+        if type(plan) is PlainPlan:
+            if plan.end_offset > self.map_end_offset:
+                self.map_end_offset = plan.end_offset
+            return
         for pid, entry in plan.updated.items():
             plan.previous[pid] = self.producers.get(pid)
             self.producers[pid] = entry
@@ -499,11 +543,15 @@ class ProducerStateManager:
             self._complete(done, segment_base, plan.index_entries)
         self.map_end_offset = max(self.map_end_offset, plan.end_offset)
 
-    def rollback(self, plan: AppendPlan) -> None:
+    def rollback(self, plan: AppendPlan | PlainPlan) -> None:
         """Take back an applied plan whose write did not happen."""
         if plan.seq != self._applied_seq:
             # something else was applied since: rebuild from the log instead
             self._reload()
+            return
+        if type(plan) is PlainPlan:
+            self.map_end_offset = plan.prev_map_end
+            self._applied_seq = -1
             return
         for pid, prev in plan.previous.items():
             if prev is None:
@@ -735,6 +783,7 @@ __all__ = [
     "COORDINATOR",
     "CompletedTxn",
     "Duplicate",
+    "PlainPlan",
     "ProducerStateEntry",
     "ProducerStateManager",
     "REPLICATION",

@@ -760,9 +760,11 @@ class LogSegment:
         (Kafka's changeFileSuffixes); open fds stay valid."""
         if self.suffix != old:
             raise ValueError(f"segment {self.base_offset} has suffix {self.suffix!r}, not {old!r}")
-        olds = (self.log_path, self.index_path, self.timeindex_path)
+        name = segment_name(self.base_offset)
+        olds = (self.log_path, self.index_path, self.timeindex_path, self.dir / (name + TXNINDEX_SUFFIX + old))
         self._set_paths(new)
-        for i, (src, dst) in enumerate(zip(olds, (self.log_path, self.index_path, self.timeindex_path))):
+        news = (self.log_path, self.index_path, self.timeindex_path, self.dir / (name + TXNINDEX_SUFFIX + new))
+        for i, (src, dst) in enumerate(zip(olds, news)):
             try:
                 os.rename(src, dst)
             except FileNotFoundError:

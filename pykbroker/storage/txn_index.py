@@ -152,6 +152,15 @@ class AbortedTxnIndex:
             del self._buckets[base]
         self._bases = sorted(self._buckets)
 
+    def segments_replaced(self, new_base: int, old_bases: list[int]) -> None:
+        """Compaction swapped ``old_bases`` for one segment at ``new_base``:
+        their entries now belong to it (the cleaner wrote its ``.txnindex``)."""
+        merged = [e for b in sorted(old_bases) for e in self._buckets.pop(b, [])]
+        merged += self._buckets.pop(new_base, [])  # (new_base is normally the first old base)
+        if merged:
+            self._buckets[new_base] = sorted(merged, key=lambda e: e.last_offset)
+        self._bases = sorted(self._buckets)
+
     def clear(self) -> None:
         for base in list(self._bases):
             self._buckets[base] = []

@@ -482,6 +482,52 @@ class TransactionCoordinator:
             return errors.CONCURRENT_TRANSACTIONS
         return errors.NONE if tp in meta.partitions else errors.TRANSACTION_ABORTABLE
 
+    async def verify_remote(self, txn_id: str, pid: int, epoch: int, tp: tuple[str, int], *, add: bool) -> int:
+        """Cluster mode: ask the coordinator of ``txn_id`` on another broker
+        (AddPartitionsToTxn v4: verify_only, or an add for KIP-890 clients)."""
+        ts = self.topic()
+        if ts is None:
+            return errors.COORDINATOR_NOT_AVAILABLE
+        leader = self.state.leader_of(TRANSACTION_STATE_TOPIC, self.partition_for(txn_id))
+        if leader is None or leader < 0 or leader == self.state.node_id:
+            return errors.COORDINATOR_NOT_AVAILABLE
+        body = {"transactions": [{"transactional_id": txn_id, "producer_id": pid, "producer_epoch": epoch,
+                                  "verify_only": not add, "topics": [{"name": tp[0], "partitions": [tp[1]]}]}]}
+        resp = await self._call(leader, 24, 4, body)
+        if resp is None:
+            return errors.NETWORK_EXCEPTION
+        if resp["error_code"]:
+            return resp["error_code"]
+        for t in resp["results_by_transaction"]:
+            for tr in t["topic_results"]:
+                for pr in tr["results_by_partition"]:
+                    return pr["partition_error_code"]
+        return errors.UNKNOWN_SERVER_ERROR
+
+    async def _call(self, node: int, api_key: int, version: int, body: dict) -> dict | None:
+        """One request to another broker (cluster mode); None if it failed."""
+        try:
+            client = self._clients.get(node)
+            if client is None:
+                ep = self.state.broker_endpoint(node)
+                if ep is None:
+                    return None
+                from ..cluster.fetcher import BrokerClient
+
+                client = self._clients[node] = await BrokerClient.connect(
+                    ep[0], ep[1], f"txn-coordinator-{self.state.node_id}", 10.0)
+            with trio.fail_after(30):
+                return await client.call(api_key, version, body)
+        except Exception as e:  # connection refused/closed, timeout, undecodable answer
+            log.warning("request %d to broker %d failed: %s", api_key, node, e)
+            c = self._clients.pop(node, None)
+            if c is not None:
+                try:
+                    await c.aclose()
+                except Exception:
+                    pass
+            return None
+
     # -- EndTxn ----------------------------------------------------------------------------------------
     async def end_txn(self, txn_id: str | None, pid: int, epoch: int, commit: bool,
                       client_tv: int) -> tuple[int, int, int]:
@@ -695,26 +741,8 @@ class TransactionCoordinator:
         body = {"markers": [{"producer_id": pid, "producer_epoch": epoch, "transaction_result": commit,
                              "topics": [{"name": t, "partition_indexes": ps} for t, ps in by_topic.items()],
                              "coordinator_epoch": coord_epoch}]}
-        try:
-            client = self._clients.get(node)
-            if client is None:
-                ep = self.state.broker_endpoint(node)
-                if ep is None:
-                    return {}
-                from ..cluster.fetcher import BrokerClient
-
-                client = self._clients[node] = await BrokerClient.connect(
-                    ep[0], ep[1], f"txn-coordinator-{self.state.node_id}", 10.0)
-            with trio.fail_after(30):
-                resp = await client.call(27, 1, body)
-        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError, Exception) as e:
-            log.warning("WriteTxnMarkers to broker %d failed: %s", node, e)
-            c = self._clients.pop(node, None)
-            if c is not None:
-                try:
-                    await c.aclose()
-                except Exception:
-                    pass
+        resp = await self._call(node, 27, 1, body)
+        if resp is None:
             return {}
         out: dict[tuple[str, int], int] = {}
         for m in resp["markers"]:

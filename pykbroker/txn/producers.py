@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from ..protocol import errors
 from ..protocol.records import BatchHeader
-from ..storage.producer_state import CLIENT, COORDINATOR, AppendPlan, ProducerStateManager
+from ..storage.producer_state import CLIENT, COORDINATOR, AppendPlan, PlainPlan, ProducerStateManager
 
 if TYPE_CHECKING:
     from ..server.state import BrokerState, PartitionState
@@ -89,14 +89,15 @@ def expire_all(state: "BrokerState", now_ms: int) -> int:
 # -- the append path -------------------------------------------------------------------------------
 
 def before_append(state: "BrokerState", p: "PartitionState", data: Any, headers: Sequence[BatchHeader],
-                  origin: str) -> AppendPlan | None:
+                  origin: str, now: int | None = None) -> AppendPlan | PlainPlan | None:
     """Validate and apply the producer-state effect of appending ``headers``
     at the log end (synchronously, right before the write). None when this
     broker has no log for ``p`` (cluster mode: the append path refuses it)."""
     if p.log is None:
         return None
     ps = producer_state(state, p)
-    plan = ps.prepare(data, headers, p.log.log_end_offset, origin)
+    append_time = now if now is not None and getattr(p.log.config, "log_append_time", False) else None
+    plan = ps.prepare(data, headers, p.log.log_end_offset, origin, append_time)
     if plan.duplicate is None:
         segs = getattr(p.log, "segments", None)
         ps.apply(plan, segs[-1].base_offset if segs else 0)
@@ -115,7 +116,7 @@ def duplicate_result(p: "PartitionState", plan: AppendPlan) -> Any:
                         d.timestamp, d.last_offset - d.base_offset + 1)
 
 
-def append_failed(p: "PartitionState", plan: AppendPlan | None) -> None:
+def append_failed(p: "PartitionState", plan: AppendPlan | PlainPlan | None) -> None:
     ps = p.producers
     if ps is None or plan is None or plan.duplicate is not None:
         return
@@ -124,7 +125,7 @@ def append_failed(p: "PartitionState", plan: AppendPlan | None) -> None:
     ps.rollback(plan)
 
 
-def after_append(p: "PartitionState", plan: AppendPlan | None) -> None:
+def after_append(p: "PartitionState", plan: AppendPlan | PlainPlan | None) -> None:
     ps = p.producers
     if ps is not None and p.log is not None:
         ps.after_write(p.log)
@@ -205,6 +206,9 @@ async def verify_in_transaction(state: "BrokerState", transactional_id: str, pro
         return errors.COORDINATOR_NOT_AVAILABLE
     tp = (p.topic, p.index)
     code = coord.verify_partition(transactional_id, producer_id, epoch, tp)
+    if code == errors.NOT_COORDINATOR and getattr(state, "cluster", None) is not None:
+        # the transaction's coordinator is another broker: ask it (Kafka's AddPartitionsToTxnManager)
+        return await coord.verify_remote(transactional_id, producer_id, epoch, tp, add=add_partition)
     if code == errors.TRANSACTION_ABORTABLE and add_partition:
         code = await coord.add_partitions(transactional_id, producer_id, epoch, [tp])
         if code == errors.NONE:

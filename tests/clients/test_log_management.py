@@ -731,14 +731,20 @@ def test_shutdown_during_compaction_is_prompt_and_clean(broker_factory, unique_t
 
     b = broker_factory(FAST)
     create_topic(b.bootstrap, unique_topic, 1, {"internal.segment.bytes": "1048576"})
-    items = [(b"k%d" % (i % 5000), b"v%d-" % i + b"x" * 60) for i in range(60_000)]
+    items = [(b"k%d" % (i % 5000), b"v%d-" % i + b"x" * 60) for i in range(300_000)]
     acked = produce(b.bootstrap, unique_topic, items, extra={"batch.size": 100_000, "linger.ms": 20})
     admin = AdminClient({"bootstrap.servers": b.bootstrap})
     r = ConfigResource(ResourceType.TOPIC, unique_topic, incremental_configs=[
         ConfigEntry("cleanup.policy", "compact", incremental_operation=AlterConfigOpType.SET),
         ConfigEntry("min.cleanable.dirty.ratio", "0.01", incremental_operation=AlterConfigOpType.SET)])
     admin.incremental_alter_configs([r])[r].result(10)
-    time.sleep(0.5)  # the cleaner has started (or, on a fast machine, finished: fine too)
+
+    def cleaner_process() -> bool:  # the worker process the cleaner spawns, working
+        kids = Path(f"/proc/{b.pid}/task/{b.pid}/children")
+        return bool(kids.exists() and kids.read_text().split())
+
+    wait_until(cleaner_process, timeout=20, interval=0.05)
+    time.sleep(0.3)  # mid-cleaning (300 000 records take seconds); finished would be fine too
     t0 = time.monotonic()
     assert b.stop(timeout=20) == 0
     assert time.monotonic() - t0 < 10

@@ -352,3 +352,40 @@ def test_compaction_model(tmp_path_factory, script):
         # nothing that was never written appears
         assert set((r.offset, r.key, r.value) for r in recs) <= set(written)
     log.close()
+
+
+def test_aborted_transactions_never_supersede_committed_records(tmp_path):
+    """An aborted transactional record newer than a committed one for the
+    same key must not make the cleaner drop the committed one; the cleaned
+    segment keeps the aborted-transaction index entries."""
+    import struct
+
+    from pykbroker.protocol.records import build_batch, validate_batches
+    from pykbroker.storage.txn_index import AbortedTxn, AbortedTxnIndex, read_file, txnindex_path
+
+    log = open_log(tmp_path, COMPACT)
+    put(log, [(b"k", b"committed")])  # offset 0
+
+    def append_raw(data: bytes) -> int:
+        buf = bytearray(data)
+        res = log.append(buf, validate_batches(bytes(buf), max_batch_bytes=None, client=False),
+                         leader_epoch=0, now_ms=10_000)
+        log.high_watermark = log.log_end_offset
+        return res.base_offset
+
+    first = append_raw(build_batch([(b"k", b"aborted", [], 1000)], transactional=True, producer_id=9,
+                                   producer_epoch=0, base_sequence=0))
+    marker = append_raw(build_batch([(struct.pack(">hh", 0, 0), struct.pack(">hi", 0, 1), [], 1000)],
+                                    transactional=True, control=True, producer_id=9, producer_epoch=0))
+    seg_base = log.segments[-1].base_offset
+    AbortedTxnIndex(log.dir).append(seg_base, AbortedTxn(9, first, marker, marker + 1))
+    for i in range(40):
+        put(log, [(b"other%d" % (i % 3), b"x%d" % i)])
+    assert compact(log)[0]
+    recs = records(log)
+    assert (0, b"k", b"committed") in [(r.offset, r.key, r.value) for r in recs]
+    assert marker in [r.offset for r in recs]  # markers stay
+    # the entry moved with the cleaned segment holding it
+    entries = [e for s in log.segments for e in read_file(txnindex_path(log.dir, s.base_offset))]
+    assert entries == [AbortedTxn(9, first, marker, marker + 1)]
+    log.close()

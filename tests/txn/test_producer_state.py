@@ -323,3 +323,14 @@ def test_retries_never_duplicate(ops):
             assert m.append(batch(pid, 0, seq=s, n=k)) == ("dup", *where)
     total = sum(k for v in sent.values() for _, k, _ in v)
     assert m.log.log_end_offset == total
+
+
+def test_aborted_index_follows_compaction_swaps(tmp_path):
+    idx = AbortedTxnIndex(tmp_path)
+    idx.append(0, AbortedTxn(1, 0, 10, 11))
+    idx.append(50, AbortedTxn(2, 55, 60, 61))
+    idx.append(100, AbortedTxn(3, 101, 120, 121))
+    idx.segments_replaced(0, [0, 50])  # a cleaned group [0, 100) swapped in at base 0
+    assert idx.collect(40, 65) == [AbortedTxn(2, 55, 60, 61)]
+    assert idx.entries() == [AbortedTxn(1, 0, 10, 11), AbortedTxn(2, 55, 60, 61), AbortedTxn(3, 101, 120, 121)]
+    assert idx._bases == [0, 100]

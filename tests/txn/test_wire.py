@@ -358,3 +358,33 @@ def test_describe_and_list_transactions(shared_broker, v):
             assert c.call(66, v, {**body, "transactional_id_pattern": "("})["error_code"] == \
                 errors.INVALID_REGULAR_EXPRESSION
         assert end(c, tid, pid, epoch, False)["error_code"] == 0
+
+
+def test_dedup_survives_restart_and_crash(broker_factory):
+    """The producer state comes back from the `.snapshot` written at a clean
+    shutdown and, after kill -9, from the log replay: a retried batch is
+    still a duplicate, the next sequence still follows."""
+    b = broker_factory({"transaction.state.log.num.partitions": 2, "offsets.topic.num.partitions": 2})
+    with RawClient(b.bootstrap) as c:
+        topic = uid("dd")
+        create(c, topic, 1)
+        pid, epoch = init(c, None)
+        for i in range(7):  # more than the five-batch window
+            assert produce(c, topic, 0, batch(pid, epoch, i * 2, n=2))["base_offset"] == i * 2
+    b.restart()
+    snaps = list(b.log_dir.glob(f"{topic}-0/*.snapshot"))
+    assert snaps, "a producer snapshot at shutdown"
+    with RawClient(b.bootstrap) as c:
+        dup = produce(c, topic, 0, batch(pid, epoch, 12, n=2))
+        assert (dup["error_code"], dup["base_offset"]) == (0, 12)
+        assert produce(c, topic, 0, batch(pid, epoch, 20))["error_code"] == errors.OUT_OF_ORDER_SEQUENCE_NUMBER
+        assert produce(c, topic, 0, batch(pid, epoch, 14, n=3))["base_offset"] == 14
+    b.restart(kill=True)  # no snapshot at the log end: rebuilt by replaying the log
+    with RawClient(b.bootstrap) as c:
+        for seq, off in ((14, 14), (12, 12)):
+            dup = produce(c, topic, 0, batch(pid, epoch, seq, n=3 if seq == 14 else 2))
+            assert (dup["error_code"], dup["base_offset"]) == (0, off)
+        assert produce(c, topic, 0, batch(pid, epoch, 17))["base_offset"] == 17
+        r = c.call(61, 0, {"topics": [{"name": topic, "partition_indexes": [0]}]})
+        (prod,) = r["topics"][0]["partitions"][0]["active_producers"]
+        assert (prod["producer_id"], prod["last_sequence"]) == (pid, 17)

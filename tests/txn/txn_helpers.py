@@ -4,6 +4,7 @@ coordinators running in the test's nursery."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,12 @@ BASE = {"offsets.topic.num.partitions": "2", "transaction.state.log.num.partitio
         "group.min.session.timeout.ms": "100"}
 
 
-def batch(pid: int = -1, epoch: int = 0, seq: int = 0, n: int = 1, *, txn: bool = False, ts: int = 1000,
+def batch(pid: int = -1, epoch: int = 0, seq: int = 0, n: int = 1, *, txn: bool = False, ts: int | None = None,
           value: bytes = b"v") -> bytes:
+    """A batch as a producer sends it (timestamps now: producer state expires
+    by the last batch's timestamp, as Kafka's)."""
+    if ts is None:
+        ts = int(time.time() * 1000)
     return build_batch([(None, value + b"-%d" % i, (), ts) for i in range(n)], producer_id=pid,
                        producer_epoch=epoch, base_sequence=seq if pid >= 0 else -1, transactional=txn)
 
