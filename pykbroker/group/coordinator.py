@@ -45,7 +45,7 @@ from .timers import Timer, Timers
 
 log = logging.getLogger("pykbroker.group")
 
-NON_EMPTY_GROUP = 68  # not (yet) in protocol.errors
+NON_EMPTY_GROUP = errors.NON_EMPTY_GROUP
 
 # READ, DELETE, DESCRIBE (Kafka's AclOperation codes 3, 6, 8)
 GROUP_AUTHORIZED_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8)
