@@ -35,6 +35,7 @@ from typing import Any, AsyncIterator, Iterable
 import trio
 
 from ..protocol import errors
+from ..server.coordinator_base import InternalTopicCoordinator
 from ..protocol.records import InvalidRecords, build_batch, decode_records, iter_batches, validate_batches
 from . import records
 from .classic import EMPTY, PREPARING_REBALANCE, STABLE, DEAD, ClassicGroup, GroupError, now_ms
@@ -54,7 +55,9 @@ NOT_REQUESTED = -2147483648
 Group = ClassicGroup | ConsumerGroup
 
 
-class GroupCoordinator(ClassicOps, ConsumerOps):
+class GroupCoordinator(InternalTopicCoordinator, ClassicOps, ConsumerOps):
+    TOPIC = OFFSETS_TOPIC
+    ABSENT_TOPIC_ERROR = errors.NONE  # no offsets topic yet: no group exists anywhere
     def __init__(self, state: Any) -> None:
         self.state = state
         cfg = state.config
@@ -129,67 +132,14 @@ class GroupCoordinator(ClassicOps, ConsumerOps):
                     and self._locks.get(group_id) is lk:
                 del self._locks[group_id]
 
-    # -- the offsets topic ----------------------------------------------------------------------
-    def topic(self) -> Any:
-        return self.state.topics.get(OFFSETS_TOPIC)
+    # -- the offsets topic (placement logic: server/coordinator_base.py) ----------------------
+    def topic_partitions(self) -> int:
+        return self.offsets_partitions
 
-    def ensure_topic(self) -> Any:
-        """The offsets topic, created if missing; None while it is being
-        created through ZooKeeper (cluster mode)."""
-        ts = self.topic()
-        if ts is None:
-            ts = self.state.ensure_internal_topic(OFFSETS_TOPIC, self.offsets_partitions, {
-                "cleanup.policy": "compact", "compression.type": "producer",
-                "segment.bytes": "104857600"})
-            if ts is not None:
-                log.info("created %s with %d partitions", OFFSETS_TOPIC, len(ts.partitions))
-        return ts
+    def topic_configs(self) -> dict[str, str]:
+        return {"cleanup.policy": "compact", "compression.type": "producer", "segment.bytes": "104857600"}
 
-    def partition_for(self, group_id: str) -> int:
-        ts = self.topic()
-        n = len(ts.partitions) if ts is not None else self.offsets_partitions
-        return records.partition_for(group_id, n)
-
-    def _leads(self, partition: int) -> bool:
-        st = self.state
-        return getattr(st, "cluster", None) is None or st.leader_of(OFFSETS_TOPIC, partition) == st.node_id
-
-    def availability(self, group_id: str, create: bool = True) -> int:
-        """NONE, or the error every operation on ``group_id`` gets now:
-        COORDINATOR_NOT_AVAILABLE (no offsets topic yet), NOT_COORDINATOR
-        (another broker leads the group's partition), COORDINATOR_LOAD_IN_PROGRESS."""
-        if self.topic() is None:
-            if not create:
-                return errors.NONE  # no group exists anywhere yet
-            try:
-                if self.ensure_topic() is None:
-                    return errors.COORDINATOR_NOT_AVAILABLE
-            except Exception as e:
-                log.error("cannot create %s: %s", OFFSETS_TOPIC, e)
-                return errors.COORDINATOR_NOT_AVAILABLE
-        part = self.partition_for(group_id)
-        if not self._leads(part):
-            return errors.NOT_COORDINATOR
-        if part in self.loading:
-            return errors.COORDINATOR_LOAD_IN_PROGRESS
-        return errors.NONE
-
-    def find(self, group_id: str) -> tuple[int, int | None]:
-        """FindCoordinator(group): (error, node id of the coordinator). Loading
-        never delays this answer."""
-        try:
-            ts = self.ensure_topic()
-        except Exception as e:
-            log.error("cannot create %s: %s", OFFSETS_TOPIC, e)
-            return errors.COORDINATOR_NOT_AVAILABLE, None
-        if ts is None:
-            return errors.COORDINATOR_NOT_AVAILABLE, None
-        if getattr(self.state, "cluster", None) is None:
-            return errors.NONE, self.state.node_id
-        leader = self.state.leader_of(OFFSETS_TOPIC, self.partition_for(group_id))
-        if leader is None or leader < 0 or self.state.broker_endpoint(leader) is None:
-            return errors.COORDINATOR_NOT_AVAILABLE, None
-        return errors.NONE, leader
+    key_partition = staticmethod(records.partition_for)
 
     async def _write(self, group_id: str, recs: list[tuple[bytes, bytes | None]]) -> int:
         """Append ``recs`` as one batch to the group's partition; returns an error code."""

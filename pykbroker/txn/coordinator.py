@@ -52,6 +52,7 @@ import trio
 
 from ..group.timers import Timer, Timers
 from ..protocol import errors
+from ..server.coordinator_base import InternalTopicCoordinator
 from ..protocol.records import InvalidRecords, build_batch, decode_records, iter_batches, validate_batches
 from ..storage.producer_state import COORDINATOR, marker_record
 from . import records
@@ -121,7 +122,8 @@ def map_append_error(code: int) -> int:
     return code if code else errors.UNKNOWN_SERVER_ERROR
 
 
-class TransactionCoordinator:
+class TransactionCoordinator(InternalTopicCoordinator):
+    TOPIC = TRANSACTION_STATE_TOPIC
     def __init__(self, state: Any) -> None:
         self.state = state
         cfg = state.config
@@ -202,66 +204,22 @@ class TransactionCoordinator:
         if n is not None:
             n.start_soon(fn, *args)
 
-    # -- the topic ----------------------------------------------------------------------------------
-    def topic(self) -> Any:
-        return self.state.topics.get(TRANSACTION_STATE_TOPIC)
+    # -- the topic (placement logic: server/coordinator_base.py) -----------------------------------
+    def topic_partitions(self) -> int:
+        return self.num_partitions
 
-    def ensure_topic(self) -> Any:
-        ts = self.topic()
-        if ts is None:
-            ts = self.state.ensure_internal_topic(TRANSACTION_STATE_TOPIC, self.num_partitions, {
-                "cleanup.policy": "compact", "compression.type": "uncompressed",
+    def topic_configs(self) -> dict[str, str]:
+        return {"cleanup.policy": "compact", "compression.type": "uncompressed",
                 "segment.bytes": str(self.segment_bytes), "min.insync.replicas": str(self.min_isr),
-                "unclean.leader.election.enable": "false"})
-            if ts is not None:
-                log.info("created %s with %d partitions", TRANSACTION_STATE_TOPIC, len(ts.partitions))
-        return ts
+                "unclean.leader.election.enable": "false"}
 
-    def partition_for(self, txn_id: str) -> int:
-        ts = self.topic()
-        return records.partition_for(txn_id, len(ts.partitions) if ts is not None else self.num_partitions)
-
-    def _leads(self, partition: int) -> bool:
-        st = self.state
-        return st.cluster is None or st.leader_of(TRANSACTION_STATE_TOPIC, partition) == st.node_id
+    key_partition = staticmethod(records.partition_for)
 
     def coordinator_epoch(self, partition: int) -> int:
         ts = self.topic()
         if ts is None:
             return 0
         return max(ts.partitions[partition].leader_epoch, 0)
-
-    def availability(self, txn_id: str, create: bool = True) -> int:
-        """NONE, or the error every operation on ``txn_id`` gets now."""
-        if self.topic() is None:
-            if not create:
-                return errors.COORDINATOR_NOT_AVAILABLE
-            try:
-                if self.ensure_topic() is None:
-                    return errors.COORDINATOR_NOT_AVAILABLE
-            except Exception as e:
-                log.error("cannot create %s: %s", TRANSACTION_STATE_TOPIC, e)
-                return errors.COORDINATOR_NOT_AVAILABLE
-        part = self.partition_for(txn_id)
-        if not self._leads(part):
-            return errors.NOT_COORDINATOR
-        if part in self.loading:
-            return errors.COORDINATOR_LOAD_IN_PROGRESS
-        return errors.NONE
-
-    def find(self, txn_id: str) -> tuple[int, int | None]:
-        """FindCoordinator(transaction): (error, node id of the coordinator)."""
-        try:
-            ts = self.ensure_topic()
-        except Exception as e:
-            log.error("cannot create %s: %s", TRANSACTION_STATE_TOPIC, e)
-            return errors.COORDINATOR_NOT_AVAILABLE, None
-        if ts is None:
-            return errors.COORDINATOR_NOT_AVAILABLE, None
-        leader = self.state.leader_of(TRANSACTION_STATE_TOPIC, self.partition_for(txn_id))
-        if leader is None or leader < 0 or self.state.broker_endpoint(leader) is None:
-            return errors.COORDINATOR_NOT_AVAILABLE, None
-        return errors.NONE, leader
 
     # -- loading --------------------------------------------------------------------------------------
     def _on_leadership(self, topic: str, partition: int, is_leader: bool, leader_epoch: int) -> None:
