@@ -165,6 +165,37 @@ class EpochEntry:
     start_offset: int
 
 
+def epoch_for_offset(epochs: Sequence[EpochEntry], offset: int) -> int:
+    """Leader epoch of the record at ``offset`` per an epoch cache; -1 if unknown."""
+    previous = -1
+    for e in epochs:
+        if e.start_offset == offset:
+            return e.epoch
+        if e.start_offset > offset:
+            return previous
+        previous = e.epoch
+    return previous
+
+
+def end_offset_for_epoch(epochs: Sequence[EpochEntry], epoch: int, log_end_offset: int) -> tuple[int, int]:
+    """OffsetForLeaderEpoch: (largest epoch <= ``epoch``, its end offset), as
+    Kafka's LeaderEpochFileCache.endOffsetFor; (-1, -1) if unknown."""
+    if epoch < 0 or not epochs:
+        return -1, -1
+    if epochs[-1].epoch == epoch:
+        return epoch, log_end_offset
+    higher = next((e for e in epochs if e.epoch > epoch), None)
+    if higher is None:
+        return -1, -1
+    floor = None
+    for e in epochs:
+        if e.epoch <= epoch:
+            floor = e
+    if floor is None:
+        return epoch, higher.start_offset
+    return floor.epoch, higher.start_offset
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -487,32 +518,11 @@ class PartitionLog:
 
     def epoch_for_offset(self, offset: int) -> int:
         """Leader epoch of the record at ``offset`` per the epoch cache; -1 if unknown."""
-        previous = -1
-        for e in self._epochs:
-            if e.start_offset == offset:
-                return e.epoch
-            if e.start_offset > offset:
-                return previous
-            previous = e.epoch
-        return previous
+        return epoch_for_offset(self._epochs, offset)
 
     def end_offset_for_epoch(self, epoch: int) -> tuple[int, int]:
-        """OffsetForLeaderEpoch: (largest epoch <= ``epoch``, its end offset), as
-        Kafka's LeaderEpochFileCache.endOffsetFor; (-1, -1) if unknown."""
-        if epoch < 0 or not self._epochs:
-            return -1, -1
-        if self._epochs[-1].epoch == epoch:
-            return epoch, self.log_end_offset
-        higher = next((e for e in self._epochs if e.epoch > epoch), None)
-        if higher is None:
-            return -1, -1
-        floor = None
-        for e in self._epochs:
-            if e.epoch <= epoch:
-                floor = e
-        if floor is None:
-            return epoch, higher.start_offset
-        return floor.epoch, higher.start_offset
+        """OffsetForLeaderEpoch: (largest epoch <= ``epoch``, its end offset)."""
+        return end_offset_for_epoch(self._epochs, epoch, self.log_end_offset)
 
     # --- produce ------------------------------------------------------------------------------
 

@@ -39,6 +39,8 @@ from .checkpoints import kafka_uuid_str, random_kafka_uuid
 from .log import (
     AppendResult,
     EpochEntry,
+    end_offset_for_epoch,
+    epoch_for_offset,
     OffsetAndTimestamp,
     OffsetOutOfRange,
     ReadResult,
@@ -161,30 +163,10 @@ class MemoryPartitionLog:
         self._epochs.append(EpochEntry(epoch, start_offset))
 
     def epoch_for_offset(self, offset: int) -> int:
-        previous = -1
-        for e in self._epochs:
-            if e.start_offset == offset:
-                return e.epoch
-            if e.start_offset > offset:
-                return previous
-            previous = e.epoch
-        return previous
+        return epoch_for_offset(self._epochs, offset)
 
     def end_offset_for_epoch(self, epoch: int) -> tuple[int, int]:
-        if epoch < 0 or not self._epochs:
-            return -1, -1
-        if self._epochs[-1].epoch == epoch:
-            return epoch, self.log_end_offset
-        higher = next((e for e in self._epochs if e.epoch > epoch), None)
-        if higher is None:
-            return -1, -1
-        floor = None
-        for e in self._epochs:
-            if e.epoch <= epoch:
-                floor = e
-        if floor is None:
-            return epoch, higher.start_offset
-        return floor.epoch, higher.start_offset
+        return end_offset_for_epoch(self._epochs, epoch, self.log_end_offset)
 
     # --- produce ------------------------------------------------------------------------
 
