@@ -36,7 +36,7 @@ import trio
 
 from ..protocol import errors
 from ..server.coordinator_base import InternalTopicCoordinator
-from ..protocol.records import InvalidRecords, build_batch, decode_records, iter_batches, validate_batches
+from ..protocol.records import InvalidRecords, build_batch, decode_records, validate_batches
 from . import records
 from .classic import EMPTY, PREPARING_REBALANCE, STABLE, DEAD, ClassicGroup, GroupError, now_ms
 from .classic_ops import ClassicOps, append_error_to_response_error
@@ -784,37 +784,24 @@ def _read_partition(plog: Any) -> tuple[list[tuple[bytes | None, bytes | None]],
     thread), and the transactional offset commits still waiting for their
     marker (by producer id). Records of a committed transaction come in at
     its COMMIT marker; those of an aborted one are dropped."""
+    from ..storage.log import iter_log_batches
     from ..storage.producer_state import ABORT, COMMIT, decode_marker
 
     out: list[tuple[bytes | None, bytes | None]] = []
     txn: dict[int, list[tuple[bytes | None, bytes | None]]] = {}
-    pos = plog.log_start_offset
-    end = plog.log_end_offset
-    while pos < end:
-        rr = plog.read(pos, 1 << 20, min_one_message=True)
-        data = rr.read_bytes()
-        if not data:
-            break
-        advanced = False
-        for h in iter_batches(data):
-            if h.next_offset <= pos:
-                continue
-            advanced = True
-            pos = h.next_offset
-            if h.is_control:
-                recs = decode_records(data, h.position)
-                try:
-                    ctype = decode_marker(recs[0].key, recs[0].value)[0] if recs else -1
-                except ValueError:
-                    ctype = -1
-                if ctype == COMMIT:
-                    out.extend(txn.pop(h.producer_id, []))
-                elif ctype == ABORT:
-                    txn.pop(h.producer_id, None)
-                continue
-            target = txn.setdefault(h.producer_id, []) if h.is_transactional else out
-            for r in decode_records(data, h.position):
-                target.append((r.key, r.value))
-        if not advanced:
-            break
+    for data, h in iter_log_batches(plog, plog.log_start_offset):
+        if h.is_control:
+            recs = decode_records(data, h.position)
+            try:
+                ctype = decode_marker(recs[0].key, recs[0].value)[0] if recs else -1
+            except ValueError:
+                ctype = -1
+            if ctype == COMMIT:
+                out.extend(txn.pop(h.producer_id, []))
+            elif ctype == ABORT:
+                txn.pop(h.producer_id, None)
+            continue
+        target = txn.setdefault(h.producer_id, []) if h.is_transactional else out
+        for r in decode_records(data, h.position):
+            target.append((r.key, r.value))
     return out, txn

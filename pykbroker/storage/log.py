@@ -20,9 +20,9 @@ import re
 import shutil
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import attrs
 
@@ -194,6 +194,27 @@ def end_offset_for_epoch(epochs: Sequence[EpochEntry], epoch: int, log_end_offse
     if floor is None:
         return epoch, higher.start_offset
     return floor.epoch, higher.start_offset
+
+
+def iter_log_batches(plog: Any, start: int) -> Iterator[tuple[bytes, BatchHeader]]:
+    """Every whole batch of a partition log from ``start`` to its log end, with
+    the buffer it lies in (reads files: for worker threads). Works with any
+    engine that has ``read``, ``log_start_offset`` and ``log_end_offset``."""
+    pos = max(start, plog.log_start_offset)
+    end = plog.log_end_offset
+    while pos < end:
+        data = plog.read(pos, 1 << 20, min_one_message=True).read_bytes()
+        if not data:
+            return
+        advanced = False
+        for h in iter_batches(data):
+            if h.next_offset <= pos:
+                continue
+            advanced = True
+            pos = h.next_offset
+            yield data, h
+        if not advanced:
+            return
 
 
 def _now_ms() -> int:

@@ -62,7 +62,7 @@ import attrs
 
 from ..protocol import errors
 from ..protocol.errors import KafkaError
-from ..protocol.records import BatchHeader, decode_records, iter_batches
+from ..protocol.records import BatchHeader, decode_records
 from .txn_index import AbortedTxn, AbortedTxnIndex
 
 log = logging.getLogger("pykbroker.storage")
@@ -402,23 +402,12 @@ class ProducerStateManager:
     def _replay_to_end(self) -> None:
         """Apply the log from map_end_offset to the log end (no checks)."""
         plog = self.log
-        pos = max(self.map_end_offset, plog.log_start_offset)
         end = plog.log_end_offset
         bases = _segment_bases(plog)
-        while pos < end:
-            rr = plog.read(pos, 1 << 20, min_one_message=True)
-            data = rr.read_bytes()
-            if not data:
-                break
-            advanced = False
-            for h in iter_batches(data):
-                if h.next_offset <= pos:
-                    continue
-                advanced = True
-                self._replay_batch(data, h, bases)
-                pos = h.next_offset
-            if not advanced:
-                break
+        from .log import iter_log_batches
+
+        for data, h in iter_log_batches(plog, self.map_end_offset):
+            self._replay_batch(data, h, bases)
         self.map_end_offset = max(self.map_end_offset, end)
 
     def _replay_batch(self, data: bytes | bytearray | memoryview, h: BatchHeader, bases: list[int]) -> None:

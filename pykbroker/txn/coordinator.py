@@ -53,7 +53,7 @@ import trio
 from ..group.timers import Timer, Timers
 from ..protocol import errors
 from ..server.coordinator_base import InternalTopicCoordinator
-from ..protocol.records import InvalidRecords, build_batch, decode_records, iter_batches, validate_batches
+from ..protocol.records import InvalidRecords, build_batch, decode_records, validate_batches
 from ..storage.producer_state import COORDINATOR, marker_record
 from . import records
 from .metadata import (
@@ -809,24 +809,10 @@ class TransactionCoordinator(InternalTopicCoordinator):
 
 def _read_partition(plog: Any) -> list[tuple[bytes | None, bytes | None]]:
     """Every data record of a ``__transaction_state`` partition, in order (worker thread)."""
+    from ..storage.log import iter_log_batches
+
     out: list[tuple[bytes | None, bytes | None]] = []
-    pos = plog.log_start_offset
-    end = plog.log_end_offset
-    while pos < end:
-        rr = plog.read(pos, 1 << 20, min_one_message=True)
-        data = rr.read_bytes()
-        if not data:
-            break
-        advanced = False
-        for h in iter_batches(data):
-            if h.next_offset <= pos:
-                continue
-            advanced = True
-            pos = h.next_offset
-            if h.is_control:
-                continue
-            for r in decode_records(data, h.position):
-                out.append((r.key, r.value))
-        if not advanced:
-            break
+    for data, h in iter_log_batches(plog, plog.log_start_offset):
+        if not h.is_control:
+            out.extend((r.key, r.value) for r in decode_records(data, h.position))
     return out
