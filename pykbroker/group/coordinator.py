@@ -29,8 +29,7 @@ them by the markers found in the log.
 from __future__ import annotations
 
 import logging
-from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Iterable
+from typing import Any, Iterable
 
 import trio
 
@@ -117,20 +116,8 @@ class GroupCoordinator(InternalTopicCoordinator, ClassicOps, ConsumerOps):
     def _schedule(self, key: Any, delay_ms: float, group: Any, fn: Any) -> None:
         self.timers.schedule(key, delay_ms, group.group_id, fn)
 
-    @asynccontextmanager
-    async def _lock(self, group_id: str) -> AsyncIterator[None]:
-        """Hold the group's lock; locks of groups that do not exist (any more)
-        are dropped when nobody holds or waits for them."""
-        lk = self._locks.get(group_id)
-        if lk is None:
-            lk = self._locks[group_id] = trio.Lock()
-        try:
-            async with lk:
-                yield
-        finally:
-            if group_id not in self.groups and not lk.locked() and not lk.statistics().tasks_waiting \
-                    and self._locks.get(group_id) is lk:
-                del self._locks[group_id]
+    def _key_exists(self, key: str) -> bool:
+        return key in self.groups
 
     # -- the offsets topic (placement logic: server/coordinator_base.py) ----------------------
     def topic_partitions(self) -> int:

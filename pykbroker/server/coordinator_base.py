@@ -11,7 +11,10 @@ implement ``topic_partitions()`` / ``topic_configs()`` / ``key_partition()``.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator
+
+import trio
 
 from ..protocol import errors
 
@@ -24,6 +27,26 @@ class InternalTopicCoordinator:
     ABSENT_TOPIC_ERROR = errors.COORDINATOR_NOT_AVAILABLE
     state: Any
     loading: set[int]
+    _locks: dict[str, trio.Lock]
+
+    def _key_exists(self, key: str) -> bool:  # does the coordinator still hold state for key?
+        raise NotImplementedError
+
+    @asynccontextmanager
+    async def _lock(self, key: str) -> AsyncIterator[None]:
+        """Hold the key's lock (one writer per group / transactional id); the
+        locks of keys that no longer exist are dropped when nobody holds or
+        waits for them."""
+        lk = self._locks.get(key)
+        if lk is None:
+            lk = self._locks[key] = trio.Lock()
+        try:
+            async with lk:
+                yield
+        finally:
+            if not self._key_exists(key) and not lk.locked() and not lk.statistics().tasks_waiting \
+                    and self._locks.get(key) is lk:
+                del self._locks[key]
 
     def topic_partitions(self) -> int:  # partitions to create the topic with
         raise NotImplementedError

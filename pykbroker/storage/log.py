@@ -165,6 +165,19 @@ class EpochEntry:
     start_offset: int
 
 
+def check_fits_segment(headers: Sequence[BatchHeader], config: LogConfig, name: str) -> int:
+    """The size of an append; Kafka refuses one larger than segment.bytes
+    (RECORD_LIST_TOO_LARGE): it could never fit in a segment."""
+    total = headers[-1].position + headers[-1].size - headers[0].position
+    if total > config.segment_bytes:
+        raise InvalidRecords(
+            RECORD_LIST_TOO_LARGE,
+            f"message batch size is {total} bytes in append to partition {name}, which "
+            f"exceeds the maximum configured segment size of {config.segment_bytes}",
+        )
+    return total
+
+
 def epoch_for_offset(epochs: Sequence[EpochEntry], offset: int) -> int:
     """Leader epoch of the record at ``offset`` per an epoch cache; -1 if unknown."""
     previous = -1
@@ -600,14 +613,7 @@ class PartitionLog:
             data, headers = convert_batches(data, headers, self.config, self.name, now_ms)
         with self._lock:
             self._check_open()
-            start = headers[0].position
-            total = headers[-1].position + headers[-1].size - start
-            if total > self.config.segment_bytes:
-                raise InvalidRecords(
-                    RECORD_LIST_TOO_LARGE,
-                    f"message batch size is {total} bytes in append to partition {self.name}, which "
-                    f"exceeds the maximum configured segment size of {self.config.segment_bytes}",
-                )
+            total = check_fits_segment(headers, self.config, self.name)
             log_append_time = now_ms if self.config.log_append_time else None
             base = self.log_end_offset
             last = assign_offsets(

@@ -28,9 +28,7 @@ from pathlib import Path
 
 from ..protocol.records import (
     BATCH_HEADER,
-    RECORD_LIST_TOO_LARGE,
     BatchHeader,
-    InvalidRecords,
     assign_offsets,
     decode_records,
     validate_batches,
@@ -39,6 +37,7 @@ from .checkpoints import kafka_uuid_str, random_kafka_uuid
 from .log import (
     AppendResult,
     EpochEntry,
+    check_fits_segment,
     end_offset_for_epoch,
     epoch_for_offset,
     OffsetAndTimestamp,
@@ -198,14 +197,7 @@ class MemoryPartitionLog:
             data = bytearray(data)
         with self._lock:
             self._check_open()
-            start = headers[0].position
-            total = headers[-1].position + headers[-1].size - start
-            if total > self.config.segment_bytes:
-                raise InvalidRecords(
-                    RECORD_LIST_TOO_LARGE,
-                    f"message batch size is {total} bytes in append to partition {self.name}, which "
-                    f"exceeds the maximum configured segment size of {self.config.segment_bytes}",
-                )
+            check_fits_segment(headers, self.config, self.name)
             log_append_time = now_ms if self.config.log_append_time else None
             base = self._next_offset
             last = assign_offsets(

@@ -45,8 +45,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Iterable
+from typing import Any, Iterable
 
 import trio
 
@@ -177,18 +176,8 @@ class TransactionCoordinator(InternalTopicCoordinator):
             if n:
                 log.info("expired %d producer ids", n)
 
-    @asynccontextmanager
-    async def _lock(self, txn_id: str) -> AsyncIterator[None]:
-        lk = self._locks.get(txn_id)
-        if lk is None:
-            lk = self._locks[txn_id] = trio.Lock()
-        try:
-            async with lk:
-                yield
-        finally:
-            if txn_id not in self.txns and not lk.locked() and not lk.statistics().tasks_waiting \
-                    and self._locks.get(txn_id) is lk:
-                del self._locks[txn_id]
+    def _key_exists(self, key: str) -> bool:
+        return key in self.txns
 
     async def _fire(self, t: Timer) -> None:
         async with self._lock(t.group_id):
