@@ -12,7 +12,7 @@ import struct as _struct
 import re
 from functools import lru_cache
 from importlib import resources
-from pathlib import Path
+from importlib.resources.abc import Traversable
 from typing import Any, Callable
 
 from . import primitives as P
@@ -426,14 +426,12 @@ def _message(part: dict, name: str, valid: VersionRange, flexible: VersionRange)
     )
 
 
-def specs_dir() -> Path:
-    try:
-        p = resources.files("pykbroker.protocol_specs")
-        if p.is_dir() and (Path(str(p)) / "headers.json").exists():
-            return Path(str(p))
-    except (ModuleNotFoundError, TypeError):
-        pass
-    return Path(__file__).resolve().parents[2] / "protocol_specs"
+def specs_dir() -> Traversable:
+    """The message definitions: the package ``pykbroker.protocol_specs``
+    (``protocol_specs/`` in the repository), found only through
+    ``importlib.resources``, so an installed wheel, an sdist build and an
+    editable install all read the same files."""
+    return resources.files("pykbroker.protocol_specs")
 
 
 _LOADED: dict[int, ApiSpec] = {}
@@ -454,10 +452,11 @@ def load_api_file(name: str) -> ApiSpec:
 def load_apis() -> dict[int, ApiSpec]:
     """Every spec in protocol_specs/, by API key."""
     apis: dict[int, ApiSpec] = {}
-    for path in sorted(specs_dir().glob("*.json")):
-        if path.name == "headers.json":
+    names = sorted(e.name for e in specs_dir().iterdir() if e.name.endswith(".json"))
+    for name in names:
+        if name == "headers.json":
             continue
-        api = load_api_file(path.stem)
+        api = load_api_file(name.removesuffix(".json"))
         apis[api.api_key] = api
     return apis
 
