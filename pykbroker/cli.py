@@ -11,6 +11,7 @@ from pathlib import Path
 
 import trio
 
+from . import __version__
 from .config import BrokerConfig, ConfigError, read_properties
 
 log = logging.getLogger("pykbroker")
@@ -21,6 +22,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="pykbroker",
         description="A Kafka-protocol broker. Properties use Kafka's names "
         "(listeners, log.dirs, num.partitions, ...).")
+    ap.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     ap.add_argument("properties", nargs="?", help="a server.properties file")
     ap.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                     help="set a property (repeatable); wins over the file")
