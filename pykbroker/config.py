@@ -16,7 +16,14 @@ from typing import Any, Callable
 
 import attrs
 
-from .storage.log_config import TOPIC_CONFIGS, ConfigValue, InvalidConfigError, Validator, broker_synonym_defs
+from .storage.log_config import (
+    TOPIC_CONFIGS,
+    ConfigValue,
+    InvalidConfigError,
+    Validator,
+    broker_synonym_defs,
+    parse_typed,
+)
 
 
 class ConfigError(ValueError):
@@ -188,31 +195,26 @@ def _check_release(v: str) -> str | None:
     return check_release(v)
 
 
-def _parse(prop: Prop, raw: Any) -> Any:
-    if raw is None:
-        return None
-    if not isinstance(raw, str):
-        return raw
-    s = raw.strip()
-    t = prop.type
-    try:
-        if t in ("int", "long", "short"):
-            v = int(s)
-            lim = {"int": INT_MAX, "short": 32767, "long": LONG_MAX}[t]
-            if not -lim - 1 <= v <= lim:
-                raise ValueError
-            return v
-        if t == "double":
-            return float(s)
-        if t == "bool":
-            if s.lower() not in ("true", "false"):
-                raise ValueError
-            return s.lower() == "true"
-        if t == "list":
-            return s
-        return s
-    except ValueError:
-        raise ConfigError(f"Invalid value {raw!r} for configuration {prop.name}: expected a {t}") from None
+def _check(prop: Prop, raw: object, value: Any) -> None:
+    if prop.validator is not None and value is not None:
+        err = prop.validator(value)
+        if err:
+            raise ConfigError(f"Invalid value {raw} for configuration {prop.name}: {err}")
+
+
+def parse_value(prop: Prop, raw: str) -> Any:
+    """A broker property's string as its typed, validated value (Kafka's
+    ConfigDef parse, the same as for topic configs); raises ConfigError
+    with Kafka's message ("Invalid value x for configuration
+    log.segment.bytes: Not a number of type INT"). Lists stay strings."""
+    value: Any = raw.strip()
+    if prop.type in ("int", "long", "short", "double", "bool"):
+        try:
+            value = parse_typed(prop.name, prop.type, raw)
+        except InvalidConfigError as e:
+            raise ConfigError(str(e)) from None
+    _check(prop, raw, value)
+    return value
 
 
 def read_properties(path: Path) -> dict[str, str]:
@@ -276,11 +278,11 @@ class BrokerConfig:
         prop = PROPS.get(name)
         if prop is None:
             raise ConfigError(f"Unknown configuration {key!r}")
-        value = _parse(prop, raw)
-        if prop.validator is not None and value is not None:
-            err = prop.validator(value)
-            if err:
-                raise ConfigError(f"Invalid value {raw!r} for configuration {name}: {err}")
+        if isinstance(raw, str):
+            value = parse_value(prop, raw)
+        else:  # already typed (embedding code passes ints and bools)
+            value = raw
+            _check(prop, raw, value)
         self.values[name] = value
         self.sources[name] = source
 

@@ -480,20 +480,9 @@ def apply_dynamic_broker_configs(cfg: "BrokerConfig", cluster_default: dict[str,
 def parse_broker_value(name: str, raw: str) -> Any:
     """A broker property's typed value (config.py's parser and validator);
     raises config.ConfigError with Kafka's wording."""
-    from .config import ConfigError
+    from .config import parse_value as parse_broker_prop
 
-    prop = PROPS[name]
-    v: Any = raw.strip()
-    if prop.type in ("int", "long", "short", "double", "bool"):
-        try:
-            v = parse_typed(name, prop.type, raw)
-        except InvalidConfigError as e:
-            raise ConfigError(str(e)) from None
-    if prop.validator is not None:
-        err = prop.validator(v)
-        if err:
-            raise ConfigError(f"Invalid value {raw} for configuration {name}: {err}")
-    return v
+    return parse_broker_prop(PROPS[name], raw)
 
 
 def _is_java_int(s: str) -> bool:

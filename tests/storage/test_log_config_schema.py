@@ -149,3 +149,16 @@ def test_broker_synonyms_are_registered_from_the_schema():
     cfg = BrokerConfig({"log.segment.bytes": "2097152", "log.roll.hours": "2", "log.cleanup.policy": "compact"})
     c = LogConfig.from_properties(cfg.topic_defaults())
     assert (c.segment_bytes, c.segment_ms, c.cleanup_policy) == (2097152, 7200000, ("compact",))
+
+
+def test_broker_properties_parse_as_kafka_does():
+    # one parser for server.properties/--override and dynamic broker configs
+    with pytest.raises(ConfigError) as e:
+        BrokerConfig({"log.segment.bytes": "1_000_000_000"})
+    assert str(e.value) == ("Invalid value 1_000_000_000 for configuration log.segment.bytes: "
+                            "Not a number of type INT")
+    assert tc.parse_broker_value("log.retention.hours", " 24 ") == 24
+    assert tc.parse_broker_value("log.cleaner.min.cleanable.ratio", "0.25") == 0.25
+    with pytest.raises(ConfigError, match="Value must be no more than 1"):
+        tc.parse_broker_value("log.cleaner.min.cleanable.ratio", "2")
+    assert BrokerConfig({"log.preallocate": "TRUE", "num.partitions": 3})["log.preallocate"] is True
