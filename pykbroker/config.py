@@ -24,6 +24,7 @@ from .storage.log_config import (
     broker_synonym_defs,
     parse_typed,
 )
+from .util import INT_MAX
 
 
 class ConfigError(ValueError):
@@ -48,9 +49,6 @@ def _at_least(n: int) -> Callable[[Any], str | None]:
 def _one_of(*opts: str) -> Callable[[Any], str | None]:
     return lambda v: None if v in opts else f"String must be one of: {', '.join(opts)}"
 
-
-LONG_MAX = 9223372036854775807
-INT_MAX = 2147483647
 
 PROPS: dict[str, Prop] = {}
 ALIASES = {"broker.id": "node.id", "log.dir": "log.dirs"}

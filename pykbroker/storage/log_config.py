@@ -42,8 +42,7 @@ from typing import Any, Protocol, TypeAlias
 
 import attrs
 
-INT_MAX = 2**31 - 1
-LONG_MAX = 2**63 - 1
+from ..util import INT_MAX, LONG_MAX
 
 MS_PER_MINUTE = 60_000
 MS_PER_HOUR = 3_600_000
