@@ -16,6 +16,16 @@ from typing import Any, Callable
 
 import attrs
 
+from .storage.log_config import (
+    TOPIC_CONFIGS,
+    ConfigValue,
+    InvalidConfigError,
+    Validator,
+    broker_synonym_defs,
+    parse_typed,
+)
+from .util import INT_MAX
+
 
 class ConfigError(ValueError):
     pass
@@ -40,9 +50,6 @@ def _one_of(*opts: str) -> Callable[[Any], str | None]:
     return lambda v: None if v in opts else f"String must be one of: {', '.join(opts)}"
 
 
-LONG_MAX = 9223372036854775807
-INT_MAX = 2147483647
-
 PROPS: dict[str, Prop] = {}
 ALIASES = {"broker.id": "node.id", "log.dir": "log.dirs"}
 
@@ -50,6 +57,31 @@ ALIASES = {"broker.id": "node.id", "log.dir": "log.dirs"}
 def _p(*args: Any, **kw: Any) -> None:
     p = Prop(*args, **kw)
     PROPS[p.name] = p
+
+
+def _schema_check(name: str, check: Validator) -> Callable[[Any], str | None]:
+    """A topic-config schema validator as a broker property's validator
+    (Kafka applies the same bounds to log.segment.bytes as to segment.bytes)."""
+    def run(value: Any) -> str | None:
+        try:
+            check(name, value)
+        except InvalidConfigError as e:
+            return e.reason
+        return None
+
+    return run
+
+
+def _register_topic_synonyms() -> None:
+    """One broker property per topic-config synonym (``log.segment.bytes``,
+    ``log.retention.hours`` ...), as the schema in storage/log_config.py
+    defines it; ``topic_name`` marks Kafka's primary synonym."""
+    for syn in broker_synonym_defs():
+        if not syn.served:
+            continue
+        _p(syn.name, syn.type, syn.default,
+           validator=None if syn.validator is None else _schema_check(syn.name, syn.validator),
+           topic_name=syn.topic_name if syn.primary else None)
 
 
 # server
@@ -73,24 +105,10 @@ _p("num.partitions", "int", 1, validator=_at_least(1))
 _p("default.replication.factor", "int", 1, validator=_at_least(1))
 _p("auto.create.topics.enable", "bool", True)
 _p("delete.topic.enable", "bool", True)
-_p("message.max.bytes", "int", 1048588, validator=_at_least(0), topic_name="max.message.bytes")
-_p("log.segment.bytes", "int", 1073741824, validator=_at_least(14), topic_name="segment.bytes")
-_p("log.roll.ms", "long", None, topic_name="segment.ms")
-_p("log.roll.hours", "int", 168, validator=_at_least(1))
-_p("log.roll.jitter.ms", "long", None, topic_name="segment.jitter.ms")
-_p("log.roll.jitter.hours", "int", 0, validator=_at_least(0))
-_p("log.segment.delete.delay.ms", "long", 60000, validator=_at_least(0), topic_name="file.delete.delay.ms")
-_p("log.index.interval.bytes", "int", 4096, validator=_at_least(0), topic_name="index.interval.bytes")
-_p("log.index.size.max.bytes", "int", 10485760, validator=_at_least(4), topic_name="segment.index.bytes")
-_p("log.flush.interval.messages", "long", LONG_MAX, validator=_at_least(1), topic_name="flush.messages")
-_p("log.flush.interval.ms", "long", None, topic_name="flush.ms")
-_p("log.flush.scheduler.interval.ms", "long", LONG_MAX)
-_p("log.retention.hours", "int", 168)
-_p("log.retention.minutes", "int", None)
-_p("log.retention.ms", "long", None, topic_name="retention.ms")
-_p("log.retention.bytes", "long", -1, topic_name="retention.bytes")
+# the broker synonyms of topic configs (log.segment.bytes, log.retention.hours, ...):
+# names, types, defaults and bounds come from the topic-config schema
+_register_topic_synonyms()
 _p("log.retention.check.interval.ms", "long", 300000, validator=_at_least(1))
-_p("log.cleanup.policy", "list", "delete", topic_name="cleanup.policy")
 _p("log.cleaner.enable", "bool", True)
 _p("log.cleaner.threads", "int", 1, validator=_at_least(0))
 _p("log.cleaner.backoff.ms", "long", 15000, validator=_at_least(0))
@@ -98,22 +116,6 @@ _p("log.cleaner.dedupe.buffer.size", "long", 134217728)
 _p("log.cleaner.io.buffer.load.factor", "double", 0.9)
 _p("log.cleaner.io.buffer.size", "int", 524288, validator=_at_least(0))
 _p("log.cleaner.io.max.bytes.per.second", "double", 1.7976931348623157e308)
-_p("log.cleaner.delete.retention.ms", "long", 86400000, topic_name="delete.retention.ms")
-_p("log.cleaner.min.cleanable.ratio", "double", 0.5, topic_name="min.cleanable.dirty.ratio")
-_p("log.cleaner.min.compaction.lag.ms", "long", 0, topic_name="min.compaction.lag.ms")
-_p("log.cleaner.max.compaction.lag.ms", "long", LONG_MAX, topic_name="max.compaction.lag.ms")
-_p("log.message.timestamp.type", "string", "CreateTime", validator=_one_of("CreateTime", "LogAppendTime"),
-   topic_name="message.timestamp.type")
-_p("log.message.timestamp.before.max.ms", "long", LONG_MAX, topic_name="message.timestamp.before.max.ms")
-_p("log.message.timestamp.after.max.ms", "long", 3600000, topic_name="message.timestamp.after.max.ms")
-_p("compression.type", "string", "producer",
-   validator=_one_of("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"), topic_name="compression.type")
-_p("min.insync.replicas", "int", 1, validator=_at_least(1), topic_name="min.insync.replicas")
-_p("unclean.leader.election.enable", "bool", False, topic_name="unclean.leader.election.enable")
-_p("log.preallocate", "bool", False, topic_name="preallocate")
-_p("compression.gzip.level", "int", -1, topic_name="compression.gzip.level")
-_p("compression.lz4.level", "int", 9, topic_name="compression.lz4.level")
-_p("compression.zstd.level", "int", 3, topic_name="compression.zstd.level")
 _p("log.flush.offset.checkpoint.interval.ms", "int", 60000, validator=_at_least(0))
 # replication / cluster (pykbroker/cluster/, docs/cluster.md): on with zookeeper.connect
 _p("zookeeper.connect", "string", None, "host:port[,host:port...][/chroot] of ZooKeeper; unset: a lone broker.")
@@ -191,31 +193,26 @@ def _check_release(v: str) -> str | None:
     return check_release(v)
 
 
-def _parse(prop: Prop, raw: Any) -> Any:
-    if raw is None:
-        return None
-    if not isinstance(raw, str):
-        return raw
-    s = raw.strip()
-    t = prop.type
-    try:
-        if t in ("int", "long", "short"):
-            v = int(s)
-            lim = {"int": INT_MAX, "short": 32767, "long": LONG_MAX}[t]
-            if not -lim - 1 <= v <= lim:
-                raise ValueError
-            return v
-        if t == "double":
-            return float(s)
-        if t == "bool":
-            if s.lower() not in ("true", "false"):
-                raise ValueError
-            return s.lower() == "true"
-        if t == "list":
-            return s
-        return s
-    except ValueError:
-        raise ConfigError(f"Invalid value {raw!r} for configuration {prop.name}: expected a {t}") from None
+def _check(prop: Prop, raw: object, value: Any) -> None:
+    if prop.validator is not None and value is not None:
+        err = prop.validator(value)
+        if err:
+            raise ConfigError(f"Invalid value {raw} for configuration {prop.name}: {err}")
+
+
+def parse_value(prop: Prop, raw: str) -> Any:
+    """A broker property's string as its typed, validated value (Kafka's
+    ConfigDef parse, the same as for topic configs); raises ConfigError
+    with Kafka's message ("Invalid value x for configuration
+    log.segment.bytes: Not a number of type INT"). Lists stay strings."""
+    value: Any = raw.strip()
+    if prop.type in ("int", "long", "short", "double", "bool"):
+        try:
+            value = parse_typed(prop.name, prop.type, raw)
+        except InvalidConfigError as e:
+            raise ConfigError(str(e)) from None
+    _check(prop, raw, value)
+    return value
 
 
 def read_properties(path: Path) -> dict[str, str]:
@@ -262,6 +259,12 @@ class BrokerConfig:
                  file_props: dict[str, str] | None = None) -> None:
         self.values: dict[str, Any] = {n: p.default for n, p in PROPS.items()}
         self.sources: dict[str, str] = {n: "DEFAULT_CONFIG" for n in PROPS}
+        # dynamic broker configs (topic_configs.apply_dynamic_broker_configs):
+        # the static layer they were applied over, and the stored layers
+        self.static_values: dict[str, Any] | None = None
+        self.static_sources: dict[str, str] | None = None
+        self.dynamic_default: dict[str, str] = {}
+        self.dynamic_broker: dict[str, str] = {}
         for src, props in (("STATIC_BROKER_CONFIG", file_props or {}),
                            ("STATIC_BROKER_CONFIG", overrides or {})):
             for key, raw in props.items():
@@ -273,11 +276,11 @@ class BrokerConfig:
         prop = PROPS.get(name)
         if prop is None:
             raise ConfigError(f"Unknown configuration {key!r}")
-        value = _parse(prop, raw)
-        if prop.validator is not None and value is not None:
-            err = prop.validator(value)
-            if err:
-                raise ConfigError(f"Invalid value {raw!r} for configuration {name}: {err}")
+        if isinstance(raw, str):
+            value = parse_value(prop, raw)
+        else:  # already typed (embedding code passes ints and bools)
+            value = raw
+            _check(prop, raw, value)
         self.values[name] = value
         self.sources[name] = source
 
@@ -295,7 +298,7 @@ class BrokerConfig:
             raise ConfigError("log.dirs must name at least one directory")
 
     def _proto_of(self, name: str) -> str | None:
-        for pair in self.values["listener.security.protocol.map"].split(","):
+        for pair in str(self.values["listener.security.protocol.map"]).split(","):
             k, _, v = pair.partition(":")
             if k.strip() == name:
                 return v.strip()
@@ -308,20 +311,27 @@ class BrokerConfig:
     def node_id(self) -> int:
         return int(self.values["node.id"])
 
+    def topic_default(self, name: str) -> ConfigValue | None:
+        """The typed default of topic config ``name`` this broker gives a topic
+        without an override (its first broker synonym with a value, in the
+        topic config's unit; the schema's synonyms, topic_configs.py)."""
+        from .topic_configs import broker_effective
+
+        return broker_effective(self, TOPIC_CONFIGS[name])
+
+    def _topic_ms(self, name: str) -> int:
+        v = self.topic_default(name)
+        assert isinstance(v, int)
+        return v
+
     def segment_ms(self) -> int:
-        v = self.values["log.roll.ms"]
-        return v if v is not None else self.values["log.roll.hours"] * 3600 * 1000
+        return self._topic_ms("segment.ms")
 
     def retention_ms(self) -> int:
-        if self.values["log.retention.ms"] is not None:
-            return self.values["log.retention.ms"]
-        if self.values["log.retention.minutes"] is not None:
-            return self.values["log.retention.minutes"] * 60000
-        return self.values["log.retention.hours"] * 3600000
+        return self._topic_ms("retention.ms")
 
     def flush_ms(self) -> int:
-        v = self.values["log.flush.interval.ms"]
-        return v if v is not None else self.values["log.flush.scheduler.interval.ms"]
+        return self._topic_ms("flush.ms")
 
     def topic_defaults(self) -> dict[str, str]:
         """Broker properties as topic-level config defaults (Kafka's synonyms,

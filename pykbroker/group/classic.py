@@ -16,7 +16,6 @@ the group's lock.
 
 from __future__ import annotations
 
-import time
 import uuid
 from typing import Any
 
@@ -24,6 +23,7 @@ import attrs
 import trio
 
 from ..protocol import errors
+from ..util import now_ms
 
 EMPTY = "Empty"
 PREPARING_REBALANCE = "PreparingRebalance"
@@ -75,10 +75,6 @@ class Waiter:
     async def wait(self) -> Any:
         await self.event.wait()
         return self.value
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 @attrs.define(eq=False)

@@ -37,6 +37,8 @@ from typing import Union
 import attrs
 import cramjam
 
+from ..util import LONG_MAX
+
 
 _CRC32C = None
 
@@ -106,7 +108,6 @@ _U32 = struct.Struct(">I")
 _I64 = struct.Struct(">q")
 _I16 = struct.Struct(">h")
 
-INT32_MAX = 2**31 - 1
 
 Buffer = Union[bytes, bytearray, memoryview]
 
@@ -292,8 +293,6 @@ def iter_batches(buf: Buffer, pos: int = 0) -> Iterator[BatchHeader]:
 
 
 # --- produce-path validation ------------------------------------------------------------
-
-LONG_MAX = 2**63 - 1
 
 
 def validate_batches(

@@ -34,7 +34,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
@@ -44,15 +43,11 @@ from ..storage import retention
 from ..storage.cleaner import LogCleaner, LogToClean, discard_cleaned, open_cleaned
 from ..storage.log import PartitionLog
 from ..storage.manager import LogManager
+from ..util import LONG_MAX, now_ms
 
 log = logging.getLogger("pykbroker.log_tasks")
 
-LONG_MAX = 2**63 - 1
 INITIAL_TASK_DELAY_S = 30.0
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def prepare(state: Any) -> None:

@@ -7,7 +7,6 @@ page cache (fast), fsyncs go to worker threads.
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -20,15 +19,12 @@ from ..protocol import errors
 from ..storage.log_config import LogConfig
 from ..storage.manager import LogManager
 from ..txn import producers as txn_producers
+from ..util import now_ms
 
 if TYPE_CHECKING:
     from ..storage.log import AppendResult, PartitionLog
 
 log = logging.getLogger("pykbroker.state")
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 @attrs.define(eq=False)

@@ -87,6 +87,7 @@ from .checkpoints import CorruptCheckpointError, read_offset_checkpoint, write_o
 from .convert import build_batch_v2, header_of, reencode_timestamp, split_records
 from .segment import INDEX_SUFFIX, TIMEINDEX_SUFFIX, TXNINDEX_SUFFIX, LogSegment, segment_name
 from .txn_index import read_file as read_txnindex
+from ..util import INT_MAX as INT32_MAX
 
 if TYPE_CHECKING:
     from .log import PartitionLog
@@ -94,7 +95,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("pykbroker.storage.cleaner")
 
 CLEANER_CHECKPOINT = "cleaner-offset-checkpoint"
-INT32_MAX = 2**31 - 1
 _READ_CHUNK = 1024 * 1024
 _WRITE_CHUNK = 1024 * 1024
 

@@ -19,7 +19,6 @@ import random
 import re
 import shutil
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -53,6 +52,7 @@ from .segment import (
     pread_exact,
     segment_name,
 )
+from ..util import now_ms as _now_ms
 
 log = logging.getLogger("pykbroker.storage")
 
@@ -228,10 +228,6 @@ def iter_log_batches(plog: Any, start: int) -> Iterator[tuple[bytes, BatchHeader
             yield data, h
         if not advanced:
             return
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class PartitionLog:

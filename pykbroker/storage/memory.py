@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import bisect
 import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -48,6 +47,7 @@ from .log import (
 )
 from .log_config import LogConfig
 from .manager import LogManager, TopicMeta, UnknownTopicError
+from ..util import now_ms as _now_ms
 
 
 class MemoryChunk(bytes):
@@ -64,10 +64,6 @@ class MemoryChunk(bytes):
 
 
 EMPTY_READ = ReadResult([], 0, -1)
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class MemoryPartitionLog:

@@ -64,6 +64,8 @@ from ..protocol import errors
 from ..protocol.errors import KafkaError
 from ..protocol.records import BatchHeader, decode_records
 from .txn_index import AbortedTxn, AbortedTxnIndex
+from ..util import INT_MAX as INT32_MAX
+from ..util import now_ms as _now_ms
 
 log = logging.getLogger("pykbroker.storage")
 
@@ -73,7 +75,6 @@ _SNAP_HEAD = struct.Struct(">hIi")  # version, crc, entry count
 _SNAP_ENTRY = struct.Struct(">qhiqiqiq")  # 46 bytes
 NUM_BATCHES_TO_RETAIN = 5
 NO_SEQUENCE = -1
-INT32_MAX = 2**31 - 1
 
 # origins of an append (Kafka's AppendOrigin)
 CLIENT = "client"
@@ -713,11 +714,6 @@ def read_snapshot(path: Path) -> list[ProducerStateEntry]:
 
 
 # -- helpers -----------------------------------------------------------------------------------------
-
-def _now_ms() -> int:
-    import time
-
-    return int(time.time() * 1000)
 
 
 def _last_seq(base_seq: int, delta: int) -> int:

@@ -24,18 +24,15 @@ after ``file.delete.delay.ms`` (:meth:`PartitionLog.due_deletes`).
 from __future__ import annotations
 
 import logging
-import time
 from typing import TYPE_CHECKING
+
+from ..util import now_ms as _now_ms
 
 if TYPE_CHECKING:
     from .log import PartitionLog
     from .segment import LogSegment
 
 log = logging.getLogger("pykbroker.storage.retention")
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def delete_log_start_offset_breached(plog: "PartitionLog", now_ms: int) -> int:

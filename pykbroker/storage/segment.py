@@ -44,8 +44,8 @@ from ..protocol.records import (
     batch_crc,
     decode_records,
 )
+from ..util import INT_MAX as INT32_MAX
 
-INT32_MAX = 2**31 - 1
 OFFSET_INDEX_ENTRY_SIZE = 8
 TIME_INDEX_ENTRY_SIZE = 12
 _IDX = struct.Struct(">ii")

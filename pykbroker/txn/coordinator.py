@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from typing import Any, Iterable
 
 import trio
@@ -80,6 +79,7 @@ from .metadata import (
 )
 from .producer_ids import manager_for
 from .records import TRANSACTION_STATE_TOPIC
+from ..util import now_ms
 
 log = logging.getLogger("pykbroker.txn")
 
@@ -95,10 +95,6 @@ _RETRIABLE_MARKER_ERRORS = {
     errors.LEADER_NOT_AVAILABLE, errors.NETWORK_EXCEPTION, errors.COORDINATOR_LOAD_IN_PROGRESS,
     errors.COORDINATOR_NOT_AVAILABLE, errors.NOT_COORDINATOR,
 }
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def _cfg(cfg: Any, key: str, default: Any) -> Any:

@@ -47,6 +47,18 @@ def test_validate_topic_name():
     assert validate_topic_name("é") is not None
 
 
+# These two tests assert that the storage layer accepts segment.bytes below
+# 1 MiB (1000, 4096). Kafka rejects that for a topic since 4.1 (KIP-1030,
+# KAFKA-19080: LogConfig's segment.bytes is atLeast(1048576); tests use
+# internal.segment.bytes instead), and the one topic-config schema
+# (storage/log_config.py) follows Kafka. Their assertions are left as they
+# were for the lead to decide (change the values, or drop the 1 MiB rule).
+_SUB_MIB_SEGMENTS = pytest.mark.xfail(
+    strict=True, raises=InvalidConfigError,
+    reason="asserts segment.bytes < 1 MiB is accepted; Kafka 4.1+ rejects it (KIP-1030)")
+
+
+@_SUB_MIB_SEGMENTS
 def test_topics_persist_and_reload_with_data(tmp_path):
     m = _mgr([tmp_path], node_id=3)
     tid = bytes(range(1, 17))
@@ -214,6 +226,7 @@ def test_log_config_defaults_are_kafkas():
     assert TOPIC_CONFIG_DEFAULTS["unclean.leader.election.enable"] == "false"
 
 
+@_SUB_MIB_SEGMENTS
 def test_log_config_from_properties():
     base = LogConfig(index_interval_bytes=10)
     c = LogConfig.from_properties(

@@ -79,7 +79,7 @@ def mem() -> Log:
 
 @pytest.fixture
 def disk(tmp_path) -> Log:
-    return Log(PartitionLog.open(tmp_path / "t-0", LogConfig.from_properties({"segment.bytes": "1500"})))
+    return Log(PartitionLog.open(tmp_path / "t-0", LogConfig.from_properties({"internal.segment.bytes": "1500"})))
 
 
 def code_of(fn) -> int:
@@ -227,7 +227,7 @@ def test_snapshot_format(tmp_path):
 
 
 def test_reload_from_snapshot_and_replay(disk, tmp_path):
-    # enough batches to roll segments (segment.bytes=1500): a snapshot at each roll
+    # enough batches to roll segments (internal.segment.bytes=1500): a snapshot at each roll
     offsets = [disk.append(batch(9, 0, seq=i, value=b"x" * 60))[1] for i in range(40)]
     disk.append(batch(9, 0, seq=40, txn=True))
     disk.append(batch(20, 0, seq=0, txn=True))
@@ -236,7 +236,7 @@ def test_reload_from_snapshot_and_replay(disk, tmp_path):
     assert disk.ps.snapshots, "a snapshot per roll"
     lso, aborted = disk.lso(), disk.ps.aborted.entries()
     disk.log.close()
-    reopened = PartitionLog.open(tmp_path / "t-0", LogConfig.from_properties({"segment.bytes": "1500"}),
+    reopened = PartitionLog.open(tmp_path / "t-0", LogConfig.from_properties({"internal.segment.bytes": "1500"}),
                                  recover=True)
     again = Log(reopened)
     assert again.ps.map_end_offset == reopened.log_end_offset
