@@ -47,22 +47,13 @@ def test_validate_topic_name():
     assert validate_topic_name("é") is not None
 
 
-# These two tests assert that the storage layer accepts segment.bytes below
-# 1 MiB (1000, 4096). Kafka rejects that for a topic since 4.1 (KIP-1030,
-# KAFKA-19080: LogConfig's segment.bytes is atLeast(1048576); tests use
-# internal.segment.bytes instead), and the one topic-config schema
-# (storage/log_config.py) follows Kafka. Their assertions are left as they
-# were for the lead to decide (change the values, or drop the 1 MiB rule).
-_SUB_MIB_SEGMENTS = pytest.mark.xfail(
-    strict=True, raises=InvalidConfigError,
-    reason="asserts segment.bytes < 1 MiB is accepted; Kafka 4.1+ rejects it (KIP-1030)")
-
-
-@_SUB_MIB_SEGMENTS
+# Small segments come from Kafka's test hook internal.segment.bytes: since
+# Kafka 4.1 (KAFKA-19080) segment.bytes is atLeast(1048576) for a topic, and
+# the one topic-config schema (storage/log_config.py) follows Kafka.
 def test_topics_persist_and_reload_with_data(tmp_path):
     m = _mgr([tmp_path], node_id=3)
     tid = bytes(range(1, 17))
-    meta = m.create_topic("orders", 3, {"segment.bytes": "1000", "cleanup.policy": "compact"}, topic_id=tid)
+    meta = m.create_topic("orders", 3, {"internal.segment.bytes": "1000", "cleanup.policy": "compact"}, topic_id=tid)
     assert (meta.name, meta.topic_id, meta.partitions) == ("orders", tid, 3)
     m.create_topic("other", 1)
     log = m.get("orders", 1)
@@ -86,7 +77,7 @@ def test_topics_persist_and_reload_with_data(tmp_path):
     assert m2.cluster_id == cluster
     assert set(m2.topics) == {"orders", "other"}
     assert m2.topics["orders"].topic_id == tid
-    assert m2.topics["orders"].configs == {"segment.bytes": "1000", "cleanup.policy": "compact"}
+    assert m2.topics["orders"].configs == {"internal.segment.bytes": "1000", "cleanup.policy": "compact"}
     log2 = m2.get("orders", 1)
     assert log2.log_end_offset == 40 and log2.high_watermark == 40
     assert log2.read(0, 10**6).read_bytes() == data
@@ -226,19 +217,18 @@ def test_log_config_defaults_are_kafkas():
     assert TOPIC_CONFIG_DEFAULTS["unclean.leader.election.enable"] == "false"
 
 
-@_SUB_MIB_SEGMENTS
 def test_log_config_from_properties():
     base = LogConfig(index_interval_bytes=10)
     c = LogConfig.from_properties(
-        {"segment.bytes": "4096", "segment.ms": "60000", "max.message.bytes": "100", "flush.messages": "1",
+        {"segment.bytes": "1048576", "segment.ms": "60000", "max.message.bytes": "100", "flush.messages": "1",
          "cleanup.policy": "compact,delete", "preallocate": "TRUE", "min.cleanable.dirty.ratio": "0.25"},
         base=base,
     )
-    assert (c.segment_bytes, c.segment_ms, c.max_message_bytes, c.flush_messages) == (4096, 60000, 100, 1)
+    assert (c.segment_bytes, c.segment_ms, c.max_message_bytes, c.flush_messages) == (1048576, 60000, 100, 1)
     assert c.index_interval_bytes == 10 and c.compact and c.delete and c.preallocate
     assert c.min_cleanable_dirty_ratio == 0.25
     assert LogConfig.from_properties(c.to_properties()) == c
-    assert c.overrides(base)["segment.bytes"] == "4096"
+    assert c.overrides(base)["segment.bytes"] == "1048576"
     assert LogConfig.from_properties({"internal.segment.bytes": "100"}).segment_bytes == 100
     for bad in ({"segment.bytes": "10"}, {"segment.bytes": "x"}, {"segment.bytes": str(2**31)},
                 {"message.timestamp.type": "Now"}, {"cleanup.policy": "keep"}, {"preallocate": "yes"},
