@@ -12,6 +12,7 @@ from pathlib import Path
 import trio
 
 from .config import BrokerConfig, ConfigError, read_properties
+from .ctl import main as ctl_main
 
 log = logging.getLogger("pykbroker")
 
@@ -97,9 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     # "ready in N ms" counts from process start, interpreter start-up included.
     started = time.monotonic() - _process_age_s()
     args = sys.argv[1:] if argv is None else argv
-    if args and args[0] == "ctl":  # the control endpoint's client (testing/ctl.py)
-        from .testing.ctl import main as ctl_main
-
+    if args and args[0] == "ctl":  # the control endpoint's client (ctl.py)
         return ctl_main(args[1:])
     ns = parse_args(argv)
     logging.basicConfig(level=ns.log_level.upper(), stream=sys.stderr,

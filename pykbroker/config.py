@@ -16,6 +16,8 @@ from typing import Any, Callable
 
 import attrs
 
+from .protocol.releases import check_release
+
 
 class ConfigError(ValueError):
     pass
@@ -168,7 +170,7 @@ _p("pykbroker.control.listener", "string", None, "host:port of the HTTP control 
    "fault rules, records, groups); off when unset; loopback addresses only.",
    lambda v: _check_loopback(v))
 _p("pykbroker.as.version", "string", None, "Emulate this Kafka release's API version ranges "
-   "(2.8, 3.0 ... 3.9, 4.0 ... 4.3).", lambda v: _check_release(v))
+   "(2.8, 3.0 ... 3.9, 4.0 ... 4.3).", check_release)
 _p("pykbroker.trace", "bool", False, "Log every request and response, decoded (logger pykbroker.trace).")
 _p("pykbroker.trace.max.chars", "int", 2000, "Longest request/response text in a trace line.", _at_least(80))
 _p("pykbroker.metrics.enable", "bool", True, "Count requests, errors, latency and bytes per API "
@@ -183,12 +185,6 @@ def _check_loopback(v: str) -> str | None:
     if host not in ("localhost", "::1") and not host.startswith("127."):
         return "the control endpoint has no authentication: only loopback addresses are allowed"
     return None
-
-
-def _check_release(v: str) -> str | None:
-    from .testing.releases import check_release
-
-    return check_release(v)
 
 
 def _parse(prop: Prop, raw: Any) -> Any:

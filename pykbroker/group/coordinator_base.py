@@ -1,0 +1,117 @@
+"""Where a coordinator lives: the leader of one partition of its internal topic.
+
+The group coordinator (``__consumer_offsets``) and the transaction
+coordinator (``__transaction_state``) share this placement logic, as Kafka's
+do: a key (group id, transactional id) maps to partition
+``abs(javaHashCode(key)) % partitions``; the broker leading that partition
+coordinates the key. Subclasses set ``TOPIC``, ``state``, ``loading`` and
+implement ``topic_partitions()`` / ``topic_configs()`` / ``key_partition()``.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator
+
+import trio
+
+from ..protocol import errors
+
+log = logging.getLogger("pykbroker.coordinator")
+
+
+class InternalTopicCoordinator:
+    TOPIC = ""
+    #: availability(create=False) when the topic does not exist yet
+    ABSENT_TOPIC_ERROR = errors.COORDINATOR_NOT_AVAILABLE
+    state: Any
+    loading: set[int]
+    _locks: dict[str, trio.Lock]
+
+    def _key_exists(self, key: str) -> bool:  # does the coordinator still hold state for key?
+        raise NotImplementedError
+
+    @asynccontextmanager
+    async def _lock(self, key: str) -> AsyncIterator[None]:
+        """Hold the key's lock (one writer per group / transactional id); the
+        locks of keys that no longer exist are dropped when nobody holds or
+        waits for them."""
+        lk = self._locks.get(key)
+        if lk is None:
+            lk = self._locks[key] = trio.Lock()
+        try:
+            async with lk:
+                yield
+        finally:
+            if not self._key_exists(key) and not lk.locked() and not lk.statistics().tasks_waiting \
+                    and self._locks.get(key) is lk:
+                del self._locks[key]
+
+    def topic_partitions(self) -> int:  # partitions to create the topic with
+        raise NotImplementedError
+
+    def topic_configs(self) -> dict[str, str]:  # configs to create the topic with
+        raise NotImplementedError
+
+    @staticmethod
+    def key_partition(key: str, partitions: int) -> int:
+        raise NotImplementedError
+
+    def topic(self) -> Any:
+        return self.state.topics.get(self.TOPIC)
+
+    def ensure_topic(self) -> Any:
+        """The internal topic, created if missing; None while it is being
+        created through ZooKeeper (cluster mode)."""
+        ts = self.topic()
+        if ts is None:
+            ts = self.state.ensure_internal_topic(self.TOPIC, self.topic_partitions(), self.topic_configs())
+            if ts is not None:
+                log.info("created %s with %d partitions", self.TOPIC, len(ts.partitions))
+        return ts
+
+    def partition_for(self, key: str) -> int:
+        ts = self.topic()
+        return self.key_partition(key, len(ts.partitions) if ts is not None else self.topic_partitions())
+
+    def _leads(self, partition: int) -> bool:
+        st = self.state
+        return getattr(st, "cluster", None) is None or st.leader_of(self.TOPIC, partition) == st.node_id
+
+    def availability(self, key: str, create: bool = True) -> int:
+        """NONE, or the error every operation on ``key`` gets now:
+        COORDINATOR_NOT_AVAILABLE (no internal topic yet), NOT_COORDINATOR
+        (another broker leads the key's partition), COORDINATOR_LOAD_IN_PROGRESS."""
+        if self.topic() is None:
+            if not create:
+                return self.ABSENT_TOPIC_ERROR
+            try:
+                if self.ensure_topic() is None:
+                    return errors.COORDINATOR_NOT_AVAILABLE
+            except Exception as e:  # noqa: BLE001 - reported as Kafka does, broker keeps serving
+                log.error("cannot create %s: %s", self.TOPIC, e)
+                return errors.COORDINATOR_NOT_AVAILABLE
+        part = self.partition_for(key)
+        if not self._leads(part):
+            return errors.NOT_COORDINATOR
+        if part in self.loading:
+            return errors.COORDINATOR_LOAD_IN_PROGRESS
+        return errors.NONE
+
+    def find(self, key: str) -> tuple[int, int | None]:
+        """FindCoordinator: (error, node id of the coordinator). Loading never
+        delays this answer."""
+        try:
+            ts = self.ensure_topic()
+        except Exception as e:  # noqa: BLE001
+            log.error("cannot create %s: %s", self.TOPIC, e)
+            return errors.COORDINATOR_NOT_AVAILABLE, None
+        if ts is None:
+            return errors.COORDINATOR_NOT_AVAILABLE, None
+        if getattr(self.state, "cluster", None) is None:
+            return errors.NONE, self.state.node_id
+        leader = self.state.leader_of(self.TOPIC, self.partition_for(key))
+        if leader is None or leader < 0 or self.state.broker_endpoint(leader) is None:
+            return errors.COORDINATOR_NOT_AVAILABLE, None
+        return errors.NONE, leader
