@@ -34,7 +34,7 @@ from typing import Any, Iterable
 import trio
 
 from ..protocol import errors
-from ..server.coordinator_base import InternalTopicCoordinator
+from .coordinator_base import InternalTopicCoordinator
 from ..protocol.records import InvalidRecords, build_batch, decode_records, validate_batches
 from . import records
 from .classic import EMPTY, PREPARING_REBALANCE, STABLE, DEAD, ClassicGroup, GroupError, now_ms
@@ -119,7 +119,7 @@ class GroupCoordinator(InternalTopicCoordinator, ClassicOps, ConsumerOps):
     def _key_exists(self, key: str) -> bool:
         return key in self.groups
 
-    # -- the offsets topic (placement logic: server/coordinator_base.py) ----------------------
+    # -- the offsets topic (placement logic: group/coordinator_base.py) ----------------------
     def topic_partitions(self) -> int:
         return self.offsets_partitions
 

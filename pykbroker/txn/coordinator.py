@@ -51,7 +51,7 @@ import trio
 
 from ..group.timers import Timer, Timers
 from ..protocol import errors
-from ..server.coordinator_base import InternalTopicCoordinator
+from ..group.coordinator_base import InternalTopicCoordinator
 from ..protocol.records import InvalidRecords, build_batch, decode_records, validate_batches
 from ..storage.producer_state import COORDINATOR, marker_record
 from . import records
@@ -193,7 +193,7 @@ class TransactionCoordinator(InternalTopicCoordinator):
         if n is not None:
             n.start_soon(fn, *args)
 
-    # -- the topic (placement logic: server/coordinator_base.py) -----------------------------------
+    # -- the topic (placement logic: group/coordinator_base.py) -----------------------------------
     def topic_partitions(self) -> int:
         return self.num_partitions
 
