@@ -79,10 +79,10 @@ def _imports(path: Path) -> list[tuple[str, int, bool]]:
 
     def visit(node: ast.AST, type_only: bool) -> None:
         if isinstance(node, ast.If) and _is_type_checking(node.test):
-            for child in node.body:
-                visit(child, True)
-            for child in node.orelse:
-                visit(child, type_only)
+            for stmt in node.body:
+                visit(stmt, True)
+            for stmt in node.orelse:
+                visit(stmt, type_only)
             return
         if isinstance(node, ast.Import):
             for alias in node.names:

@@ -118,21 +118,20 @@ class _OffsetsView:
         ts = state.topics.get(OFFSETS_TOPIC)
         if ts is None:
             return
-        decode = group_records.decode
         for p in ts.partitions:
             pos = self.positions.get(p.index, 0)
             if pos < p.log_start_offset or pos > p.log_end_offset:
                 pos = p.log_start_offset  # truncated or compacted away: fold again from the start
             for _h, r in iter_partition_records(state, OFFSETS_TOPIC, p.index, pos):
                 try:
-                    rec = decode(r.key, r.value)
+                    rec = group_records.decode(r.key, r.value)
                 except Exception as e:  # a record we cannot read must not break the view
                     log.debug("skipping %s record at %d: %s", OFFSETS_TOPIC, r.offset, e)
                     continue
                 if rec is None:
                     continue
-                group = getattr(rec, "group", None)
-                if hasattr(rec, "partition"):
+                group = rec.group
+                if isinstance(rec, group_records.OffsetRecord):
                     offs = self.offsets.setdefault(group, {})
                     tp = (rec.topic, rec.partition)
                     if rec.value is None:
