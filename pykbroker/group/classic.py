@@ -23,7 +23,7 @@ from typing import Any
 import attrs
 import trio
 
-from ..protocol import errors
+from ..protocol import codec, errors
 
 EMPTY = "Empty"
 PREPARING_REBALANCE = "PreparingRebalance"
@@ -298,8 +298,6 @@ class ClassicGroup:
         return next(n for n in votes if votes[n] == best)
 
     def compute_subscribed_topics(self) -> set[str] | None:
-        from ..protocol import codec
-
         if self.protocol_type != "consumer":
             return None
         if not self.members:
