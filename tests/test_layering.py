@@ -186,3 +186,16 @@ def test_the_checker_sees_imports(tmp_path: Path, source: str, expected: list[st
     monkeypatch.setattr(sys.modules[__name__], "PKG", tmp_path / "pykbroker")
     got = [t for t, _line, type_only in _imports(pkg / "mod.py") if not type_only]
     assert got == expected
+
+
+def test_no_self_typed_mixins() -> None:
+    """Classes cooperate through explicit references, not mixins whose
+    methods annotate ``self`` as the class they are mixed into."""
+    bad = []
+    for path in MODULES:
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.args.args:
+                first = node.args.args[0]
+                if first.arg == "self" and first.annotation is not None:
+                    bad.append(f"{path.relative_to(PKG.parent)}:{node.lineno}: {node.name}")
+    assert not bad, "methods with an annotated self (mixins):\n" + "\n".join(bad)
