@@ -250,7 +250,7 @@ class ClassicOps:
             log.debug("group %s: new member %s must rejoin with its id (%s)", group.group_id, new_id, group.state)
             group.pending_join.add(new_id)
             self.registry.schedule(("hb", group.group_id, new_id), req["session_timeout_ms"], group,
-                           lambda: self._expire_heartbeat(group.group_id, new_id))
+                                   lambda: self._expire_heartbeat(group.group_id, new_id))
             waiter.complete(join_error(errors.MEMBER_ID_REQUIRED, new_id))
         else:
             await self._add_member_and_rebalance(group, req, new_id, client_id, client_host, waiter)
@@ -377,7 +377,7 @@ class ClassicOps:
             delay = self.config.initial_rebalance_delay_ms
             remaining = max(group.rebalance_timeout_ms() - delay, 0)
             self.registry.schedule(("join", gid), delay, group,
-                           lambda: self._try_complete_initial_rebalance(gid, delay, remaining))
+                                   lambda: self._try_complete_initial_rebalance(gid, delay, remaining))
         group.transition(PREPARING_REBALANCE)
         log.info("group %s: preparing to rebalance (generation %d)", gid, group.generation_id)
         if not initial:
@@ -385,7 +385,7 @@ class ClassicOps:
                 await self._complete_join(group)
             else:
                 self.registry.schedule(("join", gid), group.rebalance_timeout_ms(), group,
-                               lambda: self._complete_join_by_id(gid))
+                                       lambda: self._complete_join_by_id(gid))
 
     async def _try_complete_initial_rebalance(self, gid: str, delay: int,
                                               remaining: int) -> None:
@@ -397,7 +397,7 @@ class ClassicOps:
             new_delay = min(self.config.initial_rebalance_delay_ms, remaining)
             new_remaining = max(remaining - delay, 0)
             self.registry.schedule(("join", gid), new_delay, group,
-                           lambda: self._try_complete_initial_rebalance(gid, new_delay, new_remaining))
+                                   lambda: self._try_complete_initial_rebalance(gid, new_delay, new_remaining))
         elif group.pending_join and remaining != 0:
             # Deviation (see module doc): members told MEMBER_ID_REQUIRED are
             # waited for, as in any later join phase, up to the rebalance timeout.
@@ -426,7 +426,7 @@ class ClassicOps:
         if not group.maybe_elect_new_joined_leader() and group.members:
             log.warning("group %s could not complete the rebalance: no member rejoined", gid)
             self.registry.schedule(("join", gid), group.rebalance_timeout_ms(), group,
-                           lambda: self._complete_join_by_id(gid))
+                                   lambda: self._complete_join_by_id(gid))
             return
         group.init_next_generation()
         if group.state == EMPTY:
@@ -442,7 +442,7 @@ class ClassicOps:
             group.pending_sync.add(m.member_id)
         generation = group.generation_id
         self.registry.schedule(("sync", gid), group.rebalance_timeout_ms(), group,
-                       lambda: self._expire_pending_sync(gid, generation))
+                               lambda: self._expire_pending_sync(gid, generation))
 
     # -- expiry -----------------------------------------------------------------------
     async def _expire_heartbeat(self, gid: str, member_id: str) -> None:
@@ -517,7 +517,7 @@ class ClassicOps:
                              timeout_ms: int | None = None) -> None:
         gid, mid = group.group_id, m.member_id
         self.registry.schedule(("hb", gid, mid), m.session_timeout_ms if timeout_ms is None else timeout_ms,
-                       group, lambda: self._expire_heartbeat(gid, mid))
+                               group, lambda: self._expire_heartbeat(gid, mid))
 
     def _classic(self, gid: str) -> ClassicGroup | None:
         g = self.registry.groups.get(gid)
@@ -527,7 +527,7 @@ class ClassicOps:
                                     assignment: dict[str, bytes] | None) -> int:
         value = group.metadata_value(assignment)
         return await self.offsets_log.write(group.group_id, [(records.group_metadata_key(group.group_id),
-                                                   records.group_metadata_value(value))])
+                                            records.group_metadata_value(value))])
 
 
 def _inconsistent(req_value: Any, group_value: Any) -> bool:
