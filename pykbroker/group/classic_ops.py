@@ -37,20 +37,20 @@ from ..protocol import errors
 from . import records
 from .classic import (COMPLETING_REBALANCE, DEAD, EMPTY, NO_GENERATION, PREPARING_REBALANCE, STABLE,
                       UNKNOWN_MEMBER_ID, ClassicGroup, ClassicMember, GroupError, Waiter)
-from .registry import GroupConfig, GroupRegistry, OffsetsLog
+from .registry import GroupConfig, GroupRegistry, Message, OffsetsLog
 
 log = logging.getLogger("pykbroker.group")
 
 NEW_MEMBER_JOIN_TIMEOUT_MS = 5 * 60 * 1000
 
 
-def join_error(code: int, member_id: str = UNKNOWN_MEMBER_ID) -> dict:
+def join_error(code: int, member_id: str = UNKNOWN_MEMBER_ID) -> Message:
     return {"error_code": code, "member_id": member_id, "generation_id": NO_GENERATION,
             "protocol_type": None, "protocol_name": None, "leader": "", "skip_assignment": False,
             "members": []}
 
 
-def sync_error(code: int) -> dict:
+def sync_error(code: int) -> Message:
     return {"error_code": code, "assignment": b"", "protocol_type": None, "protocol_name": None}
 
 
@@ -75,7 +75,7 @@ class ClassicOps:
         self.offsets_log = offsets_log
 
     # -- entry points (lock held) -------------------------------------------------
-    async def join(self, req: dict, version: int, client_id: str,
+    async def join(self, req: Message, version: int, client_id: str,
                    client_host: str) -> Waiter:
         gid = req["group_id"]
         member_id = req["member_id"]
@@ -103,7 +103,7 @@ class ClassicOps:
             await self._join_existing_member(group, req, version, client_id, client_host, waiter)
         return waiter
 
-    async def sync(self, req: dict, version: int) -> Waiter:
+    async def sync(self, req: Message, version: int) -> Waiter:
         waiter = Waiter()
         gid, member_id = req["group_id"], req["member_id"]
         group = self.registry.groups.get(gid)
@@ -155,7 +155,7 @@ class ClassicOps:
                              "protocol_type": group.protocol_type, "protocol_name": group.protocol_name})
         return waiter
 
-    async def heartbeat(self, req: dict) -> int:
+    async def heartbeat(self, req: Message) -> int:
         group = self.registry.groups.get(req["group_id"])
         if group is None or group.type != "classic":
             return errors.UNKNOWN_MEMBER_ID
@@ -177,7 +177,7 @@ class ClassicOps:
             return errors.REBALANCE_IN_PROGRESS
         return errors.NONE
 
-    async def leave(self, gid: str, members: list[dict]) -> dict:
+    async def leave(self, gid: str, members: list[Message]) -> Message:
         group = self.registry.groups.get(gid)
         if group is None or group.type != "classic":
             return {"error_code": errors.NONE, "members": [
@@ -226,7 +226,7 @@ class ClassicOps:
             return (m is not None and m.awaiting_join) or group.num_awaiting_join < max_size
         return member_id in group.members or len(group.members) < max_size
 
-    async def _join_new_member(self, group: ClassicGroup, req: dict, version: int,
+    async def _join_new_member(self, group: ClassicGroup, req: Message, version: int,
                                client_id: str, client_host: str, waiter: Waiter) -> None:
         protocols = _protocols(req)
         if group.state == DEAD:
@@ -255,7 +255,7 @@ class ClassicOps:
         else:
             await self._add_member_and_rebalance(group, req, new_id, client_id, client_host, waiter)
 
-    async def _join_existing_member(self, group: ClassicGroup, req: dict,
+    async def _join_existing_member(self, group: ClassicGroup, req: Message,
                                     version: int, client_id: str, client_host: str,
                                     waiter: Waiter) -> None:
         member_id = req["member_id"]
@@ -296,7 +296,7 @@ class ClassicOps:
         else:
             waiter.complete(join_error(errors.UNKNOWN_MEMBER_ID, member_id))
 
-    async def _add_member_and_rebalance(self, group: ClassicGroup, req: dict,
+    async def _add_member_and_rebalance(self, group: ClassicGroup, req: Message,
                                         member_id: str, client_id: str, client_host: str,
                                         waiter: Waiter) -> None:
         log.debug("group %s: adding member %s (%s)", group.group_id, member_id, group.state)
@@ -312,11 +312,11 @@ class ClassicOps:
         await self._maybe_prepare_rebalance_or_complete_join(group)
 
     async def _update_member_and_rebalance(self, group: ClassicGroup,
-                                           m: ClassicMember, req: dict, waiter: Waiter) -> None:
+                                           m: ClassicMember, req: Message, waiter: Waiter) -> None:
         group.update_member(m, _protocols(req), _rebalance_timeout(req), req["session_timeout_ms"], waiter)
         await self._maybe_prepare_rebalance_or_complete_join(group)
 
-    async def _update_static_member(self, group: ClassicGroup, req: dict,
+    async def _update_static_member(self, group: ClassicGroup, req: Message,
                                     version: int, old_id: str, new_id: str, waiter: Waiter) -> None:
         inst = req["group_instance_id"]
         current_leader = group.leader_id
@@ -534,10 +534,11 @@ def _inconsistent(req_value: Any, group_value: Any) -> bool:
     return req_value is not None and group_value is not None and req_value != group_value
 
 
-def _protocols(req: dict) -> list[tuple[str, bytes]]:
+def _protocols(req: Message) -> list[tuple[str, bytes]]:
     return [(p["name"], bytes(p["metadata"] or b"")) for p in req["protocols"]]
 
 
-def _rebalance_timeout(req: dict) -> int:
+def _rebalance_timeout(req: Message) -> int:
     rt = req["rebalance_timeout_ms"]
-    return req["session_timeout_ms"] if rt is None or rt < 0 else rt
+    timeout: int = req["session_timeout_ms"] if rt is None or rt < 0 else rt
+    return timeout

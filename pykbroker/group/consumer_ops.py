@@ -19,7 +19,7 @@ from . import assignors
 from .classic import GroupError
 from .consumer import (LEAVE_GROUP_MEMBER_EPOCH, LEAVE_GROUP_STATIC_MEMBER_EPOCH, M_UNREVOKED, Assignment,
                        ConsumerGroup, ConsumerMember, reconcile)
-from .registry import GroupConfig, GroupRegistry
+from .registry import GroupConfig, GroupRegistry, Message
 
 if TYPE_CHECKING:
     from ..server.state import BrokerState
@@ -32,7 +32,7 @@ def _same(a: ConsumerMember, b: ConsumerMember) -> bool:
         (b.member_epoch, b.previous_member_epoch, b.state, b.assigned, b.pending_revocation)
 
 
-def _is_subset(owned: list[dict] | None, assigned: Assignment) -> bool:
+def _is_subset(owned: list[Message] | None, assigned: Assignment) -> bool:
     if owned is None:
         return False
     for tp in owned:
@@ -51,7 +51,7 @@ class ConsumerOps:
         self.registry = registry
         self.state = state
 
-    def validate_heartbeat(self, req: dict, version: int) -> None:
+    def validate_heartbeat(self, req: Message, version: int) -> None:
         def bad(msg: str) -> GroupError:
             return GroupError(errors.INVALID_REQUEST, msg)
 
@@ -90,8 +90,8 @@ class ConsumerOps:
                              f"ServerAssignor {a} is not supported. Supported assignors: "
                              f"{', '.join(self.config.consumer_assignors)}.")
 
-    async def heartbeat(self, req: dict, client_id: str,
-                        client_host: str) -> dict:
+    async def heartbeat(self, req: Message, client_id: str,
+                        client_host: str) -> Message:
         epoch = req["member_epoch"]
         if epoch in (LEAVE_GROUP_MEMBER_EPOCH, LEAVE_GROUP_STATIC_MEMBER_EPOCH):
             return self._consumer_leave(req)
@@ -198,7 +198,7 @@ class ConsumerOps:
         return resp
 
     def _check_member_epoch(self, member: ConsumerMember, epoch: int,
-                            owned: list[dict] | None) -> None:
+                            owned: list[Message] | None) -> None:
         if epoch > member.member_epoch:
             raise GroupError(errors.FENCED_MEMBER_EPOCH,
                              f"The consumer group member has a greater member epoch ({epoch}) than the one "
@@ -278,7 +278,7 @@ class ConsumerOps:
             return sorted(a for a, c in counts.items() if c == best)[0]
         return next(iter(self.config.consumer_assignors))
 
-    def _consumer_leave(self, req: dict) -> dict:
+    def _consumer_leave(self, req: Message) -> Message:
         gid, member_id, epoch, inst = req["group_id"], req["member_id"], req["member_epoch"], req["instance_id"]
         g = self.registry.groups.get(gid)
         if not isinstance(g, ConsumerGroup):

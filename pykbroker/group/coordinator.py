@@ -48,12 +48,12 @@ from ..storage.producer_state import ABORT, COMMIT, COORDINATOR, decode_marker
 from . import records
 from .classic import DEAD, STABLE, ClassicGroup, GroupError, now_ms
 from .classic_ops import ClassicOps, join_error, sync_error
-from .consumer import ConsumerGroup
+from .consumer import Assignment, ConsumerGroup
 from .consumer_ops import ConsumerOps
 from .coordinator_base import InternalTopicCoordinator
 from .offsets import OffsetStore, Offsets
 from .records import OFFSETS_TOPIC, OffsetAndMetadata
-from .registry import Group, GroupConfig, GroupRegistry, Records
+from .registry import Group, GroupConfig, GroupRegistry, Message, Records
 from .timers import Timer, Timers
 
 if TYPE_CHECKING:
@@ -290,7 +290,7 @@ class GroupCoordinator(InternalTopicCoordinator):
             return err, []
         return self.offset_store.fetch(gid, topics, member_id, member_epoch)
 
-    async def delete_offsets(self, gid: str, topics: list[tuple[str, list[int]]]) -> tuple[int, dict]:
+    async def delete_offsets(self, gid: str, topics: list[tuple[str, list[int]]]) -> tuple[int, dict[tuple[str, int], int]]:
         """OffsetDelete: (group error, {(topic, partition): error})."""
         err = self.availability(gid, create=False) if gid else errors.INVALID_GROUP_ID
         if err:
@@ -343,7 +343,7 @@ class GroupCoordinator(InternalTopicCoordinator):
         return total
 
     # -- groups: list, describe, delete ----------------------------------------------------------------
-    def list_groups(self, states: list[str], types: list[str]) -> tuple[int, list[dict]]:
+    def list_groups(self, states: list[str], types: list[str]) -> tuple[int, list[Message]]:
         states_l = {s.strip().lower() for s in states}
         types_l = {t.strip().lower() for t in types}
         out = []
@@ -357,7 +357,7 @@ class GroupCoordinator(InternalTopicCoordinator):
                         "group_state": state, "group_type": g.type})
         return (errors.COORDINATOR_LOAD_IN_PROGRESS if self.loading else errors.NONE), out
 
-    def describe_group(self, gid: str, version: int, include_ops: bool) -> dict:
+    def describe_group(self, gid: str, version: int, include_ops: bool) -> Message:
         out: dict[str, Any] = {"error_code": errors.NONE, "error_message": None, "group_id": gid, "group_state": "",
                "protocol_type": "", "protocol_data": "", "members": [],
                "authorized_operations": NOT_REQUESTED}
@@ -388,7 +388,7 @@ class GroupCoordinator(InternalTopicCoordinator):
             out["authorized_operations"] = GROUP_AUTHORIZED_OPERATIONS
         return out
 
-    def describe_consumer_group(self, gid: str, include_ops: bool, version: int) -> dict:
+    def describe_consumer_group(self, gid: str, include_ops: bool, version: int) -> Message:
         out: dict[str, Any] = {"error_code": errors.NONE, "error_message": None, "group_id": gid,
                                "group_state": "", "group_epoch": 0, "assignment_epoch": 0,
                                "assignor_name": "", "members": [], "authorized_operations": NOT_REQUESTED}
@@ -408,7 +408,7 @@ class GroupCoordinator(InternalTopicCoordinator):
         names = {tid: n for n, (tid, _) in g.subscription_metadata.items()}
         by_id = self.state.topics_by_id
 
-        def assignment(a: dict) -> dict:
+        def assignment(a: Assignment) -> Message:
             tps = []
             for tid, parts in sorted(a.items()):
                 ts = by_id.get(tid)
@@ -445,7 +445,7 @@ class GroupCoordinator(InternalTopicCoordinator):
         return out
 
     # -- classic and KIP-848 entry points (take the lock, wait outside it) -------------------------
-    async def join_group(self, req: dict, version: int, client_id: str, client_host: str) -> dict:
+    async def join_group(self, req: Message, version: int, client_id: str, client_host: str) -> Message:
         gid = req["group_id"]
         if not gid:
             return join_error(errors.INVALID_GROUP_ID, req["member_id"])
@@ -456,9 +456,10 @@ class GroupCoordinator(InternalTopicCoordinator):
             return join_error(err, req["member_id"])
         async with self._lock(gid):
             waiter = await self.classic.join(req, version, client_id or "", client_host)
-        return await waiter.wait()
+        response: Message = await waiter.wait()
+        return response
 
-    async def sync_group(self, req: dict, version: int) -> dict:
+    async def sync_group(self, req: Message, version: int) -> Message:
         if not req["group_id"]:
             return sync_error(errors.INVALID_GROUP_ID)
         err = self.availability(req["group_id"])
@@ -466,9 +467,10 @@ class GroupCoordinator(InternalTopicCoordinator):
             return sync_error(err)
         async with self._lock(req["group_id"]):
             waiter = await self.classic.sync(req, version)
-        return await waiter.wait()
+        response: Message = await waiter.wait()
+        return response
 
-    async def heartbeat(self, req: dict) -> int:
+    async def heartbeat(self, req: Message) -> int:
         if not req["group_id"]:
             return errors.INVALID_GROUP_ID
         err = self.availability(req["group_id"])
@@ -479,7 +481,7 @@ class GroupCoordinator(InternalTopicCoordinator):
         async with self._lock(req["group_id"]):
             return await self.classic.heartbeat(req)
 
-    async def leave_group(self, gid: str, members: list[dict]) -> dict:
+    async def leave_group(self, gid: str, members: list[Message]) -> Message:
         if not gid:
             return {"error_code": errors.INVALID_GROUP_ID, "members": []}
         err = self.availability(gid)
@@ -488,9 +490,9 @@ class GroupCoordinator(InternalTopicCoordinator):
         async with self._lock(gid):
             return await self.classic.leave(gid, members)
 
-    async def consumer_group_heartbeat(self, req: dict, version: int, client_id: str,
-                                       client_host: str) -> dict:
-        def error(code: int, message: str | None = None) -> dict:
+    async def consumer_group_heartbeat(self, req: Message, version: int, client_id: str,
+                                       client_host: str) -> Message:
+        def error(code: int, message: str | None = None) -> Message:
             return {"error_code": code, "error_message": message, "member_id": None, "member_epoch": 0,
                     "heartbeat_interval_ms": 0, "assignment": None}
 

@@ -281,7 +281,7 @@ class OffsetStore:
         log.info("deleted group %s", gid)
         return errors.NONE
 
-    async def delete(self, gid: str, topics: list[tuple[str, list[int]]]) -> tuple[int, dict]:
+    async def delete(self, gid: str, topics: list[tuple[str, list[int]]]) -> tuple[int, dict[tuple[str, int], int]]:
         """OffsetDelete (group lock held): (group error, {(topic, partition): error})."""
         group = self.registry.groups.get(gid)
         if group is None or (isinstance(group, ClassicGroup) and group.state == DEAD):
