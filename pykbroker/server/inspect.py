@@ -32,7 +32,7 @@ from ..storage.log import OffsetOutOfRange
 if TYPE_CHECKING:
     from ..server.state import BrokerState
 
-log = logging.getLogger("pykbroker.testing")
+log = logging.getLogger("pykbroker.inspect")
 
 OFFSETS_TOPIC = "__consumer_offsets"
 READ_CHUNK = 1 << 20
