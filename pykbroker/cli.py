@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import time
@@ -62,6 +63,7 @@ def build_config(ns: argparse.Namespace) -> BrokerConfig:
 
 
 async def run(config: BrokerConfig, started_at: float) -> None:
+    # imported here, not at the top: `pykbroker ctl` must not load the broker
     from .server.broker import Broker
 
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -88,8 +90,6 @@ def _process_age_s() -> float:
             start_ticks = int(f.read().rpartition(")")[2].split()[19])
         with open("/proc/uptime") as f:
             uptime = float(f.read().split()[0])
-        import os
-
         return max(0.0, uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
     except (OSError, ValueError, IndexError):
         return 0.0
@@ -99,8 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     # "ready in N ms" counts from process start, interpreter start-up included.
     started = time.monotonic() - _process_age_s()
     args = sys.argv[1:] if argv is None else argv
-    if args and args[0] == "ctl":  # the control endpoint's client (testing/ctl.py)
-        from .testing.ctl import main as ctl_main
+    if args and args[0] == "ctl":  # the control endpoint's client (ctl.py)
+        # imported here: its urllib.request costs the broker's start-up ~60 ms
+        from .ctl import main as ctl_main
 
         return ctl_main(args[1:])
     ns = parse_args(argv)

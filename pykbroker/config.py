@@ -25,6 +25,7 @@ from .storage.log_config import (
     parse_typed,
 )
 from .util import INT_MAX
+from .protocol.releases import check_release
 
 
 class ConfigError(ValueError):
@@ -170,7 +171,7 @@ _p("pykbroker.control.listener", "string", None, "host:port of the HTTP control 
    "fault rules, records, groups); off when unset; loopback addresses only.",
    lambda v: _check_loopback(v))
 _p("pykbroker.as.version", "string", None, "Emulate this Kafka release's API version ranges "
-   "(2.8, 3.0 ... 3.9, 4.0 ... 4.3).", lambda v: _check_release(v))
+   "(2.8, 3.0 ... 3.9, 4.0 ... 4.3).", check_release)
 _p("pykbroker.trace", "bool", False, "Log every request and response, decoded (logger pykbroker.trace).")
 _p("pykbroker.trace.max.chars", "int", 2000, "Longest request/response text in a trace line.", _at_least(80))
 _p("pykbroker.metrics.enable", "bool", True, "Count requests, errors, latency and bytes per API "
@@ -185,12 +186,6 @@ def _check_loopback(v: str) -> str | None:
     if host not in ("localhost", "::1") and not host.startswith("127."):
         return "the control endpoint has no authentication: only loopback addresses are allowed"
     return None
-
-
-def _check_release(v: str) -> str | None:
-    from .testing.releases import check_release
-
-    return check_release(v)
 
 
 def _check(prop: Prop, raw: object, value: Any) -> None:

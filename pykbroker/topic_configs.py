@@ -91,6 +91,7 @@ from .storage.log_config import (
 
 if TYPE_CHECKING:
     from .config import BrokerConfig
+    from .server.state import BrokerState
 
 __all__ = [
     "COMPRESSION_TYPES", "CONFIG_TYPE_IDS", "INT_MAX", "INTERNAL_CONFIGS", "LONG_MAX", "MS_PER_HOUR",
@@ -475,6 +476,23 @@ def apply_dynamic_broker_configs(cfg: "BrokerConfig", cluster_default: dict[str,
             sources[name] = source
     cfg.values = values
     cfg.sources = sources
+
+
+def refresh_topic_configs(st: "BrokerState") -> None:
+    """After a change of broker-level defaults: every topic's effective config."""
+    if st.logs is None:
+        return
+    st.logs.set_default_config(st.default_log_config())
+    for ts in st.topics.values():
+        ts.log_config = st.topic_config(ts.configs)
+
+
+def apply_dynamic_state(st: "BrokerState") -> None:
+    """(Re)apply the stored dynamic broker configs to the broker config and
+    every topic (at start-up and after a change)."""
+    dyn = st.logs.dynamic_configs
+    apply_dynamic_broker_configs(st.config, dyn.get("", {}), dyn.get(str(st.node_id), {}))
+    refresh_topic_configs(st)
 
 
 def parse_broker_value(name: str, raw: str) -> Any:

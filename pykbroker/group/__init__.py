@@ -2,11 +2,16 @@
 LeaveGroup), KIP-848 consumer groups (ConsumerGroupHeartbeat), committed
 offsets, all persisted in ``__consumer_offsets``.
 
-- :mod:`.coordinator` - the coordinator (locks, persistence, loading, offsets, expiry)
-- :mod:`.classic`, :mod:`.classic_ops` - the classic group state machine
-- :mod:`.consumer`, :mod:`.assignors` - KIP-848 groups and server-side assignors
+- :mod:`.coordinator` - the coordinator: per-group locks, the offsets topic
+  (appends, loading), the entry points handlers call; it composes
+- :mod:`.registry` - what the parts share: config, groups and timers, the log seam
+- :mod:`.classic`, :mod:`.classic_ops` - the classic group state machine and its operations
+- :mod:`.consumer`, :mod:`.consumer_ops`, :mod:`.assignors` - KIP-848 groups, their
+  operations and server-side assignors
+- :mod:`.offsets` - committed and transactional offsets, expiry, group deletion
 - :mod:`.records` - Kafka's record formats of ``__consumer_offsets``
 - :mod:`.timers` - keyed timers on one trio task
+- :mod:`.coordinator_base` - where a coordinator lives (shared with pykbroker.txn)
 """
 
 from __future__ import annotations

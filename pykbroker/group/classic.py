@@ -22,7 +22,7 @@ from typing import Any
 import attrs
 import trio
 
-from ..protocol import errors
+from ..protocol import codec, errors
 from ..util import now_ms
 
 EMPTY = "Empty"
@@ -294,8 +294,6 @@ class ClassicGroup:
         return next(n for n in votes if votes[n] == best)
 
     def compute_subscribed_topics(self) -> set[str] | None:
-        from ..protocol import codec
-
         if self.protocol_type != "consumer":
             return None
         if not self.members:

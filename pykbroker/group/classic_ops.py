@@ -2,8 +2,8 @@
 LeaveGroup and the timers behind them, following Kafka's
 ``GroupMetadataManager`` (4.x) step by step.
 
-Every method here runs with the group's lock held (see
-:class:`~pykbroker.group.coordinator.GroupCoordinator`), so join, sync,
+Every method of :class:`ClassicOps` runs with the group's lock held (taken
+by :class:`~pykbroker.group.coordinator.GroupCoordinator`), so join, sync,
 heartbeat, leave and the expiry timers of one group never interleave.
 Parked requests wait on :class:`~pykbroker.group.classic.Waiter` objects
 that these methods complete.
@@ -31,27 +31,26 @@ without the last one and then wait a heartbeat interval for the next.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..protocol import errors
+from . import records
 from .classic import (COMPLETING_REBALANCE, DEAD, EMPTY, NO_GENERATION, PREPARING_REBALANCE, STABLE,
                       UNKNOWN_MEMBER_ID, ClassicGroup, ClassicMember, GroupError, Waiter)
-
-if TYPE_CHECKING:
-    from .coordinator import GroupCoordinator
+from .registry import GroupConfig, GroupRegistry, Message, OffsetsLog
 
 log = logging.getLogger("pykbroker.group")
 
 NEW_MEMBER_JOIN_TIMEOUT_MS = 5 * 60 * 1000
 
 
-def join_error(code: int, member_id: str = UNKNOWN_MEMBER_ID) -> dict:
+def join_error(code: int, member_id: str = UNKNOWN_MEMBER_ID) -> Message:
     return {"error_code": code, "member_id": member_id, "generation_id": NO_GENERATION,
             "protocol_type": None, "protocol_name": None, "leader": "", "skip_assignment": False,
             "members": []}
 
 
-def sync_error(code: int) -> dict:
+def sync_error(code: int) -> Message:
     return {"error_code": code, "assignment": b"", "protocol_type": None, "protocol_name": None}
 
 
@@ -67,27 +66,33 @@ def append_error_to_response_error(code: int) -> int:
 
 
 class ClassicOps:
-    """Mixin of :class:`GroupCoordinator` with the classic protocol."""
+    """The classic protocol's operations on the groups of ``registry``;
+    group metadata records go to ``offsets_log``."""
+
+    def __init__(self, config: GroupConfig, registry: GroupRegistry, offsets_log: OffsetsLog) -> None:
+        self.config = config
+        self.registry = registry
+        self.offsets_log = offsets_log
 
     # -- entry points (lock held) -------------------------------------------------
-    async def _classic_join(self: "GroupCoordinator", req: dict, version: int, client_id: str,
-                            client_host: str) -> Waiter:
+    async def join(self, req: Message, version: int, client_id: str,
+                   client_host: str) -> Waiter:
         gid = req["group_id"]
         member_id = req["member_id"]
         waiter = Waiter()
-        group = self.groups.get(gid)
+        group = self.registry.groups.get(gid)
         if group is not None and group.type == "consumer":
             if not group.is_empty():
                 waiter.complete(join_error(errors.INCONSISTENT_GROUP_PROTOCOL))
                 return waiter
-            self._remove_group(gid)  # an empty consumer group becomes a classic one
+            self.registry.remove(gid)  # an empty consumer group becomes a classic one
             group = None
         if group is None:
             if member_id != UNKNOWN_MEMBER_ID:
                 waiter.complete(join_error(errors.UNKNOWN_MEMBER_ID, member_id))
                 return waiter
             group = ClassicGroup(gid)
-            self.groups[gid] = group
+            self.registry.groups[gid] = group
         assert isinstance(group, ClassicGroup)
         if not self._accept_joining_member(group, member_id):
             group.remove(member_id)
@@ -98,10 +103,10 @@ class ClassicOps:
             await self._join_existing_member(group, req, version, client_id, client_host, waiter)
         return waiter
 
-    async def _classic_sync(self: "GroupCoordinator", req: dict, version: int) -> Waiter:
+    async def sync(self, req: Message, version: int) -> Waiter:
         waiter = Waiter()
         gid, member_id = req["group_id"], req["member_id"]
-        group = self.groups.get(gid)
+        group = self.registry.groups.get(gid)
         if group is None or group.is_empty() or group.type != "classic":
             waiter.complete(sync_error(errors.UNKNOWN_MEMBER_ID))
             return waiter
@@ -150,8 +155,8 @@ class ClassicOps:
                              "protocol_type": group.protocol_type, "protocol_name": group.protocol_name})
         return waiter
 
-    async def _classic_heartbeat(self: "GroupCoordinator", req: dict) -> int:
-        group = self.groups.get(req["group_id"])
+    async def heartbeat(self, req: Message) -> int:
+        group = self.registry.groups.get(req["group_id"])
         if group is None or group.type != "classic":
             return errors.UNKNOWN_MEMBER_ID
         assert isinstance(group, ClassicGroup)
@@ -166,14 +171,14 @@ class ClassicOps:
             return e.code
         if group.state == EMPTY:
             return errors.UNKNOWN_MEMBER_ID
-        self._reschedule_heartbeat(group, group.members[member_id])
+        self.reschedule_heartbeat(group, group.members[member_id])
         log.debug("group %s: heartbeat from %s (%s)", group.group_id, member_id, group.state)
         if group.state == PREPARING_REBALANCE:
             return errors.REBALANCE_IN_PROGRESS
         return errors.NONE
 
-    async def _classic_leave(self: "GroupCoordinator", gid: str, members: list[dict]) -> dict:
-        group = self.groups.get(gid)
+    async def leave(self, gid: str, members: list[Message]) -> Message:
+        group = self.registry.groups.get(gid)
         if group is None or group.type != "classic":
             return {"error_code": errors.NONE, "members": [
                 {"member_id": m["member_id"], "group_instance_id": m["group_instance_id"],
@@ -193,7 +198,7 @@ class ClassicOps:
                     code = errors.UNKNOWN_MEMBER_ID
             elif mid in group.pending_join:
                 group.remove(mid)
-                self.timers.cancel(("hb", gid, mid))
+                self.registry.timers.cancel(("hb", gid, mid))
             else:
                 try:
                     group.validate_member(mid, inst)
@@ -212,8 +217,8 @@ class ClassicOps:
         return {"error_code": errors.NONE, "members": out}
 
     # -- join internals -------------------------------------------------------------
-    def _accept_joining_member(self: "GroupCoordinator", group: ClassicGroup, member_id: str) -> bool:
-        max_size = self.classic_max_size
+    def _accept_joining_member(self, group: ClassicGroup, member_id: str) -> bool:
+        max_size = self.config.classic_max_size
         if group.state in (EMPTY, DEAD):
             return True
         if group.state == PREPARING_REBALANCE:
@@ -221,7 +226,7 @@ class ClassicOps:
             return (m is not None and m.awaiting_join) or group.num_awaiting_join < max_size
         return member_id in group.members or len(group.members) < max_size
 
-    async def _join_new_member(self: "GroupCoordinator", group: ClassicGroup, req: dict, version: int,
+    async def _join_new_member(self, group: ClassicGroup, req: Message, version: int,
                                client_id: str, client_host: str, waiter: Waiter) -> None:
         protocols = _protocols(req)
         if group.state == DEAD:
@@ -244,13 +249,13 @@ class ClassicOps:
             # KIP-394: hand out the member id first; the member rejoins with it.
             log.debug("group %s: new member %s must rejoin with its id (%s)", group.group_id, new_id, group.state)
             group.pending_join.add(new_id)
-            self._schedule(("hb", group.group_id, new_id), req["session_timeout_ms"], group,
-                           lambda: self._expire_heartbeat(group.group_id, new_id))
+            self.registry.schedule(("hb", group.group_id, new_id), req["session_timeout_ms"], group,
+                                   lambda: self._expire_heartbeat(group.group_id, new_id))
             waiter.complete(join_error(errors.MEMBER_ID_REQUIRED, new_id))
         else:
             await self._add_member_and_rebalance(group, req, new_id, client_id, client_host, waiter)
 
-    async def _join_existing_member(self: "GroupCoordinator", group: ClassicGroup, req: dict,
+    async def _join_existing_member(self, group: ClassicGroup, req: Message,
                                     version: int, client_id: str, client_host: str,
                                     waiter: Waiter) -> None:
         member_id = req["member_id"]
@@ -291,7 +296,7 @@ class ClassicOps:
         else:
             waiter.complete(join_error(errors.UNKNOWN_MEMBER_ID, member_id))
 
-    async def _add_member_and_rebalance(self: "GroupCoordinator", group: ClassicGroup, req: dict,
+    async def _add_member_and_rebalance(self, group: ClassicGroup, req: Message,
                                         member_id: str, client_id: str, client_host: str,
                                         waiter: Waiter) -> None:
         log.debug("group %s: adding member %s (%s)", group.group_id, member_id, group.state)
@@ -303,21 +308,21 @@ class ClassicOps:
         m.join_waiter = waiter
         group.add(m)
         # A new member cannot heartbeat yet; expire it if it never finishes joining.
-        self._reschedule_heartbeat(group, m, NEW_MEMBER_JOIN_TIMEOUT_MS)
+        self.reschedule_heartbeat(group, m, NEW_MEMBER_JOIN_TIMEOUT_MS)
         await self._maybe_prepare_rebalance_or_complete_join(group)
 
-    async def _update_member_and_rebalance(self: "GroupCoordinator", group: ClassicGroup,
-                                           m: ClassicMember, req: dict, waiter: Waiter) -> None:
+    async def _update_member_and_rebalance(self, group: ClassicGroup,
+                                           m: ClassicMember, req: Message, waiter: Waiter) -> None:
         group.update_member(m, _protocols(req), _rebalance_timeout(req), req["session_timeout_ms"], waiter)
         await self._maybe_prepare_rebalance_or_complete_join(group)
 
-    async def _update_static_member(self: "GroupCoordinator", group: ClassicGroup, req: dict,
+    async def _update_static_member(self, group: ClassicGroup, req: Message,
                                     version: int, old_id: str, new_id: str, waiter: Waiter) -> None:
         inst = req["group_instance_id"]
         current_leader = group.leader_id
         new = group.replace_static_member(inst, old_id, new_id)
-        self.timers.cancel(("hb", group.group_id, old_id))
-        self._reschedule_heartbeat(group, new)
+        self.registry.timers.cancel(("hb", group.group_id, old_id))
+        self.reschedule_heartbeat(group, new)
         old_protocols, old_rebalance, old_session = new.protocols, new.rebalance_timeout_ms, new.session_timeout_ms
         group.update_member(new, _protocols(req), _rebalance_timeout(req), req["session_timeout_ms"], waiter)
         if group.state == STABLE:
@@ -328,7 +333,7 @@ class ClassicOps:
                 if err:
                     group.update_member(new, old_protocols, old_rebalance, old_session, None)
                     old = group.replace_static_member(inst, new_id, old_id)
-                    self._reschedule_heartbeat(group, old)
+                    self.reschedule_heartbeat(group, old)
                     resp = group.join_response(UNKNOWN_MEMBER_ID, error=append_error_to_response_error(err),
                                                with_members=False)
                     resp["leader"] = current_leader or ""
@@ -348,13 +353,13 @@ class ClassicOps:
         else:
             await self._maybe_complete_join_phase(group)
 
-    async def _maybe_prepare_rebalance_or_complete_join(self: "GroupCoordinator", group: ClassicGroup) -> None:
+    async def _maybe_prepare_rebalance_or_complete_join(self, group: ClassicGroup) -> None:
         if group.can_rebalance():
             await self._prepare_rebalance(group)
         else:
             await self._maybe_complete_join_phase(group)
 
-    async def _maybe_complete_join_phase(self: "GroupCoordinator", group: ClassicGroup) -> None:
+    async def _maybe_complete_join_phase(self, group: ClassicGroup) -> None:
         if group.state != PREPARING_REBALANCE:
             return
         if group.previous_state == EMPTY and not group.initial_delay_elapsed:
@@ -362,66 +367,66 @@ class ClassicOps:
         if group.has_all_members_joined():
             await self._complete_join(group)
 
-    async def _prepare_rebalance(self: "GroupCoordinator", group: ClassicGroup) -> None:
+    async def _prepare_rebalance(self, group: ClassicGroup) -> None:
         if group.state == COMPLETING_REBALANCE:
             self._reset_and_propagate_assignment_with_error(group, errors.REBALANCE_IN_PROGRESS)
         self._remove_sync_expiration(group)
         initial = group.state == EMPTY
         gid = group.group_id
         if initial:
-            delay = self.initial_rebalance_delay_ms
+            delay = self.config.initial_rebalance_delay_ms
             remaining = max(group.rebalance_timeout_ms() - delay, 0)
-            self._schedule(("join", gid), delay, group,
-                           lambda: self._try_complete_initial_rebalance(gid, delay, remaining))
+            self.registry.schedule(("join", gid), delay, group,
+                                   lambda: self._try_complete_initial_rebalance(gid, delay, remaining))
         group.transition(PREPARING_REBALANCE)
         log.info("group %s: preparing to rebalance (generation %d)", gid, group.generation_id)
         if not initial:
             if group.has_all_members_joined():
                 await self._complete_join(group)
             else:
-                self._schedule(("join", gid), group.rebalance_timeout_ms(), group,
-                               lambda: self._complete_join_by_id(gid))
+                self.registry.schedule(("join", gid), group.rebalance_timeout_ms(), group,
+                                       lambda: self._complete_join_by_id(gid))
 
-    async def _try_complete_initial_rebalance(self: "GroupCoordinator", gid: str, delay: int,
+    async def _try_complete_initial_rebalance(self, gid: str, delay: int,
                                               remaining: int) -> None:
         group = self._classic(gid)
         if group is None:
             return
         if group.new_member_added and remaining != 0:
             group.new_member_added = False
-            new_delay = min(self.initial_rebalance_delay_ms, remaining)
+            new_delay = min(self.config.initial_rebalance_delay_ms, remaining)
             new_remaining = max(remaining - delay, 0)
-            self._schedule(("join", gid), new_delay, group,
-                           lambda: self._try_complete_initial_rebalance(gid, new_delay, new_remaining))
+            self.registry.schedule(("join", gid), new_delay, group,
+                                   lambda: self._try_complete_initial_rebalance(gid, new_delay, new_remaining))
         elif group.pending_join and remaining != 0:
             # Deviation (see module doc): members told MEMBER_ID_REQUIRED are
             # waited for, as in any later join phase, up to the rebalance timeout.
             group.initial_delay_elapsed = True
-            self._schedule(("join", gid), remaining, group, lambda: self._complete_join_by_id(gid))
+            self.registry.schedule(("join", gid), remaining, group, lambda: self._complete_join_by_id(gid))
         else:
             await self._complete_join(group)
 
-    async def _complete_join_by_id(self: "GroupCoordinator", gid: str) -> None:
+    async def _complete_join_by_id(self, gid: str) -> None:
         group = self._classic(gid)
         if group is not None:
             await self._complete_join(group)
 
-    async def _complete_join(self: "GroupCoordinator", group: ClassicGroup) -> None:
+    async def _complete_join(self, group: ClassicGroup) -> None:
         gid = group.group_id
-        self.timers.cancel(("join", gid))
+        self.registry.timers.cancel(("join", gid))
         group.initial_delay_elapsed = False
         gone = [m for m in group.not_yet_rejoined() if not m.is_static]
         for m in gone:
             group.remove(m.member_id)
-            self.timers.cancel(("hb", gid, m.member_id))
+            self.registry.timers.cancel(("hb", gid, m.member_id))
         if gone:
             log.info("group %s: removed members that did not rejoin: %s", gid, [m.member_id for m in gone])
         if group.state == DEAD:
             return
         if not group.maybe_elect_new_joined_leader() and group.members:
             log.warning("group %s could not complete the rebalance: no member rejoined", gid)
-            self._schedule(("join", gid), group.rebalance_timeout_ms(), group,
-                           lambda: self._complete_join_by_id(gid))
+            self.registry.schedule(("join", gid), group.rebalance_timeout_ms(), group,
+                                   lambda: self._complete_join_by_id(gid))
             return
         group.init_next_generation()
         if group.state == EMPTY:
@@ -432,15 +437,15 @@ class ClassicOps:
             return
         for m in group.members.values():
             group.complete_join(m, group.join_response(m.member_id))
-            self._reschedule_heartbeat(group, m)
+            self.reschedule_heartbeat(group, m)
             m.is_new = False
             group.pending_sync.add(m.member_id)
         generation = group.generation_id
-        self._schedule(("sync", gid), group.rebalance_timeout_ms(), group,
-                       lambda: self._expire_pending_sync(gid, generation))
+        self.registry.schedule(("sync", gid), group.rebalance_timeout_ms(), group,
+                               lambda: self._expire_pending_sync(gid, generation))
 
     # -- expiry -----------------------------------------------------------------------
-    async def _expire_heartbeat(self: "GroupCoordinator", gid: str, member_id: str) -> None:
+    async def _expire_heartbeat(self, gid: str, member_id: str) -> None:
         group = self._classic(gid)
         if group is None or group.state == DEAD:
             return
@@ -456,7 +461,7 @@ class ClassicOps:
         log.info("group %s: member %s session expired, removing it", gid, member_id)
         await self._remove_member_and_update_group(group, m)
 
-    async def _remove_member_and_update_group(self: "GroupCoordinator", group: ClassicGroup,
+    async def _remove_member_and_update_group(self, group: ClassicGroup,
                                               m: ClassicMember) -> None:
         group.complete_join(m, join_error(errors.UNKNOWN_MEMBER_ID))
         group.remove(m.member_id)
@@ -465,7 +470,7 @@ class ClassicOps:
         elif group.state == PREPARING_REBALANCE and group.has_all_members_joined():
             await self._complete_join(group)
 
-    async def _expire_pending_sync(self: "GroupCoordinator", gid: str, generation: int) -> None:
+    async def _expire_pending_sync(self, gid: str, generation: int) -> None:
         group = self._classic(gid)
         if group is None or generation != group.generation_id:
             return
@@ -473,68 +478,67 @@ class ClassicOps:
             late = list(group.pending_sync)
             for mid in late:
                 group.remove(mid)
-                self.timers.cancel(("hb", gid, mid))
+                self.registry.timers.cancel(("hb", gid, mid))
             log.info("group %s: removed members that did not sync in time: %s", gid, late)
             await self._prepare_rebalance(group)
 
-    def _remove_current_member(self: "GroupCoordinator", group: ClassicGroup, member_id: str) -> None:
+    def _remove_current_member(self, group: ClassicGroup, member_id: str) -> None:
         m = group.members[member_id]
-        self.timers.cancel(("hb", group.group_id, member_id))
+        self.registry.timers.cancel(("hb", group.group_id, member_id))
         group.complete_join(m, join_error(errors.UNKNOWN_MEMBER_ID))
         group.remove(member_id)
 
     # -- sync internals -----------------------------------------------------------------
-    def _remove_sync_expiration(self: "GroupCoordinator", group: ClassicGroup) -> None:
+    def _remove_sync_expiration(self, group: ClassicGroup) -> None:
         group.pending_sync.clear()
-        self.timers.cancel(("sync", group.group_id))
+        self.registry.timers.cancel(("sync", group.group_id))
 
-    def _remove_pending_sync_member(self: "GroupCoordinator", group: ClassicGroup, member_id: str) -> None:
+    def _remove_pending_sync_member(self, group: ClassicGroup, member_id: str) -> None:
         group.pending_sync.discard(member_id)
         if group.state in (DEAD, EMPTY, PREPARING_REBALANCE) or not group.pending_sync:
-            self.timers.cancel(("sync", group.group_id))
+            self.registry.timers.cancel(("sync", group.group_id))
 
-    def _reset_and_propagate_assignment_with_error(self: "GroupCoordinator", group: ClassicGroup,
+    def _reset_and_propagate_assignment_with_error(self, group: ClassicGroup,
                                                    error: int) -> None:
         assert group.state == COMPLETING_REBALANCE, group.state
         for m in group.members.values():
             m.assignment = b""
         self._propagate_assignment(group, error)
 
-    def _propagate_assignment(self: "GroupCoordinator", group: ClassicGroup, error: int) -> None:
+    def _propagate_assignment(self, group: ClassicGroup, error: int) -> None:
         ok = error == errors.NONE
         for m in group.members.values():
             if group.complete_sync(m, {"error_code": error, "assignment": m.assignment,
                                        "protocol_type": group.protocol_type if ok else None,
                                        "protocol_name": group.protocol_name if ok else None}):
-                self._reschedule_heartbeat(group, m)
+                self.reschedule_heartbeat(group, m)
 
-    def _reschedule_heartbeat(self: "GroupCoordinator", group: ClassicGroup, m: ClassicMember,
-                              timeout_ms: int | None = None) -> None:
+    def reschedule_heartbeat(self, group: ClassicGroup, m: ClassicMember,
+                             timeout_ms: int | None = None) -> None:
         gid, mid = group.group_id, m.member_id
-        self._schedule(("hb", gid, mid), m.session_timeout_ms if timeout_ms is None else timeout_ms,
-                       group, lambda: self._expire_heartbeat(gid, mid))
+        self.registry.schedule(("hb", gid, mid), m.session_timeout_ms if timeout_ms is None else timeout_ms,
+                               group, lambda: self._expire_heartbeat(gid, mid))
 
-    def _classic(self: "GroupCoordinator", gid: str) -> ClassicGroup | None:
-        g = self.groups.get(gid)
+    def _classic(self, gid: str) -> ClassicGroup | None:
+        g = self.registry.groups.get(gid)
         return g if isinstance(g, ClassicGroup) else None
 
-    async def _write_group_metadata(self: "GroupCoordinator", group: ClassicGroup,
+    async def _write_group_metadata(self, group: ClassicGroup,
                                     assignment: dict[str, bytes] | None) -> int:
-        from . import records
-
         value = group.metadata_value(assignment)
-        return await self._write(group.group_id, [(records.group_metadata_key(group.group_id),
-                                                   records.group_metadata_value(value))])
+        return await self.offsets_log.write(group.group_id, [(records.group_metadata_key(group.group_id),
+                                            records.group_metadata_value(value))])
 
 
 def _inconsistent(req_value: Any, group_value: Any) -> bool:
     return req_value is not None and group_value is not None and req_value != group_value
 
 
-def _protocols(req: dict) -> list[tuple[str, bytes]]:
+def _protocols(req: Message) -> list[tuple[str, bytes]]:
     return [(p["name"], bytes(p["metadata"] or b"")) for p in req["protocols"]]
 
 
-def _rebalance_timeout(req: dict) -> int:
+def _rebalance_timeout(req: Message) -> int:
     rt = req["rebalance_timeout_ms"]
-    return req["session_timeout_ms"] if rt is None or rt < 0 else rt
+    timeout: int = req["session_timeout_ms"] if rt is None or rt < 0 else rt
+    return timeout

@@ -45,15 +45,6 @@ log = logging.getLogger("pykbroker.handlers.alter_configs")
 TOPIC, BROKER, BROKER_LOGGER, CLIENT_METRICS, GROUP = 2, 4, 8, 16, 32
 
 
-def refresh_topic_configs(st) -> None:  # type: ignore[no-untyped-def]
-    """After a change of broker-level defaults: every topic's effective config."""
-    if st.logs is None:
-        return
-    st.logs.set_default_config(st.default_log_config())
-    for ts in st.topics.values():
-        ts.log_config = st.topic_config(ts.configs)
-
-
 def apply_topic(ctx: RequestContext, name: str, new: dict[str, str], validate_only: bool) -> None:
     """Validate ``new`` (the complete override set) and, unless validate_only,
     store and apply it. Raises tc.AlterError."""
@@ -86,16 +77,8 @@ def apply_broker(ctx: RequestContext, name: str, ops: list[tuple[str, int, str |
         st.logs.set_dynamic_configs(name, new)
     except OSError as e:
         raise tc.AlterError(errors.KAFKA_STORAGE_ERROR, str(e)) from e
-    apply_dynamic_state(st)
+    tc.apply_dynamic_state(st)
     log.info("altered dynamic configs of broker %r: %s", name, new)
-
-
-def apply_dynamic_state(st) -> None:  # type: ignore[no-untyped-def]
-    """(Re)apply the stored dynamic broker configs to the broker config and
-    every topic (at start-up and after a change)."""
-    dyn = st.logs.dynamic_configs
-    tc.apply_dynamic_broker_configs(st.config, dyn.get("", {}), dyn.get(str(st.node_id), {}))
-    refresh_topic_configs(st)
 
 
 def process(ctx: RequestContext, resources: list[dict], incremental: bool,

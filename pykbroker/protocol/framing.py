@@ -14,7 +14,7 @@ from typing import Any
 import attrs
 
 from . import codec
-from .primitives import I32, DecodeError, Writer
+from .primitives import I32, DecodeError, Writer, read_uvarint, skip_tagged_value
 
 
 class ProtocolViolation(Exception):
@@ -148,7 +148,6 @@ def decode_response(api: codec.ApiSpec, version: int, frame: bytes) -> tuple[int
     (corr,) = I32.unpack_from(frame, 0)
     pos = 4
     if api.is_flexible(version) and api.api_key != 18:
-        from .primitives import read_uvarint, skip_tagged_value
         n, pos = read_uvarint(frame, pos)
         for _ in range(n):
             _, pos = read_uvarint(frame, pos)

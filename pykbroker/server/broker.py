@@ -15,6 +15,8 @@ from ..config import BrokerConfig
 from ..handlers import load_all
 from . import log_tasks
 from .connection import serve_connection
+from .metrics import Instrumentation
+from .releases import apply_release
 from .state import BrokerState
 
 log = logging.getLogger("pykbroker.broker")
@@ -28,14 +30,10 @@ class Broker:
         load_all()
         self.state = BrokerState(config)
         # metrics, trace and fault rules around every request (server/metrics.py,
-        # testing/faults.py); Kafka release emulation (testing/releases.py)
-        from .metrics import Instrumentation
-
+        # server/faults.py); Kafka release emulation (server/releases.py)
         self.instrumentation = Instrumentation(self.state)
         self.faults = self.instrumentation.faults
         if config["pykbroker.as.version"]:
-            from ..testing.releases import apply_release
-
             apply_release(self.state, config["pykbroker.as.version"])
         self.control_bound: tuple[str, int] | None = None
         self.listeners: list[trio.SocketListener] = []

@@ -34,6 +34,10 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import trio
 
+from . import inspect
+from .faults import FaultRuleError
+from .metrics import render
+
 if TYPE_CHECKING:
     from .broker import Broker
 
@@ -160,10 +164,6 @@ ROUTES = [
 
 
 def _route(broker: "Broker", method: str, target: str, body: bytes) -> tuple[int, str, bytes]:
-    from ..testing import inspect
-    from ..testing.faults import FaultRuleError
-    from .metrics import render
-
     url = urlsplit(target)
     path = [unquote(p) for p in url.path.split("/") if p]
     q = parse_qs(url.query)

@@ -43,6 +43,7 @@ from ..storage import retention
 from ..storage.cleaner import LogCleaner, LogToClean, discard_cleaned, open_cleaned
 from ..storage.log import PartitionLog
 from ..storage.manager import LogManager
+from ..topic_configs import apply_dynamic_state
 from ..util import LONG_MAX, now_ms
 
 log = logging.getLogger("pykbroker.log_tasks")
@@ -58,8 +59,6 @@ def prepare(state: Any) -> None:
     if logs is None:
         return
     if logs.dynamic_configs:
-        from ..handlers.alter_configs import apply_dynamic_state
-
         apply_dynamic_state(state)
     if type(logs) is LogManager:
         logs.async_delete = True

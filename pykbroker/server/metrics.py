@@ -5,7 +5,7 @@ Prometheus text rendering, JSON log lines.
 handlers (``state.hooks``, set by :class:`~pykbroker.server.broker.Broker`):
 for every decoded request it
 
-1. applies the fault rules (``pykbroker.testing.faults``; one attribute
+1. applies the fault rules (``pykbroker.server.faults``; one attribute
    check when there are none),
 2. runs the handler and encodes the response,
 3. records count, latency, errors and bytes for the API
@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from ..protocol import codec
 from ..protocol.framing import ProtocolViolation, encode_response
+from .faults import FaultInjector
 
 if TYPE_CHECKING:
     from .state import BrokerState
@@ -219,8 +220,6 @@ class Instrumentation:
     """``state.hooks``: fault rules, metrics and trace around every request."""
 
     def __init__(self, state: "BrokerState") -> None:
-        from ..testing.faults import FaultInjector
-
         cfg = state.config
         self.state = state
         self.metrics = Metrics()

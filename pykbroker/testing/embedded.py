@@ -50,16 +50,12 @@ def preload() -> None:
 
     from ..handlers import load_all
     from ..protocol import codec
-    from ..server import broker, control, metrics  # noqa: F401
+    from .. import group  # noqa: F401
+    from ..server import broker, control, faults, inspect, metrics  # noqa: F401
     from ..storage import memory  # noqa: F401
-    from . import faults, inspect  # noqa: F401
 
     load_all()
     codec.load_apis()
-    try:
-        from .. import group  # noqa: F401
-    except ImportError:
-        pass
 
 
 def unique_topic_name(prefix: str = "test") -> str:
@@ -203,7 +199,7 @@ class BrokerThread:
     # -- fault rules, inspection, metrics -------------------------------------------------------------
     @property
     def faults(self) -> Any:
-        """The :class:`~pykbroker.testing.faults.FaultInjector` (thread-safe)."""
+        """The :class:`~pykbroker.server.faults.FaultInjector` (thread-safe)."""
         self._need()
         return self.broker.faults
 
@@ -224,8 +220,8 @@ class BrokerThread:
 
     def records(self, topic: str, partition: int | None = None, *, offset: int | None = None,
                 limit: int | None = None, include_control: bool = False) -> list[dict[str, Any]]:
-        """The records of ``topic`` (see :func:`pykbroker.testing.inspect.records`)."""
-        from . import inspect
+        """The records of ``topic`` (see :func:`pykbroker.server.inspect.records`)."""
+        from ..server import inspect
 
         return self.call(lambda: inspect.records(self.broker.state, topic, partition, offset=offset,
                                                  limit=limit, include_control=include_control))
@@ -236,12 +232,12 @@ class BrokerThread:
 
     def group(self, group_id: str) -> dict[str, Any]:
         """A group's state, members, committed offsets and lag."""
-        from . import inspect
+        from ..server import inspect
 
         return self.call(lambda: inspect.group(self.broker.state, group_id))
 
     def groups(self) -> list[dict[str, Any]]:
-        from . import inspect
+        from ..server import inspect
 
         return self.call(lambda: inspect.groups(self.broker.state))
 
@@ -252,7 +248,7 @@ class BrokerThread:
     def metrics_text(self) -> str:
         """What /metrics serves (Prometheus text format)."""
         from ..server.metrics import render
-        from . import inspect
+        from ..server import inspect
 
         return self.call(lambda: render(self.broker.instrumentation, inspect.groups(self.broker.state)))
 

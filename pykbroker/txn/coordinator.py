@@ -48,10 +48,11 @@ from typing import Any, Iterable
 
 import trio
 
+from ..group.coordinator_base import InternalTopicCoordinator
 from ..group.timers import Timer, Timers
 from ..protocol import errors
-from ..server.coordinator_base import InternalTopicCoordinator
 from ..protocol.records import InvalidRecords, build_batch, decode_records, validate_batches
+from ..storage.log import iter_log_batches
 from ..storage.producer_state import COORDINATOR, marker_record
 from . import records
 from .metadata import (
@@ -78,6 +79,7 @@ from .metadata import (
     is_epoch_exhausted,
 )
 from .producer_ids import manager_for
+from .producers import expire_all
 from .records import TRANSACTION_STATE_TOPIC
 from ..util import now_ms
 
@@ -163,8 +165,6 @@ class TransactionCoordinator(InternalTopicCoordinator):
                         pass
 
     async def _producer_expiry_loop(self) -> None:
-        from .producers import expire_all
-
         interval = max(self.producer_expiry_check_ms, 1) / 1000
         while True:
             await trio.sleep(interval)  # Kafka's periodic producer.id.expiration.check.interval.ms
@@ -189,7 +189,7 @@ class TransactionCoordinator(InternalTopicCoordinator):
         if n is not None:
             n.start_soon(fn, *args)
 
-    # -- the topic (placement logic: server/coordinator_base.py) -----------------------------------
+    # -- the topic (placement logic: group/coordinator_base.py) -----------------------------------
     def topic_partitions(self) -> int:
         return self.num_partitions
 
@@ -794,8 +794,6 @@ class TransactionCoordinator(InternalTopicCoordinator):
 
 def _read_partition(plog: Any) -> list[tuple[bytes | None, bytes | None]]:
     """Every data record of a ``__transaction_state`` partition, in order (worker thread)."""
-    from ..storage.log import iter_log_batches
-
     out: list[tuple[bytes | None, bytes | None]] = []
     for data, h in iter_log_batches(plog, plog.log_start_offset):
         if not h.is_control:

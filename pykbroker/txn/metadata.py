@@ -31,6 +31,8 @@ from typing import Iterable
 
 import attrs
 
+from ..protocol import errors
+
 EMPTY = 0
 ONGOING = 1
 PREPARE_COMMIT = 2
@@ -160,8 +162,6 @@ class TransactionMetadata:
         """InitProducerId on Empty/Complete*: a new epoch, or (a retry whose
         expected epoch is the previous one) the current one again; raises
         TxnError(PRODUCER_FENCED) for any other expected epoch."""
-        from ..protocol import errors
-
         if self.epoch_exhausted:
             raise IllegalTransition(f"cannot allocate more epochs for producer id {self.producer_id}")
         bumped = self.producer_epoch + 1

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from ..protocol import errors
 from ..protocol.records import BatchHeader
+from ..storage.log import AppendResult
 from ..storage.producer_state import CLIENT, COORDINATOR, AppendPlan, PlainPlan, ProducerStateManager
 
 if TYPE_CHECKING:
@@ -104,11 +105,9 @@ def before_append(state: "BrokerState", p: "PartitionState", data: Any, headers:
     return plan
 
 
-def duplicate_result(p: "PartitionState", plan: AppendPlan) -> Any:
+def duplicate_result(p: "PartitionState", plan: AppendPlan) -> AppendResult:
     """The AppendResult of a duplicate batch: its original offsets (and, on a
     LogAppendTime topic, its original append time)."""
-    from ..storage.log import AppendResult
-
     d = plan.duplicate
     assert d is not None
     log_append = getattr(p.log.config, "log_append_time", False)
