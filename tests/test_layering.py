@@ -1,6 +1,6 @@
 """The package's layers point one way (docs/architecture.md):
 
-    protocol <- storage <- config/topic_configs <- group/txn <- handlers <- server <- cluster/cli <- testing
+    util/protocol <- storage <- config/topic_configs <- group/txn <- handlers <- server <- cluster/cli <- testing
 
 A module may import its own layer and the layers below it, never above.
 Every import counts, module-level and function-local alike, except those
@@ -22,7 +22,7 @@ PKG = Path(__file__).resolve().parent.parent / "pykbroker"
 
 # top-level part of pykbroker.<part> -> rank; "" is pykbroker/__init__.py
 RANK: dict[str, int] = {
-    "protocol": 0,
+    "util": 0, "protocol": 0,
     "storage": 1,
     "config": 2, "topic_configs": 2,
     "group": 3, "txn": 3,
