@@ -192,11 +192,11 @@ def _recover(dir: Path, segments: LogSegments, epochs: LeaderEpochCache, recover
         if truncated:
             log.warning("%s: recovery truncated %d bytes of segment %d", dir, truncated, segments[i].base_offset)
         if truncated and i < len(segments) - 1:
-            later = segments.list[i + 1 :]
+            later = segments.as_list[i + 1 :]
             for s in later:
                 log.warning("%s: deleting segment %d after a truncated one", dir, s.base_offset)
                 s.delete()
-            segments.reset(segments.list[: i + 1])
+            segments.reset(segments.as_list[: i + 1])
             break
     return first_base
 

@@ -1,11 +1,12 @@
 """A partition's log: ``<log_dir>/<topic>-<partition>/`` with Kafka's files.
 
 Files: ``{base:020d}.log/.index/.timeindex`` per segment (segment.py, the
-ordered set in segments.py), ``leader-epoch-checkpoint`` (epoch_cache.py)
-and ``partition.metadata``; opening and recovery are loader.py's. This
-module combines them (Kafka's UnifiedLog over LocalLog): appends and
-rolling, reads, truncation, the log start offset, retention and compaction
-primitives, flushing. The rules shared with the memory engine are in
+ordered set in segments.py, the files as a whole in local_log.py),
+``leader-epoch-checkpoint`` (epoch_cache.py) and ``partition.metadata``;
+opening and recovery are loader.py's. This module combines them (Kafka's
+UnifiedLog over LocalLog): offsets and appends, reads, leader epochs,
+truncation, the log start offset, the retention and compaction entry
+points. The rules shared with the memory engine are in
 log_rules.py; the interface both implement is api.py's PartitionStore.
 
 Threading: everything runs on the caller's (trio) thread except
@@ -18,9 +19,6 @@ running flush to finish.
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -38,7 +36,6 @@ from .api import (
     SegmentsReplacedListener,
     TimestampAndOffset,
 )
-from .checkpoints import fsync_dir
 from .epoch_cache import LEADER_EPOCH_CHECKPOINT, LeaderEpochCache, end_offset_for_epoch, epoch_for_offset
 from .loader import PARTITION_METADATA, LoadedLog, load_log, parse_partition_dir_name, partition_dir_name
 from .log_config import LogConfig
@@ -53,7 +50,8 @@ from .log_rules import (
     writable_batches,
 )
 from .segment import LogSegment
-from .segments import FileRegion, LogSegments, new_segment
+from .local_log import LocalLog
+from .segments import FileRegion
 
 log = logging.getLogger("pykbroker.storage")
 
@@ -68,28 +66,18 @@ class PartitionLog:
     """One partition's log. Create with :meth:`open`."""
 
     def __init__(self, loaded: LoadedLog, config: LogConfig, now_ms: int) -> None:
-        self.dir = loaded.dir
         self.topic = loaded.topic
         self.partition = loaded.partition
-        self.config = config
+        self._local = LocalLog(loaded.dir, self.name, config, loaded.segments, recovery_point=loaded.recovery_point,
+                               dir_dirty=loaded.dir_dirty, flush_pending=loaded.flush_pending, now_ms=now_ms)
         self._segments = loaded.segments
+        self._lock = self._local.lock
         self._epochs = loaded.epochs
         self.log_start_offset = loaded.log_start_offset
         self.topic_id = loaded.topic_id
-        self.recovery_point = loaded.recovery_point
         self.high_watermark = self.log_end_offset
-        self._lock = threading.RLock()
-        self._flush_lock = threading.Lock()
-        self._last_flush_ms = now_ms
-        self._flush_pending = loaded.flush_pending
-        self._dir_dirty = loaded.dir_dirty
-        self._closed = False
-        # set when an I/O failure may have left the files inconsistent
-        self.offline: str | None = None
         # bumped by every truncation (the producer state reloads when it sees it change)
         self.truncations = 0
-        # (due ms, paths) of retired segment files awaiting file.delete.delay.ms
-        self.pending_deletes: list[tuple[int, list[Path]]] = []
         # called as fn(new_base, old_bases) after a compaction swap (the new
         # segment's .txnindex holds the old ones' entries, in order)
         self.on_segments_replaced: list[SegmentsReplacedListener] = []
@@ -135,9 +123,21 @@ class PartitionLog:
         return partition_dir_name(self.topic, self.partition)
 
     @property
+    def dir(self) -> Path:
+        return self._local.dir
+
+    @property
+    def config(self) -> LogConfig:
+        return self._local.config
+
+    @config.setter
+    def config(self, config: LogConfig) -> None:
+        self._local.config = config
+
+    @property
     def segments(self) -> list[LogSegment]:
         """The segments, oldest first (the list must not be changed)."""
-        return self._segments.list
+        return self._segments.as_list
 
     @property
     def active_segment(self) -> LogSegment:
@@ -160,6 +160,21 @@ class PartitionLog:
         return self._segments.size
 
     @property
+    def recovery_point(self) -> int:
+        """Everything below is fsynced."""
+        return self._local.recovery_point
+
+    @property
+    def offline(self) -> str | None:
+        """Set when an I/O failure may have left the files inconsistent."""
+        return self._local.offline
+
+    @property
+    def pending_deletes(self) -> list[tuple[int, list[Path]]]:
+        """(due ms, paths) of retired segment files awaiting file.delete.delay.ms."""
+        return self._local.pending_deletes
+
+    @property
     def leader_epoch(self) -> int:
         """Latest leader epoch in the epoch cache; -1 if none."""
         return self._epochs.latest_epoch
@@ -172,19 +187,15 @@ class PartitionLog:
     def flush_pending(self) -> bool:
         """Rolled or recovered segments wait for an fsync (Kafka flushes them
         in the background right after a roll); call :meth:`flush` in a thread."""
-        return self._flush_pending
+        return self._local.flush_pending
 
     @property
     def closed(self) -> bool:
-        return self._closed
+        return self._local.closed
 
     def _check_open(self) -> None:
-        if self._closed:
+        if self._local.closed:
             raise ValueError(f"log {self.name} is closed")
-
-    def _check_online(self) -> None:
-        if self.offline is not None:
-            raise LogOfflineError(self.offline)
 
     # --- leader epochs -------------------------------------------------------------------
 
@@ -221,16 +232,12 @@ class PartitionLog:
     ) -> AppendResult:
         """Assign offsets to validated batches (patched into ``data`` in place;
         ``headers`` from :func:`validate_batches` on the same buffer) and write
-        them to the active segment, rolling it first when needed.
+        them to the active segment, rolling it first when needed
+        (:meth:`LocalLog.maybe_roll`).
 
         - Raises InvalidRecords(RECORD_LIST_TOO_LARGE) when the data is bigger
           than segment.bytes (Kafka's RecordBatchTooLargeException), before
           anything is written.
-        - Rolls when the segment would exceed segment.bytes, when the
-          incoming max timestamp is more than segment.ms (minus jitter) after
-          the segment's first batch's max timestamp (or, with no timestamps,
-          segment.ms after the segment's creation), when an index is full, or
-          when offsets would overflow the index's relative int32.
         - The leader epoch cache gets a new entry when ``leader_epoch`` is new.
         - With ``auto_flush``, fsyncs inline once flush.messages messages are
           unflushed (Kafka's behaviour); otherwise the caller checks
@@ -238,7 +245,7 @@ class PartitionLog:
         """
         if not headers:
             raise ValueError("nothing to append")
-        self._check_online()
+        self._local.check_online()
         buf, headers = writable_batches(data, headers, self.config, self.name, now_ms)
         with self._lock:
             self._check_open()
@@ -250,9 +257,9 @@ class PartitionLog:
             )
             new_headers = patched_headers(buf, headers)
             max_ts = max(h.max_timestamp for h in new_headers)
-            segment = self._maybe_roll(total, max_ts, last, now_ms)
+            segment = self._local.maybe_roll(total, max_ts, last, now_ms)
             self._epochs.assign(leader_epoch, base)
-            self._write(segment, buf, new_headers)
+            self._local.write(segment, buf, new_headers)
             result = AppendResult(
                 base,
                 last,
@@ -271,7 +278,7 @@ class PartitionLog:
         leader's); see :func:`~.log_rules.follower_batches` for the checks.
         New leader epochs enter the epoch cache. Returns the number of bytes
         appended."""
-        self._check_online()
+        self._local.check_online()
         now = _now_ms() if now_ms is None else now_ms
         with self._lock:
             self._check_open()
@@ -279,63 +286,18 @@ class PartitionLog:
             if not headers:
                 return 0
             max_ts = max(h.max_timestamp for h in headers)
-            segment = self._maybe_roll(len(buf), max_ts, headers[-1].last_offset, now)
+            segment = self._local.maybe_roll(len(buf), max_ts, headers[-1].last_offset, now)
             for h in headers:
                 self._epochs.assign_if_newer(h.partition_leader_epoch, h.base_offset)
-            self._write(segment, buf, headers)
+            self._local.write(segment, buf, headers)
         return len(buf)
-
-    def _write(self, segment: LogSegment, buf: bytes | bytearray | memoryview, headers: list[BatchHeader]) -> None:
-        """Write to ``segment``; after a failed write, if the file does not end
-        where the segment thinks it does (the rollback failed too), take the
-        log offline rather than append after garbage."""
-        try:
-            segment.append(buf, headers)
-        except OSError as e:
-            try:
-                actual = os.fstat(segment.fd).st_size
-            except OSError:
-                actual = -1
-            if actual != segment.size:
-                self.offline = f"log {self.name} is offline after a failed write: {e}"
-                log.error("%s", self.offline)
-            raise
-
-    def _maybe_roll(self, messages_size: int, max_timestamp: int, last_offset: int, now_ms: int) -> LogSegment:
-        seg = self._segments.active
-        if seg.size == 0:
-            return seg
-        rolling_ts = seg.rolling_timestamp
-        if rolling_ts is not None and rolling_ts >= 0:
-            waited = max_timestamp - rolling_ts
-        else:
-            waited = now_ms - seg.created_ms
-        if (
-            seg.size > self.config.segment_bytes - messages_size
-            or waited > self.config.max_segment_ms - seg.roll_jitter_ms
-            or seg.is_index_full()
-            or not seg.can_hold_offset(last_offset)
-        ):
-            return self._roll(now_ms)
-        return seg
 
     def roll(self, now_ms: int | None = None) -> LogSegment:
         """Start a new active segment at the log end offset (no-op if the
         active segment is empty)."""
         with self._lock:
             self._check_open()
-            return self._roll(_now_ms() if now_ms is None else now_ms)
-
-    def _roll(self, now_ms: int) -> LogSegment:
-        old = self._segments.active
-        if old.size == 0:
-            return old
-        old.on_become_inactive()
-        new = new_segment(self.dir, self.config, old.next_offset, now_ms, create=True)
-        self._segments.add(new)
-        self._flush_pending = True
-        self._dir_dirty = True
-        return new
+            return self._local.roll(_now_ms() if now_ms is None else now_ms)
 
     # --- reads ---------------------------------------------------------------------------
 
@@ -359,7 +321,7 @@ class PartitionLog:
         """
         with self._lock:
             self._check_open()
-            self._check_online()
+            self._local.check_online()
             leo = self.log_end_offset
             check_read_range(self.name, offset, self.log_start_offset, leo)
             limit = leo if max_offset is None else min(max_offset, leo)
@@ -389,42 +351,32 @@ class PartitionLog:
         if offset < 0:
             raise ValueError(f"cannot truncate to negative offset {offset}")
         now = _now_ms() if now_ms is None else now_ms
-        with self._flush_lock, self._lock:
+        with self._local.flush_lock, self._lock:
             self._check_open()
             if offset >= self.log_end_offset:
                 return False
             if offset < self.log_start_offset or offset < self._segments[0].base_offset:
                 self._truncate_fully_and_start_at(offset, now)
                 return True
-            while len(self._segments) > 1 and self._segments.active.base_offset > offset:
-                self._segments.pop_last().delete()
-            self._segments.active.truncate_to(offset, now)
+            self._local.truncate_to(offset, now)
             self.truncations += 1
             leo = self.log_end_offset
             self._epochs.truncate_from_end(leo)
             self.high_watermark = min(self.high_watermark, leo)
-            self.recovery_point = min(self.recovery_point, leo)
-            self._flush_pending = True
-            self._dir_dirty = True
             return True
 
     def truncate_fully_and_start_at(self, offset: int, now_ms: int | None = None) -> None:
         """Delete every segment and restart the (empty) log at ``offset``."""
-        with self._flush_lock, self._lock:
+        with self._local.flush_lock, self._lock:
             self._check_open()
             self._truncate_fully_and_start_at(offset, _now_ms() if now_ms is None else now_ms)
 
     def _truncate_fully_and_start_at(self, offset: int, now_ms: int) -> None:
         self.truncations += 1
-        for s in self._segments:
-            s.delete()
-        self._segments.reset([new_segment(self.dir, self.config, offset, now_ms, create=True)])
+        self._local.truncate_fully_and_start_at(offset, now_ms)
         self.log_start_offset = offset
         self.high_watermark = offset
-        self.recovery_point = offset
         self._epochs.clear()
-        self._dir_dirty = True
-        self._flush_pending = True
 
     def advance_log_start_offset(self, offset: int, now_ms: int | None = None) -> bool:
         """DeleteRecords: move the log start offset forward (not past the high
@@ -440,29 +392,18 @@ class PartitionLog:
             n = 0
             while n + 1 < len(self._segments) and self._segments[n + 1].base_offset <= offset:
                 n += 1
-            self._retire(self._segments.remove_first(n), now)
+            self._local.retire_first(n, now)
             self._epochs.truncate_from_start(offset)
             return True
 
     # --- retention (Kafka's UnifiedLog.deleteOldSegments; policies in retention.py) ------
 
     def deletable_segments(self, predicate: Callable[[LogSegment, LogSegment | None], bool]) -> list[LogSegment]:
-        """Kafka's deletableSegments: from the oldest segment on, while
-        ``predicate(segment, next_segment_or_None)`` holds and the segment
-        ends at or below the high watermark; an empty last segment never."""
+        """Kafka's deletableSegments (:meth:`LocalLog.deletable_segments`) below
+        the high watermark."""
         with self._lock:
             self._check_open()
-            out: list[LogSegment] = []
-            segs = self._segments
-            for i, seg in enumerate(segs):
-                nxt = segs[i + 1] if i + 1 < len(segs) else None
-                upper = nxt.base_offset if nxt is not None else self.log_end_offset
-                if nxt is None and seg.size == 0:
-                    break
-                if not (self.high_watermark >= upper and predicate(seg, nxt)):
-                    break
-                out.append(seg)
-            return out
+            return self._local.deletable_segments(predicate, self.high_watermark)
 
     def delete_segments(self, deletable: list[LogSegment], now_ms: int | None = None) -> int:
         """Kafka's deleteSegments: remove ``deletable`` (a prefix of the log);
@@ -477,9 +418,8 @@ class PartitionLog:
                 return 0  # the log changed meanwhile
             n = len(deletable)
             if n == len(self._segments):
-                self._roll(now)
+                self._local.roll(now)
                 if self._segments.active is deletable[-1]:  # the last one was empty: keep it
-                    deletable = deletable[:-1]
                     n -= 1
             if n == 0:
                 return 0
@@ -487,55 +427,23 @@ class PartitionLog:
             if new_start > self.log_start_offset:
                 self.log_start_offset = new_start
                 self._epochs.truncate_from_start(new_start)
-            self._retire(self._segments.remove_first(n), now)
+            self._local.retire_first(n, now)
             return n
-
-    def _retire(self, segments: list[LogSegment], now_ms: int) -> None:
-        paths: list[Path] = []
-        for s in segments:
-            try:
-                paths += s.retire()
-            except OSError as e:
-                log.warning("%s: renaming segment %d for deletion failed: %s", self.dir, s.base_offset, e)
-                s.release()
-        if paths:
-            self.pending_deletes.append((now_ms + self.config.file_delete_delay_ms, paths))
-            self._dir_dirty = True
-            self._flush_pending = True
 
     def due_deletes(self, now_ms: int) -> list[Path]:
         """Retired files whose file.delete.delay.ms has passed (taken off the list)."""
-        due = [x for x in self.pending_deletes if x[0] <= now_ms]
-        if not due:
-            return []
-        self.pending_deletes = [x for x in self.pending_deletes if x[0] > now_ms]
-        return [p for _, paths in due for p in paths]
-
-    # --- compaction swap (Kafka's replaceSegments) ---------------------------------------
+        return self._local.due_deletes(now_ms)
 
     def replace_segments(self, new: LogSegment, old: list[LogSegment], now_ms: int | None = None) -> bool:
         """Swap the cleaned segment ``new`` (files suffixed ``.cleaned``) in for
-        ``old`` (consecutive segments of this log), crash-safely: cleaned →
-        ``.swap``, old segments retired (``.deleted``), ``.swap`` → live. A
-        crash in between is completed at the next open. False (and nothing
-        changed) if ``old`` is no longer exactly in the log (truncated,
-        retired by retention, log closed); the caller deletes ``new``."""
+        ``old`` (consecutive segments of this log), crash-safely
+        (:meth:`LocalLog.replace`). False (and nothing changed) if ``old`` is
+        no longer exactly in the log (truncated, retired by retention, log
+        closed); the caller deletes ``new``. Then the listeners hear of it."""
         now = _now_ms() if now_ms is None else now_ms
         with self._lock:
-            if self._closed:
+            if self._local.closed or not old or not self._local.replace(new, old, now):
                 return False
-            i = self._segments.position_of(old)
-            if i is None:
-                return False  # changed, or would touch the active segment
-            new.change_file_suffixes(".cleaned", ".swap")
-            self._segments.replace(i, len(old), new)
-            self._retire(old, now)
-            try:
-                new.change_file_suffixes(".swap", "")
-            except OSError as e:  # the next open completes the swap
-                log.warning("%s: renaming the swapped-in segment %d failed: %s", self.dir, new.base_offset, e)
-            self._dir_dirty = True
-            self._flush_pending = True
         for fn in list(self.on_segments_replaced):
             try:
                 fn(new.base_offset, [s.base_offset for s in old])
@@ -549,75 +457,26 @@ class PartitionLog:
         """True when flush.messages messages are unflushed or flush.ms passed
         since the last flush with messages unflushed (Kafka's policy; with the
         defaults, never)."""
-        unflushed = self.log_end_offset - self.recovery_point
-        if unflushed <= 0:
-            return False
-        return unflushed >= self.config.flush_messages or now_ms - self._last_flush_ms >= self.config.flush_ms
+        return self._local.needs_flush(now_ms)
 
     def flush(self, now_ms: int | None = None) -> None:
         """fsync every segment with unflushed writes (and the directory after
         segment creation/deletion); advance the recovery point. May run in a
         worker thread concurrently with append/read."""
-        with self._flush_lock:
-            with self._lock:
-                if self._closed:
-                    return
-                target = self.log_end_offset
-                dirty = [s for s in self._segments if s.dirty]
-                dir_dirty = self._dir_dirty
-                self._dir_dirty = False
-                self._flush_pending = False
-            try:
-                for s in dirty:
-                    s.flush()
-                if dir_dirty:
-                    fsync_dir(self.dir)
-            except BaseException:
-                with self._lock:
-                    self._dir_dirty = self._dir_dirty or dir_dirty
-                    self._flush_pending = True
-                raise
-            with self._lock:
-                if target > self.recovery_point:
-                    self.recovery_point = target
-                self._last_flush_ms = _now_ms() if now_ms is None else now_ms
-                active = self._segments.active
-                for s in dirty:
-                    if s is not active and not s.dirty and not s.closed:
-                        s.close_index_files()
+        self._local.flush(now_ms)
 
     def close(self) -> None:
         """Flush everything and close the files (a clean shutdown)."""
-        with self._flush_lock, self._lock:
-            if self._closed:
-                return
-            try:
-                for s in self._segments:
-                    s.on_become_inactive()
-                for s in self._segments:
-                    if s.dirty:
-                        s.flush()
-                if self._dir_dirty:
-                    fsync_dir(self.dir)
-                self.recovery_point = self.log_end_offset
-            finally:
-                self._closed = True
-                for s in self._segments:
-                    s.close()
+        self._local.close()
 
     def close_files(self) -> None:
         """Stop using the files without flushing (the log is about to be
-        deleted). The fds are released, not closed: an in-flight fetch keeps
-        reading the (unlinked) files."""
-        with self._lock:
-            self._closed = True
-            for s in self._segments:
-                s.release()
+        deleted); an in-flight fetch keeps reading the (unlinked) files."""
+        self._local.close_files()
 
     def delete(self) -> None:
         """Close the files and remove the partition directory."""
-        self.close_files()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        self._local.delete()
 
 
 __all__ = [

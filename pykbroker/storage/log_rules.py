@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 from ..protocol.records import (
-    BATCH_HEADER,
     RECORD_LIST_TOO_LARGE,
     BatchHeader,
     InvalidRecords,
@@ -20,7 +19,7 @@ from ..protocol.records import (
     validate_batches,
 )
 from .api import OffsetOutOfRange, PartitionStore
-from .convert import convert_batches, needs_conversion, validate_records
+from .convert import convert_batches, header_of, needs_conversion, validate_records
 from .log_config import LogConfig
 
 Buffer = bytes | bytearray | memoryview
@@ -76,7 +75,7 @@ def writable_batches(data: Buffer, headers: Sequence[BatchHeader], config: LogCo
 
 def patched_headers(data: Buffer, headers: Sequence[BatchHeader]) -> list[BatchHeader]:
     """The headers of ``headers``' batches re-read after offsets were assigned."""
-    return [BatchHeader(*BATCH_HEADER.unpack_from(data, h.position), position=h.position) for h in headers]
+    return [header_of(data, h.position) for h in headers]
 
 
 def follower_batches(name: str, data: Buffer, log_end_offset: int) -> tuple[bytes, list[BatchHeader]]:

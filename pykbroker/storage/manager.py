@@ -422,10 +422,14 @@ class LogManager:
             self._dir_of.pop((name, p), None)
             if plog is None:
                 continue
+            d = plog.dir
+            if d is None:  # nothing kept in files
+                plog.delete()
+                continue
             plog.close_files()
-            target = plog.dir.with_name(f"{plog.dir.name}.{uuid.uuid4().hex}-delete")
+            target = d.with_name(f"{d.name}.{uuid.uuid4().hex}-delete")
             try:
-                os.rename(plog.dir, target)
+                os.rename(d, target)
             except FileNotFoundError:
                 continue
             if self.async_delete:

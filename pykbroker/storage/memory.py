@@ -60,7 +60,7 @@ from .log_rules import (
     validate_append,
     writable_batches,
 )
-from .manager import LogManager, TopicMeta, UnknownTopicError
+from .manager import LogManager, TopicMeta
 
 
 class MemoryChunk(bytes):
@@ -425,19 +425,6 @@ class MemoryLogManager(LogManager):
         self._logs[(meta.name, p)] = plog
         self._dir_of[(meta.name, p)] = self.log_dirs[0]
         return plog
-
-    def delete_topic(self, name: str) -> TopicMeta:
-        meta = self.topics.get(name)
-        if meta is None:
-            raise UnknownTopicError(f"This server does not host this topic: {name}")
-        del self.topics[name]
-        self._by_id.pop(meta.topic_id, None)
-        for p in range(meta.partitions):
-            plog = self._logs.pop((name, p), None)
-            self._dir_of.pop((name, p), None)
-            if plog is not None:
-                plog.delete()
-        return meta
 
     def segment_logs(self) -> dict[tuple[str, int], PartitionLog]:
         """No segment files: nothing for retention, the cleaner or file deletion."""

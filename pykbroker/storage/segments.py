@@ -77,7 +77,7 @@ class LogSegments:
     # --- the set ---------------------------------------------------------------------
 
     @property
-    def list(self) -> list[LogSegment]:
+    def as_list(self) -> list[LogSegment]:
         """The segments themselves (callers must not change the list)."""
         return self._segments
 
