@@ -125,8 +125,6 @@ class ClusterNode:
     async def connect(self) -> None:
         from kazoo.exceptions import NodeExistsError, NoNodeError
 
-        if self.config["pykbroker.storage"] != "disk":
-            raise RuntimeError("cluster mode (zookeeper.connect) needs pykbroker.storage=disk")
         await self.zk.start()
         self.session_id = self.zk.session_id
         for path in zd.PERSISTENT_PATHS:

@@ -25,8 +25,9 @@ tasks and LogCleaner threads), started by Broker.start.
   ``log.cleaner.enable=false``. A log whose cleaning fails is marked
   uncleanable (logged) until restart.
 
-Only disk logs (storage/log.py) are managed; the in-memory engine has no
-segments.
+All of this works on the logs kept in segment files
+(``LogStore.segment_logs``); the in-memory engine has none, so only the
+flush check (which it answers with "nothing to flush") touches its logs.
 """
 
 from __future__ import annotations
@@ -41,8 +42,8 @@ import trio
 
 from ..storage import retention
 from ..storage.cleaner import LogCleaner, LogToClean, discard_cleaned, open_cleaned
+from ..storage.api import PartitionStore
 from ..storage.log import PartitionLog
-from ..storage.manager import LogManager
 from ..topic_configs import apply_dynamic_state
 from ..util import LONG_MAX, now_ms
 
@@ -60,15 +61,15 @@ def prepare(state: Any) -> None:
         return
     if logs.dynamic_configs:
         apply_dynamic_state(state)
-    if type(logs) is LogManager:
-        logs.async_delete = True
+    logs.async_delete = True
 
 
 def disk_logs(state: Any) -> dict[tuple[str, int], PartitionLog]:
+    """The partition logs kept in segment files (none with the memory engine)."""
     logs = state.logs
     if logs is None:
         return {}
-    return {key: plog for key, plog in logs.log_items() if isinstance(plog, PartitionLog)}
+    return logs.segment_logs()
 
 
 class LogTasks:
@@ -76,7 +77,7 @@ class LogTasks:
         self.state = state
         cfg = state.config
         self.cleaner: LogCleaner | None = None
-        if state.logs is not None and type(state.logs) is LogManager:
+        if state.logs is not None:
             self.cleaner = LogCleaner(
                 list(state.logs.log_dirs),
                 threads=int(cfg["log.cleaner.threads"]),
@@ -120,7 +121,7 @@ class LogTasks:
                 if plog.pending_deletes:
                     files += plog.due_deletes(now)
             logs = self.state.logs
-            dirs = logs.due_dir_deletes(now) if isinstance(logs, LogManager) else []
+            dirs = logs.due_dir_deletes(now) if logs is not None else []
             if files or dirs:
                 await trio.to_thread.run_sync(_remove, files, dirs)
 
@@ -139,11 +140,11 @@ class LogTasks:
         while True:
             await trio.sleep(self._flush_tick())
             now = now_ms()
-            due = []
+            due: list[PartitionStore] = []
             for ts in list(self.state.topics.values()):
                 for p in ts.partitions:
                     plog = p.log
-                    if isinstance(plog, PartitionLog) and not plog.closed and id(plog) not in self._flushing \
+                    if plog is not None and not plog.closed and id(plog) not in self._flushing \
                             and plog.config.flush_ms < LONG_MAX and plog.needs_flush(now):
                         due.append(plog)
             for plog in due:
@@ -218,7 +219,7 @@ class LogTasks:
                 if not ok:
                     discard_cleaned(job.dir, g.base)
                     continue
-                old = [objs.get(b) for b in g.sources]
+                old = [objs[b] for b in g.sources if b in objs]
                 try:
                     new = await trio.to_thread.run_sync(
                         lambda g=g: open_cleaned(job.dir, g, index_interval_bytes=job.index_interval_bytes,
@@ -229,7 +230,8 @@ class LogTasks:
                     ok = False
                     continue
                 try:
-                    swapped = plog.replace_segments(new, old)  # type: ignore[arg-type]
+                    # a source the job did not cover: the log changed, nothing is swapped
+                    swapped = len(old) == len(g.sources) and plog.replace_segments(new, old)
                 except OSError as e:
                     log.warning("swapping in the cleaned segment %d of %s failed: %s", g.base, plog.name, e)
                     swapped = False

@@ -17,12 +17,13 @@ from ..config import BrokerConfig
 from ..handlers import advertised
 from ..protocol import errors
 from ..storage.log_config import LogConfig
-from ..storage.manager import LogManager
+from ..storage.api import LogStore, PartitionStore
+from ..storage.engines import open_log_store
 from ..txn import producers as txn_producers
 from ..util import now_ms
 
 if TYPE_CHECKING:
-    from ..storage.log import AppendResult, PartitionLog
+    from ..storage.api import AppendResult
 
 log = logging.getLogger("pykbroker.state")
 
@@ -33,7 +34,7 @@ class PartitionState:
 
     topic: str
     index: int
-    log: "PartitionLog"  # None in cluster mode for a partition this broker does not replicate
+    log: PartitionStore  # None in cluster mode for a partition this broker does not replicate
     leader_epoch: int = 0
     waiters: set[trio.Event] = attrs.field(factory=set)
     # cluster mode: this broker's role, ISR, followers (cluster.replica.Replication)
@@ -93,7 +94,7 @@ class BrokerState:
         self.node_id = config.node_id
         self.topics: dict[str, TopicState] = {}
         self.topics_by_id: dict[bytes, TopicState] = {}
-        self.logs: LogManager | None = None
+        self.logs: LogStore | None = None
         self.cluster_id = ""
         self.advertised_host = "127.0.0.1"
         self.advertised_port = 9092
@@ -114,12 +115,10 @@ class BrokerState:
     # -- lifecycle ---------------------------------------------------------
     def open(self) -> None:
         cfg = self.config
-        manager_cls: type[LogManager] = LogManager
-        if cfg["pykbroker.storage"] == "memory":  # storage/memory.py, for tests
-            from ..storage.memory import MemoryLogManager as manager_cls
         cluster = self.cluster
-        self.logs = manager_cls(cfg.log_dirs, self.default_log_config(), node_id=self.node_id,
-                                cluster_id=cluster.cluster_id if cluster is not None else cfg["cluster.id"])
+        self.logs = open_log_store(cfg["pykbroker.storage"], cfg.log_dirs, self.default_log_config(),
+                                   node_id=self.node_id,
+                                   cluster_id=cluster.cluster_id if cluster is not None else cfg["cluster.id"])
         if cluster is not None:
             # topics come from ZooKeeper; only replicated partitions get a log
             self.logs.create_missing_partitions = False

@@ -665,13 +665,13 @@ class LogCleaner:
                 best = ltc
         return best
 
-    def make_job(self, ltc: LogToClean, now_ms: int) -> tuple[CleanJob, dict[int, object]]:
+    def make_job(self, ltc: LogToClean, now_ms: int) -> tuple[CleanJob, dict[int, LogSegment]]:
         """The job for ``ltc`` and the segment objects it covers (by base
         offset), to recognise them at swap time."""
         plog = ltc.log
         cfg = plog.config
         files = []
-        objs: dict[int, object] = {}
+        objs: dict[int, LogSegment] = {}
         for s in plog.segments:
             if s.base_offset >= ltc.first_uncleanable:
                 break

@@ -42,7 +42,9 @@ from .checkpoints import (
     write_offset_checkpoint,
     write_properties,
 )
-from .log import PARTITION_METADATA, PartitionLog, parse_partition_dir_name, partition_dir_name
+from .api import PartitionStore
+from .loader import PARTITION_METADATA, parse_partition_dir_name, partition_dir_name
+from .log import PartitionLog
 from .log_config import InvalidConfigError, LogConfig
 
 log = logging.getLogger("pykbroker.storage")
@@ -128,7 +130,7 @@ class LogManager:
         self.directory_ids: dict[Path, bytes] = {}
         self.topics: dict[str, TopicMeta] = {}
         self._by_id: dict[bytes, TopicMeta] = {}
-        self._logs: dict[tuple[str, int], PartitionLog] = {}
+        self._logs: dict[tuple[str, int], PartitionStore] = {}
         self._dir_of: dict[tuple[str, int], Path] = {}
         self._loaded = False
         # dynamic broker configs (AlterConfigs on BROKER resources), by resource
@@ -333,7 +335,7 @@ class LogManager:
             counts[d] = counts.get(d, 0) + 1
         return min(self.log_dirs, key=lambda d: counts[d])
 
-    def _create_partition(self, meta: TopicMeta, p: int, config: LogConfig) -> PartitionLog:
+    def _create_partition(self, meta: TopicMeta, p: int, config: LogConfig) -> PartitionStore:
         d = self._pick_dir()
         path = d / partition_dir_name(meta.name, p)
         if path.exists():
@@ -387,7 +389,7 @@ class LogManager:
         return meta
 
     def ensure_partition(self, name: str, topic_id: bytes, partitions: int, configs: Mapping[str, str],
-                         partition: int) -> PartitionLog:
+                         partition: int) -> PartitionStore:
         """Cluster mode (pykbroker/cluster/): ZooKeeper owns the topic list and
         a broker keeps only the partitions it replicates. Record the topic as
         ZooKeeper describes it (id, partition count, config overrides) without
@@ -420,10 +422,14 @@ class LogManager:
             self._dir_of.pop((name, p), None)
             if plog is None:
                 continue
+            d = plog.dir
+            if d is None:  # nothing kept in files
+                plog.delete()
+                continue
             plog.close_files()
-            target = plog.dir.with_name(f"{plog.dir.name}.{uuid.uuid4().hex}-delete")
+            target = d.with_name(f"{d.name}.{uuid.uuid4().hex}-delete")
             try:
-                os.rename(plog.dir, target)
+                os.rename(d, target)
             except FileNotFoundError:
                 continue
             if self.async_delete:
@@ -490,24 +496,29 @@ class LogManager:
 
     # --- lookups ---------------------------------------------------------------------------------
 
-    def get(self, topic: str, partition: int) -> PartitionLog | None:
+    def get(self, topic: str, partition: int) -> PartitionStore | None:
         return self._logs.get((topic, partition))
 
     def topic_by_id(self, topic_id: bytes) -> TopicMeta | None:
         return self._by_id.get(topic_id)
 
-    def partitions(self, topic: str) -> list[PartitionLog]:
+    def partitions(self, topic: str) -> list[PartitionStore]:
         meta = self.topics.get(topic)
         if meta is None:
             return []
         return [self._logs[(topic, p)] for p in range(meta.partitions) if (topic, p) in self._logs]
 
-    def all_logs(self) -> Iterator[PartitionLog]:
+    def all_logs(self) -> Iterator[PartitionStore]:
         return iter(list(self._logs.values()))
 
-    def log_items(self) -> list[tuple[tuple[str, int], PartitionLog]]:
+    def log_items(self) -> list[tuple[tuple[str, int], PartitionStore]]:
         """((topic, partition), log) pairs, a snapshot."""
         return list(self._logs.items())
+
+    def segment_logs(self) -> dict[tuple[str, int], PartitionLog]:
+        """The partition logs kept in segment files (retention, the cleaner and
+        delayed file deletion work on these), a snapshot."""
+        return {key: plog for key, plog in self._logs.items() if isinstance(plog, PartitionLog)}
 
     def log_dir_of(self, topic: str, partition: int) -> Path | None:
         return self._dir_of.get((topic, partition))

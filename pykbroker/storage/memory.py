@@ -13,9 +13,19 @@ broker state and the handlers cannot tell them apart:
   and partitions never touch the disk: nothing survives a restart, there is
   no fsync, ``log.dirs`` is not created.
 
+Both implement :mod:`~pykbroker.storage.api` completely, cluster mode
+included (a follower replicates into memory: ``assign_epoch``,
+``append_as_follower``, truncation), and share the segment log's rules
+(:mod:`~pykbroker.storage.log_rules`: validation with the compacted-topic
+key check, ``compression.type`` conversion, follower batch checks, the
+log-start-offset rules) and its leader-epoch cache
+(:mod:`~pykbroker.storage.epoch_cache`, without the checkpoint file).
+
 What is not modelled: segments (``segment.bytes``/``segment.ms`` rolling,
-indexes) and anything that needs files; ``segment.bytes`` still bounds a
-single append (RECORD_LIST_TOO_LARGE), as Kafka does.
+indexes; the log is one notional segment at offset 0, so retention and
+compaction, which work on whole segments, do nothing) and anything that
+needs files; ``segment.bytes`` still bounds a single append
+(RECORD_LIST_TOO_LARGE), as Kafka does.
 """
 
 from __future__ import annotations
@@ -25,28 +35,31 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..protocol.records import (
-    BATCH_HEADER,
-    BatchHeader,
-    assign_offsets,
-    decode_records,
-    validate_batches,
-)
-from .checkpoints import kafka_uuid_str, random_kafka_uuid
-from .log import (
+from ..protocol.records import BatchHeader, assign_offsets, decode_records
+from .api import (
+    EMPTY_READ,
     AppendResult,
     EpochEntry,
-    check_fits_segment,
-    end_offset_for_epoch,
-    epoch_for_offset,
     OffsetAndTimestamp,
-    OffsetOutOfRange,
     ReadResult,
+    SegmentsReplacedListener,
     TimestampAndOffset,
-    partition_dir_name,
 )
+from .checkpoints import kafka_uuid_str, random_kafka_uuid
+from .epoch_cache import LeaderEpochCache
+from .loader import partition_dir_name
+from .log import PartitionLog
 from .log_config import LogConfig
-from .manager import LogManager, TopicMeta, UnknownTopicError
+from .log_rules import (
+    check_fits_segment,
+    check_log_start_advance,
+    check_read_range,
+    follower_batches,
+    patched_headers,
+    validate_append,
+    writable_batches,
+)
+from .manager import LogManager, TopicMeta
 from ..util import now_ms as _now_ms
 
 
@@ -63,13 +76,10 @@ class MemoryChunk(bytes):
         return self
 
 
-EMPTY_READ = ReadResult([], 0, -1)
 
 
 class MemoryPartitionLog:
     """One partition's log, in memory."""
-
-    dir: Path | None = None
 
     def __init__(
         self,
@@ -94,10 +104,12 @@ class MemoryPartitionLog:
         self._max_ts: list[int] = []
         self._next_offset = log_start_offset
         self._size = 0
-        self._epochs: list[EpochEntry] = []
+        self._epochs = LeaderEpochCache()
         self._lock = threading.RLock()
         self._closed = False
         self.truncations = 0  # bumped by every truncation (the producer state reloads)
+        self.offline: str | None = None  # nothing here fails like a disk
+        self.on_segments_replaced: list[SegmentsReplacedListener] = []  # never called: no compaction
         self._last_flush_ms = _now_ms() if now_ms is None else now_ms
 
     def __repr__(self) -> str:
@@ -107,6 +119,10 @@ class MemoryPartitionLog:
         )
 
     # --- state -----------------------------------------------------------------------
+
+    @property
+    def dir(self) -> Path | None:
+        return None
 
     @property
     def name(self) -> str:
@@ -125,12 +141,12 @@ class MemoryPartitionLog:
         return len(self._batches)
 
     @property
-    def leader_epoch(self) -> int:
-        return self._epochs[-1].epoch if self._epochs else -1
+    def active_segment_base(self) -> int:
+        return 0
 
-    @property
-    def epoch_entries(self) -> list[EpochEntry]:
-        return list(self._epochs)
+    def segment_bases(self) -> list[int]:
+        """One notional segment at offset 0."""
+        return [0]
 
     @property
     def flush_pending(self) -> bool:
@@ -144,37 +160,31 @@ class MemoryPartitionLog:
         if self._closed:
             raise ValueError(f"log {self.name} is closed")
 
-    # --- leader epoch cache (same rules as the segment log) ----------------------------
+    # --- leader epochs (the segment log's cache, without its file) -----------------------
 
-    def _assign_epoch(self, epoch: int, start_offset: int) -> None:
-        if epoch < 0 or start_offset < 0:
-            return
-        if self._epochs:
-            latest = self._epochs[-1]
-            if latest.epoch == epoch and start_offset >= latest.start_offset:
-                return
-        while self._epochs and (self._epochs[-1].epoch >= epoch or self._epochs[-1].start_offset >= start_offset):
-            self._epochs.pop()
-        self._epochs.append(EpochEntry(epoch, start_offset))
+    @property
+    def leader_epoch(self) -> int:
+        return self._epochs.latest_epoch
+
+    @property
+    def epoch_entries(self) -> list[EpochEntry]:
+        return self._epochs.entries
 
     def epoch_for_offset(self, offset: int) -> int:
-        return epoch_for_offset(self._epochs, offset)
+        return self._epochs.epoch_for_offset(offset)
 
     def end_offset_for_epoch(self, epoch: int) -> tuple[int, int]:
-        return end_offset_for_epoch(self._epochs, epoch, self.log_end_offset)
+        return self._epochs.end_offset_for(epoch, self.log_end_offset)
 
-    # --- produce ------------------------------------------------------------------------
+    def assign_epoch(self, epoch: int, start_offset: int) -> None:
+        with self._lock:
+            self._check_open()
+            self._epochs.assign(epoch, start_offset)
+
+    # --- appends ------------------------------------------------------------------------
 
     def validate(self, data: bytes | bytearray | memoryview | None, *, now_ms: int | None = None) -> list[BatchHeader]:
-        c = self.config
-        return validate_batches(
-            data,
-            max_batch_bytes=c.max_message_bytes,
-            now_ms=now_ms,
-            log_append_time=c.log_append_time,
-            timestamp_before_max_ms=c.message_timestamp_before_max_ms,
-            timestamp_after_max_ms=c.message_timestamp_after_max_ms,
-        )
+        return validate_append(self.config, self.name, data, now_ms)
 
     def append(
         self,
@@ -187,42 +197,51 @@ class MemoryPartitionLog:
     ) -> AppendResult:
         """As :meth:`PartitionLog.append`: offsets (and leader epoch) patched
         into ``data`` in place, then each batch kept as its own bytes."""
-        if not headers:
-            raise ValueError("nothing to append")
-        if isinstance(data, bytes) or (isinstance(data, memoryview) and data.readonly):
-            data = bytearray(data)
+        buf, headers = writable_batches(data, headers, self.config, self.name, now_ms)
         with self._lock:
             self._check_open()
             check_fits_segment(headers, self.config, self.name)
             log_append_time = now_ms if self.config.log_append_time else None
             base = self._next_offset
             last = assign_offsets(
-                data, headers, base, partition_leader_epoch=leader_epoch, log_append_time=log_append_time
+                buf, headers, base, partition_leader_epoch=leader_epoch, log_append_time=log_append_time
             )
-            if leader_epoch >= 0:
-                self._assign_epoch(leader_epoch, base)
-            max_ts = -1
-            count = 0
-            for h in headers:
-                nh = BatchHeader(*BATCH_HEADER.unpack_from(data, h.position), position=h.position)
-                chunk = MemoryChunk(data[h.position : h.position + h.size])
-                self._batches.append(chunk)
-                self._bases.append(nh.base_offset)
-                self._lasts.append(nh.last_offset)
-                self._max_ts.append(nh.max_timestamp)
-                self._size += len(chunk)
-                max_ts = max(max_ts, nh.max_timestamp)
-                count += nh.records_count
-            self._next_offset = last + 1
-            self.recovery_point = self._next_offset  # nothing to flush
+            self._epochs.assign(leader_epoch, base)
+            new_headers = patched_headers(buf, headers)
+            self._keep(buf, new_headers)
             return AppendResult(
                 base,
                 last,
                 -1 if log_append_time is None else log_append_time,
                 self.log_start_offset,
-                max_ts,
-                count,
+                max(h.max_timestamp for h in new_headers),
+                sum(h.records_count for h in new_headers),
             )
+
+    def append_as_follower(self, data: bytes | bytearray | memoryview, now_ms: int | None = None) -> int:
+        """As :meth:`PartitionLog.append_as_follower`: the leader's batches kept
+        as they are, new leader epochs entered; returns the bytes appended."""
+        with self._lock:
+            self._check_open()
+            buf, headers = follower_batches(self.name, data, self._next_offset)
+            if not headers:
+                return 0
+            for h in headers:
+                self._epochs.assign_if_newer(h.partition_leader_epoch, h.base_offset)
+            self._keep(buf, headers)
+            return len(buf)
+
+    def _keep(self, buf: bytes | bytearray | memoryview, headers: Sequence[BatchHeader]) -> None:
+        """Store each batch (offsets already final) as its own bytes."""
+        for h in headers:
+            chunk = MemoryChunk(buf[h.position : h.position + h.size])
+            self._batches.append(chunk)
+            self._bases.append(h.base_offset)
+            self._lasts.append(h.last_offset)
+            self._max_ts.append(h.max_timestamp)
+            self._size += len(chunk)
+        self._next_offset = headers[-1].last_offset + 1
+        self.recovery_point = self._next_offset  # nothing to flush
 
     def roll(self, now_ms: int | None = None) -> None:
         """No segments in memory: nothing to roll."""
@@ -248,13 +267,7 @@ class MemoryPartitionLog:
         with self._lock:
             self._check_open()
             leo = self._next_offset
-            if offset < self.log_start_offset or offset > leo:
-                raise OffsetOutOfRange(
-                    f"offset {offset} is out of range for partition {self.name}: log start offset "
-                    f"{self.log_start_offset}, log end offset {leo}",
-                    self.log_start_offset,
-                    leo,
-                )
+            check_read_range(self.name, offset, self.log_start_offset, leo)
             limit = leo if max_offset is None else min(max_offset, leo)
             if offset >= limit:
                 return EMPTY_READ
@@ -322,16 +335,19 @@ class MemoryPartitionLog:
             # drop the batch containing ``offset`` and everything after it
             i = self._index_of(offset)
             new_end = self._bases[i] if i < len(self._bases) else offset
-            for b in self._batches[i:]:
-                self._size -= len(b)
-            del self._batches[i:], self._bases[i:], self._lasts[i:], self._max_ts[i:]
+            self._drop(i, len(self._batches))
             self._next_offset = new_end
             self.truncations += 1
-            while self._epochs and self._epochs[-1].start_offset >= self._next_offset:
-                self._epochs.pop()
-            self.high_watermark = min(self.high_watermark, self._next_offset)
-            self.recovery_point = min(self.recovery_point, self._next_offset)
+            self._epochs.truncate_from_end(new_end)
+            self.high_watermark = min(self.high_watermark, new_end)
+            self.recovery_point = min(self.recovery_point, new_end)
             return True
+
+    def _drop(self, lo: int, hi: int) -> None:
+        """Forget batches [lo, hi) of the lists."""
+        for b in self._batches[lo:hi]:
+            self._size -= len(b)
+        del self._batches[lo:hi], self._bases[lo:hi], self._lasts[lo:hi], self._max_ts[lo:hi]
 
     def truncate_fully_and_start_at(self, offset: int, now_ms: int | None = None) -> None:
         with self._lock:
@@ -340,35 +356,21 @@ class MemoryPartitionLog:
 
     def _truncate_fully_and_start_at(self, offset: int) -> None:
         self.truncations += 1
-        self._batches, self._bases, self._lasts, self._max_ts = [], [], [], []
-        self._size = 0
+        self._drop(0, len(self._batches))
         self._next_offset = offset
         self.log_start_offset = offset
         self.high_watermark = offset
         self.recovery_point = offset
-        self._epochs = []
+        self._epochs.clear()
 
-    def advance_log_start_offset(self, offset: int) -> bool:
+    def advance_log_start_offset(self, offset: int, now_ms: int | None = None) -> bool:
         with self._lock:
             self._check_open()
-            if offset > self.high_watermark:
-                raise OffsetOutOfRange(
-                    f"cannot advance the log start offset of {self.name} to {offset}, past the high "
-                    f"watermark {self.high_watermark}",
-                    self.log_start_offset,
-                    self.log_end_offset,
-                )
-            if offset <= self.log_start_offset:
+            if not check_log_start_advance(self, offset):
                 return False
             self.log_start_offset = offset
-            i = self._index_of(offset)  # batches wholly before ``offset`` go
-            for b in self._batches[:i]:
-                self._size -= len(b)
-            del self._batches[:i], self._bases[:i], self._lasts[:i], self._max_ts[:i]
-            while len(self._epochs) > 1 and self._epochs[1].start_offset <= offset:
-                self._epochs.pop(0)
-            if self._epochs and self._epochs[0].start_offset < offset:
-                self._epochs[0] = EpochEntry(self._epochs[0].epoch, offset)
+            self._drop(0, self._index_of(offset))  # batches wholly before ``offset`` go
+            self._epochs.truncate_from_start(offset)
             return True
 
     # --- durability, lifecycle ---------------------------------------------------------------
@@ -379,6 +381,9 @@ class MemoryPartitionLog:
     def flush(self, now_ms: int | None = None) -> None:
         self._last_flush_ms = _now_ms() if now_ms is None else now_ms
 
+    def due_deletes(self, now_ms: int) -> list[Path]:
+        return []
+
     def close(self) -> None:
         self._closed = True
 
@@ -388,8 +393,7 @@ class MemoryPartitionLog:
     def delete(self) -> None:
         with self._lock:
             self._closed = True
-            self._batches, self._bases, self._lasts, self._max_ts = [], [], [], []
-            self._size = 0
+            self._drop(0, len(self._batches))
 
 
 class MemoryLogManager(LogManager):
@@ -414,24 +418,15 @@ class MemoryLogManager(LogManager):
     def _write_topics(self) -> None:  # nothing to persist
         return None
 
-    def _create_partition(self, meta: TopicMeta, p: int, config: LogConfig) -> MemoryPartitionLog:  # type: ignore[override]
+    def _create_partition(self, meta: TopicMeta, p: int, config: LogConfig) -> MemoryPartitionLog:
         plog = MemoryPartitionLog(meta.name, p, config, topic_id=meta.topic_id)
-        self._logs[(meta.name, p)] = plog  # type: ignore[assignment]
+        self._logs[(meta.name, p)] = plog
         self._dir_of[(meta.name, p)] = self.log_dirs[0]
         return plog
 
-    def delete_topic(self, name: str) -> TopicMeta:
-        meta = self.topics.get(name)
-        if meta is None:
-            raise UnknownTopicError(f"This server does not host this topic: {name}")
-        del self.topics[name]
-        self._by_id.pop(meta.topic_id, None)
-        for p in range(meta.partitions):
-            plog = self._logs.pop((name, p), None)
-            self._dir_of.pop((name, p), None)
-            if plog is not None:
-                plog.delete()
-        return meta
+    def segment_logs(self) -> dict[tuple[str, int], PartitionLog]:
+        """No segment files: nothing for retention, the cleaner or file deletion."""
+        return {}
 
     def checkpoint(self) -> None:
         return None

@@ -56,13 +56,15 @@ import os
 import struct
 from collections import deque
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Iterable, Sequence
 
 import attrs
 
 from ..protocol import errors
 from ..protocol.errors import KafkaError
 from ..protocol.records import BatchHeader, decode_records
+from .api import PartitionStore
+from .log_rules import iter_log_batches
 from .txn_index import AbortedTxn, AbortedTxnIndex
 from ..util import INT_MAX as INT32_MAX
 from ..util import now_ms as _now_ms
@@ -321,26 +323,25 @@ class ProducerStateManager:
         self._applied_seq = 0
         self._segment_base = 0  # active segment base when last seen (roll detection)
         self._truncations = 0  # the log's truncation count when last in sync
-        self.log: Any = None
+        self.log: PartitionStore | None = None
 
     # -- loading ---------------------------------------------------------------------------------
     @classmethod
-    def load(cls, plog: Any, *, expiration_ms: int = 86400000, now_ms: int | None = None) -> "ProducerStateManager":
+    def load(cls, plog: PartitionStore, *, expiration_ms: int = 86400000,
+             now_ms: int | None = None) -> "ProducerStateManager":
         """The producer state of ``plog``: from its latest usable snapshot plus
         a replay of the log after it (or of the whole log)."""
-        dir = getattr(plog, "dir", None)
-        self = cls(plog.name, Path(dir) if dir is not None else None, expiration_ms=expiration_ms,
-                   log_start_offset=plog.log_start_offset)
+        self = cls(plog.name, plog.dir, expiration_ms=expiration_ms, log_start_offset=plog.log_start_offset)
         self.log = plog
-        self.aborted.load(_segment_bases(plog))
+        self.aborted.load(plog.segment_bases())
         self._listen(plog)
         self._reload(now_ms)
         return self
 
-    def _listen(self, plog: Any) -> None:
-        """Follow compaction swaps (PartitionLog.on_segments_replaced)."""
-        listeners = getattr(plog, "on_segments_replaced", None)
-        if listeners is not None and self._on_swap not in listeners:
+    def _listen(self, plog: PartitionStore) -> None:
+        """Follow compaction swaps (PartitionStore.on_segments_replaced)."""
+        listeners = plog.on_segments_replaced
+        if self._on_swap not in listeners:
             listeners.append(self._on_swap)
 
     def _on_swap(self, new_base: int, old_bases: list[int]) -> None:
@@ -368,8 +369,9 @@ class ProducerStateManager:
         """Rebuild from the latest snapshot within [log start, log end] and a
         replay of the log after it (Kafka's truncateAndReload + rebuild)."""
         plog = self.log
+        assert plog is not None
         start, end = plog.log_start_offset, plog.log_end_offset
-        self._truncations = getattr(plog, "truncations", 0)
+        self._truncations = plog.truncations
         self.producers.clear()
         self.ongoing.clear()
         self.unreplicated.clear()
@@ -398,15 +400,14 @@ class ProducerStateManager:
             break
         self.aborted.truncate_to(self.map_end_offset)
         self._replay_to_end()
-        self._segment_base = _active_base(plog)
+        self._segment_base = plog.active_segment_base
 
     def _replay_to_end(self) -> None:
         """Apply the log from map_end_offset to the log end (no checks)."""
         plog = self.log
+        assert plog is not None
         end = plog.log_end_offset
-        bases = _segment_bases(plog)
-        from .log import iter_log_batches
-
+        bases = plog.segment_bases()
         for data, h in iter_log_batches(plog, self.map_end_offset):
             self._replay_batch(data, h, bases)
         self.map_end_offset = max(self.map_end_offset, end)
@@ -430,21 +431,20 @@ class ProducerStateManager:
             self._complete(done, _base_for(bases, done.last_offset), index_entries=None)
 
     # -- syncing with the log ----------------------------------------------------------------------
-    def sync(self, plog: Any) -> None:
+    def sync(self, plog: PartitionStore) -> None:
         """Catch up with ``plog`` if it moved without us: replay what was
         appended (follower appends), reload if it was truncated below us."""
         if plog is not self.log:
-            old = getattr(self.log, "on_segments_replaced", None)
-            if old is not None and self._on_swap in old:
-                old.remove(self._on_swap)
+            if self.log is not None and self._on_swap in self.log.on_segments_replaced:
+                self.log.on_segments_replaced.remove(self._on_swap)
             self.log = plog
             self.aborted = AbortedTxnIndex(self.dir)
-            self.aborted.load(_segment_bases(plog))
+            self.aborted.load(plog.segment_bases())
             self._listen(plog)
             self._reload()
             return
         end = plog.log_end_offset
-        truncated = getattr(plog, "truncations", 0) != self._truncations
+        truncated = plog.truncations != self._truncations
         if end == self.map_end_offset and not truncated:
             return
         if truncated or end < self.map_end_offset or plog.log_start_offset > self.map_end_offset:
@@ -454,7 +454,7 @@ class ProducerStateManager:
         else:
             self._replay_to_end()
 
-    def on_truncate(self, plog: Any) -> None:
+    def on_truncate(self, plog: PartitionStore) -> None:
         """The log was truncated (replica truncation): reload from a snapshot."""
         self.log = plog
         self._reload()
@@ -574,13 +574,13 @@ class ProducerStateManager:
         self.ongoing.pop(done.first_offset, None)
         self.unreplicated.append((done.first_offset, done.last_offset))
 
-    def after_write(self, plog: Any) -> None:
+    def after_write(self, plog: PartitionStore) -> None:
         """After an append: a snapshot when the log rolled a segment (Kafka
         snapshots at every roll, so recovery replays at most a segment)."""
         if self.unreplicated:
             hw = plog.high_watermark
             self.unreplicated = [u for u in self.unreplicated if u[1] >= hw]
-        base = _active_base(plog)
+        base = plog.active_segment_base
         if base != self._segment_base:
             self._segment_base = base
             try:
@@ -613,8 +613,8 @@ class ProducerStateManager:
         if not self.aborted._bases:
             return []
         plog = self.log
-        if plog is not None and getattr(plog, "segments", None) is not None:
-            self.aborted.drop_segments_except(_segment_bases(plog))
+        if plog is not None:
+            self.aborted.drop_segments_except(plog.segment_bases())
         return self.aborted.collect(fetch_offset, upper_bound)
 
     def active_producers(self) -> dict[int, ProducerStateEntry]:
@@ -738,20 +738,6 @@ def _read_marker(data: bytes | bytearray | memoryview, h: BatchHeader) -> tuple[
     if ctype not in (ABORT, COMMIT):
         return None
     return ctype, epoch
-
-
-def _segment_bases(plog: Any) -> list[int]:
-    segs = getattr(plog, "segments", None)
-    if segs is None:
-        return [0]
-    return [s.base_offset for s in segs]
-
-
-def _active_base(plog: Any) -> int:
-    segs = getattr(plog, "segments", None)
-    if not segs:
-        return 0
-    return segs[-1].base_offset
 
 
 def _base_for(bases: list[int], offset: int) -> int:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from ..protocol import errors
 from ..protocol.records import BatchHeader
-from ..storage.log import AppendResult
+from ..storage.api import AppendResult
 from ..storage.producer_state import CLIENT, COORDINATOR, AppendPlan, PlainPlan, ProducerStateManager
 
 if TYPE_CHECKING:
@@ -97,11 +97,10 @@ def before_append(state: "BrokerState", p: "PartitionState", data: Any, headers:
     if p.log is None:
         return None
     ps = producer_state(state, p)
-    append_time = now if now is not None and getattr(p.log.config, "log_append_time", False) else None
+    append_time = now if now is not None and p.log.config.log_append_time else None
     plan = ps.prepare(data, headers, p.log.log_end_offset, origin, append_time)
     if plan.duplicate is None:
-        segs = getattr(p.log, "segments", None)
-        ps.apply(plan, segs[-1].base_offset if segs else 0)
+        ps.apply(plan, p.log.active_segment_base)
     return plan
 
 
@@ -110,7 +109,7 @@ def duplicate_result(p: "PartitionState", plan: AppendPlan) -> AppendResult:
     LogAppendTime topic, its original append time)."""
     d = plan.duplicate
     assert d is not None
-    log_append = getattr(p.log.config, "log_append_time", False)
+    log_append = p.log.config.log_append_time
     return AppendResult(d.base_offset, d.last_offset, d.timestamp if log_append else -1, p.log.log_start_offset,
                         d.timestamp, d.last_offset - d.base_offset + 1)
 

@@ -1,4 +1,9 @@
-"""PartitionLog: appends, rolls, reads, timestamp lookups, recovery, reopening."""
+"""Partition logs: appends, reads, timestamp lookups, truncation, the log
+start offset, follower appends — run against both storage engines
+(``engine`` in ENGINES: the segment log and the memory engine implement one
+interface, api.PartitionStore). Tests about files (rolling segments,
+indexes, recovery of torn tails, reopening, checkpoints, fsync) are
+disk-only and grouped under "disk only" below."""
 
 from __future__ import annotations
 
@@ -10,7 +15,17 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from storage_helpers import append, make_batch, open_log, records_of, scan_batches, scan_records
+from storage_helpers import (
+    ENGINES,
+    append,
+    make_batch,
+    make_log,
+    open_log,
+    records_of,
+    scan_batches,
+    scan_records,
+    stored_segments,
+)
 
 from pykbroker.protocol.records import (
     RECORD_LIST_TOO_LARGE,
@@ -26,6 +41,10 @@ from pykbroker.storage.segment import LogSegment
 SMALL = LogConfig(segment_bytes=1500, index_interval_bytes=200)
 
 
+def _read_offsets(res) -> list[int]:
+    return [r.offset for r in records_of(res.read_bytes())]
+
+
 def test_dir_names():
     assert parse_partition_dir_name("my-topic-12") == ("my-topic", 12)
     assert parse_partition_dir_name("a.b_c-0") == ("a.b_c", 0)
@@ -34,8 +53,9 @@ def test_dir_names():
     assert parse_partition_dir_name("topic") is None
 
 
-def test_append_assigns_consecutive_offsets_and_patches_batches(tmp_path):
-    log = open_log(tmp_path)
+@pytest.mark.parametrize("engine", ENGINES)
+def test_append_assigns_consecutive_offsets_and_patches_batches(tmp_path, engine):
+    log = make_log(engine, tmp_path)
     assert (log.log_start_offset, log.log_end_offset, log.high_watermark) == (0, 0, 0)
     r1 = append(log, 3, epoch=5)
     r2 = append(log, 2, epoch=5)
@@ -44,13 +64,14 @@ def test_append_assigns_consecutive_offsets_and_patches_batches(tmp_path):
     assert log.log_end_offset == 5
     hs = [h for _, h in scan_batches(log)]
     assert [(h.base_offset, h.last_offset, h.partition_leader_epoch) for h in hs] == [(0, 2, 5), (3, 4, 5)]
-    validate_batches(log.segments[0].log_path.read_bytes(), max_batch_bytes=None, client=False)  # CRCs valid
+    validate_batches(stored_segments(log)[0][1], max_batch_bytes=None, client=False)  # CRCs valid
     assert [r.offset for r in scan_records(log)] == [0, 1, 2, 3, 4]
     log.close()
 
 
-def test_log_append_time_topic(tmp_path):
-    log = open_log(tmp_path, LogConfig(message_timestamp_type="LogAppendTime"))
+@pytest.mark.parametrize("engine", ENGINES)
+def test_log_append_time_topic(tmp_path, engine):
+    log = make_log(engine, tmp_path, LogConfig(message_timestamp_type="LogAppendTime"))
     res = append(log, 2, ts=5, now_ms=123_456)
     assert res.log_append_time == 123_456
     [(_, h)] = scan_batches(log)
@@ -58,6 +79,231 @@ def test_log_append_time_topic(tmp_path):
     assert [r.timestamp for r in scan_records(log)] == [123_456, 123_456]
     assert log.offset_for_timestamp(100_000) == (0, 123_456)
     log.close()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_batch_larger_than_segment_is_rejected_like_kafka(tmp_path, engine):
+    log = make_log(engine, tmp_path, LogConfig(segment_bytes=300))
+    append(log, 1)
+    with pytest.raises(InvalidRecords) as ei:
+        append(log, 5, value_size=100)
+    assert ei.value.error_code == RECORD_LIST_TOO_LARGE
+    assert log.log_end_offset == 1 and len(log.segment_bases()) == 1
+    log.close()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_read_whole_batches_and_limits(tmp_path, engine):
+    log = make_log(engine, tmp_path, SMALL)
+    size = len(make_batch(3, value_size=40, tag=b"00:"))
+    for i in range(30):
+        append(log, 3, value_size=40, tag=b"%02d:" % i)
+    if engine == "disk":
+        assert len(log.segments) > 3
+    # the batch containing the offset is returned whole
+    res = log.read(4, 10 * size)
+    assert res.first_offset == 3 and res.size == 10 * size
+    assert _read_offsets(res) == list(range(3, 33))
+    assert len(res.chunks) >= 2  # spans segments
+    assert res.read_bytes() == b"".join(c.read_bytes() for c in res.chunks)
+    # max_bytes cuts at a batch boundary
+    res = log.read(0, 2 * size + size // 2)
+    assert _read_offsets(res) == list(range(6))
+    # min_one_message returns the first batch even when it is larger
+    res = log.read(7, 10, min_one_message=True)
+    assert _read_offsets(res) == [6, 7, 8]
+    assert log.read(7, 10, min_one_message=False).size == 0
+    # never past max_offset (high watermark): batches with base offset >= it are excluded
+    res = log.read(0, 10**6, max_offset=13)
+    assert _read_offsets(res)[-1] == 14  # batch 12..14 starts below 13
+    res = log.read(0, 10**6, max_offset=12)
+    assert _read_offsets(res) == list(range(12))
+    assert log.read(12, 10**6, max_offset=12).size == 0
+    # everything, across all segments
+    res = log.read(0, 10**6)
+    assert _read_offsets(res) == list(range(90))
+    vals = [r.value.split(b"|")[0] for r in records_of(res.read_bytes())]
+    assert vals == [b"%02d:%d" % (i, j) for i in range(30) for j in range(3)]
+    log.close()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_read_offset_out_of_range(tmp_path, engine):
+    log = make_log(engine, tmp_path)
+    for _ in range(3):
+        append(log, 2)
+    with pytest.raises(OffsetOutOfRange):
+        log.read(7, 100)
+    with pytest.raises(OffsetOutOfRange):
+        log.read(-1, 100)
+    assert log.read(6, 100).size == 0
+    log.high_watermark = 6
+    log.advance_log_start_offset(3)
+    with pytest.raises(OffsetOutOfRange):
+        log.read(2, 100)
+    assert _read_offsets(log.read(3, 10**6)) == [2, 3, 4, 5]  # the batch holding 3 starts at 2
+    log.close()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_offset_for_timestamp_across_segments(tmp_path, engine):
+    log = make_log(engine, tmp_path, LogConfig(segment_bytes=400, index_interval_bytes=50))
+    stamps = [100, 90, 300, 250, 200, 500, 400, 450, 700, 650]
+    for i, ts in enumerate(stamps):
+        append(log, 2, value_size=30, ts=[ts, ts + 5])
+    if engine == "disk":
+        assert len(log.segments) >= 3
+    # first record in offset order whose timestamp is >= target
+    assert log.offset_for_timestamp(0) == (0, 100)
+    assert log.offset_for_timestamp(101) == (1, 105)
+    assert log.offset_for_timestamp(106) == (4, 300)
+    assert log.offset_for_timestamp(460) == (10, 500)
+    assert log.offset_for_timestamp(650) == (16, 700)
+    assert log.offset_for_timestamp(701) == (17, 705)
+    assert log.offset_for_timestamp(706) is None
+    assert log.max_timestamp() == (705, 17)
+    log.close()
+    if engine == "memory":
+        return
+    log = open_log(tmp_path, LogConfig(segment_bytes=400, index_interval_bytes=50))  # unclean reopen
+    assert log.offset_for_timestamp(460) == (10, 500)
+    assert log.max_timestamp() == (705, 17)
+    log.close()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_truncate_to_and_log_start(tmp_path, engine):
+    disk = engine == "disk"
+    log = make_log(engine, tmp_path, SMALL)
+    for i in range(30):
+        append(log, 2, epoch=i // 10)
+    n_segments = len(log.segment_bases())
+    log.high_watermark = log.log_end_offset
+    log.truncate_to(33)  # inside batch 32..33
+    assert log.log_end_offset == 32 and log.high_watermark == 32
+    if disk:
+        assert len(log.segment_bases()) < n_segments
+    assert [e.epoch for e in log.epoch_entries] == [0, 1]
+    assert append(log, 1, epoch=1).base_offset == 32
+    log.high_watermark = log.log_end_offset
+    assert log.advance_log_start_offset(25)
+    assert log.log_start_offset == 25 and log.segment_bases()[0] <= 25
+    assert [(e.epoch, e.start_offset) for e in log.epoch_entries] == [(1, 25)]
+    log.truncate_fully_and_start_at(100)
+    assert (log.log_start_offset, log.log_end_offset, len(log.segment_bases())) == (100, 100, 1)
+    assert append(log, 1).base_offset == 100
+    log.close()
+    if not disk:
+        return
+    log = open_log(tmp_path, SMALL, log_start_offset=100)
+    assert (log.log_start_offset, log.log_end_offset) == (100, 101)
+    log.close()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_flush_in_a_thread_during_appends(tmp_path, engine):
+    log = make_log(engine, tmp_path, LogConfig(segment_bytes=3000))
+    stop = threading.Event()
+    errors = []
+
+    def flusher():
+        while not stop.is_set():
+            try:
+                log.flush()
+            except Exception as e:  # pragma: no cover
+                errors.append(e)
+
+    t = threading.Thread(target=flusher)
+    t.start()
+    try:
+        for i in range(300):
+            append(log, 2, tag=b"%d" % i)
+    finally:
+        stop.set()
+        t.join()
+    assert not errors
+    log.flush()
+    assert log.recovery_point == 600
+    assert [r.offset for r in records_of(log.read(0, 10**7).read_bytes())] == list(range(600))
+    log.close()
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_follower_appends_the_leaders_bytes(tmp_path, engine):
+    leader = make_log(engine, tmp_path, name="leader-0")
+    follower = make_log(engine, tmp_path, name="follower-0")
+    append(leader, 2, epoch=1)
+    append(leader, 3, epoch=1)
+    append(leader, 1, epoch=4)
+    fetched = leader.read(0, 10**6).read_bytes()
+    # a partial batch at the end (a fetch cut by max_bytes) is left out
+    assert follower.append_as_follower(fetched[:-5]) == len(fetched) - len(make_batch(1))
+    assert follower.log_end_offset == 5 and follower.leader_epoch == 1
+    assert follower.append_as_follower(leader.read(5, 10**6).read_bytes()) > 0
+    assert follower.read(0, 10**6).read_bytes() == fetched  # byte for byte the leader's
+    assert follower.epoch_entries == leader.epoch_entries
+    assert follower.end_offset_for_epoch(1) == leader.end_offset_for_epoch(1) == (1, 5)
+    assert follower.append_as_follower(b"") == 0
+    with pytest.raises(ValueError):  # does not start at the log end: truncate and fetch again
+        follower.append_as_follower(fetched)
+    # a follower that diverged truncates to the leader's epoch end and catches up
+    append(follower, 2, epoch=5)
+    assert follower.truncate_to(6) and follower.log_end_offset == 6
+    assert follower.epoch_entries == leader.epoch_entries
+    leader.close()
+    follower.close()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_new_leader_assigns_its_epoch_at_the_log_end(tmp_path, engine):
+    log = make_log(engine, tmp_path)
+    append(log, 3, epoch=0)
+    log.assign_epoch(2, log.log_end_offset)  # before any append in epoch 2
+    assert log.leader_epoch == 2 and [(e.epoch, e.start_offset) for e in log.epoch_entries] == [(0, 0), (2, 3)]
+    assert log.end_offset_for_epoch(0) == (0, 3) and log.end_offset_for_epoch(1) == (0, 3)
+    assert append(log, 1, epoch=2).base_offset == 3
+    assert log.epoch_for_offset(3) == 2
+    log.truncate_fully_and_start_at(10)
+    assert log.epoch_entries == [] and log.leader_epoch == -1
+    log.close()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_compacted_topic_needs_keys(tmp_path, engine):
+    log = make_log(engine, tmp_path, LogConfig(cleanup_policy=("compact",)))
+    keyless = make_batch(2, key=None)
+    with pytest.raises(InvalidRecords) as ei:
+        log.validate(bytes(keyless))
+    assert ei.value.error_code == 87  # INVALID_RECORD
+    assert log.validate(bytes(make_batch(2)))[0].records_count == 2
+    log.close()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_topic_compression_type_recompresses(tmp_path, engine):
+    log = make_log(engine, tmp_path, LogConfig(compression_type="gzip"))
+    res = append(log, 3, codec=0)
+    assert (res.base_offset, res.last_offset) == (0, 2)
+    [(_, h)] = scan_batches(log)
+    assert h.compression == 1  # gzip
+    assert [r.offset for r in scan_records(log)] == [0, 1, 2]
+    log.close()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_log_start_offset_not_past_the_high_watermark(tmp_path, engine):
+    log = make_log(engine, tmp_path)
+    append(log, 4)
+    log.high_watermark = 2
+    with pytest.raises(OffsetOutOfRange) as ei:
+        log.advance_log_start_offset(3)
+    assert "larger than the high watermark 2" in str(ei.value)
+    assert log.advance_log_start_offset(2) is True
+    assert log.advance_log_start_offset(1) is False
+    assert log.log_start_offset == 2
+    log.close()
+
+
+# --- disk only: segment files, indexes, recovery, reopening, checkpoints, fsync ---------------
 
 
 def test_roll_by_size(tmp_path):
@@ -74,16 +320,6 @@ def test_roll_by_size(tmp_path):
     for s in log.segments[:-1]:
         assert s.time_index()[-1] == (1000 + (s.next_offset - 2) // 2, s.next_offset - 1)
     assert log.flush_pending
-    log.close()
-
-
-def test_batch_larger_than_segment_is_rejected_like_kafka(tmp_path):
-    log = open_log(tmp_path, LogConfig(segment_bytes=300))
-    append(log, 1)
-    with pytest.raises(InvalidRecords) as ei:
-        append(log, 5, value_size=100)
-    assert ei.value.error_code == RECORD_LIST_TOO_LARGE
-    assert log.log_end_offset == 1 and len(log.segments) == 1
     log.close()
 
 
@@ -125,60 +361,6 @@ def test_roll_when_index_full(tmp_path):
         append(log, ts=1000 + i)
     # growing timestamps: the time index (12-byte entries, 2 fit) fills first
     assert [s.base_offset for s in log.segments] == [0, 3, 6, 9]
-    log.close()
-
-
-def _read_offsets(res) -> list[int]:
-    return [r.offset for r in records_of(res.read_bytes())]
-
-
-def test_read_whole_batches_and_limits(tmp_path):
-    log = open_log(tmp_path, SMALL)
-    size = len(make_batch(3, value_size=40, tag=b"00:"))
-    for i in range(30):
-        append(log, 3, value_size=40, tag=b"%02d:" % i)
-    assert len(log.segments) > 3
-    # the batch containing the offset is returned whole
-    res = log.read(4, 10 * size)
-    assert res.first_offset == 3 and res.size == 10 * size
-    assert _read_offsets(res) == list(range(3, 33))
-    assert len(res.chunks) >= 2  # spans segments
-    assert res.read_bytes() == b"".join(c.read_bytes() for c in res.chunks)
-    # max_bytes cuts at a batch boundary
-    res = log.read(0, 2 * size + size // 2)
-    assert _read_offsets(res) == list(range(6))
-    # min_one_message returns the first batch even when it is larger
-    res = log.read(7, 10, min_one_message=True)
-    assert _read_offsets(res) == [6, 7, 8]
-    assert log.read(7, 10, min_one_message=False).size == 0
-    # never past max_offset (high watermark): batches with base offset >= it are excluded
-    res = log.read(0, 10**6, max_offset=13)
-    assert _read_offsets(res)[-1] == 14  # batch 12..14 starts below 13
-    res = log.read(0, 10**6, max_offset=12)
-    assert _read_offsets(res) == list(range(12))
-    assert log.read(12, 10**6, max_offset=12).size == 0
-    # everything, across all segments
-    res = log.read(0, 10**6)
-    assert _read_offsets(res) == list(range(90))
-    vals = [r.value.split(b"|")[0] for r in records_of(res.read_bytes())]
-    assert vals == [b"%02d:%d" % (i, j) for i in range(30) for j in range(3)]
-    log.close()
-
-
-def test_read_offset_out_of_range(tmp_path):
-    log = open_log(tmp_path)
-    for _ in range(3):
-        append(log, 2)
-    with pytest.raises(OffsetOutOfRange):
-        log.read(7, 100)
-    with pytest.raises(OffsetOutOfRange):
-        log.read(-1, 100)
-    assert log.read(6, 100).size == 0
-    log.high_watermark = 6
-    log.advance_log_start_offset(3)
-    with pytest.raises(OffsetOutOfRange):
-        log.read(2, 100)
-    assert _read_offsets(log.read(3, 10**6)) == [2, 3, 4, 5]  # the batch holding 3 starts at 2
     log.close()
 
 
@@ -286,28 +468,6 @@ def _model_read(batches, offset, max_bytes, limit, min_one):
     return out
 
 
-def test_offset_for_timestamp_across_segments(tmp_path):
-    log = open_log(tmp_path, LogConfig(segment_bytes=400, index_interval_bytes=50))
-    stamps = [100, 90, 300, 250, 200, 500, 400, 450, 700, 650]
-    for i, ts in enumerate(stamps):
-        append(log, 2, value_size=30, ts=[ts, ts + 5])
-    assert len(log.segments) >= 3
-    # first record in offset order whose timestamp is >= target
-    assert log.offset_for_timestamp(0) == (0, 100)
-    assert log.offset_for_timestamp(101) == (1, 105)
-    assert log.offset_for_timestamp(106) == (4, 300)
-    assert log.offset_for_timestamp(460) == (10, 500)
-    assert log.offset_for_timestamp(650) == (16, 700)
-    assert log.offset_for_timestamp(701) == (17, 705)
-    assert log.offset_for_timestamp(706) is None
-    assert log.max_timestamp() == (705, 17)
-    log.close()
-    log = open_log(tmp_path, LogConfig(segment_bytes=400, index_interval_bytes=50))  # unclean reopen
-    assert log.offset_for_timestamp(460) == (10, 500)
-    assert log.max_timestamp() == (705, 17)
-    log.close()
-
-
 def test_reopen_returns_same_data(tmp_path):
     log = open_log(tmp_path, SMALL)
     for i in range(40):
@@ -387,30 +547,6 @@ def test_deleted_index_is_rebuilt(tmp_path):
     assert first.index_path.read_bytes() == raw
 
 
-def test_truncate_to_and_log_start(tmp_path):
-    log = open_log(tmp_path, SMALL)
-    for i in range(30):
-        append(log, 2, epoch=i // 10)
-    n_segments = len(log.segments)
-    log.high_watermark = log.log_end_offset
-    log.truncate_to(33)  # inside batch 32..33
-    assert log.log_end_offset == 32 and log.high_watermark == 32
-    assert len(log.segments) < n_segments
-    assert [e.epoch for e in log.epoch_entries] == [0, 1]
-    assert append(log, 1, epoch=1).base_offset == 32
-    log.high_watermark = log.log_end_offset
-    assert log.advance_log_start_offset(25)
-    assert log.log_start_offset == 25 and log.segments[0].base_offset <= 25
-    assert [(e.epoch, e.start_offset) for e in log.epoch_entries] == [(1, 25)]
-    log.truncate_fully_and_start_at(100)
-    assert (log.log_start_offset, log.log_end_offset, len(log.segments)) == (100, 100, 1)
-    assert append(log, 1).base_offset == 100
-    log.close()
-    log = open_log(tmp_path, SMALL, log_start_offset=100)
-    assert (log.log_start_offset, log.log_end_offset) == (100, 101)
-    log.close()
-
-
 def test_leader_epoch_checkpoint_and_partition_metadata(tmp_path):
     tid = bytes(range(16))
     log = open_log(tmp_path, topic_id=tid)
@@ -447,33 +583,6 @@ def test_flush_policy_and_recovery_point(tmp_path):
     log.append(data, validate_batches(bytes(data), max_batch_bytes=None), leader_epoch=0, now_ms=30,
                auto_flush=True)
     assert log.recovery_point == 10
-    log.close()
-
-
-def test_flush_in_a_thread_during_appends(tmp_path):
-    log = open_log(tmp_path, LogConfig(segment_bytes=3000))
-    stop = threading.Event()
-    errors = []
-
-    def flusher():
-        while not stop.is_set():
-            try:
-                log.flush()
-            except Exception as e:  # pragma: no cover
-                errors.append(e)
-
-    t = threading.Thread(target=flusher)
-    t.start()
-    try:
-        for i in range(300):
-            append(log, 2, tag=b"%d" % i)
-    finally:
-        stop.set()
-        t.join()
-    assert not errors
-    log.flush()
-    assert log.recovery_point == 600
-    assert [r.offset for r in records_of(log.read(0, 10**7).read_bytes())] == list(range(600))
     log.close()
 
 
