@@ -90,9 +90,7 @@ class GroupCoordinator(InternalTopicCoordinator, ClassicOps, ConsumerOps):
         if not self.loading:
             self.loaded.set()
         self._nursery: trio.Nursery | None = None
-        add_listener = getattr(state, "add_leadership_listener", None)
-        if add_listener is not None:
-            add_listener(self._on_leadership)  # cluster mode: load / unload on leadership changes
+        state.add_leadership_listener(self._on_leadership)  # a cluster: load / unload on leadership changes
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def run(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:

@@ -254,7 +254,7 @@ class BrokerThread:
         from ..server.metrics import render
         from . import inspect
 
-        return self.call(lambda: render(self.broker.instrumentation, inspect.groups(self.broker.state)))
+        return self.call(lambda: render(self.broker.state, inspect.groups(self.broker.state)))
 
     def trace(self, clear: bool = False) -> list[dict[str, Any]]:
         """Trace events so far (requests and responses, decoded and bounded);

@@ -626,7 +626,7 @@ class TransactionCoordinator(InternalTopicCoordinator):
                 out[tp] = _SKIP  # the topic (or partition) is gone
                 continue
             st = self.state
-            if st.cluster is not None and not st.cluster.replicas.is_leader(p):
+            if not st.replicas.is_leader(p):
                 leader = st.leader_of(topic, idx)
                 if leader is None or leader < 0 or leader == st.node_id:
                     out[tp] = _RETRY
