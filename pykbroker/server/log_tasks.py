@@ -290,9 +290,8 @@ def _remove(files: list[Path], dirs: list[Path]) -> None:
 
 
 async def run(state: Any, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-    """Run every background log task until cancelled."""
-    tasks = LogTasks(state)
-    state.log_tasks = tasks
+    """Run every background log task (``state.log_tasks``) until cancelled."""
+    tasks: LogTasks = state.log_tasks
     task_status.started(tasks)
     try:
         async with trio.open_nursery() as n:

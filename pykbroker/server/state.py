@@ -25,6 +25,7 @@ from ..storage.manager import LogManager, validate_topic_name
 from ..storage.memory import MemoryLogManager
 from ..txn import producers as txn_producers
 from ..txn.coordinator import TransactionCoordinator
+from .log_tasks import LogTasks
 from .metrics import Instrumentation
 from .replicas import LeadershipListener, LocalReplicas, Replicas
 from .topics import PartitionState, TopicRegistry, TopicState
@@ -121,6 +122,8 @@ class BrokerState:
         # topics to load already answer COORDINATOR_LOAD_IN_PROGRESS
         self.group_coordinator = GroupCoordinator(self)
         self.txn_coordinator = TransactionCoordinator(self)
+        # retention, compaction, flush.ms, file deletion (run by log_tasks.run)
+        self.log_tasks = LogTasks(self)
 
     @property
     def topics_by_id(self) -> dict[bytes, TopicState]:
