@@ -57,7 +57,7 @@ from ..storage.checkpoints import (
 from . import zkdata as zd
 from .assignment import AssignmentError, assign_replicas
 from .controller import Controller, NotController, write_topic
-from .fetcher import FetcherManager
+from .fetcher import BrokerClient, FetcherManager
 from .replica import LEADER, ReplicaManager, Replication
 from .view import ClusterView
 from .zk import ZkClient
@@ -132,6 +132,7 @@ class ClusterNode:
         self.leadership_listeners: list[LeadershipListener] = []
         self._hw_checkpoints: dict[tuple[str, int], int] = {}
         self._creating: set[str] = set()
+        self._clients: dict[int, BrokerClient] = {}  # call(): connections to other brokers by node id
         self._shut = False
 
     # --- the cluster picture (server.replicas.Replicas) ----------------------------------------
@@ -199,6 +200,31 @@ class ClusterNode:
 
     async def replica_fetch(self, req: dict[str, Any], version: int, replica_id: int) -> dict[str, Any] | None:
         return await self.replicas.handle_replica_fetch(req, version, replica_id)
+
+    async def call(self, node_id: int, api_key: int, version: int, body: dict[str, Any]) -> dict[str, Any] | None:
+        """One request to another broker over a kept connection; None if it failed."""
+        try:
+            client = self._clients.get(node_id)
+            if client is None:
+                b = self.view.brokers.get(node_id)
+                if b is None:
+                    return None
+                client = self._clients[node_id] = await BrokerClient.connect(
+                    b.host, b.port, f"txn-coordinator-{self.node_id}", 10.0)
+            with trio.fail_after(30):
+                return await client.call(api_key, version, body)
+        except Exception as e:  # connection refused/closed, timeout, undecodable answer
+            log.warning("request %d to broker %d failed: %s", api_key, node_id, e)
+            await self._drop_client(node_id)
+            return None
+
+    async def _drop_client(self, node_id: int) -> None:
+        c = self._clients.pop(node_id, None)
+        if c is not None:
+            try:
+                await c.aclose()
+            except Exception:
+                pass
 
     # --- lifecycle ---------------------------------------------------------------------------------
     def recover(self) -> None:
@@ -577,6 +603,8 @@ class ClusterNode:
             await trio.to_thread.run_sync(self.checkpoint_hw_now)
             with trio.move_on_after(5):
                 await self.zk.close()
+            for node_id in list(self._clients):
+                await self._drop_client(node_id)
 
     # --- requests from handlers -----------------------------------------------------------------------------
     async def wait_for(self, pred: Callable[[], bool], timeout_ms: int) -> bool:

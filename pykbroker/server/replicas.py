@@ -129,6 +129,11 @@ class Replicas(Protocol):
         """acks=-1 for offsets already in the log (an idempotent producer's
         duplicate): wait until the high watermark reaches ``end_offset``."""
 
+    async def call(self, node_id: int, api_key: int, version: int, body: dict[str, Any]) -> dict[str, Any] | None:
+        """One request to another live broker (the transaction coordinator's
+        WriteTxnMarkers and AddPartitionsToTxn to partition leaders): its
+        response, or None if it failed (not live, connection, timeout)."""
+
     async def replica_fetch(self, req: dict[str, Any], version: int, replica_id: int) -> dict[str, Any] | None:
         """A follower's Fetch (``replica_id`` >= 0): the whole response; None
         when this broker has no followers and serves it as a consumer's."""
@@ -235,6 +240,9 @@ class LocalReplicas:
 
     async def wait_replicated(self, p: PartitionState, end_offset: int, timeout_ms: int | None) -> None:
         return None
+
+    async def call(self, node_id: int, api_key: int, version: int, body: dict[str, Any]) -> dict[str, Any] | None:
+        return None  # there is no other broker
 
     async def replica_fetch(self, req: dict[str, Any], version: int, replica_id: int) -> dict[str, Any] | None:
         return None
