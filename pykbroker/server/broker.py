@@ -97,7 +97,7 @@ class Broker:
                                        cluster_id=cluster_id, advertised_endpoint=advertised,
                                        api_version_ranges=self._api_ranges, nursery=nursery)
         state = self._state
-        log_tasks.prepare(state)  # dynamic broker configs; background file deletion
+        log_tasks.prepare(state)  # background file deletion
         self._nursery = nursery
         # a cluster: read the cluster state, register /brokers/ids/<id>, run for controller
         await state.replicas.start(nursery)

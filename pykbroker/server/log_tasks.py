@@ -56,16 +56,11 @@ def now_ms() -> int:
 
 
 def prepare(state: Any) -> None:
-    """Right after the logs are opened, before any request: apply the stored
-    dynamic broker configs and let deleted topics' files go in the
-    background."""
+    """Before any request: let deleted topics' files go in the background
+    (the stored dynamic broker configs are applied as the state is built)."""
     logs = state.logs
     if logs is None:
         return
-    if logs.dynamic_configs:
-        from ..handlers.alter_configs import apply_dynamic_state
-
-        apply_dynamic_state(state)
     if type(logs) is LogManager:
         logs.async_delete = True
 

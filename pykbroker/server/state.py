@@ -19,6 +19,7 @@ import trio
 from ..config import BrokerConfig
 from ..group import GroupCoordinator
 from ..handlers import advertised
+from ..handlers.alter_configs import apply_dynamic_state
 from ..protocol.records import BatchHeader
 from ..storage.log_config import LogConfig
 from ..storage.manager import LogManager, validate_topic_name
@@ -118,6 +119,8 @@ class BrokerState:
         # a cluster member those ZooKeeper brings
         self.topics = TopicRegistry(logs)
         self.replicas: Replicas = replicas(self)  # registers the topics it knows
+        if logs.dynamic_configs:  # stored dynamic broker configs, before anything reads the config
+            apply_dynamic_state(self)
         # created before any listener accepts, so partitions of the internal
         # topics to load already answer COORDINATOR_LOAD_IN_PROGRESS
         self.group_coordinator = GroupCoordinator(self)

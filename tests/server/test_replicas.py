@@ -129,3 +129,19 @@ def test_lone_broker_registers_its_log_dirs_topics(tmp_path: Path) -> None:
     assert ts.topic_id == tid and len(ts.partitions) == 3 and ts.configs == {"retention.ms": "1000"}
     assert st2.topics_by_id[tid] is ts and ts.log_config.retention_ms == 1000
     st2.close()
+
+
+def test_stored_dynamic_broker_configs_apply_before_the_parts_read_them(tmp_path: Path) -> None:
+    """A restart: the stored dynamic configs layer over server.properties
+    before the log tasks (and every topic) read them."""
+    props = {"log.dirs": str(tmp_path), "offsets.topic.num.partitions": "2"}
+    st = build_state(BrokerConfig(overrides=props))
+    st.create_topic("t", 1)
+    assert st.logs is not None
+    st.logs.set_dynamic_configs("", {"log.cleaner.io.max.bytes.per.second": "1000",
+                                     "log.retention.ms": "5000"})
+    st.close()
+    st2 = build_state(BrokerConfig(overrides=props))
+    assert st2.log_tasks.cleaner is not None and st2.log_tasks.cleaner.io_max_bytes_per_second == 1000
+    assert st2.topics["t"].log_config.retention_ms == 5000
+    st2.close()
