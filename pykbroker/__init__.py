@@ -8,7 +8,7 @@ __version__ = "0.1.0"
 
 def __getattr__(name: str):  # lazy: keep `import pykbroker` cheap
     if name == "Broker":
-        from .server.broker import Broker
+        from .broker import Broker
 
         return Broker
     raise AttributeError(name)

@@ -64,7 +64,7 @@ def build_config(ns: argparse.Namespace) -> BrokerConfig:
 
 async def run(config: BrokerConfig, started_at: float) -> None:
     # imported here, not at the top: `pykbroker ctl` must not load the broker
-    from .server.broker import Broker
+    from .broker import Broker
 
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         broker = Broker(config)

@@ -1,6 +1,6 @@
 """The package's layers point one way (docs/architecture.md):
 
-    util/protocol <- storage <- config/topic_configs <- group/txn <- handlers <- server <- cluster/cli <- testing
+    util/protocol <- storage <- config/topic_configs <- group/txn <- handlers <- server <- cluster/broker/cli <- testing
 
 A module may import its own layer and the layers below it, never above.
 Every import counts, module-level and function-local alike, except those
@@ -28,30 +28,14 @@ RANK: dict[str, int] = {
     "group": 3, "txn": 3,
     "handlers": 4,
     "server": 5,
-    "cluster": 6, "cli": 6, "ctl": 6, "__main__": 6, "": 6,
+    "cluster": 6, "broker": 6, "cli": 6, "ctl": 6, "__main__": 6, "": 6,
     "testing": 7,
 }
 
-# Upward imports that other parts of issue 11 remove (the cluster seam:
-# server/cluster/handlers' cluster paths are being rewritten in parallel).
-# Each entry: (importing module, imported module) -> why it is still here.
-# The lead empties this list after the merge.
-ALLOWED_UPWARD: dict[tuple[str, str], str] = {
-    ("pykbroker.server.broker", "pykbroker.cluster.node"):
-        "cluster mode started by the broker; goes behind the Replicas seam",
-    ("pykbroker.handlers.create_topics", "pykbroker.cluster.assignment"):
-        "AssignmentError from the controller path; cluster seam",
-    ("pykbroker.handlers.create_topics", "pykbroker.cluster.controller"):
-        "NotController from the controller path; cluster seam",
-    ("pykbroker.handlers.create_partitions", "pykbroker.cluster.assignment"):
-        "AssignmentError from the controller path; cluster seam",
-    ("pykbroker.handlers.create_partitions", "pykbroker.cluster.controller"):
-        "NotController from the controller path; cluster seam",
-    ("pykbroker.handlers.elect_leaders", "pykbroker.cluster.controller"):
-        "NotController from the controller path; cluster seam",
-    ("pykbroker.txn.coordinator", "pykbroker.cluster.fetcher"):
-        "BrokerClient for markers to other brokers; cluster seam",
-}
+# Upward imports allowed by exception: (importing module, imported module)
+# -> why. Empty: the composition root (pykbroker/broker.py) sits with the
+# cluster and the CLI at the top.
+ALLOWED_UPWARD: dict[tuple[str, str], str] = {}
 
 # Modules outside handlers/ allowed to import a handler module (not just the
 # registry, pykbroker.handlers): the dispatcher, for the KIP-511 fallback.

@@ -3,17 +3,21 @@
 :class:`ClusterNode` owns the ZooKeeper session and everything built on
 it: the watched cluster view, this broker's registration, its replicas'
 roles (:mod:`.replica`), the replica fetchers (:mod:`.fetcher`) and, when
-elected, the controller (:mod:`.controller`). ``BrokerState.cluster`` points
-to it; handlers reach it through the state.
+elected, the controller (:mod:`.controller`). It is this broker's
+``BrokerState.replicas``: the ZooKeeper implementation of the cluster seam
+(:class:`~pykbroker.server.replicas.Replicas`); handlers only see that
+interface.
 
 Lifecycle (``server/broker.py`` drives it):
 
-1. :meth:`connect` (before the logs open): ZooKeeper session (creating the
-   chroot if missing), Kafka's persistent paths, the cluster id from
-   ``/cluster/id`` (created by the first broker; checked against
-   ``meta.properties`` by the log manager).
+1. :func:`cluster_replicas` (before the logs open): ZooKeeper session
+   (creating the chroot if missing), Kafka's persistent paths, the cluster
+   id from ``/cluster/id`` (created by the first broker; checked against
+   ``meta.properties`` by the log manager). The node itself is built with
+   the broker state; :meth:`ClusterNode.recover` restores the high
+   watermarks once the logs are open.
 2. :meth:`start` (listeners bound): read the whole cluster state with
-   watches (topics known to ZooKeeper appear in ``BrokerState.topics``;
+   watches (topics known to ZooKeeper are registered in ``BrokerState.topics``;
    this broker opens logs only for the partitions it replicates; local
    topics ZooKeeper no longer has are deleted), register
    ``/brokers/ids/<id>`` (waiting for an earlier incarnation's ephemeral
@@ -34,8 +38,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 import trio
+from kazoo.exceptions import KazooException, NodeExistsError, NoNodeError
+from kazoo.protocol.states import KazooState
 
+from ..config import BrokerConfig
 from ..protocol import errors
+from ..protocol.records import BatchHeader
+from ..server.replicas import BrokerEndpoint, LeadershipListener, PartitionInfo
+from ..server.state import ReplicasFactory
+from ..server.topics import PartitionState, TopicState
 from ..storage.checkpoints import (
     CorruptCheckpointError,
     kafka_uuid_str,
@@ -44,52 +55,90 @@ from ..storage.checkpoints import (
     write_offset_checkpoint,
 )
 from . import zkdata as zd
+from .assignment import AssignmentError, assign_replicas
 from .controller import Controller, NotController, write_topic
-from .fetcher import FetcherManager
+from .fetcher import BrokerClient, FetcherManager
 from .replica import LEADER, ReplicaManager, Replication
 from .view import ClusterView
 from .zk import ZkClient
 from .zkdata import BrokerInfo, LeaderIsr, TopicAssignment
 
 if TYPE_CHECKING:
-    from ..server.state import BrokerState, PartitionState
+    from ..server.state import BrokerState
+    from ..storage.log import AppendResult
 
 log = logging.getLogger("pykbroker.cluster")
 
 HW_CHECKPOINT = "replication-offset-checkpoint"
 
-# fn(topic, partition, is_leader, leader_epoch), called on the trio thread
-LeadershipListener = Callable[[str, int, bool, int], None]
+
+async def cluster_replicas(config: BrokerConfig) -> tuple[ReplicasFactory, str]:
+    """Connect to ZooKeeper (before the logs open): the factory of this
+    broker's :class:`ClusterNode` and the cluster id."""
+    zk = ZkClient(config["zookeeper.connect"], int(config["zookeeper.session.timeout.ms"]),
+                  config["zookeeper.connection.timeout.ms"])
+    await zk.start()
+    for path in zd.PERSISTENT_PATHS:
+        await zk.ensure_path(path)
+    wanted = config["cluster.id"]
+    try:
+        data, _ = await zk.get(zd.CLUSTER_ID)
+        cid = zd.decode_cluster_id(data)
+    except NoNodeError:
+        cid = wanted or kafka_uuid_str(random_kafka_uuid())
+        try:
+            await zk.create(zd.CLUSTER_ID, zd.encode_cluster_id(cid), makepath=True)
+        except NodeExistsError:
+            data, _ = await zk.get(zd.CLUSTER_ID)
+            cid = zd.decode_cluster_id(data)
+    if not cid:
+        raise RuntimeError("/cluster/id holds no cluster id")
+    if wanted and wanted != cid:
+        raise RuntimeError(f"cluster.id {wanted} does not match the cluster id {cid} in ZooKeeper")
+    log.info("connected to ZooKeeper %s%s (session 0x%x), cluster id %s", zk.hosts, zk.chroot,
+             zk.session_id or 0, cid)
+
+    def build(state: "BrokerState") -> ClusterNode:
+        return ClusterNode(state, zk, cid)
+
+    return build, cid
+
+
+def _not_controller() -> errors.KafkaError:
+    return errors.KafkaError(errors.NOT_CONTROLLER, None)
 
 
 class ClusterNode:
-    def __init__(self, state: "BrokerState") -> None:
+    """One broker of a ZooKeeper cluster; implements ``server.replicas.Replicas``."""
+
+    def __init__(self, state: "BrokerState", zk: ZkClient, cluster_id: str) -> None:
         self.state = state
         self.config = state.config
         self.node_id = state.node_id
-        cfg = self.config
-        self.zk = ZkClient(cfg["zookeeper.connect"], int(cfg["zookeeper.session.timeout.ms"]),
-                           cfg["zookeeper.connection.timeout.ms"])
+        self.zk = zk
         self.view = ClusterView(self.zk, self)
         self.replicas = ReplicaManager(self)
         self.fetchers = FetcherManager(self)
         self.controller = Controller(self)
-        self.cluster_id = ""
+        self.cluster_id = cluster_id
         self.registered = False
         self.broker_epoch = -1
-        self.session_id: int | None = None
+        self.session_id: int | None = zk.session_id
         self.fenced = True
         self.stopping = False
         self.nursery: trio.Nursery | None = None
         self.leadership_listeners: list[LeadershipListener] = []
         self._hw_checkpoints: dict[tuple[str, int], int] = {}
         self._creating: set[str] = set()
+        self._clients: dict[int, BrokerClient] = {}  # call(): connections to other brokers by node id
         self._shut = False
 
-    # --- queries for handlers ------------------------------------------------------------------
-    @property
+    # --- the cluster picture (server.replicas.Replicas) ----------------------------------------
     def is_controller(self) -> bool:
         return self.controller.active
+
+    def controller_id(self) -> int:
+        return self.view.controller_id
 
     def can_lead(self) -> bool:
         """Appends and acknowledgements are allowed: registered, not fenced, session lease held."""
@@ -104,51 +153,79 @@ class ClusterNode:
         lid = self.view.leader_of(topic, partition)
         return None if lid < 0 else lid
 
-    def broker(self, node_id: int) -> BrokerInfo | None:
-        return self.view.brokers.get(node_id)
+    @staticmethod
+    def _endpoint(b: BrokerInfo) -> BrokerEndpoint:
+        return BrokerEndpoint(b.node_id, b.host, b.port, b.rack)
 
-    def live_brokers(self) -> list[BrokerInfo]:
-        return [self.view.brokers[b] for b in sorted(self.view.brokers)]
+    def broker(self, node_id: int) -> BrokerEndpoint | None:
+        b = self.view.brokers.get(node_id)
+        return None if b is None else self._endpoint(b)
 
-    def partition_info(self, topic: str, partition: int) -> tuple[int, int, list[int], list[int], list[int]]:
-        """(leader or -1, leader epoch, replicas, isr, offline replicas) for Metadata."""
-        ta = self.view.topics.get(topic)
-        replicas = list(ta.partitions.get(partition, ())) if ta is not None else []
-        st = self.view.states.get((topic, partition))
+    def live_brokers(self) -> list[BrokerEndpoint]:
+        return [self._endpoint(self.view.brokers[b]) for b in sorted(self.view.brokers)]
+
+    def partition_info(self, ts: TopicState, p: PartitionState) -> PartitionInfo:
+        """Kafka's ZkMetadataCache: the leader is -1 when it is not live."""
+        ta = self.view.topics.get(ts.name)
+        replicas = list(ta.partitions.get(p.index, ())) if ta is not None else []
+        st = self.view.states.get((ts.name, p.index))
         offline = [r for r in replicas if r not in self.view.brokers]
         if st is None:
-            return -1, -1, replicas, [], offline
+            return PartitionInfo(-1, -1, replicas, [], offline)
         leader = st.leader if st.leader in self.view.brokers else -1
-        return leader, st.leader_epoch, replicas, list(st.isr), offline
+        return PartitionInfo(leader, st.leader_epoch, replicas, list(st.isr), offline)
+
+    def replication_factor(self, topic: str) -> int:
+        ta = self.view.topics.get(topic)
+        return len(ta.partitions[0]) if ta is not None and ta.partitions else 1
+
+    def add_leadership_listener(self, fn: LeadershipListener) -> None:
+        self.leadership_listeners.append(fn)
+
+    # --- leadership and the append path (cluster/replica.py) ------------------------------------
+    def is_leader(self, p: PartitionState) -> bool:
+        return self.replicas.is_leader(p)
+
+    def check_leader(self, p: PartitionState) -> None:
+        self.replicas.check_leader(p)
+
+    async def append(self, p: PartitionState, data: bytearray, headers: list[BatchHeader], *, acks: int,
+                     now: int, timeout_ms: int | None) -> "AppendResult":
+        return await self.replicas.append(p, data, headers, acks=acks, now=now, timeout_ms=timeout_ms)
+
+    async def wait_replicated(self, p: PartitionState, end_offset: int, timeout_ms: int | None) -> None:
+        await self.replicas.wait_replicated(p, end_offset, timeout_ms)
+
+    async def replica_fetch(self, req: dict[str, Any], version: int, replica_id: int) -> dict[str, Any] | None:
+        return await self.replicas.handle_replica_fetch(req, version, replica_id)
+
+    async def call(self, node_id: int, api_key: int, version: int, body: dict[str, Any]) -> dict[str, Any] | None:
+        """One request to another broker over a kept connection; None if it failed."""
+        try:
+            client = self._clients.get(node_id)
+            if client is None:
+                b = self.view.brokers.get(node_id)
+                if b is None:
+                    return None
+                client = self._clients[node_id] = await BrokerClient.connect(
+                    b.host, b.port, f"txn-coordinator-{self.node_id}", 10.0)
+            with trio.fail_after(30):
+                return await client.call(api_key, version, body)
+        except Exception as e:  # connection refused/closed, timeout, undecodable answer
+            log.warning("request %d to broker %d failed: %s", api_key, node_id, e)
+            await self._drop_client(node_id)
+            return None
+
+    async def _drop_client(self, node_id: int) -> None:
+        c = self._clients.pop(node_id, None)
+        if c is not None:
+            try:
+                await c.aclose()
+            except Exception:
+                pass
 
     # --- lifecycle ---------------------------------------------------------------------------------
-    async def connect(self) -> None:
-        from kazoo.exceptions import NodeExistsError, NoNodeError
-
-        await self.zk.start()
-        self.session_id = self.zk.session_id
-        for path in zd.PERSISTENT_PATHS:
-            await self.zk.ensure_path(path)
-        wanted = self.config["cluster.id"]
-        try:
-            data, _ = await self.zk.get(zd.CLUSTER_ID)
-            cid = zd.decode_cluster_id(data)
-        except NoNodeError:
-            cid = wanted or kafka_uuid_str(random_kafka_uuid())
-            try:
-                await self.zk.create(zd.CLUSTER_ID, zd.encode_cluster_id(cid), makepath=True)
-            except NodeExistsError:
-                data, _ = await self.zk.get(zd.CLUSTER_ID)
-                cid = zd.decode_cluster_id(data)
-        if not cid:
-            raise RuntimeError("/cluster/id holds no cluster id")
-        if wanted and wanted != cid:
-            raise RuntimeError(f"cluster.id {wanted} does not match the cluster id {cid} in ZooKeeper")
-        self.cluster_id = cid
-        log.info("connected to ZooKeeper %s%s (session 0x%x), cluster id %s", self.zk.hosts, self.zk.chroot,
-                 self.session_id or 0, cid)
-
-    def after_open(self) -> None:
+    def recover(self) -> None:
         """Logs are open (worker thread): restore high watermarks from the checkpoint."""
         logs = self.state.logs
         assert logs is not None
@@ -175,8 +252,6 @@ class ClusterNode:
             self.nursery.start_soon(self._guard, fn, *args)
 
     async def _guard(self, fn: Callable[..., Any], *args: Any) -> None:
-        from kazoo.exceptions import KazooException
-
         try:
             await fn(*args)
         except KazooException as e:
@@ -199,8 +274,6 @@ class ClusterNode:
         await self.controller.try_elect()
 
     async def _register(self) -> None:
-        from kazoo.exceptions import NodeExistsError, NoNodeError
-
         path = zd.broker_path(self.node_id)
         data = zd.encode_broker(self.node_id, self.state.advertised_host, self.state.advertised_port,
                                 self.state.rack)
@@ -232,9 +305,6 @@ class ClusterNode:
                  self.state.advertised_port, self.broker_epoch)
 
     async def _event_loop(self) -> None:
-        from kazoo.exceptions import KazooException
-        from kazoo.protocol.states import KazooState
-
         async for kind, ev in self.zk.events:
             if self.stopping and kind == "state":
                 continue
@@ -275,8 +345,6 @@ class ClusterNode:
 
     async def _lease_loop(self) -> None:
         """Keep proving the session alive (see zk.py: the lease)."""
-        from kazoo.exceptions import KazooException
-
         period = max(0.02, self.zk.session_timeout / 5)
         while True:
             await trio.sleep(period)
@@ -328,8 +396,6 @@ class ClusterNode:
                 self.controller.notify("topics")
                 return
             ts = None
-        from ..server.state import PartitionState, TopicState
-
         configs = self.view.configs.get(name, {})
         logs = st.logs
         if ts is None and logs is not None:
@@ -343,9 +409,8 @@ class ClusterNode:
                 log_config = st.topic_config(configs)
             except Exception:  # noqa: BLE001
                 log_config = st.default_log_config()
-            ts = TopicState(name, new.topic_id, [], dict(configs), log_config, internal=name.startswith("__"))
-            st.topics[name] = ts
-            st.topics_by_id[new.topic_id] = ts
+            ts = st.topics.register(TopicState(name, new.topic_id, [], dict(configs), log_config,
+                                               internal=name.startswith("__")))
         count = max(new.partitions) + 1 if new.partitions else 0
         for i in range(len(ts.partitions), count):
             p = PartitionState(name, i, None)
@@ -358,7 +423,7 @@ class ClusterNode:
             self.replicas.apply(p, self.view.states.get((name, i)), replicas)
         self.controller.notify("topics")
 
-    def _open_log(self, ts: Any, p: "PartitionState", count: int, configs: dict[str, str]) -> None:
+    def _open_log(self, ts: TopicState, p: PartitionState, count: int, configs: dict[str, str]) -> None:
         logs = self.state.logs
         assert logs is not None
         try:
@@ -371,10 +436,9 @@ class ClusterNode:
 
     def _drop_topic(self, name: str) -> None:
         st = self.state
-        ts = st.topics.pop(name, None)
+        ts = st.topics.unregister(name)  # wakes the fetches waiting on it
         if ts is None:
             return
-        st.topics_by_id.pop(ts.topic_id, None)
         for p in ts.partitions:
             self.replicas.apply(p, None, ())
             self.fetchers.remove(p)
@@ -479,8 +543,6 @@ class ClusterNode:
 
     async def controlled_shutdown(self) -> None:
         """Move leaderships away before stopping (Kafka's controlled shutdown)."""
-        from kazoo.exceptions import KazooException, NodeExistsError
-
         if not self.registered or not self.config["controlled.shutdown.enable"] or self.zk.closed:
             return
         retries = int(self.config["controlled.shutdown.max.retries"])
@@ -539,6 +601,8 @@ class ClusterNode:
             await trio.to_thread.run_sync(self.checkpoint_hw_now)
             with trio.move_on_after(5):
                 await self.zk.close()
+            for node_id in list(self._clients):
+                await self._drop_client(node_id)
 
     # --- requests from handlers -----------------------------------------------------------------------------
     async def wait_for(self, pred: Callable[[], bool], timeout_ms: int) -> bool:
@@ -556,26 +620,48 @@ class ClusterNode:
 
     async def create_topic(self, name: str, partitions: int, replication_factor: int, configs: dict[str, str],
                            assignment: dict[int, list[int]] | None, timeout_ms: int) -> bytes:
-        """Controller only (NotController otherwise); AssignmentError, NodeExistsError.
-        Waits up to ``timeout_ms`` for every partition to have a leader."""
-        topic_id = await self.controller.request("create_topic", name=name, partitions=partitions,
-                                                 replication_factor=replication_factor, configs=configs,
-                                                 assignment=assignment)
+        """The controller writes the assignment to ZooKeeper (replicas spread,
+        rack-aware) and elects the leaders; waits up to ``timeout_ms`` for
+        every partition to have a leader."""
+        try:
+            topic_id: bytes = await self.controller.request(
+                "create_topic", name=name, partitions=partitions, replication_factor=replication_factor,
+                configs=configs, assignment=assignment)
+        except AssignmentError as e:
+            raise errors.KafkaError(e.code, str(e)) from e
+        except NodeExistsError as e:
+            raise errors.KafkaError(errors.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists.") from e
+        except NotController as e:
+            raise _not_controller() from e
         await self.wait_for(lambda: self._has_leaders(name), timeout_ms)
         return topic_id
 
     async def create_partitions(self, name: str, total: int, assignment: list[list[int]] | None,
                                 timeout_ms: int) -> None:
-        await self.controller.request("create_partitions", name=name, total=total, assignment=assignment)
+        try:
+            await self.controller.request("create_partitions", name=name, total=total, assignment=assignment)
+        except AssignmentError as e:
+            raise errors.KafkaError(e.code, str(e)) from e
+        except NotController as e:
+            raise _not_controller() from e
         await self.wait_for(lambda: self._has_leaders(name, total), timeout_ms)
 
     async def delete_topic(self, name: str, timeout_ms: int) -> None:
-        await self.controller.request("delete_topic", name=name)
+        """The controller removes the topic from ZooKeeper; every broker
+        deletes its replicas when its watch fires."""
+        try:
+            await self.controller.request("delete_topic", name=name)
+        except NotController as e:
+            raise _not_controller() from e
         await self.wait_for(lambda: name not in self.state.topics, timeout_ms)
 
     async def elect_leaders(self, partitions: list[tuple[str, int]], election_type: int,
                             timeout_ms: int) -> dict[tuple[str, int], tuple[int, str | None]]:
-        results = await self.controller.request("elect", partitions=partitions, election_type=election_type)
+        try:
+            results: dict[tuple[str, int], tuple[int, str | None]] = await self.controller.request(
+                "elect", partitions=partitions, election_type=election_type)
+        except NotController as e:
+            raise _not_controller() from e
         expected = {tp: self.view.states[tp].leader for tp, (code, _) in results.items()
                     if code == errors.NONE and tp in self.view.states}
         await self.wait_for(lambda: all(self.view.leader_of(t, p) == lid for (t, p), lid in expected.items()),
@@ -586,8 +672,6 @@ class ClusterNode:
         """Replace a topic's config overrides cluster-wide (Kafka's ZooKeeper
         mode: /config/topics/<t>); every broker applies them when its watch
         fires. For AlterConfigs / IncrementalAlterConfigs in cluster mode."""
-        from kazoo.exceptions import NoNodeError
-
         path = zd.config_path(name)
         try:
             await self.zk.set(path, zd.encode_config(configs))
@@ -595,25 +679,23 @@ class ClusterNode:
             await self.zk.create(path, zd.encode_config(configs), makepath=True)
         await self.view.refresh_config(name)
 
-    def request_auto_create(self, name: str, partitions: int, replication_factor: int,
-                            configs: dict[str, str] | None = None) -> int:
-        """Auto-creation (Metadata; internal topics): any broker writes the
-        assignment to ZooKeeper, the controller initializes the partitions.
-        Returns NONE (being created), or INVALID_REPLICATION_FACTOR."""
-        from .assignment import AssignmentError, assign_replicas
-
+    def auto_create(self, name: str, partitions: int, replication_factor: int,
+                    configs: dict[str, str] | None) -> TopicState | None:
+        """Auto-creation (Metadata, Produce; internal topics): any broker
+        writes the assignment to ZooKeeper, the controller initializes the
+        partitions, the topic appears here once the watch brings it: None
+        meanwhile (and when there are too few brokers for the replication
+        factor)."""
         brokers = {b.node_id: b.rack for b in self.live_brokers()}
         try:
             assignment = assign_replicas(brokers, partitions, replication_factor)
-        except AssignmentError as e:
-            return e.code
+        except AssignmentError:
+            return None
         if name in self._creating:
-            return errors.NONE
+            return None
         self._creating.add(name)
 
         async def create() -> None:
-            from kazoo.exceptions import NodeExistsError
-
             try:
                 await write_topic(self.zk, name, random_kafka_uuid(), assignment, dict(configs or {}))
                 log.info("auto-created topic %s (%d partitions, replication factor %d)", name, partitions,
@@ -624,7 +706,7 @@ class ClusterNode:
                 self._creating.discard(name)
 
         self.spawn(create)
-        return errors.NONE
+        return None
 
 
-__all__ = ["ClusterNode", "LeadershipListener", "NotController", "LEADER"]
+__all__ = ["ClusterNode", "NotController", "LEADER", "cluster_replicas"]

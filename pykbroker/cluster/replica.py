@@ -444,9 +444,8 @@ class ReplicaManager:
                 "last_stable_offset": hw, "log_start_offset": lso, "aborted_transactions": None,
                 "preferred_read_replica": -1, "records": res.chunks if res.size else b""}
 
-    def _collect_replica(self, ctx: Any, req: dict, replica_id: int, first: bool) -> tuple[list, list, bool, int]:
+    def _collect_replica(self, req: dict, v: int, replica_id: int, first: bool) -> tuple[list, list, bool, int]:
         st = self.state
-        v = ctx.api_version
         acc = _Budget(req["max_bytes"] if req["max_bytes"] > 0 else 2**31 - 1)
         out, watched, has_error = [], [], False
         for t in req["topics"]:
@@ -469,11 +468,12 @@ class ReplicaManager:
             out.append({"topic": t["topic"], "topic_id": t["topic_id"], "partitions": parts})
         return out, watched, has_error, acc.total
 
-    async def handle_replica_fetch(self, ctx: Any, req: dict, replica_id: int) -> dict:
+    async def handle_replica_fetch(self, req: dict, version: int, replica_id: int) -> dict:
+        """A follower's Fetch (``replica_id`` >= 0, API version ``version``): the whole response."""
         deadline = trio.current_time() + max(req["max_wait_ms"], 0) / 1000
         first = True
         while True:
-            responses, watched, has_error, total = self._collect_replica(ctx, req, replica_id, first)
+            responses, watched, has_error, total = self._collect_replica(req, version, replica_id, first)
             first = False
             if total >= req["min_bytes"] or has_error or not watched or trio.current_time() >= deadline:
                 break
@@ -485,20 +485,9 @@ class ReplicaManager:
             for p in watched:
                 p.waiters.discard(ev)
         body = {"throttle_time_ms": 0, "error_code": errors.NONE, "session_id": 0, "responses": responses}
-        if ctx.api_version >= 16:
+        if version >= 16:
             body["node_endpoints"] = []
         return body
-
-    # --- OffsetForLeaderEpoch (leader side, followers and clients) -----------------------------------------
-    def end_offset_for_epoch(self, p: "PartitionState", current_epoch: int, epoch: int) -> dict:
-        if current_epoch >= 0 and current_epoch != p.leader_epoch:
-            code = errors.FENCED_LEADER_EPOCH if current_epoch < p.leader_epoch else errors.UNKNOWN_LEADER_EPOCH
-            return {"error_code": code, "leader_epoch": -1, "end_offset": -1}
-        r: Replication = p.repl
-        if r is None or r.role != LEADER or p.log is None:
-            return {"error_code": errors.NOT_LEADER_OR_FOLLOWER, "leader_epoch": -1, "end_offset": -1}
-        e, off = p.log.end_offset_for_epoch(epoch)
-        return {"error_code": errors.NONE, "leader_epoch": e, "end_offset": off}
 
 
 class _Budget:

@@ -89,9 +89,7 @@ class GroupCoordinator(InternalTopicCoordinator):
         if not self.loading:
             self.loaded.set()
         self._nursery: trio.Nursery | None = None
-        add_listener = getattr(state, "add_leadership_listener", None)
-        if add_listener is not None:
-            add_listener(self._on_leadership)  # cluster mode: load / unload on leadership changes
+        state.add_leadership_listener(self._on_leadership)  # a cluster: load / unload on leadership changes
 
     # -- the shared state, for readers (server/inspect.py, tests) --------------------------------
     @property

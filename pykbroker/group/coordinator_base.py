@@ -77,7 +77,7 @@ class InternalTopicCoordinator:
 
     def _leads(self, partition: int) -> bool:
         st = self.state
-        return getattr(st, "cluster", None) is None or st.leader_of(self.TOPIC, partition) == st.node_id
+        return st.leader_of(self.TOPIC, partition) == st.node_id
 
     def availability(self, key: str, create: bool = True) -> int:
         """NONE, or the error every operation on ``key`` gets now:
@@ -109,8 +109,6 @@ class InternalTopicCoordinator:
             return errors.COORDINATOR_NOT_AVAILABLE, None
         if ts is None:
             return errors.COORDINATOR_NOT_AVAILABLE, None
-        if getattr(self.state, "cluster", None) is None:
-            return errors.NONE, self.state.node_id
         leader = self.state.leader_of(self.TOPIC, self.partition_for(key))
         if leader is None or leader < 0 or self.state.broker_endpoint(leader) is None:
             return errors.COORDINATOR_NOT_AVAILABLE, None

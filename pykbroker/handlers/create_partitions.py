@@ -36,7 +36,6 @@ from .create_topics import AdminError, check_replicas
 
 log = logging.getLogger("pykbroker.handlers.create_partitions")
 
-REPLICATION_FACTOR = 1  # every partition has one replica, this broker
 
 
 def _result(name: str, code: int = errors.NONE, message: str | None = None) -> dict:
@@ -64,14 +63,10 @@ def _check(ctx: RequestContext, t: dict) -> int:
                         f"Attempted to add {additional} additional partition(s), but only "
                         f"{len(assignments)} assignment(s) were specified.")
         st = ctx.state
-        if st.cluster is not None:  # cluster mode: the live brokers, the topic's replication factor
-            ta = st.cluster.view.topics.get(name)
-            rf = len(ta.partitions[0]) if ta is not None and ta.partitions else REPLICATION_FACTOR
-            for a in assignments:
-                check_replicas(list(a["broker_ids"]), set(st.live_broker_ids()), rf)
-        else:
-            for a in assignments:
-                check_replicas(list(a["broker_ids"]), {st.node_id}, REPLICATION_FACTOR)
+        # the live brokers, the topic's replication factor
+        rf = st.replicas.replication_factor(name)
+        for a in assignments:
+            check_replicas(list(a["broker_ids"]), set(st.live_broker_ids()), rf)
     return current
 
 
@@ -82,8 +77,8 @@ async def handle(ctx: RequestContext, req: dict) -> dict:
     counts = Counter(t["name"] for t in topics)
     results = [_result(n, errors.INVALID_REQUEST, "Duplicate topic name.")
                for n in counts if counts[n] > 1]
-    if st.cluster is not None and not st.cluster.is_controller:
-        # ZooKeeper mode: only the controller adds partitions
+    if not st.replicas.is_controller():
+        # only the controller adds partitions
         return {"throttle_time_ms": 0, "results": results + [
             _result(t["name"], errors.NOT_CONTROLLER) for t in topics if counts[t["name"]] == 1]}
     for t in topics:
@@ -95,26 +90,13 @@ async def handle(ctx: RequestContext, req: dict) -> dict:
         except AdminError as f:
             results.append(_result(name, f.code, f.message))
             continue
-        if not req["validate_only"] and st.cluster is not None:
-            from ..cluster.assignment import AssignmentError
-            from ..cluster.controller import NotController
-
+        if not req["validate_only"]:
             try:
                 assignment = [list(a["broker_ids"]) for a in t["assignments"]] if t["assignments"] else None
-                await st.cluster.create_partitions(name, t["count"], assignment, req["timeout_ms"])
-            except AssignmentError as e:
-                results.append(_result(name, e.code, str(e)))
+                await st.replicas.create_partitions(name, t["count"], assignment, req["timeout_ms"])
+            except errors.KafkaError as e:
+                results.append(_result(name, e.code, e.message))
                 continue
-            except NotController:
-                results.append(_result(name, errors.NOT_CONTROLLER))
-                continue
-            except Exception:
-                log.exception("adding partitions to %s failed", name)
-                results.append(_result(name, errors.UNKNOWN_SERVER_ERROR))
-                continue
-        elif not req["validate_only"]:
-            try:
-                st.create_partitions(name, t["count"])
             except Exception:
                 log.exception("adding partitions to %s failed", name)
                 results.append(_result(name, errors.UNKNOWN_SERVER_ERROR))

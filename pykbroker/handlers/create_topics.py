@@ -105,7 +105,7 @@ def check_replication(rf: int, brokers: int) -> None:
 def _plan(ctx: RequestContext, t: dict) -> tuple[int, int]:
     """(partitions, replication factor) of a valid request entry, else AdminError."""
     st = ctx.state
-    registered = set(st.live_broker_ids())  # cluster mode: the live brokers
+    registered = set(st.live_broker_ids())
     assignments = t["assignments"] or []
     if assignments:
         if t["replication_factor"] != -1:
@@ -170,34 +170,17 @@ async def _create_one(ctx: RequestContext, t: dict, collisions: dict[str, str],
         return error_result(name, f.code, f.message)
     if validate_only:
         topic_id = uuid.uuid4().bytes
-    elif st.cluster is not None:
-        # cluster mode: the controller writes the assignment to ZooKeeper
-        # (replicas spread, rack-aware) and elects the leaders
-        from kazoo.exceptions import NodeExistsError
-
-        from ..cluster.assignment import AssignmentError
-        from ..cluster.controller import NotController
-
+    else:
+        # a cluster's controller writes the assignment (replicas spread,
+        # rack-aware) and elects the leaders; a lone broker creates the logs
         manual = {a["partition_index"]: list(a["broker_ids"]) for a in (t["assignments"] or [])} or None
         try:
-            topic_id = await st.cluster.create_topic(name, partitions, rf, overrides, manual, timeout_ms)
-        except AssignmentError as e:
-            return error_result(name, e.code, str(e))
-        except NodeExistsError:
-            return error_result(name, errors.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists.")
-        except NotController:
-            return error_result(name, errors.NOT_CONTROLLER, None)
+            topic_id = await st.replicas.create_topic(name, partitions, rf, overrides, manual, timeout_ms)
+        except errors.KafkaError as e:
+            return error_result(name, e.code, e.message)
         except Exception:
             log.exception("creating topic %s failed", name)
             return error_result(name, errors.UNKNOWN_SERVER_ERROR, None)
-    else:
-        try:
-            ts = st.create_topic(name, partitions, overrides)
-        except Exception:
-            log.exception("creating topic %s failed", name)
-            return error_result(name, errors.UNKNOWN_SERVER_ERROR, None)
-        topic_id = ts.topic_id
-        partitions = len(ts.partitions)
     return {"name": name, "topic_id": topic_id, "error_code": errors.NONE, "error_message": None,
             "topic_config_error_code": errors.NONE, "num_partitions": partitions,
             "replication_factor": rf,
@@ -216,8 +199,8 @@ async def handle(ctx: RequestContext, req: dict) -> dict:
             collisions.setdefault(tc.collision_key(existing), existing)
     results = []
     metadata_topic = False
-    if st.cluster is not None and not st.cluster.is_controller:
-        # ZooKeeper mode: only the controller creates topics (clients send it there)
+    if not st.replicas.is_controller():
+        # only the controller creates topics (clients send it there)
         return {"throttle_time_ms": 0, "topics": [error_result(t["name"], errors.NOT_CONTROLLER, None)
                                                    for t in topics]}
     for t in topics:

@@ -44,8 +44,8 @@ def _delete_one(ctx: RequestContext, topic: str, index: int, offset: int) -> tup
     p = st.partition(topic, index)
     if p is None:
         return errors.UNKNOWN_TOPIC_OR_PARTITION, -1
-    if st.cluster is not None and not st.cluster.replicas.is_leader(p):
-        return errors.NOT_LEADER_OR_FOLLOWER, -1  # cluster mode: the leader moves the log start
+    if not st.replicas.is_leader(p):
+        return errors.NOT_LEADER_OR_FOLLOWER, -1  # the leader moves the log start
     plog = p.log
     if not plog.config.delete:
         return errors.POLICY_VIOLATION, -1

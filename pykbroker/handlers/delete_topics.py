@@ -56,8 +56,8 @@ async def handle(ctx: RequestContext, req: dict) -> dict:
     st = ctx.state
     v = ctx.api_version
     requested = _requested(ctx, req)
-    if st.cluster is not None and not st.cluster.is_controller:
-        # ZooKeeper mode: only the controller deletes topics
+    if not st.replicas.is_controller():
+        # only the controller deletes topics (a lone broker is its own)
         return {"throttle_time_ms": 0,
                 "responses": [_result(n if n is not None or v >= 6 else "", tid, errors.NOT_CONTROLLER, None)
                               for n, tid in requested]}
@@ -121,12 +121,10 @@ async def handle(ctx: RequestContext, req: dict) -> dict:
 
     for tid, n in to_delete.items():
         try:
-            if st.cluster is not None:
-                # the controller removes the topic from ZooKeeper; every broker
-                # deletes its replicas when its watch fires
-                await st.cluster.delete_topic(n, req["timeout_ms"])
-            else:
-                st.delete_topic(n)
+            await st.replicas.delete_topic(n, req["timeout_ms"])
+        except errors.KafkaError as e:  # NOT_CONTROLLER: resigned meanwhile
+            out.append(_result(n, tid, e.code, e.message))
+            continue
         except Exception:
             log.exception("deleting topic %s failed", n)
             out.append(_result(n, tid, errors.UNKNOWN_SERVER_ERROR, None))

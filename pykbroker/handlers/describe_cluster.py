@@ -52,13 +52,10 @@ async def handle(ctx: RequestContext, req: dict) -> dict:
         return _error(errors.INVALID_REQUEST if v == 0 else errors.MISMATCHED_ENDPOINT_TYPE,
                       "The request was sent to an endpoint of type BROKER, but we wanted an "
                       f"endpoint of type {ENDPOINT_TYPES[wanted]}")
-    brokers = [{"broker_id": st.node_id, "host": st.advertised_host, "port": st.advertised_port,
-                "rack": st.rack, "is_fenced": False}]
-    controller_id = st.node_id
-    if st.cluster is not None:  # cluster mode: every live broker, the ZooKeeper-elected controller
-        brokers = [{"broker_id": b.node_id, "host": b.host, "port": b.port, "rack": b.rack, "is_fenced": False}
-                   for b in st.cluster.live_brokers()]
-        controller_id = st.cluster.view.controller_id
+    # every live broker (this one alone, or a cluster's), the controller
+    brokers = [{"broker_id": b.node_id, "host": b.host, "port": b.port, "rack": b.rack, "is_fenced": False}
+               for b in st.replicas.live_brokers()]
+    controller_id = st.replicas.controller_id()
     return {
         "throttle_time_ms": 0,
         "error_code": errors.NONE,

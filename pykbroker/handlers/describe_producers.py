@@ -31,7 +31,7 @@ async def handle(ctx: RequestContext, req: dict) -> dict:
             if p is None:
                 out["error_code"] = errors.UNKNOWN_TOPIC_OR_PARTITION
                 continue
-            if st.cluster is not None and (p.log is None or not st.cluster.replicas.is_leader(p)):
+            if not st.replicas.is_leader(p):
                 out["error_code"] = errors.NOT_LEADER_OR_FOLLOWER
                 continue
             ps = producer_state(st, p)

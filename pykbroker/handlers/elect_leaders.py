@@ -26,7 +26,6 @@ from ..protocol import errors
 from . import RequestContext, handler
 
 PREFERRED, UNCLEAN = 0, 1
-UNKNOWN_PARTITION = "The partition does not exist."
 
 
 def _response(code: int, results: dict[tuple[str, int], tuple[int, str | None]], drop_not_needed: bool) -> dict:
@@ -51,20 +50,12 @@ async def handle(ctx: RequestContext, req: dict) -> dict:
         wanted = [(ts.name, p.index) for ts in st.topics.values() for p in ts.partitions]
     else:
         wanted = [(t["topic"], p) for t in requested for p in t["partitions"]]
-    results: dict[tuple[str, int], tuple[int, str | None]] = {}
-    cluster = st.cluster
-    if cluster is None:
-        for t, p in wanted:
-            known = st.partition(t, p) is not None
-            results[(t, p)] = (errors.ELECTION_NOT_NEEDED, None) if known else \
-                (errors.UNKNOWN_TOPIC_OR_PARTITION, UNKNOWN_PARTITION)
-    elif not cluster.is_controller:
+    results: dict[tuple[str, int], tuple[int, str | None]]
+    if not st.replicas.is_controller():
         results = {tp: (errors.NOT_CONTROLLER, None) for tp in wanted}
     else:
-        from ..cluster.controller import NotController
-
         try:
-            results = await cluster.elect_leaders(wanted, etype, req["timeout_ms"])
-        except NotController:
-            results = {tp: (errors.NOT_CONTROLLER, None) for tp in wanted}
+            results = await st.replicas.elect_leaders(wanted, etype, req["timeout_ms"])
+        except errors.KafkaError as e:  # NOT_CONTROLLER: resigned meanwhile
+            results = {tp: (e.code, None) for tp in wanted}
     return _response(errors.NONE, results, requested is None)

@@ -82,8 +82,8 @@ def _collect(ctx: RequestContext, req: dict) -> tuple[list[dict], int, list]:
                 continue
             p = ts.partitions[idx]
             code = _check_epoch(fp["current_leader_epoch"], p.leader_epoch)
-            if not code and st.cluster is not None and not st.cluster.replicas.is_leader(p):
-                code = errors.NOT_LEADER_OR_FOLLOWER  # cluster mode: consumers read from leaders
+            if not code and not st.replicas.is_leader(p):
+                code = errors.NOT_LEADER_OR_FOLLOWER  # consumers read from leaders
             if code and p.log is None:
                 parts_out.append(_empty(idx, code))
                 continue
@@ -127,11 +127,11 @@ async def handle(ctx: RequestContext, req: dict) -> dict:
     if v >= 7 and req["session_id"] != 0:
         return {"throttle_time_ms": 0, "error_code": errors.FETCH_SESSION_ID_NOT_FOUND,
                 "session_id": 0, "responses": []}
-    cluster = ctx.state.cluster
-    if cluster is not None:
-        replica_id = req["replica_state"]["replica_id"] if v >= 15 else req["replica_id"]
-        if replica_id >= 0:  # a follower's fetch (cluster/replica.py)
-            return await cluster.replicas.handle_replica_fetch(ctx, req, replica_id)
+    replica_id = req["replica_state"]["replica_id"] if v >= 15 else req["replica_id"]
+    if replica_id >= 0:  # a follower's fetch (None: no followers here, served as a consumer's)
+        answer = await ctx.state.replicas.replica_fetch(req, v, replica_id)
+        if answer is not None:
+            return answer
     deadline = trio.current_time() + max(req["max_wait_ms"], 0) / 1000
     min_bytes = req["min_bytes"]
     while True:

@@ -43,9 +43,8 @@ async def handle(ctx: RequestContext, req: dict) -> dict:
                 continue
             p = ts.partitions[idx]
             code = _check_epoch(lp["current_leader_epoch"], p.leader_epoch)
-            if not code and st.cluster is not None and (
-                    p.log is None if req["replica_id"] == DEBUGGING_REPLICA
-                    else not st.cluster.replicas.is_leader(p)):
+            if not code and (p.log is None if req["replica_id"] == DEBUGGING_REPLICA
+                             else not st.replicas.is_leader(p)):
                 code = errors.NOT_LEADER_OR_FOLLOWER
             if code:
                 out["error_code"] = code

@@ -20,10 +20,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..protocol import errors
 from ..protocol.primitives import ZERO_UUID
 from ..storage.manager import validate_topic_name
 from . import RequestContext, handler
+
+if TYPE_CHECKING:
+    from ..server.topics import PartitionState, TopicState
 
 NOT_REQUESTED = -2147483648
 # READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS
@@ -32,42 +37,31 @@ CLUSTER_OPS = sum(1 << b for b in (5, 7, 8, 9, 10, 11, 12))  # Kafka: 8096
 
 
 def broker_list(ctx: RequestContext) -> list[dict]:
-    st = ctx.state
-    if st.cluster is not None:
-        return [{"node_id": b.node_id, "host": b.host, "port": b.port, "rack": b.rack}
-                for b in st.cluster.live_brokers()]
-    return [{"node_id": st.node_id, "host": st.advertised_host, "port": st.advertised_port,
-             "rack": st.rack}]
+    return [{"node_id": b.node_id, "host": b.host, "port": b.port, "rack": b.rack}
+            for b in ctx.state.replicas.live_brokers()]
 
 
-def _cluster_partition(ctx: RequestContext, ts, index: int) -> dict:  # type: ignore[no-untyped-def]
+def _partition(ctx: RequestContext, ts: "TopicState", p: "PartitionState") -> dict:
     """Kafka's ZkMetadataCache.getPartitionMetadata: a leader that is not live
     is -1 with LEADER_NOT_AVAILABLE; v0 lists only live replicas and says
     REPLICA_NOT_AVAILABLE when some are not."""
-    leader, epoch, replicas, isr, offline = ctx.state.cluster.partition_info(ts.name, index)
+    info = ctx.state.replicas.partition_info(ts, p)
+    replicas, isr, offline = info.replicas, info.isr, info.offline
     code = errors.NONE
-    if leader < 0:
+    if info.leader < 0:
         code = errors.LEADER_NOT_AVAILABLE
     elif ctx.api_version == 0 and offline:
         replicas = [r for r in replicas if r not in offline]
         isr = [r for r in isr if r not in offline]
         code = errors.REPLICA_NOT_AVAILABLE
-    return {"error_code": code, "partition_index": index, "leader_id": leader, "leader_epoch": epoch,
-            "replica_nodes": replicas, "isr_nodes": isr, "offline_replicas": offline}
+    return {"error_code": code, "partition_index": p.index, "leader_id": info.leader,
+            "leader_epoch": info.leader_epoch, "replica_nodes": replicas, "isr_nodes": isr,
+            "offline_replicas": offline}
 
 
-def topic_entry(ctx: RequestContext, ts, include_ops: bool) -> dict:  # type: ignore[no-untyped-def]
-    node = ctx.state.node_id
-    if ctx.state.cluster is not None:
-        return {"error_code": errors.NONE, "name": ts.name, "topic_id": ts.topic_id,
-                "is_internal": ts.internal,
-                "partitions": [_cluster_partition(ctx, ts, p.index) for p in ts.partitions],
-                "topic_authorized_operations": TOPIC_OPS if include_ops else NOT_REQUESTED}
-    parts = [{"error_code": errors.NONE, "partition_index": p.index, "leader_id": node,
-              "leader_epoch": p.leader_epoch, "replica_nodes": [node], "isr_nodes": [node],
-              "offline_replicas": []} for p in ts.partitions]
+def topic_entry(ctx: RequestContext, ts: "TopicState", include_ops: bool) -> dict:
     return {"error_code": errors.NONE, "name": ts.name, "topic_id": ts.topic_id,
-            "is_internal": ts.internal, "partitions": parts,
+            "is_internal": ts.internal, "partitions": [_partition(ctx, ts, p) for p in ts.partitions],
             "topic_authorized_operations": TOPIC_OPS if include_ops else NOT_REQUESTED}
 
 
@@ -85,8 +79,8 @@ async def handle(ctx: RequestContext, req: dict) -> dict:
     topics_out = []
     requested = req["topics"]
     if requested is None or (v == 0 and not requested):
-        for ts in st.topics.values():
-            topics_out.append(topic_entry(ctx, ts, include_ops))
+        for known in st.topics.values():
+            topics_out.append(topic_entry(ctx, known, include_ops))
     else:
         for t in requested:
             name = t["name"]
@@ -105,8 +99,8 @@ async def handle(ctx: RequestContext, req: dict) -> dict:
                 if allow_create:
                     ts = st.maybe_auto_create(name)
                 if ts is None:
-                    # cluster mode: being created through ZooKeeper (Kafka: LEADER_NOT_AVAILABLE)
-                    creating = allow_create and st.cluster is not None and st.auto_create_enabled()
+                    # being created elsewhere (a cluster's controller; Kafka: LEADER_NOT_AVAILABLE)
+                    creating = allow_create and st.auto_create_enabled()
                     topics_out.append(error_entry(name, errors.LEADER_NOT_AVAILABLE if creating
                                                   else errors.UNKNOWN_TOPIC_OR_PARTITION))
                     continue
@@ -115,7 +109,7 @@ async def handle(ctx: RequestContext, req: dict) -> dict:
         "throttle_time_ms": 0,
         "brokers": broker_list(ctx),
         "cluster_id": st.cluster_id,
-        "controller_id": st.cluster.view.controller_id if st.cluster is not None else st.node_id,
+        "controller_id": st.replicas.controller_id(),
         "topics": topics_out,
         "cluster_authorized_operations":
             CLUSTER_OPS if req["include_cluster_authorized_operations"] else NOT_REQUESTED,

@@ -31,9 +31,9 @@ def _answer(ctx: RequestContext, ts, idx: int, current: int, epoch: int) -> dict
     if ts is None or not 0 <= idx < len(ts.partitions):
         return {"error_code": errors.UNKNOWN_TOPIC_OR_PARTITION, "leader_epoch": -1, "end_offset": -1}
     p = ts.partitions[idx]
-    if st.cluster is not None:
-        return st.cluster.replicas.end_offset_for_epoch(p, current, epoch)
     code = _check_epoch(current, p.leader_epoch)
+    if not code and not st.replicas.is_leader(p):
+        code = errors.NOT_LEADER_OR_FOLLOWER
     if code:
         return {"error_code": code, "leader_epoch": -1, "end_offset": -1}
     e, off = p.log.end_offset_for_epoch(epoch)

@@ -83,8 +83,7 @@ async def handle(ctx: RequestContext, req: dict) -> dict | None:
     acks = req["acks"]
     now = int(time.time() * 1000)
     responses = []
-    cluster = st.cluster
-    # cluster mode, acks=all: the partitions wait for their ISRs together
+    # acks=all: the partitions wait for their in-sync replicas together
     deferred: list[tuple[list, int, object, int, object, list]] = []
     for t in req["topic_data"]:
         if v >= 13:
@@ -105,8 +104,7 @@ async def handle(ctx: RequestContext, req: dict) -> dict | None:
             p = ts.partitions[idx]
             data = pd["records"]
             try:
-                if cluster is not None:
-                    cluster.replicas.check_leader(p)  # NOT_LEADER_OR_FOLLOWER before validation, as Kafka
+                st.replicas.check_leader(p)  # NOT_LEADER_OR_FOLLOWER before validation, as Kafka
                 if not data:
                     raise InvalidRecords(errors.INVALID_RECORD, "produce request with no records")
                 headers = p.log.validate(data, now_ms=now)
@@ -119,7 +117,7 @@ async def handle(ctx: RequestContext, req: dict) -> dict | None:
             except errors.KafkaError as e:
                 parts.append(_part(idx, e.code, message=e.message))
                 continue
-            if cluster is not None and acks == -1:
+            if acks == -1:
                 deferred.append((parts, len(parts), p, idx, data, headers))
                 parts.append(None)
                 continue

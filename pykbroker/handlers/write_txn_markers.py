@@ -32,7 +32,7 @@ async def handle(ctx: RequestContext, req: dict) -> dict:
                 p = st.partition(t["name"], i)
                 if p is None or p.log is None:
                     code = errors.UNKNOWN_TOPIC_OR_PARTITION
-                elif st.cluster is not None and not st.cluster.replicas.is_leader(p):
+                elif not st.replicas.is_leader(p):
                     code = errors.NOT_LEADER_OR_FOLLOWER
                 elif tc is None:
                     code = errors.COORDINATOR_NOT_AVAILABLE

@@ -39,7 +39,7 @@ from .faults import FaultRuleError
 from .metrics import render
 
 if TYPE_CHECKING:
-    from .broker import Broker
+    from ..broker import Broker
 
 log = logging.getLogger("pykbroker.control")
 
@@ -186,7 +186,7 @@ def _route(broker: "Broker", method: str, target: str, body: bytes) -> tuple[int
                               "storage": broker.config["pykbroker.storage"]})
     if head == "metrics" and len(path) == 1:
         need("GET")
-        text = render(broker.instrumentation, inspect.groups(state))
+        text = render(state, inspect.groups(state))
         return 200, "text/plain; version=0.0.4; charset=utf-8", text.encode("utf-8")
     if head == "faults":
         if len(path) == 1:

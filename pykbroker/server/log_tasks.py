@@ -53,14 +53,11 @@ INITIAL_TASK_DELAY_S = 30.0
 
 
 def prepare(state: Any) -> None:
-    """Right after the logs are opened, before any request: apply the stored
-    dynamic broker configs and let deleted topics' files go in the
-    background."""
+    """Before any request: let deleted topics' files go in the background
+    (the stored dynamic broker configs are applied as the state is built)."""
     logs = state.logs
     if logs is None:
         return
-    if logs.dynamic_configs:
-        apply_dynamic_state(state)
     logs.async_delete = True
 
 
@@ -286,9 +283,8 @@ def _remove(files: list[Path], dirs: list[Path]) -> None:
 
 
 async def run(state: Any, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-    """Run every background log task until cancelled."""
-    tasks = LogTasks(state)
-    state.log_tasks = tasks
+    """Run every background log task (``state.log_tasks``) until cancelled."""
+    tasks: LogTasks = state.log_tasks
     task_status.started(tasks)
     try:
         async with trio.open_nursery() as n:

@@ -2,7 +2,7 @@
 Prometheus text rendering, JSON log lines.
 
 :class:`Instrumentation` sits between the connection's dispatch and the
-handlers (``state.hooks``, set by :class:`~pykbroker.server.broker.Broker`):
+handlers (``state.hooks``, set by :class:`~pykbroker.broker.Broker`):
 for every decoded request it
 
 1. applies the fault rules (``pykbroker.server.faults``; one attribute
@@ -45,6 +45,7 @@ from ..protocol.framing import ProtocolViolation, encode_response
 from .faults import FaultInjector
 
 if TYPE_CHECKING:
+    from ..config import BrokerConfig
     from .state import BrokerState
 
 trace_log = logging.getLogger("pykbroker.trace")
@@ -219,18 +220,17 @@ class Tracer:
 class Instrumentation:
     """``state.hooks``: fault rules, metrics and trace around every request."""
 
-    def __init__(self, state: "BrokerState") -> None:
-        cfg = state.config
-        self.state = state
+    def __init__(self, config: "BrokerConfig") -> None:
+        cfg = config
+        self.config = config
         self.metrics = Metrics()
         self.metrics_enabled = bool(cfg["pykbroker.metrics.enable"])
         self.faults = FaultInjector()
         self.tracer: Tracer | None = Tracer(int(cfg["pykbroker.trace.max.chars"])) if cfg["pykbroker.trace"] else None
-        state.hooks = self
 
     def enable_trace(self, max_chars: int | None = None) -> Tracer:
         if self.tracer is None:
-            self.tracer = Tracer(max_chars or int(self.state.config["pykbroker.trace.max.chars"]))
+            self.tracer = Tracer(max_chars or int(self.config["pykbroker.trace.max.chars"]))
         return self.tracer
 
     async def dispatch(self, ctx: Any, h: Any, req: dict, nbytes_in: int,
@@ -296,8 +296,10 @@ def _fmt(v: float) -> str:
     return repr(float(v))
 
 
-def render(instr: Instrumentation, groups: list[dict[str, Any]] | None = None) -> str:
-    """Everything as Prometheus text (exposition format 0.0.4)."""
+def render(state: "BrokerState", groups: list[dict[str, Any]] | None = None) -> str:
+    """Everything as Prometheus text (exposition format 0.0.4): ``state.hooks``'
+    metrics, the partitions of ``state.topics``, ``groups``."""
+    instr = state.hooks
     m = instr.metrics
     lines: list[str] = []
 
@@ -336,8 +338,8 @@ def render(instr: Instrumentation, groups: list[dict[str, Any]] | None = None) -
     lines.append(f"pykbroker_bytes_out_total {m.bytes_out}")
 
     parts = []
-    for tname in sorted(instr.state.topics):
-        ts = instr.state.topics[tname]
+    for tname in sorted(state.topics):
+        ts = state.topics[tname]
         for p in ts.partitions:
             parts.append((tname, p))
     for metric, help_, get in (

@@ -1,25 +1,35 @@
-"""Broker state shared by the handlers: config, logs, partitions, waiters.
+"""Broker state shared by the handlers: config, topics, replication, coordinators.
 
-All mutation happens on the trio thread; appends are plain writes into the
-page cache (fast), fsyncs go to worker threads.
+:func:`build_state` (tests, sync) and :func:`open_state` (``server/broker.py``)
+build a :class:`BrokerState` whole: logs open, topics registered, the
+replication variant (``server/replicas.py``), the request hooks and both
+coordinators in place before any listener accepts. All mutation happens on
+the trio thread; appends are plain writes into the page cache (fast), fsyncs
+go to worker threads.
 """
 
 from __future__ import annotations
 
 import logging
-import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
-import attrs
 import trio
 
 from ..config import BrokerConfig
+from ..group import GroupCoordinator
 from ..handlers import advertised
-from ..protocol import errors
+from ..topic_configs import apply_dynamic_state
+from ..protocol.records import BatchHeader
 from ..storage.log_config import LogConfig
-from ..storage.api import LogStore, PartitionStore
+from ..storage.api import LogStore
 from ..storage.engines import open_log_store
+from ..storage.manager import validate_topic_name
 from ..txn import producers as txn_producers
+from ..txn.coordinator import TransactionCoordinator
+from .log_tasks import LogTasks
+from .metrics import Instrumentation
+from .replicas import LeadershipListener, LocalReplicas, Replicas
+from .topics import PartitionState, TopicRegistry, TopicState
 from ..util import now_ms
 
 if TYPE_CHECKING:
@@ -27,117 +37,103 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pykbroker.state")
 
+__all__ = ["BrokerState", "PartitionState", "TopicState", "ReplicasFactory", "build_state", "open_state",
+           "open_logs", "now_ms"]
 
-@attrs.define(eq=False)
-class PartitionState:
-    """Leader-side state of one partition (replication will extend it)."""
-
-    topic: str
-    index: int
-    log: PartitionStore  # None in cluster mode for a partition this broker does not replicate
-    leader_epoch: int = 0
-    waiters: set[trio.Event] = attrs.field(factory=set)
-    # cluster mode: this broker's role, ISR, followers (cluster.replica.Replication)
-    repl: Any = None
-    # idempotence and transactions: storage.producer_state.ProducerStateManager
-    # (loaded with the logs or on first use by pykbroker.txn.producers)
-    producers: Any = None
-
-    @property
-    def high_watermark(self) -> int:
-        return self.log.high_watermark
-
-    @property
-    def log_end_offset(self) -> int:
-        return self.log.log_end_offset
-
-    @property
-    def log_start_offset(self) -> int:
-        return self.log.log_start_offset
-
-    @property
-    def last_stable_offset(self) -> int:
-        """The high watermark, or the first offset of the earliest transaction
-        not yet decided (or whose marker is not below the high watermark)."""
-        hw = self.log.high_watermark
-        ps = self.producers
-        if ps is None or not (ps.ongoing or ps.unreplicated):
-            return hw
-        first = ps.first_unstable_offset(hw)
-        if first is None or first >= hw:
-            return hw
-        return max(first, self.log.log_start_offset)
-
-    def notify(self) -> None:
-        """Wake every fetch waiting on this partition."""
-        if self.waiters:
-            for ev in self.waiters:
-                ev.set()
-            self.waiters.clear()
+#: builds the replication variant for a state (``LocalReplicas``, or a cluster's)
+ReplicasFactory = Callable[["BrokerState"], Replicas]
 
 
-@attrs.define(eq=False)
-class TopicState:
-    name: str
-    topic_id: bytes
-    partitions: list[PartitionState]
-    configs: dict[str, str]
-    log_config: LogConfig
-    internal: bool = False
+def open_logs(config: BrokerConfig, cluster_id: str | None = None) -> LogStore:
+    """Open (load, recover) the log directories. Blocking: a worker thread.
+    ``cluster_id`` comes from ZooKeeper in cluster mode, where only the
+    partitions this broker replicates get a log."""
+    logs = open_log_store(config["pykbroker.storage"], config.log_dirs,
+                          LogConfig.from_properties(config.topic_defaults()), node_id=config.node_id,
+                          cluster_id=cluster_id if cluster_id is not None else config["cluster.id"])
+    if cluster_id is not None:
+        logs.create_missing_partitions = False  # topics come from ZooKeeper
+    logs.load()
+    return logs
+
+
+def build_state(config: BrokerConfig, *, replicas: ReplicasFactory = LocalReplicas,
+                hooks: Instrumentation | None = None, cluster_id: str | None = None,
+                advertised_endpoint: tuple[str, int] = ("127.0.0.1", 9092),
+                api_version_ranges: dict[int, tuple[int, int]] | None = None,
+                nursery: trio.Nursery | None = None) -> BrokerState:
+    """Open the logs and build the whole state (blocking: tests call it
+    directly; the broker uses :func:`open_state`)."""
+    st = BrokerState(config, open_logs(config, cluster_id), replicas=replicas, hooks=hooks,
+                     advertised_endpoint=advertised_endpoint, api_version_ranges=api_version_ranges,
+                     nursery=nursery)
+    st.replicas.recover()
+    return st
+
+
+async def open_state(config: BrokerConfig, *, replicas: ReplicasFactory = LocalReplicas,
+                     hooks: Instrumentation | None = None, cluster_id: str | None = None,
+                     advertised_endpoint: tuple[str, int] = ("127.0.0.1", 9092),
+                     api_version_ranges: dict[int, tuple[int, int]] | None = None,
+                     nursery: trio.Nursery | None = None) -> BrokerState:
+    """:func:`build_state` with the blocking parts in worker threads."""
+    logs = await trio.to_thread.run_sync(open_logs, config, cluster_id)
+    st = BrokerState(config, logs, replicas=replicas, hooks=hooks, advertised_endpoint=advertised_endpoint,
+                     api_version_ranges=api_version_ranges, nursery=nursery)
+    await trio.to_thread.run_sync(st.replicas.recover)
+    return st
 
 
 class BrokerState:
-    """Everything a handler may read or change."""
+    """Everything a handler may read or change, built whole (see :func:`build_state`)."""
 
-    def __init__(self, config: BrokerConfig) -> None:
+    def __init__(self, config: BrokerConfig, logs: LogStore, *, replicas: ReplicasFactory = LocalReplicas,
+                 hooks: Instrumentation | None = None,
+                 advertised_endpoint: tuple[str, int] = ("127.0.0.1", 9092),
+                 api_version_ranges: dict[int, tuple[int, int]] | None = None,
+                 nursery: trio.Nursery | None = None) -> None:
         self.config = config
-        self.node_id = config.node_id
-        self.topics: dict[str, TopicState] = {}
-        self.topics_by_id: dict[bytes, TopicState] = {}
-        self.logs: LogStore | None = None
-        self.cluster_id = ""
-        self.advertised_host = "127.0.0.1"
-        self.advertised_port = 9092
+        self.node_id: int = config.node_id
+        self.logs: LogStore | None = logs  # None once closed
+        self.cluster_id: str = logs.cluster_id
+        self.advertised_host, self.advertised_port = advertised_endpoint
         self.rack: str | None = config["broker.rack"]
+        # Kafka release emulation (--as-version, protocol/releases.py): per key (min, max)
         self.api_version_caps: dict[int, int] | None = None
-        # raised per-key minimums (Kafka release emulation, testing/releases.py)
         self.api_version_floors: dict[int, int] | None = None
-        # request hooks: metrics, trace, fault rules (server/metrics.py Instrumentation)
-        self.hooks: Any = None
+        if api_version_ranges is not None:
+            self.api_version_caps = {k: hi for k, (lo, hi) in api_version_ranges.items()}
+            self.api_version_floors = {k: lo for k, (lo, hi) in api_version_ranges.items()}
         self._api_versions_cache: list[dict[str, Any]] | None = None
-        self.nursery: trio.Nursery | None = None  # set by Broker.start for background work
-        self.group_coordinator: Any = None  # pykbroker.group.GroupCoordinator, set by Broker.start
-        self.txn_coordinator: Any = None  # pykbroker.txn.TransactionCoordinator, set by Broker.start
-        # cluster mode (zookeeper.connect): pykbroker.cluster.node.ClusterNode, set by Broker.start
-        self.cluster: Any = None
+        self.nursery: trio.Nursery | None = nursery  # background work (flushes, coordinator tasks)
         self._bg_flushing: set[PartitionState] = set()
+        # request hooks: metrics, trace, fault rules (server/metrics.py)
+        self.hooks: Instrumentation = hooks if hooks is not None else Instrumentation(config)
+        # the one topic registry; a lone broker registers its local topics now,
+        # a cluster member those ZooKeeper brings
+        self.topics = TopicRegistry(logs)
+        self.replicas: Replicas = replicas(self)  # registers the topics it knows
+        if logs.dynamic_configs:  # stored dynamic broker configs, before anything reads the config
+            apply_dynamic_state(self)
+        # created before any listener accepts, so partitions of the internal
+        # topics to load already answer COORDINATOR_LOAD_IN_PROGRESS
+        self.group_coordinator = GroupCoordinator(self)
+        self.txn_coordinator = TransactionCoordinator(self)
+        # retention, compaction, flush.ms, file deletion (run by log_tasks.run)
+        self.log_tasks = LogTasks(self)
+
+    @property
+    def topics_by_id(self) -> dict[bytes, TopicState]:
+        return self.topics.by_id
 
     # -- lifecycle ---------------------------------------------------------
-    def open(self) -> None:
-        cfg = self.config
-        cluster = self.cluster
-        self.logs = open_log_store(cfg["pykbroker.storage"], cfg.log_dirs, self.default_log_config(),
-                                   node_id=self.node_id,
-                                   cluster_id=cluster.cluster_id if cluster is not None else cfg["cluster.id"])
-        if cluster is not None:
-            # topics come from ZooKeeper; only replicated partitions get a log
-            self.logs.create_missing_partitions = False
-        self.logs.load()
-        self.cluster_id = self.logs.cluster_id
-        if cluster is not None:
-            cluster.after_open()
-            return
-        for meta in list(self.logs.topics.values()):
-            self._adopt(meta)
-        from ..txn.producers import load_all as load_producer_states
-
-        load_producer_states(self)  # snapshot + replay per partition (we are in the loading thread)
+    def load_producer_states(self) -> None:
+        """Snapshot + replay per partition (start-up, loading thread)."""
+        txn_producers.load_all(self)
 
     def close(self) -> None:
         if self.logs is not None:
-            from ..txn.producers import snapshot_all
-
-            snapshot_all(self)  # producer snapshots at the log ends (Kafka: UnifiedLog.close)
+            txn_producers.snapshot_all(self)  # producer snapshots at the log ends (Kafka: UnifiedLog.close)
             self.logs.close()
             self.logs = None
 
@@ -148,19 +144,6 @@ class BrokerState:
         props = self.config.topic_defaults()
         props.update(overrides)
         return LogConfig.from_properties(props)
-
-    def _adopt(self, meta: Any) -> TopicState:
-        assert self.logs is not None
-        parts = []
-        for i in range(meta.partitions):
-            plog = self.logs.get(meta.name, i)
-            assert plog is not None, (meta.name, i)
-            parts.append(PartitionState(meta.name, i, plog, leader_epoch=max(plog.leader_epoch, 0)))
-        ts = TopicState(meta.name, meta.topic_id, parts, dict(meta.configs),
-                        self.topic_config(meta.configs), internal=meta.name.startswith("__"))
-        self.topics[meta.name] = ts
-        self.topics_by_id[meta.topic_id] = ts
-        return ts
 
     # -- API versions --------------------------------------------------------
     def api_versions(self) -> list[dict[str, Any]]:
@@ -173,58 +156,60 @@ class BrokerState:
             self._api_versions_cache = out
         return self._api_versions_cache
 
-    # -- topics ----------------------------------------------------------------
+    # -- topics of the local logs (a lone broker; LocalReplicas) ------------------------------
     def create_topic(self, name: str, partitions: int, configs: dict[str, str] | None = None) -> TopicState:
-        assert self.logs is not None
         configs = dict(configs or {})
-        meta = self.logs.create_topic(name, partitions, configs, topic_id=uuid.uuid4().bytes)
-        log.info("created topic %s with %d partitions", name, partitions)
-        return self._adopt(meta)
+        return self.topics.create(name, partitions, configs, self.topic_config(configs))
 
     def delete_topic(self, name: str) -> None:
-        assert self.logs is not None
-        ts = self.topics.pop(name)
-        self.topics_by_id.pop(ts.topic_id, None)
-        for p in ts.partitions:
-            p.notify()
-        self.logs.delete_topic(name)
-        log.info("deleted topic %s", name)
+        self.topics.delete(name)
 
     def create_partitions(self, name: str, total: int) -> None:
-        assert self.logs is not None
-        ts = self.topics[name]
-        self.logs.create_partitions(name, total)
-        for i in range(len(ts.partitions), total):
-            plog = self.logs.get(name, i)
-            assert plog is not None
-            ts.partitions.append(PartitionState(name, i, plog))
+        self.topics.add_partitions(name, total)
+
+    def partition(self, topic: str, index: int) -> PartitionState | None:
+        return self.topics.partition(topic, index)
 
     def auto_create_enabled(self) -> bool:
         return bool(self.config["auto.create.topics.enable"])
 
     def maybe_auto_create(self, name: str) -> TopicState | None:
-        """Create ``name`` with broker defaults if auto-creation is on."""
-        from ..storage.manager import validate_topic_name
-
-        if name in self.topics:
-            return self.topics[name]
+        """Create ``name`` with broker defaults if auto-creation is on; None
+        if it is off, or while the topic is being created elsewhere (cluster)."""
+        ts = self.topics.get(name)
+        if ts is not None:
+            return ts
         if not self.auto_create_enabled() or validate_topic_name(name) is not None:
             return None
-        if self.cluster is not None:
-            # written to ZooKeeper; the topic appears here once the watch brings it
-            self.cluster.request_auto_create(name, int(self.config["num.partitions"]),
-                                             int(self.config["default.replication.factor"]))
-            return None
-        return self.create_topic(name, int(self.config["num.partitions"]))
+        return self.replicas.auto_create(name, int(self.config["num.partitions"]),
+                                         int(self.config["default.replication.factor"]), None)
 
-    def partition(self, topic: str, index: int) -> PartitionState | None:
-        ts = self.topics.get(topic)
-        if ts is None or not 0 <= index < len(ts.partitions):
-            return None
-        return ts.partitions[index]
+    def ensure_internal_topic(self, name: str, partitions: int,
+                              configs: dict[str, str] | None = None, *,
+                              replication_factor: int | None = None) -> TopicState | None:
+        """Create an internal topic (``__consumer_offsets``, ``__transaction_state``)
+        if it does not exist yet.
 
-    # -- the append path (replication extends this) ------------------------------
-    async def append(self, p: PartitionState, data: bytearray, headers: list, *, acks: int,
+        Cluster mode: the creation goes through ZooKeeper, so this returns
+        None until the topic exists here (callers answer
+        COORDINATOR_NOT_AVAILABLE meanwhile, as Kafka does). The replication
+        factor defaults to offsets.topic.replication.factor /
+        transaction.state.log.replication.factor (else default.replication.factor)."""
+        ts = self.topics.get(name)
+        if ts is None:
+            if replication_factor is None:
+                key = {"__consumer_offsets": "offsets.topic.replication.factor",
+                       "__transaction_state": "transaction.state.log.replication.factor"}.get(
+                           name, "default.replication.factor")
+                replication_factor = int(self.config[key])
+            ts = self.replicas.auto_create(name, partitions, replication_factor, configs)
+            if ts is None:
+                return None
+        ts.internal = True
+        return ts
+
+    # -- the append path ------------------------------------------------------------------
+    async def append(self, p: PartitionState, data: bytearray, headers: list[BatchHeader], *, acks: int,
                      now: int | None = None, timeout_ms: int | None = None,
                      origin: str = "client") -> "AppendResult":
         """Append validated batches to partition ``p`` as its leader and wait
@@ -235,11 +220,12 @@ class BrokerState:
         partitions. Raises KafkaError with Kafka's code (NOT_LEADER_OR_FOLLOWER,
         KAFKA_STORAGE_ERROR, ...) and InvalidRecords.
 
-        Cluster mode (cluster/replica.py): only the leader appends; acks=-1
-        waits until the high watermark (the ISR) passes the batch, at most
-        ``timeout_ms`` (default 30 s), and can fail with NOT_ENOUGH_REPLICAS
-        (before the append), NOT_ENOUGH_REPLICAS_AFTER_APPEND,
-        NOT_LEADER_OR_FOLLOWER or REQUEST_TIMED_OUT.
+        The write and the wait are ``self.replicas.append`` (server/replicas.py):
+        in a cluster only the leader appends; acks=-1 waits until the high
+        watermark (the ISR) passes the batch, at most ``timeout_ms`` (default
+        30 s), and can fail with NOT_ENOUGH_REPLICAS (before the append),
+        NOT_ENOUGH_REPLICAS_AFTER_APPEND, NOT_LEADER_OR_FOLLOWER or
+        REQUEST_TIMED_OUT.
 
         Producer state (pykbroker/txn/producers.py): batches with a producer
         id are checked (sequence, epoch, transaction state: KafkaError with
@@ -250,29 +236,16 @@ class BrokerState:
         """
         if now is None:
             now = now_ms()
-        if self.cluster is not None:
-            self.cluster.replicas.check_leader(p)  # NOT_LEADER_OR_FOLLOWER before anything else
+        self.replicas.check_leader(p)  # NOT_LEADER_OR_FOLLOWER before anything else
         plan = txn_producers.before_append(self, p, data, headers, origin, now)
         if plan is not None and plan.duplicate is not None:
-            res = txn_producers.duplicate_result(p, plan)
-            if self.cluster is not None and acks == -1:
+            res: AppendResult = txn_producers.duplicate_result(p, plan)
+            if acks == -1:
                 # the original may not be replicated yet: acks=all waits for it too
-                await self.cluster.replicas.wait_replicated(p, res.last_offset + 1, timeout_ms)
+                await self.replicas.wait_replicated(p, res.last_offset + 1, timeout_ms)
             return res
         try:
-            if self.cluster is not None:
-                res = await self.cluster.replicas.append(p, data, headers, acks=acks, now=now,
-                                                         timeout_ms=timeout_ms)
-            else:
-                try:
-                    res = p.log.append(data, headers, leader_epoch=p.leader_epoch, now_ms=now)
-                except OSError as e:
-                    raise errors.KafkaError(errors.KAFKA_STORAGE_ERROR, str(e)) from e
-                self.after_append(p)
-                try:
-                    await self.flush_if_due(p, now)
-                except OSError as e:  # the fsync failed: the write may not be durable
-                    raise errors.KafkaError(errors.KAFKA_STORAGE_ERROR, str(e)) from e
+            res = await self.replicas.append(p, data, headers, acks=acks, now=now, timeout_ms=timeout_ms)
         except BaseException:
             txn_producers.append_failed(p, plan)
             raise
@@ -280,7 +253,8 @@ class BrokerState:
         return res
 
     def after_append(self, p: PartitionState) -> None:
-        """Advance the high watermark (single replica) and wake fetchers."""
+        """After a write to a lone broker's log: the high watermark follows
+        the log end (the only replica) and fetchers wake."""
         p.log.high_watermark = p.log.log_end_offset
         p.notify()
 
@@ -315,56 +289,22 @@ class BrokerState:
                 except OSError:
                     log.exception("writing checkpoints failed")
 
-    def ensure_internal_topic(self, name: str, partitions: int,
-                              configs: dict[str, str] | None = None, *,
-                              replication_factor: int | None = None) -> TopicState | None:
-        """Create an internal topic (``__consumer_offsets``, ``__transaction_state``)
-        if it does not exist yet.
-
-        Cluster mode: the creation goes through ZooKeeper, so this returns
-        None until the topic exists here (callers answer
-        COORDINATOR_NOT_AVAILABLE meanwhile, as Kafka does). The replication
-        factor defaults to offsets.topic.replication.factor /
-        transaction.state.log.replication.factor (else default.replication.factor)."""
-        ts = self.topics.get(name)
-        if ts is None:
-            if self.cluster is not None:
-                if replication_factor is None:
-                    key = {"__consumer_offsets": "offsets.topic.replication.factor",
-                           "__transaction_state": "transaction.state.log.replication.factor"}.get(
-                               name, "default.replication.factor")
-                    replication_factor = int(self.config[key])
-                self.cluster.request_auto_create(name, partitions, replication_factor, configs)
-                return None
-            ts = self.create_topic(name, partitions, configs)
-        ts.internal = True
-        return ts
-
-    # -- cluster queries (a lone broker leads everything) ------------------------------
+    # -- cluster queries (server/replicas.py) ------------------------------------------------------
     def leader_of(self, topic: str, partition: int) -> int | None:
         """Node id of the partition's leader; None if it has none (or is unknown).
         Coordinators live where the leader of their internal partition lives."""
-        if self.cluster is not None:
-            return self.cluster.leader_of(topic, partition)
-        return self.node_id if self.partition(topic, partition) is not None else None
+        return self.replicas.leader_of(topic, partition)
 
     def broker_endpoint(self, node_id: int) -> tuple[str, int, str | None] | None:
         """(host, port, rack) of a live broker; None if it is not live."""
-        if self.cluster is not None:
-            b = self.cluster.broker(node_id)
-            return None if b is None else (b.host, b.port, b.rack)
-        if node_id == self.node_id:
-            return self.advertised_host, self.advertised_port, self.rack
-        return None
+        b = self.replicas.broker(node_id)
+        return None if b is None else (b.host, b.port, b.rack)
 
     def live_broker_ids(self) -> list[int]:
-        if self.cluster is not None:
-            return [b.node_id for b in self.cluster.live_brokers()]
-        return [self.node_id]
+        return [b.node_id for b in self.replicas.live_brokers()]
 
-    def add_leadership_listener(self, fn: Any) -> None:
+    def add_leadership_listener(self, fn: LeadershipListener) -> None:
         """``fn(topic, partition, is_leader, leader_epoch)`` on every change of
-        this broker's leadership of a partition (cluster mode only: a lone
-        broker leads everything from the start), on the trio thread."""
-        if self.cluster is not None:
-            self.cluster.leadership_listeners.append(fn)
+        this broker's leadership of a partition (a lone broker leads everything
+        from the start), on the trio thread."""
+        self.replicas.add_leadership_listener(fn)

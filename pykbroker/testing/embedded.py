@@ -51,7 +51,8 @@ def preload() -> None:
     from ..handlers import load_all
     from ..protocol import codec
     from .. import group  # noqa: F401
-    from ..server import broker, control, faults, inspect, metrics  # noqa: F401
+    from .. import broker  # noqa: F401
+    from ..server import control, faults, inspect, metrics  # noqa: F401
     from ..storage import memory  # noqa: F401
 
     load_all()
@@ -133,7 +134,7 @@ class BrokerThread:
     async def _main(self) -> None:
         import trio
 
-        from ..server.broker import Broker
+        from ..broker import Broker
 
         self._token = trio.lowlevel.current_trio_token()
         self._cancel = trio.CancelScope()
@@ -250,7 +251,7 @@ class BrokerThread:
         from ..server.metrics import render
         from ..server import inspect
 
-        return self.call(lambda: render(self.broker.instrumentation, inspect.groups(self.broker.state)))
+        return self.call(lambda: render(self.broker.state, inspect.groups(self.broker.state)))
 
     def trace(self, clear: bool = False) -> list[dict[str, Any]]:
         """Trace events so far (requests and responses, decoded and bounded);

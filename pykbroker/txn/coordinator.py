@@ -143,26 +143,17 @@ class TransactionCoordinator(InternalTopicCoordinator):
             self.loaded.set()
         self._nursery: trio.Nursery | None = None
         self._retrying: set[str] = set()
-        self._clients: dict[int, Any] = {}  # cluster mode: WriteTxnMarkers connections by node id
         state.add_leadership_listener(self._on_leadership)
 
     # -- lifecycle ----------------------------------------------------------------------------------
     async def run(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """Timers, producer-id expiry, loading; runs until cancelled."""
-        try:
-            async with trio.open_nursery() as nursery:
-                self._nursery = nursery
-                nursery.start_soon(self.timers.run, self._fire)
-                nursery.start_soon(self._producer_expiry_loop)
-                task_status.started()
-                await self._load(sorted(self.loading))
-        finally:
-            for c in self._clients.values():
-                with trio.CancelScope(shield=True):
-                    try:
-                        await c.aclose()
-                    except Exception:
-                        pass
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            nursery.start_soon(self.timers.run, self._fire)
+            nursery.start_soon(self._producer_expiry_loop)
+            task_status.started()
+            await self._load(sorted(self.loading))
 
     async def _producer_expiry_loop(self) -> None:
         interval = max(self.producer_expiry_check_ms, 1) / 1000
@@ -448,28 +439,8 @@ class TransactionCoordinator(InternalTopicCoordinator):
         return errors.UNKNOWN_SERVER_ERROR
 
     async def _call(self, node: int, api_key: int, version: int, body: dict) -> dict | None:
-        """One request to another broker (cluster mode); None if it failed."""
-        try:
-            client = self._clients.get(node)
-            if client is None:
-                ep = self.state.broker_endpoint(node)
-                if ep is None:
-                    return None
-                from ..cluster.fetcher import BrokerClient
-
-                client = self._clients[node] = await BrokerClient.connect(
-                    ep[0], ep[1], f"txn-coordinator-{self.state.node_id}", 10.0)
-            with trio.fail_after(30):
-                return await client.call(api_key, version, body)
-        except Exception as e:  # connection refused/closed, timeout, undecodable answer
-            log.warning("request %d to broker %d failed: %s", api_key, node, e)
-            c = self._clients.pop(node, None)
-            if c is not None:
-                try:
-                    await c.aclose()
-                except Exception:
-                    pass
-            return None
+        """One request to another broker (server/replicas.py); None if it failed."""
+        return await self.state.replicas.call(node, api_key, version, body)
 
     # -- EndTxn ----------------------------------------------------------------------------------------
     async def end_txn(self, txn_id: str | None, pid: int, epoch: int, commit: bool,
@@ -622,7 +593,7 @@ class TransactionCoordinator(InternalTopicCoordinator):
                 out[tp] = _SKIP  # the topic (or partition) is gone
                 continue
             st = self.state
-            if st.cluster is not None and not st.cluster.replicas.is_leader(p):
+            if not st.replicas.is_leader(p):
                 leader = st.leader_of(topic, idx)
                 if leader is None or leader < 0 or leader == st.node_id:
                     out[tp] = _RETRY

@@ -70,4 +70,4 @@ def manager_for(state: object) -> ProducerIdManager:
     if cfg["pykbroker.storage"] != "memory":
         path = Path(cfg.log_dirs[0]) / FILE_NAME
     return ProducerIdManager(path, node_id=int(cfg["node.id"]),
-                             interleave=getattr(state, "cluster", None) is not None)
+                             interleave=bool(cfg["zookeeper.connect"]))

@@ -204,7 +204,7 @@ async def verify_in_transaction(state: "BrokerState", transactional_id: str, pro
         return errors.COORDINATOR_NOT_AVAILABLE
     tp = (p.topic, p.index)
     code = coord.verify_partition(transactional_id, producer_id, epoch, tp)
-    if code == errors.NOT_COORDINATOR and getattr(state, "cluster", None) is not None:
+    if code == errors.NOT_COORDINATOR:
         # the transaction's coordinator is another broker: ask it (Kafka's AddPartitionsToTxnManager)
         return await coord.verify_remote(transactional_id, producer_id, epoch, tp, add=add_partition)
     if code == errors.TRANSACTION_ABORTABLE and add_partition:

@@ -13,7 +13,7 @@ import trio
 from pykbroker.config import BrokerConfig
 from pykbroker.group import GroupCoordinator
 from pykbroker.protocol import codec
-from pykbroker.server.state import BrokerState
+from pykbroker.server.state import BrokerState, build_state
 
 BASE = {"group.min.session.timeout.ms": "100", "offsets.topic.num.partitions": "3"}
 
@@ -22,14 +22,11 @@ def make_state(log_dir: Path, **overrides: Any) -> BrokerState:
     props = dict(BASE)
     props["log.dirs"] = str(log_dir)
     props.update({k.replace("_", "."): str(v) for k, v in overrides.items()})
-    st = BrokerState(BrokerConfig(overrides=props))
-    st.open()
-    return st
+    return build_state(BrokerConfig(overrides=props))
 
 
 async def start(nursery: trio.Nursery, st: BrokerState) -> GroupCoordinator:
-    c = GroupCoordinator(st)
-    st.group_coordinator = c
+    c = st.group_coordinator
     await nursery.start(c.run)
     return c
 

@@ -346,11 +346,7 @@ async def test_offsets_and_groups_survive_restart(tmp_path, nursery):
 
 
 def GroupCoordinatorNoRun(st):
-    from pykbroker.group import GroupCoordinator
-
-    c = GroupCoordinator(st)
-    st.group_coordinator = c
-    return c
+    return st.group_coordinator
 
 
 async def test_offset_retention_expiry(tmp_path, nursery):

@@ -9,7 +9,7 @@ import time
 import trio
 
 from pykbroker.protocol.records import build_batch
-from pykbroker.server.broker import Broker
+from pykbroker.broker import Broker
 
 
 def overrides(tmp_path, **kw) -> dict:  # type: ignore[no-untyped-def]

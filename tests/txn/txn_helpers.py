@@ -12,7 +12,7 @@ import trio
 
 from pykbroker.config import BrokerConfig
 from pykbroker.protocol.records import build_batch, validate_batches
-from pykbroker.server.state import BrokerState
+from pykbroker.server.state import BrokerState, build_state
 from pykbroker.storage.producer_state import marker_record
 
 BASE = {"offsets.topic.num.partitions": "2", "transaction.state.log.num.partitions": "2",
@@ -46,19 +46,12 @@ def make_state(log_dir: Path | None, **overrides: Any) -> BrokerState:
     else:
         props["log.dirs"] = str(log_dir)
     props.update({k.replace("_", "."): str(v) for k, v in overrides.items()})
-    st = BrokerState(BrokerConfig(overrides=props))
-    st.open()
-    return st
+    return build_state(BrokerConfig(overrides=props))
 
 
 async def start(nursery: trio.Nursery, st: BrokerState) -> Any:
     """Group and transaction coordinators of ``st`` running in ``nursery``."""
-    from pykbroker.group import GroupCoordinator
-    from pykbroker.txn.coordinator import TransactionCoordinator
-
     st.nursery = nursery
-    st.group_coordinator = GroupCoordinator(st)
-    st.txn_coordinator = TransactionCoordinator(st)
     await nursery.start(st.group_coordinator.run)
     await nursery.start(st.txn_coordinator.run)
     await st.txn_coordinator.loaded.wait()

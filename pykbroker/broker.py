@@ -11,13 +11,14 @@ from typing import Any
 
 import trio
 
-from ..config import BrokerConfig
-from ..handlers import load_all
-from . import log_tasks
-from .connection import serve_connection
-from .metrics import Instrumentation
-from .releases import apply_release
-from .state import BrokerState
+from .config import BrokerConfig
+from .handlers import load_all
+from .protocol.releases import ranges
+from .server import log_tasks
+from .server.connection import serve_connection
+from .server.metrics import Instrumentation
+from .server.replicas import LocalReplicas
+from .server.state import BrokerState, ReplicasFactory, open_state
 
 log = logging.getLogger("pykbroker.broker")
 
@@ -28,18 +29,26 @@ class Broker:
             config = BrokerConfig(overrides={k: str(v) for k, v in (config or {}).items()})
         self.config = config
         load_all()
-        self.state = BrokerState(config)
         # metrics, trace and fault rules around every request (server/metrics.py,
-        # server/faults.py); Kafka release emulation (server/releases.py)
-        self.instrumentation = Instrumentation(self.state)
+        # server/faults.py); Kafka release emulation (protocol/releases.py)
+        self.instrumentation = Instrumentation(config)
         self.faults = self.instrumentation.faults
+        self._api_ranges: dict[int, tuple[int, int]] | None = None
         if config["pykbroker.as.version"]:
-            apply_release(self.state, config["pykbroker.as.version"])
+            self._api_ranges = ranges(config["pykbroker.as.version"])
+        self._state: BrokerState | None = None
         self.control_bound: tuple[str, int] | None = None
         self.listeners: list[trio.SocketListener] = []
         self.bound: list[tuple[str, int]] = []
         self._nursery: trio.Nursery | None = None
         self._cancel: trio.CancelScope | None = None
+
+    @property
+    def state(self) -> BrokerState:
+        """The broker state (built by :meth:`start`)."""
+        if self._state is None:
+            raise RuntimeError("the broker is not started")
+        return self._state
 
     @property
     def bootstrap(self) -> str:
@@ -54,26 +63,18 @@ class Broker:
         host, port = self.control_bound
         return f"http://{host}:{port}"
 
-    async def start(self, nursery: trio.Nursery) -> None:
-        """Open logs, bind listeners and start serving in ``nursery``."""
-        if self.config["zookeeper.connect"]:
-            # cluster mode (pykbroker/cluster/): the ZooKeeper session and the
-            # cluster id come before the logs
-            from ..cluster.node import ClusterNode
+    async def _replicas(self) -> tuple[ReplicasFactory, str | None]:
+        """The replication variant and, in a cluster, the cluster id."""
+        if not self.config["zookeeper.connect"]:
+            return LocalReplicas, None
+        # cluster mode (pykbroker/cluster/): the ZooKeeper
+        # session and the cluster id come before the logs
+        from .cluster.node import cluster_replicas
 
-            self.state.cluster = ClusterNode(self.state)
-            await self.state.cluster.connect()
-        await trio.to_thread.run_sync(self.state.open)
-        log_tasks.prepare(self.state)  # dynamic broker configs; background file deletion
-        from ..group import GroupCoordinator
+        return await cluster_replicas(self.config)
 
-        # created before any listener accepts, so partitions of __consumer_offsets
-        # to load already answer COORDINATOR_LOAD_IN_PROGRESS
-        self.state.group_coordinator = GroupCoordinator(self.state)
-        from ..txn.coordinator import TransactionCoordinator
-
-        # likewise for __transaction_state (COORDINATOR_LOAD_IN_PROGRESS until loaded)
-        self.state.txn_coordinator = TransactionCoordinator(self.state)
+    async def _bind(self) -> tuple[str, int]:
+        """Bind every listener (nothing is accepted yet); the advertised endpoint."""
         for lst in self.config.listeners:
             listeners = await trio.open_tcp_listeners(lst.port, host=lst.host or None)
             self.listeners.extend(listeners)
@@ -82,26 +83,32 @@ class Broker:
                                sockname[1]))
         adv = self.config.advertised
         if adv:
-            self.state.advertised_host = adv[0].host
-            self.state.advertised_port = adv[0].port or self.bound[0][1]
-        else:
-            host, port = self.bound[0]
-            self.state.advertised_host = host if host not in ("0.0.0.0", "::") else "127.0.0.1"
-            self.state.advertised_port = port
+            return adv[0].host, adv[0].port or self.bound[0][1]
+        host, port = self.bound[0]
+        return host if host not in ("0.0.0.0", "::") else "127.0.0.1", port
+
+    async def start(self, nursery: trio.Nursery) -> None:
+        """Open logs, bind listeners, build the state and start serving in ``nursery``."""
+        replicas, cluster_id = await self._replicas()
+        advertised = await self._bind()
+        # the whole state (logs, topics, replication, coordinators) before any accept
+        self._state = await open_state(self.config, replicas=replicas, hooks=self.instrumentation,
+                                       cluster_id=cluster_id, advertised_endpoint=advertised,
+                                       api_version_ranges=self._api_ranges, nursery=nursery)
+        state = self._state
+        log_tasks.prepare(state)  # background file deletion
         self._nursery = nursery
-        self.state.nursery = nursery
-        if self.state.cluster is not None:
-            # read the cluster state, register /brokers/ids/<id>, run for controller
-            await self.state.cluster.start(nursery)
-        nursery.start_soon(self.state.checkpointer,
+        # a cluster: read the cluster state, register /brokers/ids/<id>, run for controller
+        await state.replicas.start(nursery)
+        nursery.start_soon(state.checkpointer,
                            max(int(self.config["log.flush.offset.checkpoint.interval.ms"]), 1) / 1000)
         # retention, compaction, flush.ms, delayed file deletion (server/log_tasks.py)
-        await nursery.start(log_tasks.run, self.state)
-        nursery.start_soon(self.state.group_coordinator.run)  # group timers, offset expiry, loading
+        await nursery.start(log_tasks.run, state)
+        nursery.start_soon(state.group_coordinator.run)  # group timers, offset expiry, loading
         # transaction timeouts, transactional-id and producer-id expiry, loading
-        nursery.start_soon(self.state.txn_coordinator.run)
+        nursery.start_soon(state.txn_coordinator.run)
         if self.config["pykbroker.control.listener"]:  # HTTP control endpoint (server/control.py)
-            from .control import serve_control
+            from .server.control import serve_control
 
             self.control_bound = await nursery.start(serve_control, self)
         for listener in self.listeners:
@@ -121,19 +128,19 @@ class Broker:
                 conns.start_soon(serve_connection, self.state, stream)
 
     async def shutdown_cluster(self) -> None:
-        """Cluster mode: controlled shutdown (leaderships move first), stop
+        """A cluster: controlled shutdown (leaderships move first), stop
         replicating, checkpoint high watermarks, close the ZooKeeper session.
         Runs while connections are still served, as Kafka does."""
-        if self.state.cluster is not None:
-            await self.state.cluster.shutdown()
+        if self._state is not None:
+            await self._state.replicas.shutdown()
 
     async def aclose(self) -> None:
         for listener in self.listeners:
             await listener.aclose()
         self.listeners = []
-        if self.state.cluster is not None:
-            await self.state.cluster.shutdown()  # no-op if already done
-        await trio.to_thread.run_sync(self.state.close)
+        if self._state is not None:
+            await self._state.replicas.shutdown()  # no-op if already done
+            await trio.to_thread.run_sync(self._state.close)
 
     async def __aenter__(self) -> "Broker":
         self._cm = trio.open_nursery()
@@ -143,13 +150,14 @@ class Broker:
         except BaseException:
             nursery.cancel_scope.cancel()
             await self._cm.__aexit__(None, None, None)
+            with trio.CancelScope(shield=True):
+                await self.aclose()  # the bound listeners, the logs if they were opened
             raise
         return self
 
     async def __aexit__(self, *exc: Any) -> bool | None:
         assert self._nursery is not None
-        if self.state.cluster is not None:
-            await self.shutdown_cluster()
+        await self.shutdown_cluster()
         self._nursery.cancel_scope.cancel()
         try:
             return await self._cm.__aexit__(*exc)

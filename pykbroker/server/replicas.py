@@ -1,0 +1,270 @@
+"""The cluster seam: what handlers and coordinators ask about replication
+and the cluster, without knowing whether this broker is alone or one of a
+ZooKeeper cluster.
+
+:class:`Replicas` is the interface. Two implementations, chosen once when
+the broker state is built (``server/state.py`` ``build_state``):
+
+- :class:`LocalReplicas` (here): a lone broker is a one-node cluster. It
+  leads every partition, is the controller and the only live broker; the
+  high watermark is the log end offset, so acks=all is acks=1.
+- ``cluster.node.ClusterNode``: the ZooKeeper cluster (leaders, ISR,
+  followers, the controller), see docs/cluster.md.
+
+Errors the handlers map to error codes are raised as
+:class:`~pykbroker.protocol.errors.KafkaError` with Kafka's code and
+message: the implementations translate their own exceptions.
+
+The path of one produce request: ``handlers/produce.py`` asks
+:meth:`Replicas.check_leader` per partition, validates the batches, then
+``BrokerState.append`` (producer state) calls :meth:`Replicas.append`,
+which writes the local log and waits for what ``acks`` asks. One fetch:
+``handlers/fetch.py`` hands a follower's fetch to
+:meth:`Replicas.replica_fetch`; a consumer's reads the local log of the
+partitions for which :meth:`Replicas.is_leader` holds, below the high
+watermark.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Protocol
+
+import attrs
+import trio
+
+from ..protocol import errors
+from ..protocol.records import BatchHeader
+from .topics import PartitionState, TopicState
+
+if TYPE_CHECKING:
+    from ..storage.log import AppendResult
+    from .state import BrokerState
+
+# fn(topic, partition, is_leader, leader_epoch), called on the trio thread
+LeadershipListener = Callable[[str, int, bool, int], None]
+
+
+@attrs.frozen
+class BrokerEndpoint:
+    """A live broker as Metadata, DescribeCluster and FindCoordinator list it."""
+
+    node_id: int
+    host: str
+    port: int
+    rack: str | None
+
+
+@attrs.frozen
+class PartitionInfo:
+    """One partition as Metadata describes it. ``leader`` is -1 when the
+    leader is not live; ``offline`` lists the replicas that are not live."""
+
+    leader: int
+    leader_epoch: int
+    replicas: list[int]
+    isr: list[int]
+    offline: list[int]
+
+
+class Replicas(Protocol):
+    """Replication and the cluster picture, as seen from this broker."""
+
+    # -- lifecycle (server/broker.py) ----------------------------------------------------------------
+    def recover(self) -> None:
+        """Blocking, in a worker thread, after the logs are open and before
+        any listener: restore what this variant keeps beside the logs."""
+
+    async def start(self, nursery: trio.Nursery) -> None:
+        """Listeners are bound: start the background work."""
+
+    async def shutdown(self) -> None:
+        """Stop (idempotent); runs while connections are still served."""
+
+    # -- the cluster picture -------------------------------------------------------------------------
+    def live_brokers(self) -> list[BrokerEndpoint]:
+        """Every live broker, by node id."""
+
+    def broker(self, node_id: int) -> BrokerEndpoint | None:
+        """A live broker; None if it is not live."""
+
+    def controller_id(self) -> int:
+        """The controller's node id; -1 if there is none."""
+
+    def is_controller(self) -> bool:
+        """This broker is the controller (serves CreateTopics, DeleteTopics,
+        CreatePartitions, ElectLeaders)."""
+
+    def leader_of(self, topic: str, partition: int) -> int | None:
+        """Node id of the partition's live leader; None if none (or unknown)."""
+
+    def partition_info(self, ts: TopicState, p: PartitionState) -> PartitionInfo:
+        """Leader, epoch, replicas, ISR, offline replicas (Metadata)."""
+
+    def replication_factor(self, topic: str) -> int:
+        """Replicas per partition of an existing topic (CreatePartitions)."""
+
+    def add_leadership_listener(self, fn: LeadershipListener) -> None:
+        """``fn(topic, partition, is_leader, leader_epoch)`` on every change of
+        this broker's leadership of a partition after start (a lone broker
+        leads everything from the start and never calls it)."""
+
+    # -- leadership and the append path ------------------------------------------------------------
+    def is_leader(self, p: PartitionState) -> bool:
+        """This broker leads ``p`` and has its log (reads and writes go here)."""
+
+    def check_leader(self, p: PartitionState) -> None:
+        """Raise KafkaError NOT_LEADER_OR_FOLLOWER unless this broker may
+        append to ``p`` now."""
+
+    async def append(self, p: PartitionState, data: bytearray, headers: list[BatchHeader], *, acks: int,
+                     now: int, timeout_ms: int | None) -> "AppendResult":
+        """Write validated batches to ``p``'s log as its leader and wait for
+        ``acks`` (1: the local write; -1: every in-sync replica, through the
+        high watermark, at most ``timeout_ms``). Raises KafkaError
+        (NOT_LEADER_OR_FOLLOWER, NOT_ENOUGH_REPLICAS,
+        NOT_ENOUGH_REPLICAS_AFTER_APPEND, REQUEST_TIMED_OUT,
+        KAFKA_STORAGE_ERROR)."""
+
+    async def wait_replicated(self, p: PartitionState, end_offset: int, timeout_ms: int | None) -> None:
+        """acks=-1 for offsets already in the log (an idempotent producer's
+        duplicate): wait until the high watermark reaches ``end_offset``."""
+
+    async def call(self, node_id: int, api_key: int, version: int, body: dict[str, Any]) -> dict[str, Any] | None:
+        """One request to another live broker (the transaction coordinator's
+        WriteTxnMarkers and AddPartitionsToTxn to partition leaders): its
+        response, or None if it failed (not live, connection, timeout)."""
+
+    async def replica_fetch(self, req: dict[str, Any], version: int, replica_id: int) -> dict[str, Any] | None:
+        """A follower's Fetch (``replica_id`` >= 0): the whole response; None
+        when this broker has no followers and serves it as a consumer's."""
+
+    # -- topics (the controller's admin operations; auto-creation anywhere) -----------------------
+    async def create_topic(self, name: str, partitions: int, replication_factor: int, configs: dict[str, str],
+                           assignment: dict[int, list[int]] | None, timeout_ms: int) -> bytes:
+        """Create a validated topic; its id. Waits up to ``timeout_ms`` for
+        leaders. KafkaError: NOT_CONTROLLER, TOPIC_ALREADY_EXISTS,
+        INVALID_REPLICATION_FACTOR, INVALID_REPLICA_ASSIGNMENT."""
+
+    async def create_partitions(self, name: str, total: int, assignment: list[list[int]] | None,
+                                timeout_ms: int) -> None:
+        """Grow a topic to ``total`` partitions. KafkaError: NOT_CONTROLLER,
+        INVALID_REPLICA_ASSIGNMENT, INVALID_REPLICATION_FACTOR."""
+
+    async def delete_topic(self, name: str, timeout_ms: int) -> None:
+        """Delete a topic everywhere. KafkaError: NOT_CONTROLLER."""
+
+    async def elect_leaders(self, partitions: list[tuple[str, int]], election_type: int,
+                            timeout_ms: int) -> dict[tuple[str, int], tuple[int, str | None]]:
+        """(error code, message) per partition. KafkaError: NOT_CONTROLLER."""
+
+    def auto_create(self, name: str, partitions: int, replication_factor: int,
+                    configs: dict[str, str] | None) -> TopicState | None:
+        """Create a topic with broker defaults (Metadata, Produce, internal
+        topics); the topic, or None while it is being created elsewhere."""
+
+
+UNKNOWN_PARTITION = "The partition does not exist."
+
+
+class LocalReplicas:
+    """A lone broker: a one-node cluster that leads every partition."""
+
+    def __init__(self, state: "BrokerState") -> None:
+        self.state = state
+        logs = state.logs
+        assert logs is not None
+        for meta in list(logs.topics.values()):  # a lone broker's topics: those of its log directories
+            state.topics.adopt(meta, state.topic_config(meta.configs))
+
+    # -- lifecycle ----------------------------------------------------------------------------------------
+    def recover(self) -> None:
+        self.state.load_producer_states()  # snapshot + replay per partition
+
+    async def start(self, nursery: trio.Nursery) -> None:
+        return None
+
+    async def shutdown(self) -> None:
+        return None
+
+    # -- the cluster picture -------------------------------------------------------------------------
+    def _me(self) -> BrokerEndpoint:
+        st = self.state
+        return BrokerEndpoint(st.node_id, st.advertised_host, st.advertised_port, st.rack)
+
+    def live_brokers(self) -> list[BrokerEndpoint]:
+        return [self._me()]
+
+    def broker(self, node_id: int) -> BrokerEndpoint | None:
+        return self._me() if node_id == self.state.node_id else None
+
+    def controller_id(self) -> int:
+        return self.state.node_id
+
+    def is_controller(self) -> bool:
+        return True
+
+    def leader_of(self, topic: str, partition: int) -> int | None:
+        return self.state.node_id if self.state.topics.partition(topic, partition) is not None else None
+
+    def partition_info(self, ts: TopicState, p: PartitionState) -> PartitionInfo:
+        node = self.state.node_id
+        return PartitionInfo(node, p.leader_epoch, [node], [node], [])
+
+    def replication_factor(self, topic: str) -> int:
+        return 1
+
+    def add_leadership_listener(self, fn: LeadershipListener) -> None:
+        return None
+
+    # -- leadership and the append path ------------------------------------------------------------
+    def is_leader(self, p: PartitionState) -> bool:
+        return p.log is not None
+
+    def check_leader(self, p: PartitionState) -> None:
+        if p.log is None:
+            raise errors.KafkaError(errors.NOT_LEADER_OR_FOLLOWER,
+                                    f"This server is not the leader for {p.topic}-{p.index}")
+
+    async def append(self, p: PartitionState, data: bytearray, headers: list[BatchHeader], *, acks: int,
+                     now: int, timeout_ms: int | None) -> "AppendResult":
+        try:
+            res = p.log.append(data, headers, leader_epoch=p.leader_epoch, now_ms=now)
+        except OSError as e:
+            raise errors.KafkaError(errors.KAFKA_STORAGE_ERROR, str(e)) from e
+        self.state.after_append(p)  # the only replica: committed at once
+        try:
+            await self.state.flush_if_due(p, now)
+        except OSError as e:  # the fsync failed: the write may not be durable
+            raise errors.KafkaError(errors.KAFKA_STORAGE_ERROR, str(e)) from e
+        return res
+
+    async def wait_replicated(self, p: PartitionState, end_offset: int, timeout_ms: int | None) -> None:
+        return None
+
+    async def call(self, node_id: int, api_key: int, version: int, body: dict[str, Any]) -> dict[str, Any] | None:
+        return None  # there is no other broker
+
+    async def replica_fetch(self, req: dict[str, Any], version: int, replica_id: int) -> dict[str, Any] | None:
+        return None
+
+    # -- topics --------------------------------------------------------------------------------------------
+    async def create_topic(self, name: str, partitions: int, replication_factor: int, configs: dict[str, str],
+                           assignment: dict[int, list[int]] | None, timeout_ms: int) -> bytes:
+        return self.state.create_topic(name, partitions, configs).topic_id
+
+    async def create_partitions(self, name: str, total: int, assignment: list[list[int]] | None,
+                                timeout_ms: int) -> None:
+        self.state.create_partitions(name, total)
+
+    async def delete_topic(self, name: str, timeout_ms: int) -> None:
+        self.state.delete_topic(name)
+
+    async def elect_leaders(self, partitions: list[tuple[str, int]], election_type: int,
+                            timeout_ms: int) -> dict[tuple[str, int], tuple[int, str | None]]:
+        # the only replica always leads: nothing ever needs an election
+        return {(t, i): (errors.ELECTION_NOT_NEEDED, None) if self.state.topics.partition(t, i) is not None
+                else (errors.UNKNOWN_TOPIC_OR_PARTITION, UNKNOWN_PARTITION) for t, i in partitions}
+
+    def auto_create(self, name: str, partitions: int, replication_factor: int,
+                    configs: dict[str, str] | None) -> TopicState | None:
+        return self.state.create_topic(name, partitions, configs)
