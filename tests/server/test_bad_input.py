@@ -194,3 +194,23 @@ def test_unknown_partition(pair):
                                      {"index": 7, "records": build_batch([(None, b"x", (), 1)])}]}]})
     assert resp["responses"][0]["partition_responses"][0]["error_code"] == errors.UNKNOWN_TOPIC_OR_PARTITION
     assert_bystander_ok(bystander)
+
+
+# -- null where the spec says non-nullable: a malformed request (closes the
+# connection, as Kafka does), never a handler crash -----------------------------
+
+def test_describe_groups_null_group_id_closes_connection(small_broker, pair):
+    victim, bystander = pair
+    victim.send_raw(encode_request(codec.api(15), 5, 1, {"groups": ["g", None],
+                                                         "include_authorized_operations": False}))
+    assert victim.is_closed()
+    assert_bystander_ok(bystander)
+    assert "Traceback" not in small_broker.log
+
+
+def test_list_groups_null_state_filter_closes_connection(small_broker, pair):
+    victim, bystander = pair
+    victim.send_raw(encode_request(codec.api(16), 4, 1, {"states_filter": [None]}))
+    assert victim.is_closed()
+    assert_bystander_ok(bystander)
+    assert "Traceback" not in small_broker.log
