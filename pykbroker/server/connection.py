@@ -210,13 +210,14 @@ async def _dispatch_watching(state: BrokerState, frame: bytes, peer: str,
     sock = stream.socket
     gone = False
     result: list[Any] | None = None
+    failure: Exception | None = None
 
     async with trio.open_nursery() as n:
         async def watch() -> None:
             nonlocal gone
             try:
                 b = await sock.recv(1, socket.MSG_PEEK)  # waits until readable; consumes nothing
-            except OSError:
+            except Exception:  # OSError, ClosedResourceError: the peer is gone
                 b = b""
             if b == b"":
                 gone = True
@@ -224,8 +225,13 @@ async def _dispatch_watching(state: BrokerState, frame: bytes, peer: str,
             # else a pipelined request is waiting: nothing more to learn
 
         n.start_soon(watch)
-        result = await _dispatch(state, frame, peer)
+        try:
+            result = await _dispatch(state, frame, peer)
+        except Exception as e:  # re-raised below as itself, not wrapped in an ExceptionGroup
+            failure = e
         n.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
     if gone:
         raise trio.ClosedResourceError("client closed the connection while its request was parked")
     return result

@@ -182,3 +182,17 @@ def test_max_connections_waits_for_a_free_slot(broker_factory):
     assert third.read_frame()  # accepted once a slot freed
     b2.close()
     third.close()
+
+
+def test_malformed_fetch_closes_only_its_connection(broker_factory):
+    """A Fetch that fails to parse goes through the watched dispatch: it must
+    close its connection, not the broker (found by the fuzzer)."""
+    b = broker_factory()
+    with RawClient(b.bootstrap) as victim, RawClient(b.bootstrap) as bystander:
+        frame = victim.encode(1, 4, {"replica_id": -1, "max_wait_ms": 100, "min_bytes": 1, "topics": []})
+        cut = frame[4:-2]
+        victim.send_frame(struct.pack(">i", len(cut)) + cut)
+        assert victim.is_closed_by_peer(timeout=5)
+        metadata_ok(bystander)
+    assert b.is_running
+    assert "Traceback" not in b.log
