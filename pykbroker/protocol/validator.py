@@ -226,7 +226,12 @@ def check_records(
             if length < MIN_RECORD_SIZE - 1 or end > n:
                 raise ValueError(f"record length {length} is invalid or runs past the batch")
             q = p + 1  # attributes
-            ts_delta, q = _varint(body, q, 10)
+            b = body[q]
+            if b < 0x80:
+                ts_delta = (b >> 1) ^ -(b & 1)
+                q += 1
+            else:
+                ts_delta, q = _varint(body, q, 10)
             b = body[q]
             if b < 0x80:
                 off_delta = (b >> 1) ^ -(b & 1)
@@ -235,7 +240,12 @@ def check_records(
                 off_delta, q = _varint(body, q)
             if off_delta != i:
                 raise ValueError(f"record {i} has offset delta {off_delta}; offsets must be consecutive")
-            klen, q = _varint(body, q)
+            b = body[q]
+            if b < 0x80:
+                klen = (b >> 1) ^ -(b & 1)
+                q += 1
+            else:
+                klen, q = _varint(body, q)
             if klen < -1:
                 raise ValueError(f"invalid key length {klen}")
             if klen >= 0:
@@ -243,11 +253,24 @@ def check_records(
             elif compact:
                 errs.append((i, INVALID_RECORD,
                              f"Compacted topic cannot accept message without key in topic partition {partition}"))
-            vlen, q = _varint(body, q)
+            b = body[q]
+            if b < 0x80:
+                vlen = (b >> 1) ^ -(b & 1)
+                q += 1
+            else:
+                vlen, q = _varint(body, q)
             if vlen < -1:
                 raise ValueError(f"invalid value length {vlen}")
             if vlen > 0:
                 q += vlen
+            b = body[q]
+            if b == 0:  # no headers: the common case
+                if q + 1 != end:
+                    raise ValueError(f"expected to read {length} bytes in record payload, but read {q + 1 - p}")
+                p = end
+                if check_ts and base_ts != NO_TIMESTAMP:
+                    _check_ts(errs, i, base_ts + ts_delta, now_ms, timestamp_before_max_ms, timestamp_after_max_ms)
+                continue
             nh, q = _varint(body, q)
             if nh < 0:
                 raise ValueError(f"invalid negative header count {nh}")
@@ -271,13 +294,7 @@ def check_records(
                 raise ValueError(f"expected to read {length} bytes in record payload, but read {q - p}")
             p = end
             if check_ts and base_ts != NO_TIMESTAMP:
-                ts = base_ts + ts_delta
-                assert now_ms is not None
-                if now_ms - ts > timestamp_before_max_ms or ts - now_ms > timestamp_after_max_ms:
-                    errs.append((i, INVALID_TIMESTAMP,
-                                 f"Timestamp {ts} of message with offset {i} is out of range. The timestamp "
-                                 f"should be within [{_bound(now_ms, -timestamp_before_max_ms)}, "
-                                 f"{_bound(now_ms, timestamp_after_max_ms)}]"))
+                _check_ts(errs, i, base_ts + ts_delta, now_ms, timestamp_before_max_ms, timestamp_after_max_ms)
     except (ValueError, IndexError) as e:  # UnicodeDecodeError is a ValueError
         raise InvalidRecords(INVALID_RECORD, f"found invalid record structure (record {i}): {e}") from None
     if p != n:
@@ -286,6 +303,14 @@ def check_records(
             f"incorrect declared batch size, {n - p} bytes remaining after {count} records",
         )
     return errs
+
+
+def _check_ts(errs: list, i: int, ts: int, now_ms: int | None, before: int, after: int) -> None:
+    assert now_ms is not None
+    if now_ms - ts > before or ts - now_ms > after:
+        errs.append((i, INVALID_TIMESTAMP,
+                     f"Timestamp {ts} of message with offset {i} is out of range. The timestamp "
+                     f"should be within [{_bound(now_ms, -before)}, {_bound(now_ms, after)}]"))
 
 
 def _bound(now: int, delta: int) -> str:
