@@ -214,3 +214,24 @@ def test_list_groups_null_state_filter_closes_connection(small_broker, pair):
     assert victim.is_closed()
     assert_bystander_ok(bystander)
     assert "Traceback" not in small_broker.log
+
+
+def test_excessive_partition_counts_are_policy_violations(small_broker, pair):
+    """Found by the fuzzer: CreatePartitions to 117 M partitions stalled the
+    broker. Kafka's controller caps a request at 10000 partitions."""
+    victim, bystander = pair
+    resp = victim.request(19, 5, {"topics": [{"name": "huge", "num_partitions": 10001, "replication_factor": 1,
+                                              "assignments": [], "configs": []}],
+                                  "timeout_ms": 5000, "validate_only": False})
+    assert resp["topics"][0]["error_code"] == errors.POLICY_VIOLATION
+    resp = victim.request(19, 5, {"topics": [{"name": "grow", "num_partitions": 1, "replication_factor": 1,
+                                              "assignments": [], "configs": []}],
+                                  "timeout_ms": 5000, "validate_only": False})
+    assert resp["topics"][0]["error_code"] == 0
+    resp = victim.request(37, 1, {"topics": [{"name": "grow", "count": 117444884, "assignments": None}],
+                                  "timeout_ms": 5000, "validate_only": False})
+    assert resp["results"][0]["error_code"] == errors.POLICY_VIOLATION
+    resp = victim.request(37, 1, {"topics": [{"name": "grow", "count": 3, "assignments": None}],
+                                  "timeout_ms": 5000, "validate_only": False})
+    assert resp["results"][0]["error_code"] == 0
+    assert_bystander_ok(bystander)
