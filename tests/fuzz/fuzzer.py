@@ -18,10 +18,12 @@ Used by tests/fuzz/test_fuzz.py (a short CI run) and scripts/fuzz (long runs).
 
 from __future__ import annotations
 
+import collections
+import multiprocessing
+import queue
 import random
 import socket
 import struct
-import threading
 import time
 from typing import Any, Callable
 
@@ -165,36 +167,72 @@ def mutate(rng: random.Random, frame: bytes) -> bytes:
     return bytes(buf)
 
 
-class Canary(threading.Thread):
-    def __init__(self, bootstrap: tuple[str, int]) -> None:
-        super().__init__(daemon=True)
-        self.addr = bootstrap
-        self.stop_event = threading.Event()
-        self.worst = 0.0
-        self.count = 0
-        self.failures: list[str] = []
+def _canary_main(addr: tuple[str, int], stop, worst, count, fails, slow) -> None:  # type: ignore[no-untyped-def]
+    """Metadata round trips every 20 ms (in its own process, so the fuzzer's
+    own CPU use does not count against the broker)."""
+    api = codec.api(3)
+    sock = socket.create_connection(addr, timeout=10)
+    corr = 0
+    try:
+        while not stop.is_set():
+            corr += 1
+            t0 = time.monotonic()
+            try:
+                sock.sendall(encode_request(api, 12, corr, {"topics": None, "allow_auto_topic_creation": False}))
+                _read_frame(sock)
+            except OSError:
+                fails.value += 1
+                sock.close()
+                sock = socket.create_connection(addr, timeout=10)
+                continue
+            took = time.monotonic() - t0
+            if took > worst.value:
+                worst.value = took
+            if took > 0.5:
+                slow.put((t0, took))
+            count.value += 1
+            time.sleep(0.02)
+    finally:
+        sock.close()
 
-    def run(self) -> None:
-        api = codec.api(3)
-        sock = socket.create_connection(self.addr, timeout=10)
-        corr = 0
-        try:
-            while not self.stop_event.is_set():
-                corr += 1
-                t0 = time.monotonic()
-                try:
-                    sock.sendall(encode_request(api, 12, corr, {"topics": None, "allow_auto_topic_creation": False}))
-                    _read_frame(sock)
-                except OSError as e:
-                    self.failures.append(repr(e))
-                    sock.close()
-                    sock = socket.create_connection(self.addr, timeout=10)
-                    continue
-                self.worst = max(self.worst, time.monotonic() - t0)
-                self.count += 1
-                time.sleep(0.02)
-        finally:
-            sock.close()
+
+class Canary:
+    def __init__(self, bootstrap: tuple[str, int]) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.stop_event = ctx.Event()
+        self._worst = ctx.Value("d", 0.0)
+        self._count = ctx.Value("i", 0)
+        self._fails = ctx.Value("i", 0)
+        self._slow = ctx.Queue()
+        self.slow: list[tuple[float, float]] = []
+        self.proc = ctx.Process(target=_canary_main, daemon=True,
+                                args=(bootstrap, self.stop_event, self._worst, self._count, self._fails, self._slow))
+
+    def start(self) -> None:
+        self.proc.start()
+
+    def poll_slow(self) -> None:
+        while True:
+            try:
+                self.slow.append(self._slow.get_nowait())
+            except queue.Empty:
+                return
+
+    def join(self, timeout: float) -> None:
+        self.proc.join(timeout)
+        self.poll_slow()
+
+    @property
+    def worst(self) -> float:
+        return self._worst.value
+
+    @property
+    def count(self) -> int:
+        return self._count.value
+
+    @property
+    def failures(self) -> list[str]:
+        return [f"{self._fails.value} canary round trips failed"] if self._fails.value else []
 
 
 def _read_exact(sock: socket.socket, n: int) -> bytes:
@@ -284,6 +322,11 @@ def _create_topics(addr: tuple[str, int]) -> None:
             {"name": t, "num_partitions": 2, "replication_factor": 1, "assignments": [], "configs": []}
             for t in TOPICS[:2]], "timeout_ms": 10000, "validate_only": False}))
         _read_frame(s)
+        # the internal topics (50 partitions each) are created on first use: before the canary starts
+        fc = codec.api(10)
+        for corr, key_type in ((2, 0), (3, 1)):
+            s.sendall(encode_request(fc, 3, corr, {"key": "g1", "key_type": key_type}))
+            _read_frame(s)
 
 
 def rss_mb(pid: int) -> float:
@@ -309,6 +352,10 @@ def run(bootstrap: str, *, frames: int, seed: int, pid: int | None = None, conne
     stats = {"frames": 0, "answered": 0, "closed": 0, "unanswered": 0, "connections": 0,
              "peak_rss_mb": 0.0, "mutated": 0}
     t_start = time.monotonic()
+    sent: collections.deque = collections.deque(maxlen=2000)  # (time, api, version) of recent frames
+    suspects: list[tuple[int, list[str]]] = []
+    slow_frames: list[tuple[int, str]] = []  # fuzz requests answered after more than 0.3 s
+    seen_slow = 0
     try:
         stop_at = t_start + seconds if seconds else None
         for i in range(frames):
@@ -324,6 +371,7 @@ def run(bootstrap: str, *, frames: int, seed: int, pid: int | None = None, conne
             if rng.random() < 0.3:
                 frame = mutate(rng, frame)
                 stats["mutated"] += 1
+            sent.append((time.monotonic(), api.name, version))
             slot = i % connections
             s = socks[slot]
             if s is None:
@@ -336,8 +384,11 @@ def run(bootstrap: str, *, frames: int, seed: int, pid: int | None = None, conne
                 s.sendall(frame)
                 if api_key == 0 and body.get("acks") == 0:
                     continue
+                t_req = time.monotonic()
                 _read_frame(s)
                 stats["answered"] += 1
+                if time.monotonic() - t_req > 0.3:
+                    slow_frames.append((round((time.monotonic() - t_req) * 1000), f"{api.name} v{version}"))
             except socket.timeout:
                 stats["unanswered"] += 1
                 s.close()
@@ -346,6 +397,12 @@ def run(bootstrap: str, *, frames: int, seed: int, pid: int | None = None, conne
                 stats["closed"] += 1
                 s.close()
                 socks[slot] = None
+            canary.poll_slow()
+            while seen_slow < len(canary.slow):  # which frames were in flight around a slow canary
+                t0, took = canary.slow[seen_slow]
+                seen_slow += 1
+                suspects.append((round(took * 1000), sorted({f"{n} v{v}" for ts, n, v in sent
+                                                            if t0 - 1.0 <= ts <= t0 + took})))
             if pid is not None and i % 50 == 0:
                 stats["peak_rss_mb"] = max(stats["peak_rss_mb"], rss_mb(pid))
             if i and i % 10000 == 0:
@@ -361,6 +418,8 @@ def run(bootstrap: str, *, frames: int, seed: int, pid: int | None = None, conne
     stats["canary_worst_ms"] = round(canary.worst * 1000, 1)
     stats["canary_round_trips"] = canary.count
     stats["canary_failures"] = canary.failures
+    stats["slow_canary"] = [(ms, apis if len(apis) <= 8 else apis[:8] + ["..."]) for ms, apis in suspects]
+    stats["slow_frames"] = slow_frames
     checked, problems = check_log(addr)
     stats["batches_checked"] = checked
     stats["invalid_batches"] = problems
