@@ -120,20 +120,20 @@ class ConnectionLimits:
         self._changed()
 
     # buffered request bytes ----------------------------------------------------------
-    async def wait_for_memory(self, held: int) -> None:
-        """Until reading more is allowed: below the bound, or nothing but
-        this connection's ``held`` bytes buffered (so a big request is never
+    async def wait_for_memory(self, held: int, extra: int = 0) -> None:
+        """Until reading is allowed: ``extra`` more bytes fit under the
+        bound (with ``extra`` 0: the total is below it), or nothing but this
+        connection's ``held`` bytes is buffered (so a big request is never
         starved)."""
-        while self.queued >= self.max_queued and self.queued > held:
+        while self.queued > held and (self.queued + extra > self.max_queued if extra
+                                      else self.queued >= self.max_queued):
             await self._freed.wait()
 
-    def add(self, n: int) -> None:
-        self.queued += n
-
-    def sub(self, n: int) -> None:
+    def adjust(self, n: int) -> None:
         if n:
-            self.queued -= n
-            self._changed()
+            self.queued += n
+            if n < 0:
+                self._changed()
 
 
 async def serve_connection(state: BrokerState, stream: trio.SocketStream,
@@ -146,7 +146,20 @@ async def serve_connection(state: BrokerState, stream: trio.SocketStream,
         limits = ConnectionLimits(state.config)
     fb = FrameBuffer(int(state.config["socket.request.max.bytes"]))
     sendfile_ok = bool(state.config["pykbroker.fetch.sendfile"])
+    # Request memory as Kafka's pool hands it out: once a frame's size is
+    # known, the whole frame is reserved before more of it is read (so
+    # connections never deadlock holding parts of frames), and it stays
+    # counted until its response is built.
     held = 0  # this connection's bytes counted in limits.queued
+    admitted = False  # the frame being received has its size reserved
+    inflight = 0  # size of the frame being handled
+
+    def sync() -> None:
+        nonlocal held
+        target = fb.size + inflight + (max(fb.need - fb.size, 0) if admitted else 0)
+        limits.adjust(target - held)
+        held = target
+
     frame_deadline = math.inf  # when the partly received request must be complete
     try:
         async with stream:
@@ -161,7 +174,12 @@ async def serve_connection(state: BrokerState, stream: trio.SocketStream,
                     deadline = frame_deadline
                 data = b""
                 with trio.move_on_at(deadline):
-                    await limits.wait_for_memory(held)
+                    if fb.need >= 0 and not admitted:
+                        await limits.wait_for_memory(held, max(fb.need - fb.size, 1))
+                        admitted = True
+                        sync()
+                    elif not admitted:
+                        await limits.wait_for_memory(held)
                     try:
                         data = await stream.receive_some(RECV_SIZE)
                     except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
@@ -176,21 +194,23 @@ async def serve_connection(state: BrokerState, stream: trio.SocketStream,
                         log.info("closing idle connection from %s", peer)
                     return
                 fb.feed(data)
-                limits.add(len(data))
-                held += len(data)
+                sync()
                 while True:
                     frame = fb.next_frame()
                     if frame is None:
+                        sync()
                         break
+                    admitted = False
+                    inflight = len(frame)
+                    sync()
                     frame_deadline = math.inf
                     if frame[:2] in _PARKING_PREFIXES:
                         parts = await _dispatch_watching(state, frame, peer, stream)
                     else:
                         parts = await _dispatch(state, frame, peer)
                     # the request is answered: its bytes leave the buffered total
-                    done = held - fb.size
-                    held -= done
-                    limits.sub(done)
+                    inflight = 0
+                    sync()
                     if parts is not None:
                         await _send(stream, parts, sendfile_ok)
     except ProtocolViolation as e:
@@ -198,7 +218,7 @@ async def serve_connection(state: BrokerState, stream: trio.SocketStream,
     except (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError):
         pass
     finally:
-        limits.sub(held)
+        limits.adjust(-held)
 
 
 _PARKING_PREFIXES = frozenset(k.to_bytes(2, "big") for k in PARKING_APIS)

@@ -104,8 +104,9 @@ def test_concurrent_huge_frames_bounded_by_queued_max_request_bytes(broker_facto
             time.sleep(0.05)
         metadata_ok(bystander)
     assert results == [True] * 8
-    # the bound, plus one frame being joined into one buffer, plus a margin
-    assert peak - base < bound_mb + 100 + 60, (base, peak)
+    # the bound, plus the copy made when a frame's chunks are joined into one
+    # buffer (FrameBuffer), plus a margin for the allocator
+    assert peak - base < bound_mb + 100 + 100, (base, peak)
 
 
 def test_disconnected_long_polls_release_their_sockets(broker_factory):
