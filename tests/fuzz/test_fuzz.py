@@ -20,7 +20,7 @@ def test_fuzz_every_advertised_api(broker_factory):
     b = broker_factory({"auto.create.topics.enable": "false"})
     stats = fuzzer.run(b.bootstrap, frames=FRAMES, seed=SEED, pid=b.pid)
     print(stats)
-    assert b.is_running
+    assert b.is_running()
     assert stats["frames"] > FRAMES * 0.9
     assert "Traceback" not in b.log, b.log_tail(80)
     assert stats["invalid_batches"] == [], stats["invalid_batches"][:10]
