@@ -15,7 +15,7 @@ from .config import BrokerConfig
 from .handlers import load_all
 from .protocol.releases import ranges
 from .server import log_tasks
-from .server.connection import serve_connection
+from .server.connection import ConnectionLimits, serve_connection
 from .server.metrics import Instrumentation
 from .server.replicas import LocalReplicas
 from .server.state import BrokerState, ReplicasFactory, open_state
@@ -42,6 +42,15 @@ class Broker:
         self.bound: list[tuple[str, int]] = []
         self._nursery: trio.Nursery | None = None
         self._cancel: trio.CancelScope | None = None
+        self._limits: ConnectionLimits | None = None
+
+    @property
+    def connection_limits(self) -> ConnectionLimits:
+        """max.connections*, queued.max.request.bytes, idle and receive
+        timeouts, shared by every listener (server/connection.py)."""
+        if self._limits is None:
+            self._limits = ConnectionLimits(self.config)
+        return self._limits
 
     @property
     def state(self) -> BrokerState:
@@ -115,8 +124,11 @@ class Broker:
             nursery.start_soon(self._accept_loop, listener)
 
     async def _accept_loop(self, listener: trio.SocketListener) -> None:
+        limits = self.connection_limits
         async with trio.open_nursery() as conns:
             while True:
+                # max.connections: stop accepting until a slot is free (Kafka's acceptor waits)
+                await limits.wait_for_slot()
                 try:
                     stream = await listener.accept()
                 except (trio.ClosedResourceError, trio.BrokenResourceError):
@@ -125,7 +137,22 @@ class Broker:
                     log.warning("accept failed: %s", e)
                     await trio.sleep(0.01)
                     continue
-                conns.start_soon(serve_connection, self.state, stream)
+                try:
+                    ip = stream.socket.getpeername()[0]
+                except OSError:
+                    ip = "?"
+                if not limits.admit(ip):
+                    # max.connections.per.ip(.overrides): closed at once, as Kafka does
+                    log.info("closing connection from %s: max.connections.per.ip reached", ip)
+                    await stream.aclose()
+                    continue
+                conns.start_soon(self._serve, stream, ip)
+
+    async def _serve(self, stream: trio.SocketStream, ip: str) -> None:
+        try:
+            await serve_connection(self.state, stream, self.connection_limits)
+        finally:
+            self.connection_limits.release(ip)
 
     async def shutdown_cluster(self) -> None:
         """A cluster: controlled shutdown (leaderships move first), stop

@@ -99,7 +99,20 @@ _p("num.io.threads", "int", 8, validator=_at_least(1))
 _p("socket.send.buffer.bytes", "int", 102400)
 _p("socket.receive.buffer.bytes", "int", 102400)
 _p("socket.request.max.bytes", "int", 104857600, "Largest request frame; larger closes the connection.", _at_least(1))
-_p("connections.max.idle.ms", "long", 600000)
+_p("connections.max.idle.ms", "long", 600000,
+   "A connection with no request for this long is closed (between requests only).")
+_p("queued.max.request.bytes", "long", 268435456,
+   "Request bytes buffered over all connections before sockets stop being read (back-pressure). "
+   "Kafka's default -1 is unbounded; ours is 256 MiB (-1 restores unbounded).")
+_p("max.connections", "int", INT_MAX,
+   "Connections over all listeners; at the limit new connections wait to be accepted.", _at_least(0))
+_p("max.connections.per.ip", "int", INT_MAX,
+   "Connections from one address; over the limit a new connection is closed at once.", _at_least(0))
+_p("max.connections.per.ip.overrides", "string", "",
+   "Per-address limits, 'host:count,host:count'.")
+_p("pykbroker.request.receive.timeout.ms", "long", 30000,
+   "A request must arrive in full this long after its first byte, else the connection is closed "
+   "(Kafka has no such setting; a trickled frame would be held forever).", _at_least(1))
 _p("cluster.id", "string", None)
 # topics / logs
 _p("num.partitions", "int", 1, validator=_at_least(1))

@@ -38,6 +38,9 @@ log = logging.getLogger("pykbroker.handlers.create_partitions")
 
 
 
+MAX_PARTITIONS_PER_REQUEST = 10000
+
+
 def _result(name: str, code: int = errors.NONE, message: str | None = None) -> dict:
     return {"name": name, "error_code": code, "error_message": message}
 
@@ -56,6 +59,9 @@ def _check(ctx: RequestContext, t: dict) -> int:
         raise AdminError(errors.INVALID_PARTITIONS, f"The topic {name} currently has {current} "
                     f"partition(s); {count} would not be an increase.")
     additional = count - current
+    if additional > MAX_PARTITIONS_PER_REQUEST:
+        # Kafka's controller (ReplicationControlManager.MAX_PARTITIONS_PER_BATCH)
+        raise AdminError(errors.POLICY_VIOLATION, "Excessively large number of partitions per request.")
     assignments = t["assignments"]
     if assignments is not None:
         if len(assignments) != additional:

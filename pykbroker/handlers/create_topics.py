@@ -187,6 +187,22 @@ async def _create_one(ctx: RequestContext, t: dict, collisions: dict[str, str],
             "configs": tc.effective_topic_configs(st.config, overrides)}
 
 
+MAX_PARTITIONS_PER_REQUEST = 10000
+
+
+def _total_partitions(ctx: RequestContext, topics: list[dict]) -> int:
+    """Partitions a CreateTopics request asks for, counted as Kafka does."""
+    total = 0
+    for t in topics:
+        if t["assignments"]:
+            total += len(t["assignments"])
+        elif t["num_partitions"] == -1:
+            total += int(ctx.state.config["num.partitions"])
+        elif t["num_partitions"] > 0:
+            total += t["num_partitions"]
+    return total
+
+
 @handler(19, 2, 7)
 async def handle(ctx: RequestContext, req: dict) -> dict:
     st = ctx.state
@@ -203,6 +219,11 @@ async def handle(ctx: RequestContext, req: dict) -> dict:
         # only the controller creates topics (clients send it there)
         return {"throttle_time_ms": 0, "topics": [error_result(t["name"], errors.NOT_CONTROLLER, None)
                                                    for t in topics]}
+    if _total_partitions(ctx, topics) > MAX_PARTITIONS_PER_REQUEST:
+        # Kafka's controller rejects the whole request (MAX_PARTITIONS_PER_BATCH)
+        return {"throttle_time_ms": 0, "topics": [
+            error_result(t["name"], errors.POLICY_VIOLATION, "Excessively large number of partitions per request.")
+            for t in topics]}
     for t in topics:
         name = t["name"]
         if counts[name] > 1:

@@ -2,8 +2,13 @@
 
 - Advertised from v0 as Kafka 4.x does (KAFKA-18659: older librdkafka stops
   compressing unless v0 is in range); v0-2 requests close the connection.
-- Record batches stay bytes: header and CRC-32C validated, offsets assigned
-  by patching the header, appended as received. Legacy message sets (magic
+- Record batches stay bytes: header and CRC-32C validated, then every
+  record walked as Kafka's LogValidator does (protocol/validator.py:
+  decompression bounded to 16 x max.message.bytes, record structure,
+  consecutive offset deltas, keys on compacted topics, timestamps), in a
+  worker thread unless the data is small and uncompressed; offsets
+  assigned by patching the header, appended as received (or recompressed
+  to the topic's compression.type, also in the worker thread). Legacy message sets (magic
   0/1) are rejected with INVALID_RECORD, as Kafka 4.x does (Produce v3+
   carries only magic-2 batches); nothing is converted.
 - acks 0 (no response), 1 and -1/all (all goes through the same path that
@@ -38,10 +43,73 @@ import time
 
 import trio
 
+import functools
+
 from ..protocol import errors
-from ..protocol.records import InvalidRecords
+from ..protocol.records import COMPRESSION_NONE, COMPRESSION_ZSTD, BatchHeader, InvalidRecords, validate_batches
+from ..protocol.validator import validate_records
+from ..storage.convert import convert_batches, needs_conversion
+from ..storage.log import PartitionLog
 from ..txn.producers import verify_transactional
 from . import CloseConnection, RequestContext, handler
+
+#: Uncompressed data up to this size is validated on the event loop (a few
+#: hundred microseconds); anything else goes to a worker thread.
+INLINE_VALIDATION_BYTES = 32 * 1024
+#: Worker threads validating (and recompressing) batches at once, per broker
+#: run: bounds the memory decompression can take (each at most
+#: DECOMPRESSION_FACTOR x max.message.bytes).
+VALIDATION_THREADS = 2
+_LIMITER: trio.lowlevel.RunVar = trio.lowlevel.RunVar("produce_validation_limiter")
+
+
+def _limiter() -> trio.CapacityLimiter:
+    try:
+        return _LIMITER.get()
+    except LookupError:
+        lim = trio.CapacityLimiter(VALIDATION_THREADS)
+        _LIMITER.set(lim)
+        return lim
+
+
+def _validate_sync(log, data, headers: list[BatchHeader], now: int):  # type: ignore[no-untyped-def]
+    """Record-level validation (protocol/validator.py), then the topic's
+    compression.type conversion where the log engine performs one, so the
+    append finds the batches already in the topic's codec."""
+    c = log.config
+    validate_records(
+        data, headers, max_message_bytes=c.max_message_bytes, compact=c.compact, partition=log.name,
+        now_ms=None if c.log_append_time else now,
+        timestamp_before_max_ms=c.message_timestamp_before_max_ms,
+        timestamp_after_max_ms=c.message_timestamp_after_max_ms,
+    )
+    if isinstance(log, PartitionLog) and needs_conversion(c, headers):
+        return convert_batches(data, headers, c, log.name, now, validated=True)
+    return data, headers
+
+
+async def validate(p, data, now: int, version: int):  # type: ignore[no-untyped-def]
+    """Kafka's produce-path validation of one partition's records: headers
+    and CRCs on the event loop, records (decompressed within a bound) in a
+    worker thread unless the data is small and uncompressed. Returns the
+    (possibly recompressed) data and its batch headers; raises InvalidRecords."""
+    log = p.log
+    c = log.config
+    headers = validate_batches(
+        data,
+        max_batch_bytes=c.max_message_bytes,
+        now_ms=now,
+        log_append_time=c.log_append_time,
+        timestamp_before_max_ms=c.message_timestamp_before_max_ms,
+        timestamp_after_max_ms=c.message_timestamp_after_max_ms,
+    )
+    if version < 7 and any(h.compression == COMPRESSION_ZSTD for h in headers):
+        raise InvalidRecords(errors.UNSUPPORTED_COMPRESSION_TYPE, "zstd compression needs Produce v7 or later")
+    work = functools.partial(_validate_sync, log, data, headers, now)
+    if (len(data) <= INLINE_VALIDATION_BYTES and all(h.compression == COMPRESSION_NONE for h in headers)
+            and not (isinstance(log, PartitionLog) and needs_conversion(c, headers))):
+        return work()
+    return await trio.to_thread.run_sync(work, limiter=_limiter())
 
 
 def _part(index: int, code: int, base_offset: int = -1, append_time: int = -1,
@@ -107,10 +175,7 @@ async def handle(ctx: RequestContext, req: dict) -> dict | None:
                 st.replicas.check_leader(p)  # NOT_LEADER_OR_FOLLOWER before validation, as Kafka
                 if not data:
                     raise InvalidRecords(errors.INVALID_RECORD, "produce request with no records")
-                headers = p.log.validate(data, now_ms=now)
-                if v < 7 and any(h.compression == 4 for h in headers):
-                    raise InvalidRecords(errors.UNSUPPORTED_COMPRESSION_TYPE,
-                                         "zstd compression needs Produce v7 or later")
+                data, headers = await validate(p, data, now, v)
             except InvalidRecords as e:
                 parts.append(_invalid(idx, e))
                 continue

@@ -186,6 +186,10 @@ class _Gen:
             else:
                 lines.append(f"{ind}    for _ in range(_n):")
                 self._read_scalar(lines, ind + "        ", f.elem, flex, "_v")
+                if f.elem in ("string", "bytes", "records"):
+                    # elements of an array are never nullable in Kafka's
+                    # message definitions (nullableVersions is the array's)
+                    lines.append(f"{ind}        if _v is None: raise DecodeError('null element in {f.name}')")
                 lines.append(f"{ind}        _l.append(_v)")
             lines.append(f"{ind}    {target} = _l")
         elif f.fields is not None:
@@ -200,7 +204,7 @@ class _Gen:
                 lines.append(f"{ind}{target}, pos = {dec}(buf, pos)")
         else:
             self._read_scalar(lines, ind, f.elem, flex, target)
-            if not nullable and f.elem in ("string", "bytes"):
+            if not nullable and f.elem in ("string", "bytes", "records"):
                 lines.append(f"{ind}if {target} is None: raise DecodeError('null {f.name}')")
 
     def _gen_decoder(self, name: str, fields: list[Field], version: int, flexible: bool) -> None:

@@ -9,13 +9,35 @@ larger than socket.request.max.bytes or with a negative size, an unknown
 API key, a version outside the advertised range (except ApiVersions, which
 gets the v0 UNSUPPORTED_VERSION reply), a request that does not parse, and
 a handler failure. Each is logged and affects only this connection.
+
+Bounds (:class:`ConnectionLimits`, one per broker, made by the listener):
+
+- ``connections.max.idle.ms``: a connection with no request for that long
+  is closed (only between requests; a request being handled never counts).
+- ``pykbroker.request.receive.timeout.ms``: a request must arrive in full
+  that long after its first byte, else the connection is closed (a header
+  promising 100 MB followed by a trickle is not held forever).
+- ``queued.max.request.bytes``: request bytes buffered over all
+  connections (received and not yet answered); at the bound no socket is
+  read until it drops, as Kafka mutes channels when its memory pool is
+  exhausted. A single request larger than what is free is admitted once
+  nothing else is buffered, so no request below socket.request.max.bytes
+  starves.
+- ``max.connections`` (the accept loop waits for a free slot) and
+  ``max.connections.per.ip`` / ``max.connections.per.ip.overrides`` (the
+  new connection is closed at once), as Kafka's acceptor does.
+- While a Fetch is parked, the socket is watched: if the client closes
+  it, the request is cancelled at once and the socket released (instead of
+  lingering in CLOSE_WAIT until max_wait_ms, which may be days).
 """
 
 from __future__ import annotations
 
 import errno
 import logging
+import math
 import os
+import socket
 from typing import Any
 
 import trio
@@ -34,34 +56,205 @@ log = logging.getLogger("pykbroker.connection")
 SENDFILE_MIN = 32 * 1024
 
 
-async def serve_connection(state: BrokerState, stream: trio.SocketStream) -> None:
+# Requests that may wait a long time for something else: their socket is
+# watched for the client going away. Only Fetch (read-only, safe to cancel
+# anywhere): JoinGroup/SyncGroup change group state under the group's lock
+# before they park, and cancelling them there is not safe without the
+# coordinator's help (their sockets are released when the phase completes).
+PARKING_APIS = frozenset({1})
+RECV_SIZE = 256 * 1024
+
+
+def _parse_overrides(text: str) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for item in (text or "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        host, _, n = item.rpartition(":")
+        out[host.strip("[]")] = int(n)
+    return out
+
+
+class ConnectionLimits:
+    """The broker-wide bounds on connections and buffered request bytes."""
+
+    def __init__(self, config: Any) -> None:
+        self.max_connections = int(config["max.connections"])
+        self.max_per_ip = int(config["max.connections.per.ip"])
+        self.per_ip_overrides = _parse_overrides(config["max.connections.per.ip.overrides"])
+        idle = int(config["connections.max.idle.ms"])
+        self.idle_s = idle / 1000 if idle > 0 else math.inf
+        self.receive_timeout_s = int(config["pykbroker.request.receive.timeout.ms"]) / 1000
+        queued = int(config["queued.max.request.bytes"])
+        self.max_queued = queued if queued > 0 else math.inf
+        self.queued = 0
+        self.connections = 0
+        self.per_ip: dict[str, int] = {}
+        self._freed = trio.Event()
+
+    # connections -----------------------------------------------------------------
+    def _changed(self) -> None:
+        self._freed.set()
+        self._freed = trio.Event()
+
+    async def wait_for_slot(self) -> None:
+        while self.connections >= self.max_connections:
+            await self._freed.wait()
+
+    def admit(self, ip: str) -> bool:
+        limit = self.per_ip_overrides.get(ip, self.max_per_ip)
+        if self.per_ip.get(ip, 0) >= limit:
+            return False
+        self.per_ip[ip] = self.per_ip.get(ip, 0) + 1
+        self.connections += 1
+        return True
+
+    def release(self, ip: str) -> None:
+        self.connections -= 1
+        n = self.per_ip.get(ip, 0) - 1
+        if n > 0:
+            self.per_ip[ip] = n
+        else:
+            self.per_ip.pop(ip, None)
+        self._changed()
+
+    # buffered request bytes ----------------------------------------------------------
+    async def wait_for_memory(self, held: int, extra: int = 0) -> None:
+        """Until reading is allowed: ``extra`` more bytes fit under the
+        bound (with ``extra`` 0: the total is below it), or nothing but this
+        connection's ``held`` bytes is buffered (so a big request is never
+        starved)."""
+        while self.queued > held and (self.queued + extra > self.max_queued if extra
+                                      else self.queued >= self.max_queued):
+            await self._freed.wait()
+
+    def adjust(self, n: int) -> None:
+        if n:
+            self.queued += n
+            if n < 0:
+                self._changed()
+
+
+async def serve_connection(state: BrokerState, stream: trio.SocketStream,
+                           limits: ConnectionLimits | None = None) -> None:
     try:
         peer = "%s:%s" % stream.socket.getpeername()[:2]
     except OSError:
         peer = "?"
+    if limits is None:
+        limits = ConnectionLimits(state.config)
     fb = FrameBuffer(int(state.config["socket.request.max.bytes"]))
     sendfile_ok = bool(state.config["pykbroker.fetch.sendfile"])
+    # Request memory as Kafka's pool hands it out: once a frame's size is
+    # known, the whole frame is reserved before more of it is read (so
+    # connections never deadlock holding parts of frames), and it stays
+    # counted until its response is built.
+    held = 0  # this connection's bytes counted in limits.queued
+    admitted = False  # the frame being received has its size reserved
+    inflight = 0  # size of the frame being handled
+
+    def sync() -> None:
+        nonlocal held
+        target = fb.size + inflight + (max(fb.need - fb.size, 0) if admitted else 0)
+        limits.adjust(target - held)
+        held = target
+
+    frame_deadline = math.inf  # when the partly received request must be complete
     try:
         async with stream:
             while True:
-                try:
-                    data = await stream.receive_some(256 * 1024)
-                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-                    return
+                if fb.size == 0 and fb.need < 0:
+                    frame_deadline = math.inf
+                    deadline = trio.current_time() + limits.idle_s
+                elif frame_deadline == math.inf:
+                    frame_deadline = trio.current_time() + limits.receive_timeout_s
+                    deadline = frame_deadline
+                else:
+                    deadline = frame_deadline
+                data = b""
+                with trio.move_on_at(deadline):
+                    if fb.need >= 0 and not admitted:
+                        await limits.wait_for_memory(held, max(fb.need - fb.size, 1))
+                        admitted = True
+                        sync()
+                    elif not admitted:
+                        await limits.wait_for_memory(held)
+                    try:
+                        data = await stream.receive_some(RECV_SIZE)
+                    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                        return
+                    if not data:
+                        return
                 if not data:
+                    if fb.size or fb.need >= 0:
+                        log.warning("closing connection from %s: request not received in full within "
+                                    "%.0f ms", peer, limits.receive_timeout_s * 1000)
+                    else:
+                        log.info("closing idle connection from %s", peer)
                     return
                 fb.feed(data)
+                sync()
                 while True:
                     frame = fb.next_frame()
                     if frame is None:
+                        sync()
                         break
-                    parts = await _dispatch(state, frame, peer)
+                    admitted = False
+                    inflight = len(frame)
+                    sync()
+                    frame_deadline = math.inf
+                    if frame[:2] in _PARKING_PREFIXES:
+                        parts = await _dispatch_watching(state, frame, peer, stream)
+                    else:
+                        parts = await _dispatch(state, frame, peer)
+                    # the request is answered: its bytes leave the buffered total
+                    inflight = 0
+                    sync()
                     if parts is not None:
                         await _send(stream, parts, sendfile_ok)
     except ProtocolViolation as e:
         log.warning("closing connection from %s: %s", peer, e)
     except (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError):
         pass
+    finally:
+        limits.adjust(-held)
+
+
+_PARKING_PREFIXES = frozenset(k.to_bytes(2, "big") for k in PARKING_APIS)
+
+
+async def _dispatch_watching(state: BrokerState, frame: bytes, peer: str,
+                             stream: trio.SocketStream) -> list[Any] | None:
+    """:func:`_dispatch`, cancelled the moment the client closes its socket."""
+    sock = stream.socket
+    gone = False
+    result: list[Any] | None = None
+    failure: Exception | None = None
+
+    async with trio.open_nursery() as n:
+        async def watch() -> None:
+            nonlocal gone
+            try:
+                b = await sock.recv(1, socket.MSG_PEEK)  # waits until readable; consumes nothing
+            except Exception:  # OSError, ClosedResourceError: the peer is gone
+                b = b""
+            if b == b"":
+                gone = True
+                n.cancel_scope.cancel()
+            # else a pipelined request is waiting: nothing more to learn
+
+        n.start_soon(watch)
+        try:
+            result = await _dispatch(state, frame, peer)
+        except Exception as e:  # re-raised below as itself, not wrapped in an ExceptionGroup
+            failure = e
+        n.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
+    if gone:
+        raise trio.ClosedResourceError("client closed the connection while its request was parked")
+    return result
 
 
 async def _dispatch(state: BrokerState, frame: bytes, peer: str) -> list[Any] | None:

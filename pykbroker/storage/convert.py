@@ -52,6 +52,7 @@ from ..protocol.records import (
     encode_varint,
     encode_varlong,
 )
+from ..protocol.validator import batch_body, max_decompressed_bytes
 from .log_config import LogConfig
 
 CODECS = {
@@ -215,8 +216,11 @@ def build_batch_v2(
     control: bool = False,
     delete_horizon: bool = False,
     config: LogConfig | None = None,
+    records_count: int | None = None,
 ) -> bytearray:
-    """A v2 batch around already-encoded records (length-prefixed), CRC set."""
+    """A v2 batch around already-encoded records (length-prefixed), CRC set.
+    ``records`` may also be one block of several records with
+    ``records_count`` given."""
     raw = b"".join(bytes(r) if isinstance(r, memoryview) else r for r in records)
     body = compress_level(codec, raw, config) if codec != COMPRESSION_NONE else raw
     attributes = codec & 0x07
@@ -233,7 +237,7 @@ def build_batch_v2(
     BATCH_HEADER.pack_into(
         buf, 0, base_offset, size - LOG_OVERHEAD, partition_leader_epoch, MAGIC_V2, 0, attributes,
         last_offset_delta, base_timestamp, max_timestamp, producer_id, producer_epoch, base_sequence,
-        len(records),
+        len(records) if records_count is None else records_count,
     )
     buf[BATCH_OVERHEAD:] = body
     crc = batch_crc(buf, 0, size)
@@ -292,12 +296,17 @@ def needs_conversion(config: LogConfig, headers: Sequence[BatchHeader]) -> bool:
 
 
 def convert_batches(data: bytes | bytearray | memoryview, headers: Sequence[BatchHeader], config: LogConfig,
-                    partition: str, now_ms: int) -> tuple[bytearray, list[BatchHeader]]:
+                    partition: str, now_ms: int, *, validated: bool = False) -> tuple[bytearray, list[BatchHeader]]:
     """Rebuild the batches whose codec is not the topic's compression.type
     (each keeps its producer id/epoch/sequence, flags and record
     timestamps; offsets are assigned later). MESSAGE_TOO_LARGE when a
     rebuilt batch exceeds max.message.bytes, as Kafka checks after
-    conversion."""
+    conversion.
+
+    With ``validated`` (the records passed protocol/validator.py, so their
+    offset deltas are already 0..n-1) the records block is decompressed
+    within the validator's bound and recompressed as one block, without a
+    Python object per record."""
     target = target_codec(config)
     assert target is not None
     out = bytearray()
@@ -308,6 +317,29 @@ def convert_batches(data: bytes | bytearray | memoryview, headers: Sequence[Batc
         if h.compression == target or (h.is_control and h.compression == COMPRESSION_NONE):
             pos = len(out)
             out += batch
+            new_headers.append(header_of(out, pos))
+            continue
+        if validated:
+            body = batch_body(batch, header_of(batch, 0), max_decompressed_bytes(config.max_message_bytes))
+            nb = build_batch_v2(
+                [body],
+                records_count=h.records_count,
+                base_offset=0,
+                last_offset_delta=h.last_offset_delta,
+                base_timestamp=h.base_timestamp,
+                max_timestamp=h.max_timestamp,
+                codec=target,
+                producer_id=h.producer_id,
+                producer_epoch=h.producer_epoch,
+                base_sequence=h.base_sequence,
+                partition_leader_epoch=h.partition_leader_epoch,
+                transactional=h.is_transactional,
+                control=h.is_control,
+                config=config,
+            )
+            _check_converted_size(nb, config, partition)
+            pos = len(out)
+            out += nb
             new_headers.append(header_of(out, pos))
             continue
         recs = split_records(batch, h)
@@ -329,16 +361,20 @@ def convert_batches(data: bytes | bytearray | memoryview, headers: Sequence[Batc
             control=h.is_control,
             config=config,
         )
-        if len(nb) > config.max_message_bytes:
-            raise InvalidRecords(
-                MESSAGE_TOO_LARGE,
-                f"Message batch size is {len(nb)} bytes in append to partition {partition} which exceeds "
-                f"the maximum configured size of {config.max_message_bytes}.",
-            )
+        _check_converted_size(nb, config, partition)
         pos = len(out)
         out += nb
         new_headers.append(header_of(out, pos))
     return out, new_headers
+
+
+def _check_converted_size(nb: bytearray, config: LogConfig, partition: str) -> None:
+    if len(nb) > config.max_message_bytes:
+        raise InvalidRecords(
+            MESSAGE_TOO_LARGE,
+            f"Message batch size is {len(nb)} bytes in append to partition {partition} which exceeds "
+            f"the maximum configured size of {config.max_message_bytes}.",
+        )
 
 
 __all__ = [

@@ -208,3 +208,57 @@ def test_frame_buffer_any_split(frames: list[bytes], cuts: list[int]) -> None:
             out.append(fr)
     assert out == frames
     assert fb.next_frame() is None
+
+
+# -- null where the spec says non-nullable ---------------------------------------
+
+def _null_cases() -> list[tuple[str, int, int, str, tuple[str, ...], str]]:
+    """Every (message, version, field path) whose value may not be null:
+    non-nullable strings/bytes/arrays and the elements of scalar arrays."""
+    out = []
+
+    def walk(fields, version, path, name, key, kind):
+        for f in fields:
+            if version not in f.versions or f.tag is not None:
+                continue
+            p = path + (f.key,)
+            nullable = version in f.nullable
+            if f.is_array and f.fields is None and f.elem in ("string", "bytes"):
+                out.append((name, key, version, kind, p, "element"))
+            if not nullable and (f.is_array or f.elem in ("string", "bytes", "records")) and f.fields is None:
+                out.append((name, key, version, kind, p, "value"))
+            if f.fields is not None:
+                walk(f.fields, version, p, name, key, kind)
+
+    for key, api in sorted(codec.load_apis().items()):
+        for v in range(api.valid.lo, api.valid.hi + 1):
+            for kind in ("request", "response"):
+                walk(getattr(api, kind).fields, v, (), api.name, key, kind)
+    return out
+
+
+def _message_with(fields: list[codec.Field], version: int, path: tuple[str, ...], value: Any) -> dict:
+    """Defaults everywhere, one element in each array of structs on the way
+    to ``path``, and ``value`` at its end."""
+    msg = {f.key: f.default() for f in fields}
+    head = path[0]
+    f = next(x for x in fields if x.key == head)
+    if len(path) == 1:
+        msg[head] = value
+    else:
+        inner = _message_with(f.fields, version, path[1:], value)
+        msg[head] = [inner] if f.is_array else inner
+    return msg
+
+
+NULL_CASES = _null_cases()
+
+
+@pytest.mark.parametrize("name,key,version,kind,path,what", NULL_CASES,
+                         ids=[f"{c[0]}-v{c[2]}-{c[3]}-{'.'.join(c[4])}-{c[5]}" for c in NULL_CASES])
+def test_null_where_not_nullable_is_rejected(name, key, version, kind, path, what) -> None:
+    msg_codec = getattr(codec.api(key), kind)
+    value = [None] if what == "element" else None
+    data = msg_codec.encode(_message_with(msg_codec.fields, version, path, value), version)
+    with pytest.raises(P.DecodeError):
+        msg_codec.decode(data, version)

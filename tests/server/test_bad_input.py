@@ -194,3 +194,44 @@ def test_unknown_partition(pair):
                                      {"index": 7, "records": build_batch([(None, b"x", (), 1)])}]}]})
     assert resp["responses"][0]["partition_responses"][0]["error_code"] == errors.UNKNOWN_TOPIC_OR_PARTITION
     assert_bystander_ok(bystander)
+
+
+# -- null where the spec says non-nullable: a malformed request (closes the
+# connection, as Kafka does), never a handler crash -----------------------------
+
+def test_describe_groups_null_group_id_closes_connection(small_broker, pair):
+    victim, bystander = pair
+    victim.send_raw(encode_request(codec.api(15), 5, 1, {"groups": ["g", None],
+                                                         "include_authorized_operations": False}))
+    assert victim.is_closed()
+    assert_bystander_ok(bystander)
+    assert "Traceback" not in small_broker.log
+
+
+def test_list_groups_null_state_filter_closes_connection(small_broker, pair):
+    victim, bystander = pair
+    victim.send_raw(encode_request(codec.api(16), 4, 1, {"states_filter": [None]}))
+    assert victim.is_closed()
+    assert_bystander_ok(bystander)
+    assert "Traceback" not in small_broker.log
+
+
+def test_excessive_partition_counts_are_policy_violations(small_broker, pair):
+    """Found by the fuzzer: CreatePartitions to 117 M partitions stalled the
+    broker. Kafka's controller caps a request at 10000 partitions."""
+    victim, bystander = pair
+    resp = victim.request(19, 5, {"topics": [{"name": "huge", "num_partitions": 10001, "replication_factor": 1,
+                                              "assignments": [], "configs": []}],
+                                  "timeout_ms": 5000, "validate_only": False})
+    assert resp["topics"][0]["error_code"] == errors.POLICY_VIOLATION
+    resp = victim.request(19, 5, {"topics": [{"name": "grow", "num_partitions": 1, "replication_factor": 1,
+                                              "assignments": [], "configs": []}],
+                                  "timeout_ms": 5000, "validate_only": False})
+    assert resp["topics"][0]["error_code"] == 0
+    resp = victim.request(37, 1, {"topics": [{"name": "grow", "count": 117444884, "assignments": None}],
+                                  "timeout_ms": 5000, "validate_only": False})
+    assert resp["results"][0]["error_code"] == errors.POLICY_VIOLATION
+    resp = victim.request(37, 1, {"topics": [{"name": "grow", "count": 3, "assignments": None}],
+                                  "timeout_ms": 5000, "validate_only": False})
+    assert resp["results"][0]["error_code"] == 0
+    assert_bystander_ok(bystander)
