@@ -1,0 +1,114 @@
+"""One nemesis run: cluster up, workloads on, faults, heal, check, report.
+
+    res = run(RunConfig(seed=7, kinds=CI_KINDS, faults=5, session_ms=6000), root=tmp_path)
+
+``res`` is a dict (also written to ``RunConfig.json_path``): the checker's
+result plus the seed, the settings, every fault with its timing, and
+``recovery_s``: after the last fault healed, how long until every partition
+had a leader in ZooKeeper that every broker's Metadata names (same epoch)
+and that answers ListOffsets.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from . import checker, faults, workloads
+from .cluster import NemesisCluster
+
+
+@dataclass
+class RunConfig:
+    seed: int = 1
+    kinds: tuple[str, ...] = faults.CI_KINDS
+    faults: int = 5
+    brokers: int = 3
+    session_ms: int = 18000
+    partitions: int = 6
+    min_insync: int = 2
+    topic: str = "nemesis"
+    gap: tuple[float, float] = (2.0, 5.0)
+    warmup_s: float = 3.0
+    confluent_rate: float = 500.0
+    kafka_python_rate: float = 100.0
+    kafka_python: bool = True
+    overrides: dict[str, Any] = field(default_factory=dict)
+    recovery_timeout_s: float = 120.0
+    json_path: Path | None = None
+    logs_path: Path | None = None
+
+
+def run(cfg: RunConfig, root: Path, log: Callable[[str], None] = print) -> dict[str, Any]:
+    cl = NemesisCluster(root, cfg.brokers, cfg.session_ms, cfg.overrides)
+    res: dict[str, Any] = {}
+    try:
+        cl.start()
+        cl.create_topic(cfg.topic, cfg.partitions, min(3, cfg.brokers),
+                        {"min.insync.replicas": str(cfg.min_insync)})
+        log(f"cluster up: bootstrap {cl.bootstrap}, controller {cl.controller()}")
+        stop = threading.Event()
+        ws = [workloads.Acked("librdkafka")]
+        threads = [threading.Thread(target=workloads.confluent_producer,
+                                    args=(cl.bootstrap, cfg.topic, ws[0], stop),
+                                    kwargs={"rate": cfg.confluent_rate}, name="librdkafka", daemon=True)]
+        if cfg.kafka_python:
+            ws.append(workloads.Acked("kafka-python"))
+            threads.append(threading.Thread(target=workloads.kafka_python_producer,
+                                            args=(cl.bootstrap, cfg.topic, ws[1], stop),
+                                            kwargs={"rate": cfg.kafka_python_rate}, name="kafka-python",
+                                            daemon=True))
+        t_start = time.monotonic()
+        for t in threads:
+            t.start()
+        time.sleep(cfg.warmup_s)
+        nem = faults.Nemesis(cl, cfg.topic, cfg.partitions, cfg.seed, log)
+        nem.t0 = t_start
+        plan = faults.schedule(cfg.seed, cfg.kinds, cfg.faults, cfg.session_ms / 1000, cfg.gap)
+        for f in plan:
+            nem.run(f)
+        last_heal = max((e.healed for e in nem.events), default=time.monotonic())
+
+        # recovery: every partition served, every broker agreeing
+        deadline = last_heal + cfg.recovery_timeout_s
+        ok, why = False, ""
+        while time.monotonic() < deadline:
+            ok, why = cl.agreement(cfg.topic, cfg.partitions)
+            if ok:
+                break
+            time.sleep(0.2)
+        recovery = time.monotonic() - last_heal
+        log(f"recovery after the last heal: {recovery:.1f}s ({'ok' if ok else why})")
+        # let the producers run on a little after recovery, then stop them
+        time.sleep(2.0)
+        t_stop = time.monotonic()
+        stop.set()
+        for t in threads:
+            t.join(timeout=660)
+        log_records = checker.read_all(cl.bootstrap, cfg.topic, cfg.partitions)
+        res = checker.check(ws, log_records, t_start + cfg.warmup_s, t_stop)
+        res.update({
+            "seed": cfg.seed, "session_ms": cfg.session_ms, "kinds": list(cfg.kinds), "brokers": cfg.brokers,
+            "partitions_count": cfg.partitions, "min_insync": cfg.min_insync, "run_s": t_stop - t_start,
+            "recovery_s": round(recovery, 2), "recovered": ok, "recovery_note": "ok" if ok else why,
+            "agreement_at_end": cl.agreement(cfg.topic, cfg.partitions)[0],
+            "events": [{"kind": e.kind, "broker": e.broker, "note": e.note,
+                        "at_s": round(e.start - t_start, 1), "lasted_s": round(e.healed - e.start, 1),
+                        "registered_s": round(e.extra.get("all_registered", -1), 1),
+                        "problems": e.extra.get("not_registered", "")} for e in nem.events],
+        })
+    finally:
+        if cfg.logs_path is not None:
+            try:
+                cl.save_logs(cfg.logs_path)
+            except Exception:  # noqa: BLE001
+                pass
+        cl.close()
+    if cfg.json_path is not None:
+        cfg.json_path.parent.mkdir(parents=True, exist_ok=True)
+        cfg.json_path.write_text(json.dumps(res, indent=2, default=str) + "\n")
+    return res
