@@ -22,7 +22,7 @@ import statistics
 import time
 from typing import Any
 
-from .workloads import Acked
+from .workloads import Acked, Consumed
 
 
 def read_all(bootstrap: str, topic: str, partitions: int,
@@ -60,13 +60,14 @@ def _read_all(bootstrap: str, topic: str, partitions: int,
     return out
 
 
-def _windows(times: list[float], start: float, end: float, window_s: float) -> list[float]:
+def _windows(times: list[float], start: float, end: float, window_s: float) -> list[tuple[float, float]]:
+    """(start, length) of every gap between acknowledgements longer than window_s."""
     ts = [start] + sorted(t for t in times if start <= t <= end) + [end]
-    return [b - a for a, b in zip(ts, ts[1:]) if b - a > window_s]
+    return [(a, b - a) for a, b in zip(ts, ts[1:]) if b - a > window_s]
 
 
 def check(workloads: list[Acked], log: dict[int, list[tuple[int, bytes, bytes]]], start: float, end: float,
-          window_s: float = 1.0) -> dict[str, Any]:
+          window_s: float = 1.0, consumers: list[Consumed] = ()) -> dict[str, Any]:
     where: dict[tuple[bytes, bytes], list[tuple[int, int]]] = {}
     for p, recs in log.items():
         for off, k, v in recs:
@@ -108,13 +109,30 @@ def check(workloads: list[Acked], log: dict[int, list[tuple[int, bytes, bytes]]]
     all_windows: list[float] = []
     for p in sorted(ack_times):
         ws = _windows(ack_times[p], start, end, window_s)
-        all_windows += ws
+        all_windows += [w for _, w in ws]
         res["partitions"][p] = {"acked": len(ack_times[p]), "windows": len(ws),
-                                "longest_s": round(max(ws, default=0.0), 2)}
+                                "longest_s": round(max((w for _, w in ws), default=0.0), 2),
+                                "windows_at_s": [[round(a - start, 1), round(w, 1)] for a, w in ws]}
     res["unavailability"] = {"windows": len(all_windows),
                              "p50_s": round(statistics.median(all_windows), 2) if all_windows else 0.0,
                              "max_s": round(max(all_windows, default=0.0), 2),
                              "threshold_s": window_s}
+    acked_kv = {(a.key, a.value) for w in workloads for a in w.acks}
+    res["consumers"] = {}
+    for c in consumers:
+        top: dict[int, int] = {}
+        for p, off, _ in c.commits:
+            top[p] = max(top.get(p, -1), off)
+        backwards = {p: (c.final_committed.get(p, -1), off) for p, off in top.items()
+                     if c.final_committed.get(p, -1) < off}
+        unseen = len(acked_kv - c.seen)
+        res["consumers"][c.name] = {"seen": len(c.seen), "unseen_acked": unseen, "commits": len(c.commits),
+                                    "commit_errors": len(c.errors),
+                                    "committed_backwards": len(backwards),
+                                    "backwards_examples": {str(p): v for p, v in list(backwards.items())[:5]},
+                                    "error_examples": [e for _, e in c.errors[:5]]}
+    res["committed_backwards"] = sum(c["committed_backwards"] for c in res["consumers"].values())
+    res["unseen_by_consumers"] = sum(c["unseen_acked"] for c in res["consumers"].values())
     res["lost"] = sum(w["lost"] for w in res["workloads"].values())
     res["offset_mismatch"] = sum(w["offset_mismatch"] for w in res["workloads"].values())
     res["acked"] = sum(w["acked"] for w in res["workloads"].values())
@@ -131,6 +149,14 @@ def table(res: dict[str, Any]) -> str:
     for name, w in res["workloads"].items():
         lines.append(f"| {name} | {w['sent']} | {w['acked']} | {w['failed']} | {w['lost']} | "
                      f"{w['offset_mismatch']} |")
+    if res.get("consumers"):
+        lines.append("")
+        lines.append("| consumer group member | records seen | acked records not seen | commits acked | "
+                     "commit errors | committed offsets gone backwards |")
+        lines.append("|---|---:|---:|---:|---:|---:|")
+        for name, c in res["consumers"].items():
+            lines.append(f"| {name} | {c['seen']} | {c['unseen_acked']} | {c['commits']} | "
+                         f"{c['commit_errors']} | {c['committed_backwards']} |")
     lines.append("")
     lines.append(f"duplicates {res['duplicates']}, reordered within key {res['reordered']}, "
                  f"records in log {res['records_in_log']}")

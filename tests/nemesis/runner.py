@@ -37,6 +37,7 @@ class RunConfig:
     confluent_rate: float = 500.0
     kafka_python_rate: float = 100.0
     kafka_python: bool = True
+    group_consumer: bool = True
     overrides: dict[str, Any] = field(default_factory=dict)
     recovery_timeout_s: float = 120.0
     json_path: Path | None = None
@@ -51,7 +52,7 @@ def run(cfg: RunConfig, root: Path, log: Callable[[str], None] = print) -> dict[
         cl.create_topic(cfg.topic, cfg.partitions, min(3, cfg.brokers),
                         {"min.insync.replicas": str(cfg.min_insync)})
         log(f"cluster up: bootstrap {cl.bootstrap}, controller {cl.controller()}")
-        stop = threading.Event()
+        stop = threading.Event()  # producers
         ws = [workloads.Acked("librdkafka")]
         threads = [threading.Thread(target=workloads.confluent_producer,
                                     args=(cl.bootstrap, cfg.topic, ws[0], stop),
@@ -62,6 +63,15 @@ def run(cfg: RunConfig, root: Path, log: Callable[[str], None] = print) -> dict[
                                             args=(cl.bootstrap, cfg.topic, ws[1], stop),
                                             kwargs={"rate": cfg.kafka_python_rate}, name="kafka-python",
                                             daemon=True))
+        group = f"{cfg.topic}-group"
+        consumed = workloads.Consumed("group-consumer")
+        stop_consumer = threading.Event()
+        consumer_thread = None
+        if cfg.group_consumer:
+            consumer_thread = threading.Thread(target=workloads.group_consumer,
+                                               args=(cl.bootstrap, cfg.topic, group, consumed, stop_consumer),
+                                               name="group-consumer", daemon=True)
+            threads.append(consumer_thread)
         t_start = time.monotonic()
         for t in threads:
             t.start()
@@ -88,16 +98,31 @@ def run(cfg: RunConfig, root: Path, log: Callable[[str], None] = print) -> dict[
         t_stop = time.monotonic()
         stop.set()
         for t in threads:
-            t.join(timeout=660)
+            if t is not consumer_thread:
+                t.join(timeout=660)
+        if consumer_thread is not None:
+            acked_kv = {(a.key, a.value) for w in ws for a in w.acks}
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                with consumed.lock:
+                    if acked_kv <= consumed.seen:
+                        break
+                time.sleep(0.5)
+            time.sleep(1.5)  # one more commit round
+            stop_consumer.set()
+            consumer_thread.join(timeout=120)
+            consumed.final_committed = workloads.committed_offsets(cl.bootstrap, cfg.topic, group,
+                                                                   cfg.partitions)
         log_records = checker.read_all(cl.bootstrap, cfg.topic, cfg.partitions)
-        res = checker.check(ws, log_records, t_start + cfg.warmup_s, t_stop)
+        res = checker.check(ws, log_records, t_start + cfg.warmup_s, t_stop,
+                            consumers=[consumed] if consumer_thread is not None else [])
         res.update({
             "seed": cfg.seed, "session_ms": cfg.session_ms, "kinds": list(cfg.kinds), "brokers": cfg.brokers,
             "partitions_count": cfg.partitions, "min_insync": cfg.min_insync, "run_s": t_stop - t_start,
             "recovery_s": round(recovery, 2), "recovered": ok, "recovery_note": "ok" if ok else why,
             "agreement_at_end": cl.agreement(cfg.topic, cfg.partitions)[0],
             "events": [{"kind": e.kind, "broker": e.broker, "note": e.note,
-                        "at_s": round(e.start - t_start, 1), "lasted_s": round(e.healed - e.start, 1),
+                        "at_s": round(e.start - t_start - cfg.warmup_s, 1), "lasted_s": round(e.healed - e.start, 1),
                         "registered_s": round(e.extra.get("all_registered", -1), 1),
                         "problems": e.extra.get("not_registered", "")} for e in nem.events],
         })

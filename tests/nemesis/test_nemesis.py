@@ -2,7 +2,8 @@
 
 ZooKeeper + 3 brokers behind fault proxies, a topic with 6 partitions,
 replication factor 3, min.insync.replicas=2; idempotent acks=all producers
-(librdkafka, kafka-python) throughout; one fault at a time: the controller
+(librdkafka, kafka-python) and a consumer-group member committing its
+offsets (librdkafka) throughout; one fault at a time: the controller
 killed with kill -9 (restarted after up to 2 s), a pause longer than the
 session timeout, a partition of one broker from its peers, a broker cut
 from ZooKeeper until its session expired, a ZooKeeper restart (seeded
@@ -12,7 +13,8 @@ Asserts: no acknowledged record lost or moved, no duplicate, order per key
 kept, no delivery failure, every partition served again within session
 timeout + 10 s of the last fault healing, and every broker's Metadata
 agrees with ZooKeeper on every partition's leader and epoch (and the leader
-serves it).
+serves it); the group member saw every acknowledged record and the group's
+committed offsets never went below one that was acknowledged.
 
 ``PYKBROKER_NEMESIS_SEED`` (default 12) and ``PYKBROKER_NEMESIS_SESSION_MS``
 (default 6000; Kafka's is 18000, which makes the run about three times
@@ -62,3 +64,6 @@ def test_nemesis_ci_schedule(tmp_path):
     assert not failed, failed
     assert res["recovered"] and res["recovery_s"] <= SESSION_MS / 1000 + 10, summary
     assert res["agreement_at_end"], summary
+    # the consumer group: every acknowledged record consumed, committed offsets never went backwards
+    assert res["unseen_by_consumers"] == 0, res["consumers"]
+    assert res["committed_backwards"] == 0, res["consumers"]

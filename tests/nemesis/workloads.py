@@ -9,9 +9,13 @@ its partition, offset and the time it arrived; every failure too.
   acks=all, Kafka's/librdkafka's defaults otherwise (5 in flight).
 - :func:`kafka_python_producer`: kafka-python, idempotent, acks=all.
 
-Consumer-group and transactional workloads are not here yet: the group and
-transaction coordinators do not follow the leaders of their internal
-topics on a cluster (docs/cluster.md, "Not done").
+- :func:`group_consumer`: a librdkafka consumer in a group reading the
+  producers' topic, committing what it processed synchronously every
+  0.5 s; the checker wants every acknowledged record seen and the group's
+  final committed offset of each partition at least the highest commit
+  that was acknowledged (committed offsets never go backwards).
+
+No transactional workload yet.
 """
 
 from __future__ import annotations
@@ -112,3 +116,69 @@ def kafka_python_producer(bootstrap: str, topic: str, acked: Acked, stop: thread
         _pace(rate, started, i)
     p.flush(timeout=600)
     p.close(timeout=30)
+
+
+@dataclass
+class Consumed:
+    """What a consumer-group member saw and committed."""
+
+    name: str
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    seen: set[tuple[bytes, bytes]] = field(default_factory=set)
+    commits: list[tuple[int, int, float]] = field(default_factory=list)  # (partition, offset, t) acknowledged
+    errors: list[tuple[float, str]] = field(default_factory=list)
+    final_committed: dict[int, int] = field(default_factory=dict)
+
+
+def group_consumer(bootstrap: str, topic: str, group: str, out: Consumed, stop: threading.Event, *,
+                   commit_every_s: float = 0.5) -> None:
+    """A librdkafka consumer in a group (classic protocol), auto commit off,
+    synchronous commits of what it processed every ``commit_every_s``."""
+    from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False,
+                  "auto.offset.reset": "earliest", "session.timeout.ms": 45000})
+    c.subscribe([topic])
+    pos: dict[int, int] = {}
+    last_commit = time.monotonic()
+
+    def commit() -> None:
+        if not pos:
+            return
+        offsets = [TopicPartition(topic, p, o) for p, o in pos.items()]
+        try:
+            res = c.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as e:
+            with out.lock:
+                out.errors.append((time.monotonic(), f"commit: {e}"))
+            return
+        now = time.monotonic()
+        with out.lock:
+            for tp in res or []:
+                if tp.error is None:
+                    out.commits.append((tp.partition, tp.offset, now))
+
+    try:
+        while not stop.is_set():
+            m = c.poll(0.2)
+            if m is not None and m.error() is None:
+                with out.lock:
+                    out.seen.add((m.key(), m.value()))
+                pos[m.partition()] = max(pos.get(m.partition(), 0), m.offset() + 1)
+            if time.monotonic() - last_commit >= commit_every_s:
+                commit()
+                last_commit = time.monotonic()
+        commit()
+    finally:
+        c.close()
+
+
+def committed_offsets(bootstrap: str, topic: str, group: str, partitions: int) -> dict[int, int]:
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        res = c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=60)
+    finally:
+        c.close()
+    return {tp.partition: tp.offset for tp in res}
