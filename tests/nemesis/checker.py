@@ -22,7 +22,7 @@ import statistics
 import time
 from typing import Any
 
-from .workloads import Acked, Consumed
+from .workloads import Acked, Consumed, TxnLog, parse_txn_value
 
 
 def read_all(bootstrap: str, topic: str, partitions: int,
@@ -139,6 +139,31 @@ def check(workloads: list[Acked], log: dict[int, list[tuple[int, bytes, bytes]]]
     return res
 
 
+def check_transactions(txlog: TxnLog, out: list[tuple[int, bytes, bytes]],
+                       inputs: set[tuple[bytes, bytes]]) -> dict[str, Any]:
+    """The consume-transform-produce loop's output as read_committed sees it."""
+    with txlog.lock:
+        committed = dict(txlog.committed)
+        aborted = dict(txlog.aborted)
+        unknown = dict(txlog.unknown)
+        errors = list(txlog.errors)
+    seen_txn: dict[tuple[bytes, bytes], list[int]] = {}
+    aborted_visible = 0
+    for _, k, v in out:
+        n, orig = parse_txn_value(v)
+        if n in aborted:
+            aborted_visible += 1
+        seen_txn.setdefault((k, orig), []).append(n)
+    committed_missing = sum(1 for n, recs in committed.items() for kv in recs if n not in seen_txn.get(kv, ()))
+    processed_twice = sum(1 for ns in seen_txn.values() if len(ns) > 1)
+    unprocessed = len(inputs - set(seen_txn))
+    return {"committed_txns": len(committed), "aborted_txns": len(aborted), "unknown_txns": len(unknown),
+            "output_records": len(out), "aborted_visible": aborted_visible,
+            "committed_missing": committed_missing, "processed_twice": processed_twice,
+            "inputs_unprocessed": unprocessed, "error_examples": [e for _, e in errors[:5]],
+            "errors": len(errors)}
+
+
 def table(res: dict[str, Any]) -> str:
     lines = []
     lines.append(f"seed {res.get('seed')}  session {res.get('session_ms')} ms  "
@@ -157,6 +182,15 @@ def table(res: dict[str, Any]) -> str:
         for name, c in res["consumers"].items():
             lines.append(f"| {name} | {c['seen']} | {c['unseen_acked']} | {c['commits']} | "
                          f"{c['commit_errors']} | {c['committed_backwards']} |")
+    if res.get("transactions"):
+        t = res["transactions"]
+        lines.append("")
+        lines.append("| transactions | committed | aborted | outcome unknown | output records | aborted visible "
+                     "(read_committed) | committed missing | input processed twice | acked inputs unprocessed |")
+        lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        lines.append(f"| consume-transform-produce | {t['committed_txns']} | {t['aborted_txns']} | "
+                     f"{t['unknown_txns']} | {t['output_records']} | {t['aborted_visible']} | "
+                     f"{t['committed_missing']} | {t['processed_twice']} | {t['inputs_unprocessed']} |")
     lines.append("")
     lines.append(f"duplicates {res['duplicates']}, reordered within key {res['reordered']}, "
                  f"records in log {res['records_in_log']}")

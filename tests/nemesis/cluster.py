@@ -199,11 +199,21 @@ class NemesisCluster:
     def create_topic(self, name: str, partitions: int, rf: int, config: dict[str, str]) -> None:
         from confluent_kafka.admin import AdminClient, NewTopic
 
+        from confluent_kafka import KafkaException
+
         admin = AdminClient({"bootstrap.servers": self.bootstrap})
-        fs = admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=rf,
-                                           config=config)], operation_timeout=30, request_timeout=60)
-        fs[name].result(timeout=90)
         deadline = time.monotonic() + 90
+        while True:
+            fs = admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=rf,
+                                               config=config)], operation_timeout=30, request_timeout=60)
+            try:
+                fs[name].result(timeout=90)
+                break
+            except KafkaException as e:
+                # the controller may not have seen every registration yet
+                if "INVALID_REPLICATION_FACTOR" not in str(e) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
         while True:
             states = [self.state(name, p) for p in range(partitions)]
             if all(s and s["leader"] >= 0 and len(s["isr"]) == rf for s in states):

@@ -38,6 +38,7 @@ class RunConfig:
     kafka_python_rate: float = 100.0
     kafka_python: bool = True
     group_consumer: bool = True
+    transactions: bool = True
     overrides: dict[str, Any] = field(default_factory=dict)
     recovery_timeout_s: float = 120.0
     json_path: Path | None = None
@@ -51,6 +52,10 @@ def run(cfg: RunConfig, root: Path, log: Callable[[str], None] = print) -> dict[
         cl.start()
         cl.create_topic(cfg.topic, cfg.partitions, min(3, cfg.brokers),
                         {"min.insync.replicas": str(cfg.min_insync)})
+        out_topic = f"{cfg.topic}-out"
+        if cfg.transactions:
+            cl.create_topic(out_topic, cfg.partitions, min(3, cfg.brokers),
+                            {"min.insync.replicas": str(cfg.min_insync)})
         log(f"cluster up: bootstrap {cl.bootstrap}, controller {cl.controller()}")
         stop = threading.Event()  # producers
         ws = [workloads.Acked("librdkafka")]
@@ -72,6 +77,14 @@ def run(cfg: RunConfig, root: Path, log: Callable[[str], None] = print) -> dict[
                                                args=(cl.bootstrap, cfg.topic, group, consumed, stop_consumer),
                                                name="group-consumer", daemon=True)
             threads.append(consumer_thread)
+        txlog = workloads.TxnLog("transactions")
+        stop_txn = threading.Event()
+        txn_thread = None
+        if cfg.transactions:
+            txn_thread = threading.Thread(target=workloads.transactional_loop,
+                                          args=(cl.bootstrap, cfg.topic, out_topic, f"{cfg.topic}-txn", txlog,
+                                                stop_txn), name="transactions", daemon=True)
+            threads.append(txn_thread)
         t_start = time.monotonic()
         for t in threads:
             t.start()
@@ -98,10 +111,10 @@ def run(cfg: RunConfig, root: Path, log: Callable[[str], None] = print) -> dict[
         t_stop = time.monotonic()
         stop.set()
         for t in threads:
-            if t is not consumer_thread:
+            if t is not consumer_thread and t is not txn_thread:
                 t.join(timeout=660)
+        acked_kv = {(a.key, a.value) for w in ws for a in w.acks}
         if consumer_thread is not None:
-            acked_kv = {(a.key, a.value) for w in ws for a in w.acks}
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline:
                 with consumed.lock:
@@ -113,9 +126,19 @@ def run(cfg: RunConfig, root: Path, log: Callable[[str], None] = print) -> dict[
             consumer_thread.join(timeout=120)
             consumed.final_committed = workloads.committed_offsets(cl.bootstrap, cfg.topic, group,
                                                                    cfg.partitions)
+        txn_out: list = []
+        if txn_thread is not None:
+            deadline = time.monotonic() + 180
+            while time.monotonic() < deadline and not acked_kv <= txlog.processed():
+                time.sleep(0.5)
+            stop_txn.set()
+            txn_thread.join(timeout=300)
+            txn_out = workloads.read_committed(cl.bootstrap, out_topic, cfg.partitions)
         log_records = checker.read_all(cl.bootstrap, cfg.topic, cfg.partitions)
         res = checker.check(ws, log_records, t_start + cfg.warmup_s, t_stop,
                             consumers=[consumed] if consumer_thread is not None else [])
+        if txn_thread is not None:
+            res["transactions"] = checker.check_transactions(txlog, txn_out, acked_kv)
         res.update({
             "seed": cfg.seed, "session_ms": cfg.session_ms, "kinds": list(cfg.kinds), "brokers": cfg.brokers,
             "partitions_count": cfg.partitions, "min_insync": cfg.min_insync, "run_s": t_stop - t_start,

@@ -14,8 +14,11 @@ its partition, offset and the time it arrived; every failure too.
   0.5 s; the checker wants every acknowledged record seen and the group's
   final committed offset of each partition at least the highest commit
   that was acknowledged (committed offsets never go backwards).
-
-No transactional workload yet.
+- :func:`transactional_loop`: consume-transform-produce with librdkafka
+  (read_committed input, output records and consumed offsets in one
+  transaction); the checker reads the output with read_committed: no
+  record of an aborted transaction, every committed one exactly once, no
+  input record processed twice.
 """
 
 from __future__ import annotations
@@ -182,3 +185,167 @@ def committed_offsets(bootstrap: str, topic: str, group: str, partitions: int) -
     finally:
         c.close()
     return {tp.partition: tp.offset for tp in res}
+
+
+@dataclass
+class TxnLog:
+    """What the transactional loop did: per transaction number, the input
+    records it carried and how it ended."""
+
+    name: str
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    committed: dict[int, list[tuple[bytes, bytes]]] = field(default_factory=dict)
+    aborted: dict[int, list[tuple[bytes, bytes]]] = field(default_factory=dict)
+    unknown: dict[int, list[tuple[bytes, bytes]]] = field(default_factory=dict)  # fatal error mid-commit
+    errors: list[tuple[float, str]] = field(default_factory=list)
+
+    def processed(self) -> set[tuple[bytes, bytes]]:
+        with self.lock:
+            return {kv for recs in self.committed.values() for kv in recs}
+
+
+def txn_value(txn: int, value: bytes) -> bytes:
+    return f"{txn}|".encode() + value
+
+
+def parse_txn_value(v: bytes) -> tuple[int, bytes]:
+    n, _, rest = v.partition(b"|")
+    return int(n), rest
+
+
+def transactional_loop(bootstrap: str, in_topic: str, out_topic: str, group: str, out: TxnLog,
+                       stop: threading.Event, *, transactional_id: str = "nemesis-txn",
+                       batch: int = 200) -> None:
+    """Consume-transform-produce with librdkafka: read ``in_topic`` in a group
+    (read_committed), write each record to ``out_topic`` (same key, value
+    prefixed with the transaction number) and the consumed offsets in one
+    transaction. An abortable error aborts and rewinds to the committed
+    offsets; a fatal one makes a new producer (which fences the old one)."""
+    from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False,
+                  "auto.offset.reset": "earliest", "isolation.level": "read_committed",
+                  "session.timeout.ms": 45000})
+    c.subscribe([in_topic])
+
+    def new_producer() -> Producer:
+        while not stop.is_set():
+            p = Producer({"bootstrap.servers": bootstrap, "transactional.id": transactional_id,
+                          "transaction.timeout.ms": 60000, "message.timeout.ms": 60000})
+            try:
+                p.init_transactions(60)
+                return p
+            except KafkaException as e:
+                with out.lock:
+                    out.errors.append((time.monotonic(), f"init_transactions: {e}"))
+                time.sleep(1)
+        raise InterruptedError
+
+    def rewind() -> None:
+        parts = c.assignment()
+        if not parts:
+            return
+        for tp in c.committed(parts, timeout=60):
+            if tp.offset >= 0:
+                c.seek(tp)
+            else:
+                c.seek(TopicPartition(tp.topic, tp.partition, 0))  # OFFSET_BEGINNING would do too
+
+    try:
+        p = new_producer()
+    except InterruptedError:
+        c.close()
+        return
+    txn = 0
+    try:
+        while not stop.is_set():
+            msgs = [m for m in c.consume(batch, 0.5) if m.error() is None]
+            if not msgs:
+                continue
+            txn += 1
+            recs = [(m.key(), m.value()) for m in msgs]
+            try:
+                p.begin_transaction()
+                for m in msgs:
+                    while True:
+                        try:
+                            p.produce(out_topic, key=m.key(), value=txn_value(txn, m.value()))
+                            break
+                        except BufferError:
+                            p.poll(0.05)
+                positions = c.position(c.assignment())
+                p.send_offsets_to_transaction(positions, c.consumer_group_metadata(), 60)
+                p.commit_transaction(120)
+                with out.lock:
+                    out.committed[txn] = recs
+            except KafkaException as e:
+                err = e.args[0]
+                with out.lock:
+                    out.errors.append((time.monotonic(), f"txn {txn}: {err}"))
+                if err.txn_requires_abort():
+                    try:
+                        p.abort_transaction(120)
+                        with out.lock:
+                            out.aborted[txn] = recs
+                    except KafkaException as e2:
+                        with out.lock:
+                            out.unknown[txn] = recs
+                            out.errors.append((time.monotonic(), f"abort {txn}: {e2}"))
+                        p = new_producer()
+                elif err.retriable():
+                    # commit_transaction may be retried; the outcome is decided by the retry
+                    try:
+                        p.commit_transaction(120)
+                        with out.lock:
+                            out.committed[txn] = recs
+                        continue
+                    except KafkaException as e2:
+                        with out.lock:
+                            out.unknown[txn] = recs
+                            out.errors.append((time.monotonic(), f"commit retry {txn}: {e2}"))
+                        p = new_producer()
+                else:
+                    with out.lock:
+                        out.unknown[txn] = recs
+                    p = new_producer()
+                rewind()
+    except InterruptedError:
+        pass
+    finally:
+        c.close()
+
+
+def read_committed(bootstrap: str, topic: str, partitions: int, timeout_s: float = 120) -> list[tuple[int, bytes, bytes]]:
+    """Every record of ``topic`` a read_committed consumer sees: (partition, key, value)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "nemesis-reader", "enable.auto.commit": False,
+                  "isolation.level": "read_committed", "auto.offset.reset": "earliest"})
+    tps = [TopicPartition(topic, p, 0) for p in range(partitions)]
+    ends = {}
+    for tp in tps:
+        _, hi = c.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=30)
+        ends[tp.partition] = hi
+    c.assign(tps)
+    out: list[tuple[int, bytes, bytes]] = []
+    deadline = time.monotonic() + timeout_s
+    done: set[int] = {p for p, hi in ends.items() if hi <= 0}
+    last_msg = time.monotonic()
+    try:
+        # until every position reached the end, or nothing came for 5 s (a
+        # position may stop short of the end before trailing control records)
+        while len(done) < partitions and time.monotonic() < deadline and time.monotonic() - last_msg < 5:
+            for m in c.consume(500, 0.5):
+                if m.error() is not None:
+                    continue
+                last_msg = time.monotonic()
+                out.append((m.partition(), m.key(), m.value()))
+            for p in range(partitions):
+                if p in done:
+                    continue
+                pos = c.position([TopicPartition(topic, p)])[0].offset
+                if pos >= ends[p]:
+                    done.add(p)
+    finally:
+        c.close()
+    return out
