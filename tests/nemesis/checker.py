@@ -191,6 +191,8 @@ def table(res: dict[str, Any]) -> str:
         lines.append(f"| consume-transform-produce | {t['committed_txns']} | {t['aborted_txns']} | "
                      f"{t['unknown_txns']} | {t['output_records']} | {t['aborted_visible']} | "
                      f"{t['committed_missing']} | {t['processed_twice']} | {t['inputs_unprocessed']} |")
+        lines.append(f"(last transaction committed at +{t.get('last_commit_at_s')} s; "
+                     f"{t['errors']} client errors, e.g. {t['error_examples'][:2]})")
     lines.append("")
     lines.append(f"duplicates {res['duplicates']}, reordered within key {res['reordered']}, "
                  f"records in log {res['records_in_log']}")

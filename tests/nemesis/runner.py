@@ -39,6 +39,7 @@ class RunConfig:
     kafka_python: bool = True
     group_consumer: bool = True
     transactions: bool = True
+    txn_catch_up_s: float = 60.0
     overrides: dict[str, Any] = field(default_factory=dict)
     recovery_timeout_s: float = 120.0
     json_path: Path | None = None
@@ -128,17 +129,19 @@ def run(cfg: RunConfig, root: Path, log: Callable[[str], None] = print) -> dict[
                                                                    cfg.partitions)
         txn_out: list = []
         if txn_thread is not None:
-            deadline = time.monotonic() + 180
+            deadline = time.monotonic() + cfg.txn_catch_up_s
             while time.monotonic() < deadline and not acked_kv <= txlog.processed():
                 time.sleep(0.5)
             stop_txn.set()
-            txn_thread.join(timeout=300)
+            txn_thread.join(timeout=30)  # a daemon thread: left behind if stuck in a client call
             txn_out = workloads.read_committed(cl.bootstrap, out_topic, cfg.partitions)
         log_records = checker.read_all(cl.bootstrap, cfg.topic, cfg.partitions)
         res = checker.check(ws, log_records, t_start + cfg.warmup_s, t_stop,
                             consumers=[consumed] if consumer_thread is not None else [])
         if txn_thread is not None:
             res["transactions"] = checker.check_transactions(txlog, txn_out, acked_kv)
+            res["transactions"]["last_commit_at_s"] = (round(txlog.last_commit - t_start - cfg.warmup_s, 1)
+                                                       if txlog.last_commit else None)
         res.update({
             "seed": cfg.seed, "session_ms": cfg.session_ms, "kinds": list(cfg.kinds), "brokers": cfg.brokers,
             "partitions_count": cfg.partitions, "min_insync": cfg.min_insync, "run_s": t_stop - t_start,

@@ -44,7 +44,7 @@ def test_nemesis_ci_schedule(tmp_path):
     if not zookeeper_available():
         pytest.skip("ZooKeeper (Debian package 'zookeeper' + java) is not installed")
     cfg = RunConfig(seed=SEED, kinds=CI_KINDS, faults=len(CI_KINDS), session_ms=SESSION_MS,
-                    gap=(2.0, 4.0), confluent_rate=300.0, kafka_python_rate=60.0,
+                    gap=(2.0, 4.0), confluent_rate=300.0, kafka_python_rate=60.0, txn_catch_up_s=30.0,
                     json_path=tmp_path / "nemesis.json", logs_path=tmp_path / "logs")
     res = run(cfg, tmp_path / "cluster")
     print("\n" + checker.table(res))
@@ -67,3 +67,8 @@ def test_nemesis_ci_schedule(tmp_path):
     # the consumer group: every acknowledged record consumed, committed offsets never went backwards
     assert res["unseen_by_consumers"] == 0, res["consumers"]
     assert res["committed_backwards"] == 0, res["consumers"]
+    # transactions: read_committed never sees aborted data, no input processed twice. Not asserted
+    # (known open findings, see docs/cluster.md "Nemesis"): the loop can stall after a fault, and
+    # some records of committed transactions may not be visible to read_committed at the end.
+    assert res["transactions"]["aborted_visible"] == 0, res["transactions"]
+    assert res["transactions"]["processed_twice"] == 0, res["transactions"]

@@ -198,6 +198,7 @@ class TxnLog:
     aborted: dict[int, list[tuple[bytes, bytes]]] = field(default_factory=dict)
     unknown: dict[int, list[tuple[bytes, bytes]]] = field(default_factory=dict)  # fatal error mid-commit
     errors: list[tuple[float, str]] = field(default_factory=list)
+    last_commit: float = 0.0  # monotonic time of the last committed transaction
 
     def processed(self) -> set[tuple[bytes, bytes]]:
         with self.lock:
@@ -278,6 +279,7 @@ def transactional_loop(bootstrap: str, in_topic: str, out_topic: str, group: str
                 p.commit_transaction(120)
                 with out.lock:
                     out.committed[txn] = recs
+                    out.last_commit = time.monotonic()
             except KafkaException as e:
                 err = e.args[0]
                 with out.lock:
