@@ -65,22 +65,11 @@ class NemesisCluster:
         for i in range(self.n):
             self.broker_proxies.append(FaultProxy(self.real_ports[i], f"broker{i}", resolver=self.pids))
             self.zk_proxies.append(FaultProxy(self.zk_server.port, f"zk{i}"))
-        errors: list[BaseException] = []
-
-        def one(i: int) -> None:
-            try:
-                self.brokers[i].start(self.broker_overrides(i), log_dir=self.root / f"broker{i}")
-                self.pids.set(i, self.brokers[i].pid)
-            except BaseException as e:  # noqa: BLE001
-                errors.append(e)
-
-        threads = [threading.Thread(target=one, args=(i,)) for i in range(self.n)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        if errors:
-            raise errors[0]
+        # one after the other from this thread: brokerproc sets PR_SET_PDEATHSIG only
+        # for processes started from the main thread, so they die with the harness
+        for i in range(self.n):
+            self.brokers[i].start(self.broker_overrides(i), log_dir=self.root / f"broker{i}")
+            self.pids.set(i, self.brokers[i].pid)
         self.wait_registered(range(self.n), 90)
         return self
 

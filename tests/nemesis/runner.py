@@ -40,6 +40,7 @@ class RunConfig:
     group_consumer: bool = True
     transactions: bool = True
     txn_catch_up_s: float = 60.0
+    consumer_catch_up_s: float = 60.0
     overrides: dict[str, Any] = field(default_factory=dict)
     recovery_timeout_s: float = 120.0
     json_path: Path | None = None
@@ -116,7 +117,7 @@ def run(cfg: RunConfig, root: Path, log: Callable[[str], None] = print) -> dict[
                 t.join(timeout=660)
         acked_kv = {(a.key, a.value) for w in ws for a in w.acks}
         if consumer_thread is not None:
-            deadline = time.monotonic() + 120
+            deadline = time.monotonic() + cfg.consumer_catch_up_s
             while time.monotonic() < deadline:
                 with consumed.lock:
                     if acked_kv <= consumed.seen:
