@@ -18,7 +18,10 @@ As Kafka's ZooKeeper-era ``KafkaController``:
   Dead replicas leave the ISR (leader epoch + 1, as Kafka's controller does
   for OfflineReplica). A *bounced* broker (its registration's czxid, the
   broker epoch, changed: it restarted before its old session expired) is
-  handled as a failure followed by a start.
+  handled as a failure followed by a start; so is, per partition, a live
+  broker named by a state written before it registered (broker epoch >
+  the state's mzxid), which a controller elected after the restart never
+  saw bounce.
 - **Controlled shutdown** (a broker creates
   ``/pykbroker/controlled_shutdown/<id>``): leaders on that broker move to
   the next live ISR member, it leaves every ISR, and the answer lists what
