@@ -317,7 +317,8 @@ def transactional_loop(bootstrap: str, in_topic: str, out_topic: str, group: str
         c.close()
 
 
-def read_committed(bootstrap: str, topic: str, partitions: int, timeout_s: float = 120) -> list[tuple[int, bytes, bytes]]:
+def read_committed(bootstrap: str, topic: str, partitions: int,
+                   timeout_s: float = 120) -> list[tuple[int, bytes, bytes]]:
     """Every record of ``topic`` a read_committed consumer sees: (partition, key, value)."""
     from confluent_kafka import Consumer, TopicPartition
 
