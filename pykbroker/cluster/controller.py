@@ -18,7 +18,10 @@ As Kafka's ZooKeeper-era ``KafkaController``:
   Dead replicas leave the ISR (leader epoch + 1, as Kafka's controller does
   for OfflineReplica). A *bounced* broker (its registration's czxid, the
   broker epoch, changed: it restarted before its old session expired) is
-  handled as a failure followed by a start.
+  handled as a failure followed by a start; so is, per partition, a live
+  broker named by a state written before it registered (broker epoch >
+  the state's mzxid), which a controller elected after the restart never
+  saw bounce.
 - **Controlled shutdown** (a broker creates
   ``/pykbroker/controlled_shutdown/<id>``): leaders on that broker move to
   the next live ISR member, it leaves every ISR, and the answer lists what
@@ -229,9 +232,18 @@ class Controller:
         now, bounced, sd = self._live_sets()
         dead = set(self.live) - set(now)
         started = set(now) - set(self.live)
-        if dead or bounced or started:
+        if first:
+            # brokers that registered again after a state naming them was
+            # written: bounced, even though this controller never saw their
+            # earlier epoch (_decide handles them per partition)
+            bounced_since = set()
+            for stt in self.view.states.values():
+                bounced_since |= self._restarted_since(stt, set(now))
+            log.info("controller failover: live brokers %s with epochs %s, bounced %s", sorted(now),
+                     [now[b] for b in sorted(now)], sorted(bounced_since))
+        elif dead or bounced or started:
             log.info("controller: live brokers %s (failed %s, bounced %s, started %s)", sorted(now),
-                     sorted(dead), sorted(bounced), sorted(started) if not first else "-")
+                     sorted(dead), sorted(bounced), sorted(started))
         self.shutting_down = sd
         if bounced:
             # a bounced broker is handled as a failure first ...
@@ -259,6 +271,16 @@ class Controller:
                 return None  # stays new until a replica is live
             leader = usable[0] if usable else live_replicas[0]
             return leader, tuple(live_replicas), False
+        # Replicas named by the state that registered again after it was written
+        # restarted since (their broker epoch is newer than the state): a bounced
+        # broker, handled as a failure followed by a start, whether or not this
+        # controller saw its old epoch (Kafka's onControllerFailover compares the
+        # broker epochs too). A restarted broker never takes over a leadership
+        # granted to its earlier incarnation (ClusterNode.may_lead), so without
+        # this a new controller would keep advertising a leader that does not lead.
+        restarted = self._restarted_since(st, live)
+        if restarted:
+            return self._decide_restarted(ta, p, st, live, sd, restarted)
         isr_live = [r for r in st.isr if r in live and r not in sd]
         leader_ok = st.leader in live and st.leader not in sd
         if not leader_ok:
@@ -287,6 +309,32 @@ class Controller:
         if new_isr != st.isr:
             return st.leader, new_isr, True
         return None
+
+    def _restarted_since(self, st: LeaderIsr, live: set[int]) -> set[int]:
+        """Live replicas named in ``st`` (leader or ISR) whose registration is
+        newer than the write of ``st``."""
+        if st.mzxid < 0:
+            return set()
+        brokers = getattr(self.view, "brokers", None) or {}
+        named = set(st.isr) | ({st.leader} if st.leader >= 0 else set())
+        return {b for b in named if b in live and b in brokers and brokers[b].epoch > st.mzxid}
+
+    def _decide_restarted(self, ta: TopicAssignment, p: int, st: LeaderIsr, live: set[int], sd: set[int],
+                          restarted: set[int]) -> tuple[int, tuple[int, ...], bool] | None:
+        """The decision for a state naming brokers that restarted since it was
+        written: first as if they had failed (they leave the ISR, a leader among
+        them is replaced by the next in-sync replica that did not restart), then
+        as if they had started (a partition left without a leader is led again
+        by the ISR member kept for it)."""
+        d = self._decide(ta, p, st, live - restarted, sd)
+        leader, isr = (d[0], d[1]) if d is not None else (st.leader, st.isr)
+        after = LeaderIsr(leader, st.leader_epoch + 1, isr, st.controller_epoch, st.version, -1)
+        d2 = self._decide(ta, p, after, live, sd)
+        if d2 is not None:
+            leader, isr = d2[0], d2[1]
+        if d is None and d2 is None:
+            return None
+        return leader, isr, True
 
     async def _reconcile_partitions(self, live: set[int], sd: set[int]) -> None:
         todo = []

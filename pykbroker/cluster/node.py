@@ -132,6 +132,7 @@ class ClusterNode:
         self._creating: set[str] = set()
         self._clients: dict[int, BrokerClient] = {}  # call(): connections to other brokers by node id
         self._shut = False
+        self._state_reads = trio.CapacityLimiter(32)
 
     # --- the cluster picture (server.replicas.Replicas) ----------------------------------------
     def is_controller(self) -> bool:
@@ -310,7 +311,16 @@ class ClusterNode:
                 continue
             try:
                 if kind == "watch":
-                    await self.view.on_watch(ev)
+                    if _is_state_path(ev.path):
+                        # partition states are read concurrently: after a failover the
+                        # controller rewrites every state a broker led (with Kafka's 50 +
+                        # 50 internal partitions, a hundred or more), and one round trip
+                        # after the other delayed the user partitions by many seconds.
+                        # Reads of one path may finish in any order: apply_state keeps
+                        # the newest znode version.
+                        self.spawn(self._state_watch, ev)
+                    else:
+                        await self.view.on_watch(ev)
                 elif ev == KazooState.SUSPENDED:
                     self._fence("connection to ZooKeeper lost")
                 elif ev == KazooState.LOST:
@@ -333,6 +343,10 @@ class ClusterNode:
                         log.info("reconnected to ZooKeeper (same session)")
             except KazooException as e:
                 log.info("handling %s %r failed: %r (will resync after reconnecting)", kind, ev, e)
+
+    async def _state_watch(self, ev: Any) -> None:
+        async with self._state_reads:
+            await self.view.on_watch(ev)
 
     def _fence(self, why: str) -> None:
         if not self.fenced:
@@ -707,6 +721,10 @@ class ClusterNode:
 
         self.spawn(create)
         return None
+
+
+def _is_state_path(path: str | None) -> bool:
+    return bool(path) and path.startswith(zd.TOPICS + "/") and path.endswith("/state")
 
 
 __all__ = ["ClusterNode", "NotController", "LEADER", "cluster_replicas"]

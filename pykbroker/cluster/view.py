@@ -179,9 +179,8 @@ class ClusterView:
             names = set()
         for gone in [t for t in self.topics if t not in names]:
             self._remove_topic(gone)
-        for name in sorted(names):
-            if full or name not in self.topics:
-                await self.refresh_topic(name, full=full)
+        await _gather([lambda name=name: self.refresh_topic(name, full=full)
+                       for name in sorted(names) if full or name not in self.topics])
 
     def _remove_topic(self, name: str) -> None:
         old = self.topics.pop(name, None)
@@ -216,9 +215,10 @@ class ClusterView:
         if old != new:
             self._signal()
             self.listener.on_topic_changed(name, old, new)
-        for p in sorted(new.partitions):
-            if full or old is None or p not in old.partitions:
-                await self.refresh_state(name, p)
+        # read the states concurrently: a full sync (a new controller, a new
+        # session) reads every partition, one ZooKeeper round trip each
+        await _gather([lambda p=p: self.refresh_state(name, p) for p in sorted(new.partitions)
+                       if full or old is None or p not in old.partitions])
 
     async def refresh_state(self, topic: str, partition: int) -> None:
         from kazoo.exceptions import NoNodeError
@@ -270,3 +270,34 @@ class ClusterView:
             self.configs[name] = configs
             if name in self.topics:
                 self.listener.on_config_changed(name, configs)
+
+
+_READS = 32  # ZooKeeper reads in flight at once during a full sync
+
+
+async def _gather(fns: list[Any]) -> None:
+    """Run the coroutine functions concurrently (at most ``_READS`` at once);
+    the first exception is raised as it is (not as an ExceptionGroup) once
+    all have finished, so callers can catch KazooException."""
+    if not fns:
+        return
+    if len(fns) == 1:
+        await fns[0]()
+        return
+    limiter = trio.CapacityLimiter(_READS)
+    failed: list[BaseException] = []
+
+    async def one(fn: Any) -> None:
+        async with limiter:
+            if failed:
+                return
+            try:
+                await fn()
+            except Exception as e:  # noqa: BLE001 - re-raised below
+                failed.append(e)
+
+    async with trio.open_nursery() as n:
+        for fn in fns:
+            n.start_soon(one, fn)
+    if failed:
+        raise failed[0]

@@ -134,6 +134,38 @@ def test_decide_isr_and_shutdown():
     assert c._decide(TA, 0, st(1, (1,)), {1, 2, 3}, {1}) is None
 
 
+def _with_epochs(c: Controller, epochs: dict[int, int]) -> Controller:
+    c.view.brokers = {b: zd.BrokerInfo(b, "h", 1, None, e) for b, e in epochs.items()}
+    return c
+
+
+def test_decide_broker_restarted_since_the_state_was_written():
+    """The issue-12 failover: a new controller sees broker 1 live (it registered
+    again as the old session expired) while the state written before (mzxid 100)
+    still names it. It restarted since: failure, then start."""
+    def s(leader: int, isr: tuple) -> zd.LeaderIsr:
+        return zd.LeaderIsr(leader, 5, isr, 1, 3, 100)
+
+    c = _with_epochs(_controller(), {1: 150, 2: 50, 3: 60})
+    # the leader restarted: the next in-sync replica that did not restart leads, 1 leaves the ISR
+    assert c._decide(TA, 0, s(1, (1, 2, 3)), {1, 2, 3}, set()) == (2, (2, 3), True)
+    # a follower restarted: it leaves the ISR (it rejoins once caught up)
+    assert c._decide(TA, 0, s(2, (2, 1, 3)), {1, 2, 3}, set()) == (2, (2, 3), True)
+    # not named by the state: nothing to do
+    assert c._decide(TA, 0, s(2, (2, 3)), {1, 2, 3}, set()) is None
+    # everyone restarted (a whole-cluster restart): the leader keeps leading, alone in the ISR
+    c = _with_epochs(_controller(), {1: 150, 2: 160, 3: 170})
+    assert c._decide(TA, 0, s(1, (1, 2, 3)), {1, 2, 3}, set()) == (1, (1,), True)
+    # the last ISR member, kept while it was away, leads again
+    assert c._decide(TA, 0, s(-1, (1,)), {1, 2, 3}, set()) == (1, (1,), True)
+    # written after the registrations: ordinary rules
+    c = _with_epochs(_controller(), {1: 50, 2: 60, 3: 70})
+    assert c._decide(TA, 0, s(1, (1, 2, 3)), {1, 2, 3}, set()) is None
+    # unknown write zxid (a state we wrote ourselves and did not read back): ordinary rules
+    c = _with_epochs(_controller(), {1: 150, 2: 50, 3: 60})
+    assert c._decide(TA, 0, zd.LeaderIsr(1, 5, (1, 2, 3), 1, 3, -1), {1, 2, 3}, set()) is None
+
+
 # --- follower truncation (Kafka's getOffsetTruncationState) ------------------------------------------
 
 class _Log:
