@@ -52,8 +52,8 @@ async def handle(ctx: RequestContext, req: dict) -> dict:
         return _error(errors.INVALID_REQUEST if v == 0 else errors.MISMATCHED_ENDPOINT_TYPE,
                       "The request was sent to an endpoint of type BROKER, but we wanted an "
                       f"endpoint of type {ENDPOINT_TYPES[wanted]}")
-    brokers = [{"broker_id": st.node_id, "host": st.advertised_host, "port": st.advertised_port,
-                "rack": st.rack, "is_fenced": False}]
+    host, port = st.advertised_by_listener.get(ctx.listener, (st.advertised_host, st.advertised_port))
+    brokers = [{"broker_id": st.node_id, "host": host, "port": port, "rack": st.rack, "is_fenced": False}]
     controller_id = st.node_id
     if st.cluster is not None:  # cluster mode: every live broker, the ZooKeeper-elected controller
         brokers = [{"broker_id": b.node_id, "host": b.host, "port": b.port, "rack": b.rack, "is_fenced": False}

@@ -36,8 +36,8 @@ def broker_list(ctx: RequestContext) -> list[dict]:
     if st.cluster is not None:
         return [{"node_id": b.node_id, "host": b.host, "port": b.port, "rack": b.rack}
                 for b in st.cluster.live_brokers()]
-    return [{"node_id": st.node_id, "host": st.advertised_host, "port": st.advertised_port,
-             "rack": st.rack}]
+    host, port = st.advertised_by_listener.get(ctx.listener, (st.advertised_host, st.advertised_port))
+    return [{"node_id": st.node_id, "host": host, "port": port, "rack": st.rack}]
 
 
 def _cluster_partition(ctx: RequestContext, ts, index: int) -> dict:  # type: ignore[no-untyped-def]

@@ -27,6 +27,10 @@ class Broker:
         self.config = config
         load_all()
         self.state = BrokerState(config)
+        # TLS contexts, SASL mechanisms, SCRAM credentials per listener (pykbroker/security/)
+        from ..security.listeners import Security
+
+        self.state.security = Security(config)
         # metrics, trace and fault rules around every request (server/metrics.py,
         # testing/faults.py); Kafka release emulation (testing/releases.py)
         from .metrics import Instrumentation
@@ -40,6 +44,8 @@ class Broker:
         self.control_bound: tuple[str, int] | None = None
         self.listeners: list[trio.SocketListener] = []
         self.bound: list[tuple[str, int]] = []
+        self.bound_by_listener: dict[str, tuple[str, int]] = {}  # listener name -> bound (host, port)
+        self._listener_names: list[str] = []  # per entry of self.listeners
         self._nursery: trio.Nursery | None = None
         self._cancel: trio.CancelScope | None = None
 
@@ -79,9 +85,11 @@ class Broker:
         for lst in self.config.listeners:
             listeners = await trio.open_tcp_listeners(lst.port, host=lst.host or None)
             self.listeners.extend(listeners)
+            self._listener_names.extend(lst.name for _ in listeners)
             sockname = listeners[0].socket.getsockname()
             self.bound.append((lst.host if lst.host not in ("", "0.0.0.0", "::") else sockname[0],
                                sockname[1]))
+            self.bound_by_listener[lst.name] = self.bound[-1]
         adv = self.config.advertised
         if adv:
             self.state.advertised_host = adv[0].host
@@ -90,6 +98,12 @@ class Broker:
             host, port = self.bound[0]
             self.state.advertised_host = host if host not in ("0.0.0.0", "::") else "127.0.0.1"
             self.state.advertised_port = port
+        adv_by_name = {a.name: a for a in adv or []}
+        for name, (host, port) in self.bound_by_listener.items():
+            a = adv_by_name.get(name)
+            self.state.advertised_by_listener[name] = (
+                (a.host, a.port or port) if a is not None
+                else (host if host not in ("0.0.0.0", "::") else "127.0.0.1", port))
         self._nursery = nursery
         self.state.nursery = nursery
         if self.state.cluster is not None:
@@ -106,10 +120,15 @@ class Broker:
             from .control import serve_control
 
             self.control_bound = await nursery.start(serve_control, self)
-        for listener in self.listeners:
-            nursery.start_soon(self._accept_loop, listener)
+        for listener, name in zip(self.listeners, self._listener_names):
+            nursery.start_soon(self._accept_loop, listener, self.state.security.listeners[name])
 
-    async def _accept_loop(self, listener: trio.SocketListener) -> None:
+    def bootstrap_for(self, listener: str) -> str:
+        """``host:port`` of the named listener (e.g. ``SASL_SSL``)."""
+        host, port = self.bound_by_listener[listener]
+        return f"{host}:{port}"
+
+    async def _accept_loop(self, listener: trio.SocketListener, security: Any = None) -> None:
         async with trio.open_nursery() as conns:
             while True:
                 try:
@@ -120,7 +139,7 @@ class Broker:
                     log.warning("accept failed: %s", e)
                     await trio.sleep(0.01)
                     continue
-                conns.start_soon(serve_connection, self.state, stream)
+                conns.start_soon(serve_connection, self.state, stream, security)
 
     async def shutdown_cluster(self) -> None:
         """Cluster mode: controlled shutdown (leaderships move first), stop

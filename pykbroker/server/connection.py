@@ -25,6 +25,7 @@ from ..handlers.api_versions import unsupported_version_body
 from ..protocol import codec
 from ..protocol.framing import FrameBuffer, ProtocolViolation, encode_response, parse_header, peek_api
 from ..protocol.primitives import DecodeError
+from ..security.session import AuthClose, ConnectionAuth, open_stream
 from .state import BrokerState
 
 log = logging.getLogger("pykbroker.connection")
@@ -34,13 +35,18 @@ log = logging.getLogger("pykbroker.connection")
 SENDFILE_MIN = 32 * 1024
 
 
-async def serve_connection(state: BrokerState, stream: trio.SocketStream) -> None:
+async def serve_connection(state: BrokerState, stream: trio.SocketStream, security: Any = None) -> None:
     try:
         peer = "%s:%s" % stream.socket.getpeername()[:2]
     except OSError:
         peer = "?"
+    # TLS handshake and the connection's authentication state (pykbroker/security/session.py)
+    opened = await open_stream(security, stream, peer)
+    if opened is None:
+        return
+    stream, auth = opened
     fb = FrameBuffer(int(state.config["socket.request.max.bytes"]))
-    sendfile_ok = bool(state.config["pykbroker.fetch.sendfile"])
+    sendfile_ok = bool(state.config["pykbroker.fetch.sendfile"]) and isinstance(stream, trio.SocketStream)
     try:
         async with stream:
             while True:
@@ -55,17 +61,26 @@ async def serve_connection(state: BrokerState, stream: trio.SocketStream) -> Non
                     frame = fb.next_frame()
                     if frame is None:
                         break
-                    parts = await _dispatch(state, frame, peer)
+                    if auth.raw:  # SaslHandshake v0: bare SASL tokens until authenticated
+                        token = auth.raw_token(frame)
+                        await stream.send_all(len(token).to_bytes(4, "big") + token)
+                        continue
+                    parts = await _dispatch(state, frame, peer, auth)
                     if parts is not None:
                         await _send(stream, parts, sendfile_ok)
-    except ProtocolViolation as e:
+                    if auth.close_after_response:  # failed SASL: answered, then closed
+                        return
+    except (ProtocolViolation, AuthClose) as e:
         log.warning("closing connection from %s: %s", peer, e)
     except (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError):
         pass
 
 
-async def _dispatch(state: BrokerState, frame: bytes, peer: str) -> list[Any] | None:
+async def _dispatch(state: BrokerState, frame: bytes, peer: str,
+                    auth: ConnectionAuth | None = None) -> list[Any] | None:
     api_key, version, corr = peek_api(frame)
+    if auth is not None:
+        auth.check(api_key)  # SASL: only ApiVersions/SaslHandshake/SaslAuthenticate before authentication
     h = REGISTRY.get(api_key)
     if h is None:
         raise ProtocolViolation(f"unknown API key {api_key}")
@@ -85,7 +100,8 @@ async def _dispatch(state: BrokerState, frame: bytes, peer: str) -> list[Any] | 
         req, end = api.request.decode(frame, version, header.body_pos)
     except DecodeError as e:
         raise ProtocolViolation(f"malformed {h.name} v{version} request: {e}") from None
-    ctx = RequestContext(state, api_key, version, corr, header.client_id, peer)
+    ctx = RequestContext(state, api_key, version, corr, header.client_id, peer,
+                         auth.listener if auth is not None else "PLAINTEXT", auth)
     if state.hooks is not None:  # metrics, trace, fault rules (server/metrics.py)
         return await state.hooks.dispatch(ctx, h, req, len(frame) + 4, _call)
     body = await _call(h, ctx, req)
@@ -119,7 +135,7 @@ def _max_version(state: BrokerState, api_key: int, hi: int) -> int:
     return min(hi, caps.get(api_key, -1))
 
 
-async def _send(stream: trio.SocketStream, parts: list[Any], sendfile_ok: bool) -> None:
+async def _send(stream: Any, parts: list[Any], sendfile_ok: bool) -> None:
     pending = bytearray()
     for p in parts:
         if isinstance(p, (bytes, bytearray, memoryview)):

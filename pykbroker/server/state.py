@@ -101,6 +101,9 @@ class BrokerState:
         self.cluster_id = ""
         self.advertised_host = "127.0.0.1"
         self.advertised_port = 9092
+        # listener name -> advertised (host, port); the metadata a client gets names its own listener
+        self.advertised_by_listener: dict[str, tuple[str, int]] = {}
+        self.security: Any = None  # pykbroker.security.listeners.Security (TLS, SASL, SCRAM credentials)
         self.rack: str | None = config["broker.rack"]
         self.api_version_caps: dict[int, int] | None = None
         # raised per-key minimums (Kafka release emulation, testing/releases.py)

@@ -1,0 +1,114 @@
+"""Per-listener security settings, resolved once before anything listens.
+
+A listener's protocol comes from ``listener.security.protocol.map``; every
+``ssl.*``/``sasl.*`` property may be overridden for one listener as
+``listener.name.<listener lower-case>.<property>``; SASL JAAS lines as
+``listener.name.<l>.<mechanism lower-case>.sasl.jaas.config`` (Kafka's
+form), falling back to ``listener.name.<l>.sasl.jaas.config`` and then
+``sasl.jaas.config``.
+"""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from ..config import BrokerConfig, ConfigError
+from . import jaas, sasl, scram, tls
+
+SUPPORTED_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
+_PLAIN_MODULE = "org.apache.kafka.common.security.plain.PlainLoginModule"
+_OAUTH_MODULE = "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule"
+
+
+@attrs.define
+class ListenerSecurity:
+    name: str
+    protocol: str  # PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL
+    ssl_context: ssl.SSLContext | None = None
+    principal_mapper: tls.PrincipalMapper | None = None
+    mechanisms: list[str] = attrs.Factory(list)
+    plain_users: dict[str, str] = attrs.Factory(dict)
+    oauth_options: dict[str, str] = attrs.Factory(dict)
+    reauth_ms: int = 0
+    handshake_timeout_s: float = 10.0
+    store: scram.CredentialStore | None = None
+
+    @property
+    def sasl(self) -> bool:
+        return self.protocol.startswith("SASL_")
+
+    def mechanism_server(self, mechanism: str) -> sasl.MechanismServer:
+        if mechanism == "PLAIN":
+            return sasl.PlainServer(self.plain_users)
+        if mechanism in scram.MECHANISMS:
+            assert self.store is not None
+            return sasl.ScramServer(mechanism, self.store)
+        if mechanism == "OAUTHBEARER":
+            return sasl.OAuthBearerUnsecuredServer(self.oauth_options)
+        raise ValueError(mechanism)
+
+
+class Security:
+    """Every listener's security plus the broker's SCRAM credential store."""
+
+    def __init__(self, config: BrokerConfig) -> None:
+        self.config = config
+        path = None
+        if config["pykbroker.storage"] == "disk":
+            path = Path(config.log_dirs[0]) / scram.CredentialStore.FILE
+        self.scram = scram.CredentialStore(path)
+        self.listeners: dict[str, ListenerSecurity] = {}
+        for lst in config.listeners:
+            self.listeners[lst.name] = self._resolve(lst.name, lst.protocol)
+
+    def _get(self, listener: str, prop: str) -> Any:
+        key = f"listener.name.{listener.lower()}.{prop}"
+        if key in self.config.listener_props:
+            return self.config.listener_props[key]
+        return self.config[prop]
+
+    def _resolve(self, name: str, protocol: str) -> ListenerSecurity:
+        ls = ListenerSecurity(name, protocol, store=self.scram,
+                              reauth_ms=int(self._get(name, "connections.max.reauth.ms") or 0),
+                              handshake_timeout_s=int(self.config["pykbroker.ssl.handshake.timeout.ms"]) / 1000)
+        if protocol in ("SSL", "SASL_SSL"):
+            ls.ssl_context = tls.server_context(lambda p: self._get(name, p), name)
+            ls.principal_mapper = tls.PrincipalMapper(self._get(name, "ssl.principal.mapping.rules") or "DEFAULT")
+        if protocol.startswith("SASL_"):
+            mechs = [m.strip().upper() for m in (self._get(name, "sasl.enabled.mechanisms") or "").split(",")
+                     if m.strip()]
+            if not mechs:
+                raise ConfigError(f"Listener {name}: sasl.enabled.mechanisms is empty")
+            for m in mechs:
+                if m not in SUPPORTED_MECHANISMS:
+                    raise ConfigError(f"Listener {name}: SASL mechanism {m} is not supported "
+                                      f"(supported: {', '.join(SUPPORTED_MECHANISMS)}); set sasl.enabled.mechanisms")
+            ls.mechanisms = mechs
+            if "PLAIN" in mechs:
+                entry = self._jaas(name, "plain")
+                if entry is None or entry.login_module != _PLAIN_MODULE:
+                    raise ConfigError(f"Listener {name}: PLAIN needs listener.name.{name.lower()}.plain.sasl.jaas.config "
+                                      f"with {_PLAIN_MODULE}")
+                ls.plain_users = {k[5:]: v for k, v in entry.options.items() if k.startswith("user_")}
+            if "OAUTHBEARER" in mechs:
+                entry = self._jaas(name, "oauthbearer")
+                if entry is not None and entry.login_module != _OAUTH_MODULE:
+                    raise ConfigError(f"Listener {name}: OAUTHBEARER needs {_OAUTH_MODULE}")
+                ls.oauth_options = dict(entry.options) if entry is not None else {}
+        return ls
+
+    def _jaas(self, listener: str, mech: str) -> jaas.JaasEntry | None:
+        props = self.config.listener_props
+        text = (props.get(f"listener.name.{listener.lower()}.{mech}.sasl.jaas.config")
+                or props.get(f"listener.name.{listener.lower()}.sasl.jaas.config")
+                or self.config["sasl.jaas.config"])
+        if not text:
+            return None
+        try:
+            return jaas.parse(text)
+        except jaas.JaasError as e:
+            raise ConfigError(f"Listener {listener}: invalid sasl.jaas.config: {e}") from None
