@@ -170,7 +170,9 @@ class ScramServer(MechanismServer):
         fields = _attrs(text)
         if len(fields) < 3 or fields[0][0] != "c" or fields[1][0] != "r" or fields[-1][0] != "p":
             raise SaslFailure("Invalid SCRAM client final message", public=False)
-        if fields[1][1] != self._nonce:
+        # Kafka checks only that the nonce ends with the server's (librdkafka 2.0.x
+        # sends the client nonce twice; Kafka accepts it, so do we)
+        if not fields[1][1].endswith(self._nonce):
             raise SaslFailure("Invalid SCRAM client final message: nonce mismatch", public=False)
         try:
             binding = base64.b64decode(fields[0][1], validate=True)
