@@ -166,6 +166,18 @@ class ConnectionAuth:
         return challenge
 
 
+async def linger(stream: Any, seconds: float = 1.0) -> None:
+    """After a failed authentication's answer: let the client read it and close
+    first (up to ``seconds``), so our close cannot turn into a reset that
+    discards the answer in the client's receive buffer."""
+    with trio.move_on_after(seconds):
+        try:
+            while await stream.receive_some(4096):
+                pass
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            pass
+
+
 async def open_stream(ls: ListenerSecurity | None, stream: trio.SocketStream, peer: str) \
         -> tuple[Any, ConnectionAuth] | None:
     """TLS handshake (inside the connection's own task, bounded by

@@ -25,7 +25,7 @@ from ..handlers.api_versions import unsupported_version_body
 from ..protocol import codec
 from ..protocol.framing import FrameBuffer, ProtocolViolation, encode_response, parse_header, peek_api
 from ..protocol.primitives import DecodeError
-from ..security.session import AuthClose, ConnectionAuth, open_stream
+from ..security.session import AuthClose, ConnectionAuth, linger, open_stream
 from .state import BrokerState
 
 log = logging.getLogger("pykbroker.connection")
@@ -69,6 +69,7 @@ async def serve_connection(state: BrokerState, stream: trio.SocketStream, securi
                     if parts is not None:
                         await _send(stream, parts, sendfile_ok)
                     if auth.close_after_response:  # failed SASL: answered, then closed
+                        await linger(stream)
                         return
     except (ProtocolViolation, AuthClose) as e:
         log.warning("closing connection from %s: %s", peer, e)
