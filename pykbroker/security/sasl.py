@@ -139,12 +139,13 @@ class ScramServer(MechanismServer):
             raise SaslFailure("Invalid SCRAM client first message", public=False)
         self._gs2 = text[: len(text) - len(m.group(3))]
         bare = m.group(3)
-        fields = _attrs(bare)
+        parts = bare.split(",")
+        fields = _attrs(",".join(parts[:2]))
         if len(fields) < 2 or fields[0][0] != "n" or fields[1][0] != "r" or not fields[1][1]:
             raise SaslFailure("Invalid SCRAM client first message", public=False)
         user = _decode_saslname(fields[0][1])
         extensions = {}
-        for part in bare.split(",")[2:]:
+        for part in parts[2:]:  # Kafka's extensions, e.g. tokenauth=true
             k, _, v = part.partition("=")
             extensions[k] = v
         if extensions.get("tokenauth", "").lower() == "true":
