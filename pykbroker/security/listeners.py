@@ -62,6 +62,10 @@ class Security:
             path = Path(config.log_dirs[0]) / scram.CredentialStore.FILE
         self.scram = scram.CredentialStore(path)
         self.listeners: dict[str, ListenerSecurity] = {}
+        if config["zookeeper.connect"] and config.listeners[0].protocol != "PLAINTEXT":
+            # brokers reach each other at the first listener (the registered endpoint)
+            raise ConfigError("cluster mode: the first listener is the one brokers use between them and "
+                              "must be PLAINTEXT (inter-broker security is not done yet)")
         for lst in config.listeners:
             self.listeners[lst.name] = self._resolve(lst.name, lst.protocol)
 
