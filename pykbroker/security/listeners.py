@@ -80,7 +80,13 @@ class Security:
                               reauth_ms=int(self._get(name, "connections.max.reauth.ms") or 0),
                               handshake_timeout_s=int(self.config["pykbroker.ssl.handshake.timeout.ms"]) / 1000)
         if protocol in ("SSL", "SASL_SSL"):
-            ls.ssl_context = tls.server_context(lambda p: self._get(name, p), name)
+            def get(prop: str) -> Any:
+                if prop == "ssl.client.auth" and protocol == "SASL_SSL":
+                    # KIP-684: on SASL_SSL only a listener-prefixed ssl.client.auth applies
+                    return self.config.listener_props.get(f"listener.name.{name.lower()}.ssl.client.auth", "none")
+                return self._get(name, prop)
+
+            ls.ssl_context = tls.server_context(get, name)
             ls.principal_mapper = tls.PrincipalMapper(self._get(name, "ssl.principal.mapping.rules") or "DEFAULT")
         if protocol.startswith("SASL_"):
             mechs = [m.strip().upper() for m in (self._get(name, "sasl.enabled.mechanisms") or "").split(",")

@@ -282,3 +282,18 @@ def _socket_pair():
 
     s1, s2 = socket.socketpair()
     return trio.SocketStream(trio.socket.from_stdlib_socket(s1)), trio.SocketStream(trio.socket.from_stdlib_socket(s2))
+
+
+def test_ssl_client_auth_on_sasl_ssl_only_with_listener_prefix(kafka_tls_ca):
+    import ssl
+
+    server = kafka_tls_ca.issue("localhost", server=True, filename="ca-broker")
+    base = {"pykbroker.storage": "memory", "listeners": "SSL://127.0.0.1:0,SASL_SSL://127.0.0.1:0",
+            "ssl.keystore.type": "PEM", "ssl.keystore.location": str(server.keystore),
+            "ssl.truststore.type": "PEM", "ssl.truststore.location": str(kafka_tls_ca.ca_pem),
+            "sasl.enabled.mechanisms": "SCRAM-SHA-512", "ssl.client.auth": "required"}
+    s = Security(BrokerConfig(overrides=base))
+    assert s.listeners["SSL"].ssl_context.verify_mode == ssl.CERT_REQUIRED
+    assert s.listeners["SASL_SSL"].ssl_context.verify_mode == ssl.CERT_NONE
+    s = Security(BrokerConfig(overrides={**base, "listener.name.sasl_ssl.ssl.client.auth": "requested"}))
+    assert s.listeners["SASL_SSL"].ssl_context.verify_mode == ssl.CERT_OPTIONAL
