@@ -193,6 +193,8 @@ _p("pykbroker.storage", "string", "disk", "Log storage engine: disk (Kafka's lay
 _p("pykbroker.control.listener", "string", None, "host:port of the HTTP control endpoint (/metrics, "
    "fault rules, records, groups); off when unset; loopback addresses only.",
    lambda v: _check_loopback(v))
+_p("pykbroker.control.ssl.enable", "bool", False, "Serve the control endpoint over TLS (https) with the "
+   "ssl.* stores, overridable as listener.name.control.ssl.*.")
 _p("pykbroker.as.version", "string", None, "Emulate this Kafka release's API version ranges "
    "(2.8, 3.0 ... 3.9, 4.0 ... 4.3).", lambda v: _check_release(v))
 _p("pykbroker.trace", "bool", False, "Log every request and response, decoded (logger pykbroker.trace).")

@@ -68,6 +68,10 @@ class Security:
                               "must be PLAINTEXT (inter-broker security is not done yet)")
         for lst in config.listeners:
             self.listeners[lst.name] = self._resolve(lst.name, lst.protocol)
+        # the HTTP control endpoint over TLS: the ssl.* stores, overridable as listener.name.control.ssl.*
+        self.control_ssl_context: ssl.SSLContext | None = None
+        if config["pykbroker.control.listener"] and config["pykbroker.control.ssl.enable"]:
+            self.control_ssl_context = tls.server_context(lambda p: self._get("CONTROL", p), "CONTROL")
 
     def _get(self, listener: str, prop: str) -> Any:
         key = f"listener.name.{listener.lower()}.{prop}"

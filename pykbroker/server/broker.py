@@ -60,7 +60,8 @@ class Broker:
         if self.control_bound is None:
             return None
         host, port = self.control_bound
-        return f"http://{host}:{port}"
+        scheme = "https" if self.config["pykbroker.control.ssl.enable"] else "http"
+        return f"{scheme}://{host}:{port}"
 
     async def start(self, nursery: trio.Nursery) -> None:
         """Open logs, bind listeners and start serving in ``nursery``."""
