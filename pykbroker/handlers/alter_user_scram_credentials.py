@@ -74,7 +74,7 @@ async def handle(ctx: RequestContext, req: dict) -> dict:
     if changed:
         import trio
 
-        await trio.to_thread.run_sync(store.save)
+        await trio.to_thread.run_sync(store.write, store.snapshot())
     results = []
     for name in order:
         code, msg = failed.get(name, (errors.NONE, None))

@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import json
 import os
+import threading
 from pathlib import Path
 
 import attrs
@@ -80,6 +81,9 @@ class CredentialStore:
     def __init__(self, path: Path | None = None) -> None:
         self.path = path
         self.users: dict[str, dict[str, ScramCredential]] = {}
+        self._save_lock = threading.Lock()  # saves may run in worker threads
+        self._taken = 0  # snapshots taken / the newest one written: an older one is never written over it
+        self._written = 0
         if path is not None and path.exists():
             data = json.loads(path.read_text())
             for user, mechs in data.get("users", {}).items():
@@ -107,17 +111,31 @@ class CredentialStore:
         self.save()
 
     def save(self) -> None:
+        self.write(self.snapshot())
+
+    def snapshot(self) -> dict:
+        """The file's content now (take it on the thread that changes the store)."""
+        self._taken += 1
+        return {"version": 1, "seq": self._taken,
+                "users": {u: {m: c.to_text() for m, c in ms.items()} for u, ms in sorted(self.users.items())}}
+
+    def write(self, data: dict) -> None:
+        """Replace the file with ``data`` atomically (safe from worker threads)."""
         if self.path is None:
             return
-        data = {"version": 1, "users": {u: {m: c.to_text() for m, c in ms.items()}
-                                        for u, ms in sorted(self.users.items())}}
-        tmp = self.path.with_name(self.path.name + ".tmp")
+        with self._save_lock:
+            if data["seq"] > self._written:
+                self._write(self.path, {k: v for k, v in data.items() if k != "seq"})
+                self._written = data["seq"]
+
+    def _write(self, path: Path, data: dict) -> None:
+        tmp = path.with_name(path.name + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             json.dump(data, f, indent=1)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        os.replace(tmp, path)
 
 
 def add_user(log_dir: str | Path, user: str, password: str, mechanism: str = "SCRAM-SHA-512",
