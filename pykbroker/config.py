@@ -91,6 +91,14 @@ _p("sasl.enabled.mechanisms", "list", "GSSAPI", "PLAIN, SCRAM-SHA-256, SCRAM-SHA
 _p("sasl.mechanism.inter.broker.protocol", "string", "GSSAPI")
 _p("sasl.jaas.config", "password", None, "JAAS login module line (PLAIN users: user_<name>=\"<password>\").")
 _p("sasl.server.callback.handler.class", "string", None)
+_p("sasl.oauthbearer.jwks.endpoint.url", "string", None, "JWKS (https:, http: or file:) for "
+   "OAuthBearerValidatorCallbackHandler; read once at start.")
+_p("sasl.oauthbearer.expected.audience", "list", None)
+_p("sasl.oauthbearer.expected.issuer", "string", None)
+_p("sasl.oauthbearer.sub.claim.name", "string", "sub")
+_p("sasl.oauthbearer.scope.claim.name", "string", "scope")
+_p("sasl.oauthbearer.clock.skew.seconds", "int", 30, validator=_at_least(0))
+_p("sasl.oauthbearer.jwks.endpoint.refresh.ms", "long", 3600000, "Not used: the key set is read at start.")
 _p("connections.max.reauth.ms", "long", 0, "KIP-368: sessions expire after this; 0: never.", _at_least(0))
 _p("pykbroker.ssl.handshake.timeout.ms", "long", 10000, "A TLS handshake not done by then closes the connection.",
    _at_least(1))

@@ -33,6 +33,7 @@ class ListenerSecurity:
     mechanisms: list[str] = attrs.Factory(list)
     plain_users: dict[str, str] = attrs.Factory(dict)
     oauth_options: dict[str, str] = attrs.Factory(dict)
+    oauth_jwks: Any = None  # kwargs of OAuthBearerJwksServer when the JWKS validator is configured
     reauth_ms: int = 0
     handshake_timeout_s: float = 10.0
     store: scram.CredentialStore | None = None
@@ -48,6 +49,8 @@ class ListenerSecurity:
             assert self.store is not None
             return sasl.ScramServer(mechanism, self.store)
         if mechanism == "OAUTHBEARER":
+            if self.oauth_jwks is not None:
+                return sasl.OAuthBearerJwksServer(**self.oauth_jwks)
             return sasl.OAuthBearerUnsecuredServer(self.oauth_options)
         raise ValueError(mechanism)
 
@@ -113,7 +116,32 @@ class Security:
                 if entry is not None and entry.login_module != _OAUTH_MODULE:
                     raise ConfigError(f"Listener {name}: OAUTHBEARER needs {_OAUTH_MODULE}")
                 ls.oauth_options = dict(entry.options) if entry is not None else {}
+                handler = (self.config.listener_props.get(
+                    f"listener.name.{name.lower()}.oauthbearer.sasl.server.callback.handler.class")
+                    or self._get(name, "sasl.server.callback.handler.class") or "")
+                if handler.endswith("OAuthBearerValidatorCallbackHandler"):
+                    ls.oauth_jwks = self._jwks(name)
+                elif handler and not handler.endswith("OAuthBearerUnsecuredValidatorCallbackHandler"):
+                    raise ConfigError(f"Listener {name}: server callback handler {handler} is not supported")
         return ls
+
+    def _jwks(self, name: str) -> dict[str, Any]:
+        from .jwks import KeySet
+
+        def get(prop: str) -> Any:
+            props = self.config.listener_props
+            return (props.get(f"listener.name.{name.lower()}.oauthbearer.{prop}")
+                    or props.get(f"listener.name.{name.lower()}.{prop}") or self.config[prop])
+
+        url = get("sasl.oauthbearer.jwks.endpoint.url")
+        if not url:
+            raise ConfigError(f"Listener {name}: OAuthBearerValidatorCallbackHandler needs "
+                              "sasl.oauthbearer.jwks.endpoint.url")
+        aud = get("sasl.oauthbearer.expected.audience")
+        return {"keys": KeySet(url), "sub_claim": get("sasl.oauthbearer.sub.claim.name") or "sub",
+                "issuer": get("sasl.oauthbearer.expected.issuer") or None,
+                "audience": [a.strip() for a in aud.split(",") if a.strip()] if aud else [],
+                "skew_s": int(get("sasl.oauthbearer.clock.skew.seconds"))}
 
     def _jaas(self, listener: str, mech: str) -> jaas.JaasEntry | None:
         props = self.config.listener_props

@@ -290,3 +290,58 @@ class OAuthBearerUnsecuredServer(MechanismServer):
             if not set(self.required_scope) <= have:
                 return "insufficient scope", None, None
         return None, user, float(exp)
+
+
+class OAuthBearerJwksServer(OAuthBearerUnsecuredServer):
+    """Kafka's OAuthBearerValidatorCallbackHandler: a signed JWT (RS*/ES*)
+    checked against the key set, then ``exp``/``nbf``/``iat`` (with
+    ``sasl.oauthbearer.clock.skew.seconds``), ``iss``
+    (``sasl.oauthbearer.expected.issuer``), ``aud``
+    (``sasl.oauthbearer.expected.audience``); the principal is the
+    ``sasl.oauthbearer.sub.claim.name`` claim."""
+
+    def __init__(self, keys: Any, *, sub_claim: str = "sub", issuer: str | None = None,
+                 audience: list[str] | None = None, skew_s: float = 30, now: Any = time.time) -> None:
+        super().__init__({}, now)
+        self.keys = keys
+        self.principal_claim = sub_claim or "sub"
+        self.issuer = issuer
+        self.audience = audience or []
+        self.skew = skew_s
+
+    def _validate(self, jws: str) -> tuple[str | None, str | None, float | None]:
+        from .jwks import b64url
+
+        parts = jws.split(".")
+        if len(parts) != 3:
+            return "not a JWS compact serialization", None, None
+        try:
+            header = _b64url_json(parts[0])
+            claims = _b64url_json(parts[1])
+            signature = b64url(parts[2])
+        except (ValueError, binascii.Error):
+            return "malformed JWS", None, None
+        if not isinstance(header, dict) or not isinstance(claims, dict):
+            return "malformed JWS", None, None
+        if not self.keys.verify(str(header.get("alg")), header.get("kid"), f"{parts[0]}.{parts[1]}".encode(),
+                                signature):
+            return "invalid signature", None, None
+        now = self.now()
+        exp = claims.get("exp")
+        if not isinstance(exp, (int, float)) or isinstance(exp, bool) or now - self.skew >= exp:
+            return "token expired or without exp", None, None
+        for claim in ("nbf", "iat"):
+            v = claims.get(claim)
+            if v is not None and (not isinstance(v, (int, float)) or v > now + self.skew):
+                return f"{claim} in the future", None, None
+        if self.issuer and claims.get("iss") != self.issuer:
+            return "unexpected issuer", None, None
+        if self.audience:
+            aud = claims.get("aud")
+            auds = aud if isinstance(aud, list) else [aud]
+            if not set(self.audience) & set(a for a in auds if isinstance(a, str)):
+                return "unexpected audience", None, None
+        user = claims.get(self.principal_claim)
+        if not isinstance(user, str) or not user.strip():
+            return f"no {self.principal_claim} claim", None, None
+        return None, user, float(exp)

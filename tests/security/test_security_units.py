@@ -297,3 +297,17 @@ def test_ssl_client_auth_on_sasl_ssl_only_with_listener_prefix(kafka_tls_ca):
     assert s.listeners["SASL_SSL"].ssl_context.verify_mode == ssl.CERT_NONE
     s = Security(BrokerConfig(overrides={**base, "listener.name.sasl_ssl.ssl.client.auth": "requested"}))
     assert s.listeners["SASL_SSL"].ssl_context.verify_mode == ssl.CERT_OPTIONAL
+
+
+def test_jwks_validator_needs_a_key_set():
+    base = {"pykbroker.storage": "memory", "listeners": "SASL_PLAINTEXT://127.0.0.1:0",
+            "sasl.enabled.mechanisms": "OAUTHBEARER",
+            "listener.name.sasl_plaintext.oauthbearer.sasl.server.callback.handler.class":
+                "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler"}
+    with pytest.raises(ConfigError, match="jwks.endpoint.url"):
+        Security(BrokerConfig(overrides=base))
+    with pytest.raises(ConfigError, match="cannot read the JWKS"):
+        Security(BrokerConfig(overrides={**base, "sasl.oauthbearer.jwks.endpoint.url": "file:///nonexistent.json"}))
+    with pytest.raises(ConfigError, match="not supported"):
+        Security(BrokerConfig(overrides={
+            **base, "listener.name.sasl_plaintext.oauthbearer.sasl.server.callback.handler.class": "com.Foo"}))
