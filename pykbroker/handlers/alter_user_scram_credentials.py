@@ -9,8 +9,9 @@
   or salted password UNACCEPTABLE_CREDENTIAL; the same user and mechanism
   twice DUPLICATE_RESOURCE; deleting what does not exist RESOURCE_NOT_FOUND.
 - Takes effect for the next authentication; the store file is replaced
-  atomically (pykbroker/security/scram.py). Not yet kept in ZooKeeper in
-  cluster mode: each broker has its own credentials.
+  atomically (pykbroker/security/scram.py); in cluster mode they are
+  written to ZooKeeper (``/config/users/<user>``, Kafka's format) and every
+  broker picks them up by its watch (pykbroker/security/zk_credentials.py).
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ async def handle(ctx: RequestContext, req: dict) -> dict:
         err = _check(a, deletion, store)
         if err is not None:
             failed[a["name"]] = err
-    changed = False
+    changed: set[str] = set()
     for a, deletion in alts:
         if a["name"] in failed:
             continue
@@ -70,8 +71,12 @@ async def handle(ctx: RequestContext, req: dict) -> dict:
         else:
             store.put(a["name"], mech, scram.ScramCredential.from_salted_password(
                 mech, bytes(a["salted_password"]), bytes(a["salt"]), a["iterations"]))
-        changed = True
-    if changed:
+        changed.add(a["name"])
+    zk = ctx.state.security.zk_credentials
+    if zk is not None:  # cluster mode: /config/users/<user>, seen by every broker
+        for name in changed:
+            await zk.write(name)
+    elif changed:
         import trio
 
         await trio.to_thread.run_sync(store.write, store.snapshot())

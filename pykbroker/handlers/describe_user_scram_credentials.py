@@ -7,7 +7,7 @@
 - A user named twice: DUPLICATE_RESOURCE for it; unknown: RESOURCE_NOT_FOUND
   (Kafka's messages).
 - Credentials: pykbroker/security/scram.py (a file in the log directory;
-  not yet in ZooKeeper in cluster mode).
+  ZooKeeper's /config/users in cluster mode).
 """
 
 from __future__ import annotations

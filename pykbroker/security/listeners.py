@@ -64,6 +64,7 @@ class Security:
         if config["pykbroker.storage"] == "disk":
             path = Path(config.log_dirs[0]) / scram.CredentialStore.FILE
         self.scram = scram.CredentialStore(path)
+        self.zk_credentials: Any = None  # cluster mode: credentials in ZooKeeper
         self.listeners: dict[str, ListenerSecurity] = {}
         if config["zookeeper.connect"] and config.listeners[0].protocol != "PLAINTEXT":
             # brokers reach each other at the first listener (the registered endpoint)
@@ -75,6 +76,13 @@ class Security:
         self.control_ssl_context: ssl.SSLContext | None = None
         if config["pykbroker.control.listener"] and config["pykbroker.control.ssl.enable"]:
             self.control_ssl_context = tls.server_context(lambda p: self._get("CONTROL", p), "CONTROL")
+
+    def use_zookeeper(self, cluster: Any) -> None:
+        """Cluster mode: SCRAM credentials live in ZooKeeper (zk_credentials.py)."""
+        from .zk_credentials import ZkCredentials
+
+        self.zk_credentials = ZkCredentials(self.scram, cluster.zk)
+        self.zk_credentials.attach(cluster.view)
 
     def _get(self, listener: str, prop: str) -> Any:
         key = f"listener.name.{listener.lower()}.{prop}"

@@ -6,8 +6,7 @@ iteration count, per user and mechanism, in Kafka's text form
 ``salt=<b64>,stored_key=<b64>,server_key=<b64>,iterations=<n>``. A broker
 with a log directory keeps them in ``<log dir>/scram-credentials.json``
 (replaced atomically on every change); the in-memory engine keeps them in
-memory. Cluster mode does not yet keep them in ZooKeeper
-(``/config/users/<user>``): each broker has its own file.
+memory; in cluster mode ZooKeeper holds them (``zk_credentials.py``).
 """
 
 from __future__ import annotations

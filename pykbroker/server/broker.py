@@ -72,6 +72,7 @@ class Broker:
 
             self.state.cluster = ClusterNode(self.state)
             await self.state.cluster.connect()
+            self.state.security.use_zookeeper(self.state.cluster)  # SCRAM users in /config/users
         await trio.to_thread.run_sync(self.state.open)
         log_tasks.prepare(self.state)  # dynamic broker configs; background file deletion
         from ..group import GroupCoordinator
