@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import shutil
 import subprocess
 import uuid
 from pathlib import Path
@@ -164,8 +166,11 @@ def test_kafkajs(kafka_secure_broker):
     topic = _topic("kafkajs")
     cfg = {"brokers": [kb.bootstrap_for("SASL_SSL")], "ca": kb.ca.ca_pem.read_text(), "topic": topic,
            "mechanism": "scram-sha-512", "username": "alice", "password": "alice-secret"}
-    r = subprocess.run(["node", str(Path(__file__).with_name("kafkajs_sasl.js"))], input=json.dumps(cfg).encode(),
-                       capture_output=True, timeout=60, env={"NODE_PATH": str(node_modules), "PATH": "/usr/bin:/bin"})
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed (scripts/test installs it)")
+    r = subprocess.run([node, str(Path(__file__).with_name("kafkajs_sasl.js"))], input=json.dumps(cfg).encode(),
+                       capture_output=True, timeout=60, env={**os.environ, "NODE_PATH": str(node_modules)})
     assert r.returncode == 0, r.stderr.decode()[-2000:]
     assert json.loads(r.stdout) == [["0", "a"], ["1", "b"], ["2", "c"]]
 
