@@ -116,8 +116,8 @@ class Security:
             if "PLAIN" in mechs:
                 entry = self._jaas(name, "plain")
                 if entry is None or entry.login_module != _PLAIN_MODULE:
-                    raise ConfigError(f"Listener {name}: PLAIN needs listener.name.{name.lower()}.plain.sasl.jaas.config "
-                                      f"with {_PLAIN_MODULE}")
+                    raise ConfigError(f"Listener {name}: PLAIN needs "
+                                      f"listener.name.{name.lower()}.plain.sasl.jaas.config with {_PLAIN_MODULE}")
                 ls.plain_users = {k[5:]: v for k, v in entry.options.items() if k.startswith("user_")}
             if "OAUTHBEARER" in mechs:
                 entry = self._jaas(name, "oauthbearer")

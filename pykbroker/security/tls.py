@@ -20,7 +20,8 @@ import os
 import re
 import ssl
 import tempfile
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..config import ConfigError
 

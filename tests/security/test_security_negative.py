@@ -41,7 +41,7 @@ def closed(c: RawClient, timeout: float = 3.0) -> bool:
         return c.sock.recv(1) == b""
     except (ConnectionResetError, BrokenPipeError, ssl.SSLError):
         return True
-    except socket.timeout:
+    except TimeoutError:
         return False
 
 

@@ -266,7 +266,7 @@ async def test_client_certificate_principal_over_a_real_handshake(kafka_tls_ca):
         cctx.load_cert_chain(str(client.cert), str(client.key))
         got = {}
         async with trio.open_nursery() as n:
-            async def srv():
+            async def srv(ls=ls, a=a, got=got):
                 got["r"] = await session.open_stream(ls, a, "test")
 
             n.start_soon(srv)
