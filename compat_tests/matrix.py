@@ -48,6 +48,7 @@ FAMILY_IDS = [f.id for f in FAMILIES]
 GROUPS_REASON = "consumer groups + committed offsets: issue 4"
 EOS_REASON = "idempotent producer / transactions: issue 6"
 ALTER_REASON = "alter configs: issue 5"
+SECURITY_REASON = "SASL: issue 14"
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,9 @@ SCENARIOS = [
     Scenario("idempotent", "idempotent producer", ((22,),), EOS_REASON),
     Scenario("transactions", "transactions (commit + abort) read with read_committed",
              ((10,), (22,), (24,), (26,)), EOS_REASON),
+    Scenario("sasl_ssl_scram", "SASL_SSL + SCRAM-SHA-512: produce + consume", ((17,), (36,)), SECURITY_REASON),
+    Scenario("sasl_plaintext_plain", "SASL_PLAINTEXT + PLAIN: produce + consume", ((17,), (36,)), SECURITY_REASON),
+    Scenario("ssl_client_cert", "SSL with a client certificate (mTLS): produce + consume"),
 ]
 SCENARIO_IDS = [s.id for s in SCENARIOS]
 SCENARIO_BY_ID = {s.id: s for s in SCENARIOS}

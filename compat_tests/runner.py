@@ -33,7 +33,7 @@ _API_NAMES = {8: "OffsetCommit", 9: "OffsetFetch", 10: "FindCoordinator", 11: "J
               12: "Heartbeat", 13: "LeaveGroup", 14: "SyncGroup", 19: "CreateTopics",
               20: "DeleteTopics", 22: "InitProducerId", 24: "AddPartitionsToTxn", 26: "EndTxn",
               32: "DescribeConfigs", 33: "AlterConfigs", 37: "CreatePartitions",
-              44: "IncrementalAlterConfigs"}
+              44: "IncrementalAlterConfigs", 17: "SaslHandshake", 36: "SaslAuthenticate"}
 
 
 def _apis(alts: list[tuple[int, ...]]) -> str:

@@ -313,6 +313,41 @@ def transactions(ctx: Ctx) -> None:
         f"read_committed returned {[r.value for r in got[0]]}"
 
 
+_SECURE: list = []
+
+
+def secure_broker():  # type: ignore[no-untyped-def]
+    """One in-process broker with TLS and SASL listeners (pykbroker.testing.security),
+    shared by the security cells of every family; stopped at exit."""
+    if not _SECURE:
+        import atexit
+        import tempfile
+
+        from pykbroker.testing.security import SecureBroker, TestCA
+
+        kb = SecureBroker(TestCA(tempfile.mkdtemp(prefix="compat-ca-"))).start()
+        atexit.register(kb.stop)
+        _SECURE.append(kb)
+    return _SECURE[0]
+
+
+def secure(protocol: str, mechanism: str | None) -> Callable[[Ctx], None]:
+    def run(ctx: Ctx) -> None:
+        kb = secure_broker()
+        sec = {"bootstrap": kb.bootstrap_for(protocol), "protocol": protocol, "mechanism": mechanism,
+               "username": "alice", "password": kb.users["alice"], "ca": str(kb.ca.ca_pem),
+               "cert": str(kb.client.cert) if protocol == "SSL" else None,
+               "key": str(kb.client.key) if protocol == "SSL" else None}
+        topic = ctx.name()
+        kb.thread.create_topic(topic, 1)
+        values = [f"secure-{i}".encode() for i in range(5)]
+        got = ctx.driver.secure_roundtrip(sec, topic, values)
+        assert got == list(enumerate(values)), f"read back over {protocol}: {got}"
+        assert kb.thread.values(topic) == values, "stored records differ"
+
+    return run
+
+
 SCENARIO_FUNCS: dict[str, Callable[[Ctx], object]] = {
     "metadata": metadata,
     "produce_consume": produce_consume,
@@ -328,6 +363,9 @@ SCENARIO_FUNCS: dict[str, Callable[[Ctx], object]] = {
     "group_rebalance": group_rebalance,
     "commit_resume": commit_resume,
     "idempotent": idempotent,
+    "sasl_ssl_scram": secure("SASL_SSL", "SCRAM-SHA-512"),
+    "sasl_plaintext_plain": secure("SASL_PLAINTEXT", "PLAIN"),
+    "ssl_client_cert": secure("SSL", None),
     "transactions": transactions,
 }
 

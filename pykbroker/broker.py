@@ -15,6 +15,7 @@ from .config import BrokerConfig
 from .handlers import load_all
 from .protocol.releases import ranges
 from .server import log_tasks
+from .security.listeners import ListenerSecurity
 from .server.connection import ConnectionLimits, serve_connection
 from .server.metrics import Instrumentation
 from .server.replicas import LocalReplicas
@@ -40,6 +41,8 @@ class Broker:
         self.control_bound: tuple[str, int] | None = None
         self.listeners: list[trio.SocketListener] = []
         self.bound: list[tuple[str, int]] = []
+        self.bound_by_listener: dict[str, tuple[str, int]] = {}  # listener name -> bound (host, port)
+        self._listener_names: list[str] = []  # per entry of self.listeners
         self._nursery: trio.Nursery | None = None
         self._cancel: trio.CancelScope | None = None
         self._limits: ConnectionLimits | None = None
@@ -70,7 +73,13 @@ class Broker:
         if self.control_bound is None:
             return None
         host, port = self.control_bound
-        return f"http://{host}:{port}"
+        scheme = "https" if self.config["pykbroker.control.ssl.enable"] else "http"
+        return f"{scheme}://{host}:{port}"
+
+    def bootstrap_for(self, listener: str) -> str:
+        """``host:port`` of the named listener (e.g. ``SASL_SSL``)."""
+        host, port = self.bound_by_listener[listener]
+        return f"{host}:{port}"
 
     async def _replicas(self) -> tuple[ReplicasFactory, str | None]:
         """The replication variant and, in a cluster, the cluster id."""
@@ -87,9 +96,11 @@ class Broker:
         for lst in self.config.listeners:
             listeners = await trio.open_tcp_listeners(lst.port, host=lst.host or None)
             self.listeners.extend(listeners)
+            self._listener_names.extend(lst.name for _ in listeners)
             sockname = listeners[0].socket.getsockname()
             self.bound.append((lst.host if lst.host not in ("", "0.0.0.0", "::") else sockname[0],
                                sockname[1]))
+            self.bound_by_listener[lst.name] = self.bound[-1]
         adv = self.config.advertised
         if adv:
             return adv[0].host, adv[0].port or self.bound[0][1]
@@ -100,10 +111,16 @@ class Broker:
         """Open logs, bind listeners, build the state and start serving in ``nursery``."""
         replicas, cluster_id = await self._replicas()
         advertised = await self._bind()
+        adv_by_name = {a.name: a for a in self.config.advertised or []}
+        advertised_by_listener = {
+            name: (a.host, a.port or port) if (a := adv_by_name.get(name)) is not None
+            else (host if host not in ("0.0.0.0", "::") else "127.0.0.1", port)
+            for name, (host, port) in self.bound_by_listener.items()}
         # the whole state (logs, topics, replication, coordinators) before any accept
         self._state = await open_state(self.config, replicas=replicas, hooks=self.instrumentation,
                                        cluster_id=cluster_id, advertised_endpoint=advertised,
-                                       api_version_ranges=self._api_ranges, nursery=nursery)
+                                       api_version_ranges=self._api_ranges, nursery=nursery,
+                                       advertised_by_listener=advertised_by_listener)
         state = self._state
         log_tasks.prepare(state)  # background file deletion
         self._nursery = nursery
@@ -120,10 +137,10 @@ class Broker:
             from .server.control import serve_control
 
             self.control_bound = await nursery.start(serve_control, self)
-        for listener in self.listeners:
-            nursery.start_soon(self._accept_loop, listener)
+        for listener, name in zip(self.listeners, self._listener_names, strict=True):
+            nursery.start_soon(self._accept_loop, listener, state.security.listeners[name])
 
-    async def _accept_loop(self, listener: trio.SocketListener) -> None:
+    async def _accept_loop(self, listener: trio.SocketListener, security: ListenerSecurity) -> None:
         limits = self.connection_limits
         async with trio.open_nursery() as conns:
             while True:
@@ -146,11 +163,11 @@ class Broker:
                     log.info("closing connection from %s: max.connections.per.ip reached", ip)
                     await stream.aclose()
                     continue
-                conns.start_soon(self._serve, stream, ip)
+                conns.start_soon(self._serve, stream, ip, security)
 
-    async def _serve(self, stream: trio.SocketStream, ip: str) -> None:
+    async def _serve(self, stream: trio.SocketStream, ip: str, security: ListenerSecurity) -> None:
         try:
-            await serve_connection(self.state, stream, self.connection_limits)
+            await serve_connection(self.state, stream, self.connection_limits, security)
         finally:
             self.connection_limits.release(ip)
 

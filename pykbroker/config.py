@@ -86,7 +86,8 @@ def _register_topic_synonyms() -> None:
 
 
 # server
-_p("listeners", "list", "PLAINTEXT://127.0.0.1:9092", "Listener URIs (PLAINTEXT only for now).")
+_p("listeners", "list", "PLAINTEXT://127.0.0.1:9092", "Listener URIs NAME://host:port; a name's "
+   "security protocol comes from listener.security.protocol.map.")
 _p("advertised.listeners", "list", None, "Listeners given to clients; default: listeners.")
 _p("listener.security.protocol.map", "string", "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL")
 _p("inter.broker.listener.name", "string", None)
@@ -114,6 +115,40 @@ _p("pykbroker.request.receive.timeout.ms", "long", 30000,
    "A request must arrive in full this long after its first byte, else the connection is closed "
    "(Kafka has no such setting; a trickled frame would be held forever).", _at_least(1))
 _p("cluster.id", "string", None)
+# security (pykbroker/security/, docs/security.md); each may be given per listener as
+# listener.name.<listener>.<property> (SASL JAAS: listener.name.<l>.<mechanism>.sasl.jaas.config)
+_p("ssl.keystore.type", "string", "JKS", "PEM or PKCS12 (JKS is not supported).")
+_p("ssl.keystore.location", "string", None)
+_p("ssl.keystore.password", "password", None)
+_p("ssl.keystore.key", "password", None, "PEM private key (ssl.keystore.type=PEM) given inline.")
+_p("ssl.keystore.certificate.chain", "password", None, "PEM certificate chain given inline.")
+_p("ssl.key.password", "password", None)
+_p("ssl.truststore.type", "string", "JKS", "PEM or PKCS12 (JKS is not supported).")
+_p("ssl.truststore.location", "string", None)
+_p("ssl.truststore.password", "password", None)
+_p("ssl.truststore.certificates", "password", None, "PEM trusted certificates given inline.")
+_p("ssl.client.auth", "string", "none", validator=_one_of("required", "requested", "none"))
+_p("ssl.principal.mapping.rules", "string", "DEFAULT")
+_p("ssl.enabled.protocols", "list", "TLSv1.2,TLSv1.3")
+_p("ssl.cipher.suites", "list", None)
+_p("ssl.protocol", "string", "TLSv1.3")
+_p("ssl.endpoint.identification.algorithm", "string", "https")
+_p("sasl.enabled.mechanisms", "list", "GSSAPI",
+   "PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER (GSSAPI is not supported).")
+_p("sasl.mechanism.inter.broker.protocol", "string", "GSSAPI")
+_p("sasl.jaas.config", "password", None, "JAAS login module line (PLAIN users: user_<name>=\"<password>\").")
+_p("sasl.server.callback.handler.class", "string", None)
+_p("sasl.oauthbearer.jwks.endpoint.url", "string", None, "JWKS (https:, http: or file:) for "
+   "OAuthBearerValidatorCallbackHandler; read once at start.")
+_p("sasl.oauthbearer.expected.audience", "list", None)
+_p("sasl.oauthbearer.expected.issuer", "string", None)
+_p("sasl.oauthbearer.sub.claim.name", "string", "sub")
+_p("sasl.oauthbearer.scope.claim.name", "string", "scope")
+_p("sasl.oauthbearer.clock.skew.seconds", "int", 30, validator=_at_least(0))
+_p("sasl.oauthbearer.jwks.endpoint.refresh.ms", "long", 3600000, "Not used: the key set is read at start.")
+_p("connections.max.reauth.ms", "long", 0, "KIP-368: sessions expire after this; 0: never.", _at_least(0))
+_p("pykbroker.ssl.handshake.timeout.ms", "long", 10000, "A TLS handshake not done by then closes the connection.",
+   _at_least(1))
 # topics / logs
 _p("num.partitions", "int", 1, validator=_at_least(1))
 _p("default.replication.factor", "int", 1, validator=_at_least(1))
@@ -183,6 +218,8 @@ _p("pykbroker.storage", "string", "disk", "Log storage engine: disk (Kafka's lay
 _p("pykbroker.control.listener", "string", None, "host:port of the HTTP control endpoint (/metrics, "
    "fault rules, records, groups); off when unset; loopback addresses only.",
    lambda v: _check_loopback(v))
+_p("pykbroker.control.ssl.enable", "bool", False, "Serve the control endpoint over TLS (https) with the "
+   "ssl.* stores, overridable as listener.name.control.ssl.*.")
 _p("pykbroker.as.version", "string", None, "Emulate this Kafka release's API version ranges "
    "(2.8, 3.0 ... 3.9, 4.0 ... 4.3).", check_release)
 _p("pykbroker.trace", "bool", False, "Log every request and response, decoded (logger pykbroker.trace).")
@@ -250,6 +287,7 @@ class Listener:
     name: str
     host: str
     port: int
+    protocol: str = "PLAINTEXT"  # from listener.security.protocol.map
 
 
 def parse_listener(uri: str) -> Listener:
@@ -273,6 +311,7 @@ class BrokerConfig:
         self.static_sources: dict[str, str] | None = None
         self.dynamic_default: dict[str, str] = {}
         self.dynamic_broker: dict[str, str] = {}
+        self.listener_props: dict[str, str] = {}  # listener.name.<l>.<property>
         for src, props in (("STATIC_BROKER_CONFIG", file_props or {}),
                            ("STATIC_BROKER_CONFIG", overrides or {})):
             for key, raw in props.items():
@@ -282,6 +321,10 @@ class BrokerConfig:
     def set(self, key: str, raw: Any, source: str = "STATIC_BROKER_CONFIG") -> None:
         name = ALIASES.get(key, key)
         prop = PROPS.get(name)
+        if prop is None and name.startswith("listener.name."):
+            # per-listener security settings, resolved by pykbroker.security.listeners
+            self.listener_props[name] = "" if raw is None else str(raw).strip()
+            return
         if prop is None:
             raise ConfigError(f"Unknown configuration {key!r}")
         if isinstance(raw, str):
@@ -296,9 +339,17 @@ class BrokerConfig:
         self.listeners = [parse_listener(u) for u in self.values["listeners"].split(",") if u.strip()]
         if not self.listeners:
             raise ConfigError("listeners must name at least one listener")
+        names = [lst.name for lst in self.listeners]
+        if len(set(names)) != len(names):
+            raise ConfigError("Each listener must have a different name, listeners: "
+                              + self.values["listeners"])
         for lst in self.listeners:
-            if lst.name not in ("PLAINTEXT",) and not self._proto_of(lst.name) == "PLAINTEXT":
-                raise ConfigError(f"Listener {lst.name}: only PLAINTEXT is supported so far")
+            proto = self._proto_of(lst.name)
+            if proto is None:
+                raise ConfigError(f"No security protocol defined for listener {lst.name}")
+            if proto not in ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"):
+                raise ConfigError(f"Listener {lst.name}: unknown security protocol {proto}")
+            lst.protocol = proto
         adv = self.values["advertised.listeners"]
         self.advertised = [parse_listener(u) for u in adv.split(",")] if adv else None
         self.log_dirs = [Path(d.strip()) for d in self.values["log.dirs"].split(",") if d.strip()]

@@ -94,6 +94,13 @@ class Driver:
     def offsets_for_times(self, bs: str, topic: str, times: dict[int, int]) -> dict[int, int]:
         raise NoSuchFeature(f"{self.family} has no offsets-for-times lookup")
 
+    def secure_roundtrip(self, sec: dict, topic: str, values: list[bytes]) -> list[tuple[int, bytes]]:
+        """Over a TLS/SASL listener: produce ``values`` to partition 0 of
+        ``topic``, read them back, return [(offset, value)]. ``sec``:
+        bootstrap, protocol (SSL, SASL_SSL, SASL_PLAINTEXT), mechanism,
+        username, password, ca (PEM file), cert + key (client certificate or None)."""
+        raise NoSuchFeature(f"{self.family}: no security settings in this driver")
+
     def consume_from_time(self, bs: str, topic: str, partitions: list[int], ts: int,
                           want: dict[int, int]) -> dict[int, list[Rec]]:
         """Seek every partition to the first record with timestamp >= ts and read."""

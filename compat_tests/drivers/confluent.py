@@ -107,6 +107,30 @@ class Confluent(Driver):
         return {tp.partition: tp.offset for tp in res}
 
     # -- admin ------------------------------------------------------------
+    def secure_roundtrip(self, sec, topic, values):  # type: ignore[no-untyped-def]
+        from confluent_kafka import Consumer, Producer
+
+        conf = librdkafka_security(sec)
+        p = Producer(conf)
+        for v in values:
+            p.produce(topic, v, partition=0)
+        if p.flush(DEADLINE):
+            raise DriverError("produce over TLS/SASL: not all delivered")
+        c = Consumer({**conf, "group.id": f"compat-sec-{time.time_ns()}", "enable.auto.commit": False})
+        from confluent_kafka import TopicPartition
+
+        c.assign([TopicPartition(topic, 0, 0)])
+        got: list = []
+        deadline = time.monotonic() + DEADLINE
+        try:
+            while len(got) < len(values) and time.monotonic() < deadline:
+                m = c.poll(0.5)
+                if m is not None and not m.error():
+                    got.append((m.offset(), m.value()))
+        finally:
+            c.close()
+        return got
+
     def _admin(self, bs: str):  # type: ignore[no-untyped-def]
         # Callers keep the client referenced until its futures are resolved:
         # a collected AdminClient fails them with _DESTROY.
@@ -266,3 +290,17 @@ class Confluent(Driver):
 
 
 DRIVER = Confluent()
+
+
+def librdkafka_security(sec: dict) -> dict:
+    """librdkafka properties for a TLS/SASL listener (also kcat's -X pairs)."""
+    conf = {"bootstrap.servers": sec["bootstrap"], "security.protocol": sec["protocol"]}
+    if "SSL" in sec["protocol"]:
+        conf["ssl.ca.location"] = sec["ca"]
+        if sec.get("cert"):
+            conf["ssl.certificate.location"] = sec["cert"]
+            conf["ssl.key.location"] = sec["key"]
+    if sec["protocol"].startswith("SASL_"):
+        conf.update({"sasl.mechanism": sec["mechanism"], "sasl.username": sec["username"],
+                     "sasl.password": sec["password"]})
+    return conf

@@ -30,6 +30,22 @@ function client(bs) {
   })
 }
 
+function secureClient(sec) {
+  // a TLS/SASL listener: sec = {bootstrap, protocol, mechanism, username, password, ca, cert, key} (PEM text)
+  const conf = {
+    clientId: 'pykbroker-compat', brokers: [sec.bootstrap], logLevel: logLevel.WARN,
+    retry: { retries: 3, initialRetryTime: 100 },
+  }
+  if (sec.protocol.includes('SSL')) {
+    conf.ssl = { ca: [sec.ca] }
+    if (sec.cert) { conf.ssl.cert = sec.cert; conf.ssl.key = sec.key }
+  }
+  if (sec.protocol.startsWith('SASL_')) {
+    conf.sasl = { mechanism: sec.mechanism.toLowerCase(), username: sec.username, password: sec.password }
+  }
+  return new Kafka(conf)
+}
+
 function errorOf(e) {
   // The Kafka error behind a kafkajs error (retriers wrap it in `cause`).
   for (let x = e; x; x = x.cause) {
@@ -92,6 +108,34 @@ const ops = {
     } finally {
       await admin.disconnect()
     }
+  },
+
+  async secure_roundtrip({ sec, topic, values }) {
+    const kafka = secureClient(sec)
+    const producer = kafka.producer({ allowAutoTopicCreation: true })
+    await producer.connect()
+    try {
+      await producer.send({ topic, acks: -1, messages: values.map(v => ({ partition: 0, value: unb64(v) })) })
+    } finally {
+      await producer.disconnect()
+    }
+    const consumer = kafka.consumer({ groupId: `compat-sec-${Date.now()}`, sessionTimeout: SESSION_TIMEOUT,
+                                      heartbeatInterval: HEARTBEAT })
+    await consumer.connect()
+    const got = []
+    try {
+      await consumer.subscribe({ topic, fromBeginning: true })
+      await new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('secure_roundtrip: timed out reading')), DEADLINE_MS)
+        consumer.run({ autoCommit: false, eachMessage: async ({ message }) => {
+          got.push([Number(message.offset), b64(message.value)])
+          if (got.length >= values.length) { clearTimeout(timer); resolve() }
+        } }).catch(reject)
+      })
+    } finally {
+      await consumer.disconnect()
+    }
+    return got
   },
 
   async produce({ bs, topic, recs, compression, idempotent, max_request }) {

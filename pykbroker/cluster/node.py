@@ -59,6 +59,7 @@ from .assignment import AssignmentError, assign_replicas
 from .controller import Controller, NotController, write_topic
 from .fetcher import BrokerClient, FetcherManager
 from .replica import LEADER, ReplicaManager, Replication
+from .scram_credentials import ZkCredentials
 from .view import ClusterView
 from .zk import ZkClient
 from .zkdata import BrokerInfo, LeaderIsr, TopicAssignment
@@ -117,6 +118,10 @@ class ClusterNode:
         self.node_id = state.node_id
         self.zk = zk
         self.view = ClusterView(self.zk, self)
+        # SCRAM credentials live in /config/users (every broker watches them)
+        creds = ZkCredentials(state.security.scram, zk)
+        creds.attach(self.view)
+        state.security.credential_sink = creds
         self.replicas = ReplicaManager(self)
         self.fetchers = FetcherManager(self)
         self.controller = Controller(self)

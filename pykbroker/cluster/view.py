@@ -51,6 +51,12 @@ class ClusterView:
         self.configs: dict[str, dict[str, str]] = {}
         self.shutting_down: dict[int, int] = {}  # broker id -> broker epoch of its request
         self.changed = trio.Event()  # set and replaced on every change (waiters: CreateTopics, ElectLeaders)
+        # other watchers of a subtree (e.g. SCRAM users, pykbroker/cluster/scram_credentials.py):
+        # (prefix, on_path(path), resync()) called for fired watches under prefix and on full syncs
+        self.path_hooks: list[tuple[str, Any, Any]] = []
+
+    def add_path_hook(self, prefix: str, on_path: Any, resync: Any) -> None:
+        self.path_hooks.append((prefix, on_path, resync))
 
     # --- queries ------------------------------------------------------------------------------
     def live(self, node_id: int) -> bool:
@@ -75,6 +81,8 @@ class ClusterView:
         await self.refresh_controller()
         await self.refresh_shutdowns()
         await self.refresh_topics(full=True)
+        for _prefix, _on_path, resync in self.path_hooks:
+            await resync()
 
     async def on_watch(self, event: Any) -> None:
         path = event.path
@@ -106,6 +114,10 @@ class ClusterView:
                 await self.refresh_state(parts[0], int(parts[2]))
         elif path.startswith(zd.CONFIG_TOPICS + "/"):
             await self.refresh_config(path[len(zd.CONFIG_TOPICS) + 1:])
+        else:
+            for prefix, on_path, _resync in self.path_hooks:
+                if path == prefix or path.startswith(prefix + "/"):
+                    await on_path(path)
 
     async def refresh_brokers(self) -> None:
         from kazoo.exceptions import NoNodeError

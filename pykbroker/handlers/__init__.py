@@ -33,6 +33,7 @@ class RequestContext:
     client_id: str | None
     peer: str = ""
     listener: str = "PLAINTEXT"
+    auth: Any = None  # the connection's pykbroker.security.session.ConnectionAuth (principal, SASL state)
 
 
 class CloseConnection(Exception):

@@ -52,9 +52,10 @@ async def handle(ctx: RequestContext, req: dict) -> dict:
         return _error(errors.INVALID_REQUEST if v == 0 else errors.MISMATCHED_ENDPOINT_TYPE,
                       "The request was sent to an endpoint of type BROKER, but we wanted an "
                       f"endpoint of type {ENDPOINT_TYPES[wanted]}")
-    # every live broker (this one alone, or a cluster's), the controller
-    brokers = [{"broker_id": b.node_id, "host": b.host, "port": b.port, "rack": b.rack, "is_fenced": False}
-               for b in st.replicas.live_brokers()]
+    # every live broker (this one alone, or a cluster's), the controller; this
+    # broker's own address is the one of the listener the client is on
+    brokers = [{"broker_id": b.node_id, "host": h, "port": p, "rack": b.rack, "is_fenced": False}
+               for b in st.replicas.live_brokers() for h, p in [st.endpoint_for(b, ctx.listener)]]
     controller_id = st.replicas.controller_id()
     return {
         "throttle_time_ms": 0,

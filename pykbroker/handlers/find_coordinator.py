@@ -57,7 +57,8 @@ async def handle(ctx: RequestContext, req: dict) -> dict:
 
     def node(node_id: int | None) -> dict:
         if node_id is None or node_id == st.node_id:
-            return {"node_id": st.node_id, "host": st.advertised_host, "port": st.advertised_port}
+            host, port = st.advertised_by_listener.get(ctx.listener, (st.advertised_host, st.advertised_port))
+            return {"node_id": st.node_id, "host": host, "port": port}
         ep = st.broker_endpoint(node_id)
         return no_node if ep is None else {"node_id": node_id, "host": ep[0], "port": ep[1]}
 

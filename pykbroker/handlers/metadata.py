@@ -37,8 +37,12 @@ CLUSTER_OPS = sum(1 << b for b in (5, 7, 8, 9, 10, 11, 12))  # Kafka: 8096
 
 
 def broker_list(ctx: RequestContext) -> list[dict]:
-    return [{"node_id": b.node_id, "host": b.host, "port": b.port, "rack": b.rack}
-            for b in ctx.state.replicas.live_brokers()]
+    st = ctx.state
+    out = []
+    for b in st.replicas.live_brokers():
+        host, port = st.endpoint_for(b, ctx.listener)
+        out.append({"node_id": b.node_id, "host": host, "port": port, "rack": b.rack})
+    return out
 
 
 def _partition(ctx: RequestContext, ts: "TopicState", p: "PartitionState") -> dict:

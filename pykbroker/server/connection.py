@@ -47,6 +47,7 @@ from ..handlers.api_versions import unsupported_version_body
 from ..protocol import codec
 from ..protocol.framing import FrameBuffer, ProtocolViolation, encode_response, parse_header, peek_api
 from ..protocol.primitives import DecodeError
+from ..security.session import AuthClose, ConnectionAuth, linger, open_stream
 from .state import BrokerState
 
 log = logging.getLogger("pykbroker.connection")
@@ -137,15 +138,21 @@ class ConnectionLimits:
 
 
 async def serve_connection(state: BrokerState, stream: trio.SocketStream,
-                           limits: ConnectionLimits | None = None) -> None:
+                           limits: ConnectionLimits | None = None, security: Any = None) -> None:
     try:
         peer = "%s:%s" % stream.socket.getpeername()[:2]
     except OSError:
         peer = "?"
+    # TLS handshake and the connection's authentication state (pykbroker/security/session.py)
+    raw = stream  # the socket under TLS, watched for the client going away
+    opened = await open_stream(security, stream, peer)
+    if opened is None:
+        return
+    stream, auth = opened
     if limits is None:
         limits = ConnectionLimits(state.config)
     fb = FrameBuffer(int(state.config["socket.request.max.bytes"]))
-    sendfile_ok = bool(state.config["pykbroker.fetch.sendfile"])
+    sendfile_ok = bool(state.config["pykbroker.fetch.sendfile"]) and isinstance(stream, trio.SocketStream)
     # Request memory as Kafka's pool hands it out: once a frame's size is
     # known, the whole frame is reserved before more of it is read (so
     # connections never deadlock holding parts of frames), and it stays
@@ -204,16 +211,25 @@ async def serve_connection(state: BrokerState, stream: trio.SocketStream,
                     inflight = len(frame)
                     sync()
                     frame_deadline = math.inf
+                    if auth.raw:  # SaslHandshake v0: bare SASL tokens until authenticated
+                        token = auth.raw_token(frame)
+                        await stream.send_all(len(token).to_bytes(4, "big") + token)
+                        inflight = 0
+                        sync()
+                        continue
                     if frame[:2] in _PARKING_PREFIXES:
-                        parts = await _dispatch_watching(state, frame, peer, stream)
+                        parts = await _dispatch_watching(state, frame, peer, raw, auth)
                     else:
-                        parts = await _dispatch(state, frame, peer)
+                        parts = await _dispatch(state, frame, peer, auth)
                     # the request is answered: its bytes leave the buffered total
                     inflight = 0
                     sync()
                     if parts is not None:
                         await _send(stream, parts, sendfile_ok)
-    except ProtocolViolation as e:
+                    if auth.close_after_response:  # failed SASL: answered, then closed
+                        await linger(stream)
+                        return
+    except (ProtocolViolation, AuthClose) as e:
         log.warning("closing connection from %s: %s", peer, e)
     except (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError):
         pass
@@ -225,7 +241,7 @@ _PARKING_PREFIXES = frozenset(k.to_bytes(2, "big") for k in PARKING_APIS)
 
 
 async def _dispatch_watching(state: BrokerState, frame: bytes, peer: str,
-                             stream: trio.SocketStream) -> list[Any] | None:
+                             stream: trio.SocketStream, auth: ConnectionAuth | None = None) -> list[Any] | None:
     """:func:`_dispatch`, cancelled the moment the client closes its socket."""
     sock = stream.socket
     gone = False
@@ -246,7 +262,7 @@ async def _dispatch_watching(state: BrokerState, frame: bytes, peer: str,
 
         n.start_soon(watch)
         try:
-            result = await _dispatch(state, frame, peer)
+            result = await _dispatch(state, frame, peer, auth)
         except Exception as e:  # re-raised below as itself, not wrapped in an ExceptionGroup
             failure = e
         n.cancel_scope.cancel()
@@ -257,8 +273,11 @@ async def _dispatch_watching(state: BrokerState, frame: bytes, peer: str,
     return result
 
 
-async def _dispatch(state: BrokerState, frame: bytes, peer: str) -> list[Any] | None:
+async def _dispatch(state: BrokerState, frame: bytes, peer: str,
+                    auth: ConnectionAuth | None = None) -> list[Any] | None:
     api_key, version, corr = peek_api(frame)
+    if auth is not None:
+        auth.check(api_key)  # SASL: only ApiVersions/SaslHandshake/SaslAuthenticate before authentication
     h = REGISTRY.get(api_key)
     if h is None:
         raise ProtocolViolation(f"unknown API key {api_key}")
@@ -278,7 +297,8 @@ async def _dispatch(state: BrokerState, frame: bytes, peer: str) -> list[Any] | 
         req, end = api.request.decode(frame, version, header.body_pos)
     except DecodeError as e:
         raise ProtocolViolation(f"malformed {h.name} v{version} request: {e}") from None
-    ctx = RequestContext(state, api_key, version, corr, header.client_id, peer)
+    ctx = RequestContext(state, api_key, version, corr, header.client_id, peer,
+                         auth.listener if auth is not None else "PLAINTEXT", auth)
     if state.hooks is not None:  # metrics, trace, fault rules (server/metrics.py)
         return await state.hooks.dispatch(ctx, h, req, len(frame) + 4, _call)
     body = await _call(h, ctx, req)
@@ -312,7 +332,7 @@ def _max_version(state: BrokerState, api_key: int, hi: int) -> int:
     return min(hi, caps.get(api_key, -1))
 
 
-async def _send(stream: trio.SocketStream, parts: list[Any], sendfile_ok: bool) -> None:
+async def _send(stream: Any, parts: list[Any], sendfile_ok: bool) -> None:
     pending = bytearray()
     for p in parts:
         if isinstance(p, (bytes, bytearray, memoryview)):

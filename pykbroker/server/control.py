@@ -66,12 +66,22 @@ async def serve_control(broker: "Broker", *, task_status: Any = trio.TASK_STATUS
     host, port = parse_listener(broker.config["pykbroker.control.listener"])
     listeners = await trio.open_tcp_listeners(port, host=host)
     bound = listeners[0].socket.getsockname()
-    log.info("control endpoint on http://%s:%d/", host, bound[1])
+    log.info("control endpoint on %s://%s:%d/", "https" if broker.state.security.control_ssl_context else "http",
+             host, bound[1])
     task_status.started((host, bound[1]))
     await trio.serve_listeners(lambda s: _serve(broker, s), listeners)
 
 
-async def _serve(broker: "Broker", stream: trio.SocketStream) -> None:
+async def _serve(broker: "Broker", stream: Any) -> None:
+    ssl_context = broker.state.security.control_ssl_context  # pykbroker.control.ssl.enable
+    if ssl_context is not None:
+        stream = trio.SSLStream(stream, ssl_context, server_side=True, https_compatible=True)
+        try:
+            with trio.fail_after(IO_TIMEOUT):
+                await stream.do_handshake()
+        except (trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError, OSError):
+            await trio.aclose_forcefully(stream)
+            return
     async with stream:
         try:
             with trio.fail_after(IO_TIMEOUT):
@@ -96,7 +106,7 @@ async def _serve(broker: "Broker", stream: trio.SocketStream) -> None:
             pass
 
 
-async def _read_request(stream: trio.SocketStream) -> tuple[str, str, bytes]:
+async def _read_request(stream: Any) -> tuple[str, str, bytes]:
     buf = bytearray()
     while b"\r\n\r\n" not in buf:
         if len(buf) > MAX_HEADER:

@@ -453,7 +453,8 @@ _ARRAY_ALIASES = {
     "partition_responses": ("partition_data", "partitions"),
     "partitions": ("partitions", "partition_data", "partition_indexes"),
     "topics": ("topics", "topic_data"),
-    "results": ("resources", "topics", "groups_names", "groups", "transactions"),
+    "results": ("resources", "topics", "groups_names", "groups", "transactions", "users", "upsertions",
+                "deletions"),
     "groups": ("groups", "group_ids"),
     "coordinators": ("coordinator_keys",),
     "results_by_topic_v3_and_below": ("v3_and_below_topics",),
@@ -485,6 +486,7 @@ _SCALAR_ALIASES = {
     "producer_epoch": ("producer_epoch",),
     "protocol_type": ("protocol_type",),
     "protocol_name": ("protocol_name",),
+    "user": ("user", "name"),  # SCRAM credential APIs
 }
 
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import trio
 
 from ..config import BrokerConfig
+from ..security.listeners import Security
 from ..group import GroupCoordinator
 from ..handlers import advertised
 from ..topic_configs import apply_dynamic_state
@@ -28,7 +29,7 @@ from ..txn import producers as txn_producers
 from ..txn.coordinator import TransactionCoordinator
 from .log_tasks import LogTasks
 from .metrics import Instrumentation
-from .replicas import LeadershipListener, LocalReplicas, Replicas
+from .replicas import BrokerEndpoint, LeadershipListener, LocalReplicas, Replicas
 from .topics import PartitionState, TopicRegistry, TopicState
 from ..util import now_ms
 
@@ -61,12 +62,13 @@ def build_state(config: BrokerConfig, *, replicas: ReplicasFactory = LocalReplic
                 hooks: Instrumentation | None = None, cluster_id: str | None = None,
                 advertised_endpoint: tuple[str, int] = ("127.0.0.1", 9092),
                 api_version_ranges: dict[int, tuple[int, int]] | None = None,
-                nursery: trio.Nursery | None = None) -> BrokerState:
+                nursery: trio.Nursery | None = None,
+                advertised_by_listener: dict[str, tuple[str, int]] | None = None) -> BrokerState:
     """Open the logs and build the whole state (blocking: tests call it
     directly; the broker uses :func:`open_state`)."""
     st = BrokerState(config, open_logs(config, cluster_id), replicas=replicas, hooks=hooks,
                      advertised_endpoint=advertised_endpoint, api_version_ranges=api_version_ranges,
-                     nursery=nursery)
+                     nursery=nursery, advertised_by_listener=advertised_by_listener)
     st.replicas.recover()
     return st
 
@@ -75,11 +77,13 @@ async def open_state(config: BrokerConfig, *, replicas: ReplicasFactory = LocalR
                      hooks: Instrumentation | None = None, cluster_id: str | None = None,
                      advertised_endpoint: tuple[str, int] = ("127.0.0.1", 9092),
                      api_version_ranges: dict[int, tuple[int, int]] | None = None,
-                     nursery: trio.Nursery | None = None) -> BrokerState:
+                     nursery: trio.Nursery | None = None,
+                     advertised_by_listener: dict[str, tuple[str, int]] | None = None) -> BrokerState:
     """:func:`build_state` with the blocking parts in worker threads."""
     logs = await trio.to_thread.run_sync(open_logs, config, cluster_id)
     st = BrokerState(config, logs, replicas=replicas, hooks=hooks, advertised_endpoint=advertised_endpoint,
-                     api_version_ranges=api_version_ranges, nursery=nursery)
+                     api_version_ranges=api_version_ranges, nursery=nursery,
+                     advertised_by_listener=advertised_by_listener)
     await trio.to_thread.run_sync(st.replicas.recover)
     return st
 
@@ -91,12 +95,17 @@ class BrokerState:
                  hooks: Instrumentation | None = None,
                  advertised_endpoint: tuple[str, int] = ("127.0.0.1", 9092),
                  api_version_ranges: dict[int, tuple[int, int]] | None = None,
-                 nursery: trio.Nursery | None = None) -> None:
+                 nursery: trio.Nursery | None = None,
+                 advertised_by_listener: dict[str, tuple[str, int]] | None = None) -> None:
         self.config = config
         self.node_id: int = config.node_id
         self.logs: LogStore | None = logs  # None once closed
         self.cluster_id: str = logs.cluster_id
         self.advertised_host, self.advertised_port = advertised_endpoint
+        # listener name -> advertised (host, port): a client is told the address of its own listener
+        self.advertised_by_listener: dict[str, tuple[str, int]] = dict(advertised_by_listener or {})
+        # TLS contexts, SASL mechanisms, SCRAM credentials per listener (pykbroker/security/)
+        self.security: Security = Security(config)
         self.rack: str | None = config["broker.rack"]
         # Kafka release emulation (--as-version, protocol/releases.py): per key (min, max)
         self.api_version_caps: dict[int, int] | None = None
@@ -299,6 +308,14 @@ class BrokerState:
         """(host, port, rack) of a live broker; None if it is not live."""
         b = self.replicas.broker(node_id)
         return None if b is None else (b.host, b.port, b.rack)
+
+    def endpoint_for(self, b: BrokerEndpoint, listener: str | None) -> tuple[str, int]:
+        """(host, port) of broker ``b`` as told to a client on ``listener``:
+        this broker's own address on that listener; others' registered one
+        (a cluster registers one endpoint per broker, its first listener)."""
+        if b.node_id == self.node_id and listener in self.advertised_by_listener:
+            return self.advertised_by_listener[listener]
+        return b.host, b.port
 
     def live_broker_ids(self) -> list[int]:
         return [b.node_id for b in self.replicas.live_brokers()]

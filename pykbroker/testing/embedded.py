@@ -180,6 +180,11 @@ class BrokerThread:
         self._need()
         return self.broker.bootstrap
 
+    def bootstrap_for(self, listener: str) -> str:
+        """``host:port`` of the named listener (``SSL``, ``SASL_SSL``, ...)."""
+        self._need()
+        return self.broker.bootstrap_for(listener)
+
     @property
     def control_url(self) -> str | None:
         self._need()

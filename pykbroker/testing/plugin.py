@@ -21,6 +21,16 @@ Fixtures:
     ``kafka_broker_factory(config=None, **kw) -> BrokerThread``: extra,
     isolated brokers (own settings, e.g. ``as_version="3.9"``), stopped
     after the test.
+``kafka_tls_ca`` (session)
+    A throw-away :class:`~pykbroker.testing.security.TestCA` (needs the
+    ``cryptography`` package): ``.issue(cn, server=..., expired=...)``.
+``kafka_secure_broker`` (session)
+    A :class:`~pykbroker.testing.security.SecureBroker`: listeners
+    PLAINTEXT, SSL (client certificates required), SASL_PLAINTEXT and
+    SASL_SSL (PLAIN, SCRAM-SHA-256/512, OAUTHBEARER unsecured) with users
+    ``alice``/``alice-secret`` and ``admin``/``admin-secret``;
+    ``.bootstrap_for("SASL_SSL")``, ``.librdkafka_config(...)``,
+    ``.kafka_python_config(...)``, ``.client`` (a client certificate).
 
 Settings (ini file, ``[pytest]`` / ``[tool.pytest.ini_options]``):
 
@@ -123,3 +133,23 @@ def kafka_broker_factory() -> Iterator[Any]:
     finally:
         for b in made:
             b.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_tls_ca(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from .security import TestCA
+
+    return TestCA(tmp_path_factory.mktemp("pykbroker-ca"))
+
+
+@pytest.fixture(scope="session")
+def kafka_secure_broker(kafka_tls_ca: Any) -> Iterator[Any]:
+    from .embedded import preload
+    from .security import SecureBroker
+
+    preload()
+    b = SecureBroker(kafka_tls_ca).start()
+    try:
+        yield b
+    finally:
+        b.stop()

@@ -150,5 +150,5 @@ def test_repo_fixtures_are_not_shadowed(unique_topic):
     names = set(re.findall(r"^def (\w+)\(", open(plugin.__file__).read(), re.M)) - {
         "pytest_addoption", "_properties", "_prefix_for"}
     assert names == {"kafka_broker", "kafka_bootstrap", "kafka_topic_factory", "kafka_topic", "kafka_faults",
-                     "kafka_broker_factory"}
+                     "kafka_broker_factory", "kafka_tls_ca", "kafka_secure_broker"}
     assert not names & {"broker", "shared_broker", "broker_factory", "unique_topic"}
