@@ -389,7 +389,7 @@ def check_alter_request(configs: list[tuple[str, int, str | None]], incremental:
     if nulls:
         raise AlterError(errors.INVALID_REQUEST, "Null value not supported for : " + ", ".join(nulls))
     if incremental:
-        for n, op, _ in configs:
+        for _n, op, _ in configs:
             if op not in OP_NAMES:
                 raise AlterError(errors.INVALID_REQUEST, f"Unknown operations type {op}")
 

@@ -361,8 +361,8 @@ class Controller:
 
     async def _write_state(self, topic: str, p: int, leader: int, epoch: int, isr: tuple[int, ...],
                            version: int) -> None:
-        results = await self._multi([("set_data", (zd.state_path(topic, p), zd.encode_state(leader, epoch, isr, self.epoch)),
-                                      {"version": version})])
+        state = zd.encode_state(leader, epoch, isr, self.epoch)
+        results = await self._multi([("set_data", (zd.state_path(topic, p), state), {"version": version})])
         stat = results[1]
         if hasattr(stat, "version"):
             self.view.apply_state(topic, p, LeaderIsr(leader, epoch, isr, self.epoch, stat.version, stat.mzxid))
@@ -386,7 +386,8 @@ class Controller:
                 continue
 
     # --- preferred / unclean election --------------------------------------------------------------------
-    async def _elect(self, partitions: list[tuple[str, int]], election_type: int) -> dict[tuple[str, int], tuple[int, str | None]]:
+    async def _elect(self, partitions: list[tuple[str, int]],
+                     election_type: int) -> dict[tuple[str, int], tuple[int, str | None]]:
         from kazoo.exceptions import BadVersionError
 
         now, _, sd = self._live_sets()
@@ -465,7 +466,6 @@ class Controller:
 
     async def _create_topic(self, name: str, partitions: int, replication_factor: int,
                             configs: dict[str, str], assignment: dict[int, list[int]] | None) -> bytes:
-        from kazoo.exceptions import NodeExistsError
 
         if assignment is None:
             assignment = assign_replicas(self.placement_brokers(), partitions, replication_factor)

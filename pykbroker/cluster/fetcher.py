@@ -338,7 +338,7 @@ class Fetcher:
         if ls > plog.log_start_offset and ls <= plog.high_watermark:
             try:
                 plog.advance_log_start_offset(ls)
-            except Exception:  # noqa: BLE001 - best effort, as Kafka's maybeIncrementLogStartOffset
+            except Exception:  # best effort, as Kafka's maybeIncrementLogStartOffset
                 log.debug("advancing the log start offset failed", exc_info=True)
 
     def _on_error(self, fs: FetchState, code: int) -> None:

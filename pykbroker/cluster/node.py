@@ -35,7 +35,8 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
 
 import trio
 from kazoo.exceptions import KazooException, NodeExistsError, NoNodeError
@@ -375,7 +376,7 @@ class ClusterNode:
             return
         try:
             ts.log_config = self.state.topic_config(configs)
-        except Exception as e:  # noqa: BLE001 - a config we cannot apply
+        except Exception as e:  # a config we cannot apply
             log.warning("topic %s: cannot apply configs %s: %s", name, configs, e)
             return
         ts.configs = dict(configs)
@@ -383,7 +384,7 @@ class ClusterNode:
         if logs is not None and name in logs.topics:
             try:
                 logs.alter_topic_configs(name, configs)
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:
                 log.warning("topic %s: cannot apply configs to the logs: %s", name, e)
 
     def on_topic_changed(self, name: str, old: TopicAssignment | None, new: TopicAssignment | None) -> None:
@@ -407,7 +408,7 @@ class ClusterNode:
         if ts is None:
             try:
                 log_config = st.topic_config(configs)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log_config = st.default_log_config()
             ts = st.topics.register(TopicState(name, new.topic_id, [], dict(configs), log_config,
                                                internal=name.startswith("__")))

@@ -82,7 +82,7 @@ class ClusterView:
             return  # connection reset: a full sync follows the reconnection
         try:
             await self._dispatch(path)
-        except Exception as e:  # noqa: BLE001 - connection problems: the resync after reconnecting fixes it
+        except Exception as e:  # connection problems: the resync after reconnecting fixes it
             from kazoo.exceptions import KazooException
 
             if not isinstance(e, KazooException):

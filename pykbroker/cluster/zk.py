@@ -99,7 +99,7 @@ class ZkClient:
             try:
                 kz.stop()
                 kz.close()
-            except Exception:  # noqa: BLE001 - closing anyway
+            except Exception:  # closing anyway
                 log.debug("closing the ZooKeeper client failed", exc_info=True)
 
         await trio.to_thread.run_sync(stop)
@@ -235,7 +235,8 @@ class ZkClient:
                 continue
 
     async def commit(self, ops: list[tuple[str, tuple, dict]]) -> list[Any]:
-        """A multi-op transaction: ``[("check", (path, version), {}), ("set_data", (path, data), {"version": v}), ...]``.
+        """A multi-op transaction:
+        ``[("check", (path, version), {}), ("set_data", (path, data), {"version": v}), ...]``.
         Returns kazoo's results; raises the first operation's error if it failed."""
         assert self.kz is not None
         tx = self.kz.transaction()

@@ -26,7 +26,7 @@ def _die_with_parent() -> None:  # in the child, between fork and exec
         import ctypes
 
         ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except Exception:  # noqa: BLE001
+    except Exception:
         pass
 
 
@@ -119,13 +119,13 @@ class ZkServer:
         try:
             kz.start(2.0)
             return True
-        except Exception:  # noqa: BLE001 - not up yet
+        except Exception:  # not up yet
             return False
         finally:
             try:
                 kz.stop()
                 kz.close()
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass
 
     def log_tail(self, n: int = 40) -> str:

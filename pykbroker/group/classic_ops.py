@@ -129,7 +129,8 @@ class ClassicOps:
             m = group.members[member_id]
             m.sync_waiter = waiter
             self._remove_pending_sync_member(group, member_id)
-            log.debug("group %s: SyncGroup from %s%s", gid, member_id, " (leader)" if group.is_leader(member_id) else "")
+            log.debug("group %s: SyncGroup from %s%s", gid, member_id,
+                      " (leader)" if group.is_leader(member_id) else "")
             if group.is_leader(member_id):
                 assignment = {a["member_id"]: a["assignment"] or b"" for a in req["assignments"]}
                 for mid in group.members:

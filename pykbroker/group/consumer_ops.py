@@ -83,7 +83,7 @@ class ConsumerOps:
             try:
                 re.compile(req["subscribed_topic_regex"])
             except re.error as e:
-                raise GroupError(errors.INVALID_REGULAR_EXPRESSION, f"SubscribedTopicRegex is invalid: {e}")
+                raise GroupError(errors.INVALID_REGULAR_EXPRESSION, f"SubscribedTopicRegex is invalid: {e}") from e
         a = req["server_assignor"]
         if a is not None and a not in self.config.consumer_assignors:
             raise GroupError(errors.UNSUPPORTED_ASSIGNOR,

@@ -37,7 +37,8 @@ loading resolves them by the markers found in the log.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
 
 import trio
 
@@ -288,7 +289,8 @@ class GroupCoordinator(InternalTopicCoordinator):
             return err, []
         return self.offset_store.fetch(gid, topics, member_id, member_epoch)
 
-    async def delete_offsets(self, gid: str, topics: list[tuple[str, list[int]]]) -> tuple[int, dict[tuple[str, int], int]]:
+    async def delete_offsets(self, gid: str,
+                             topics: list[tuple[str, list[int]]]) -> tuple[int, dict[tuple[str, int], int]]:
         """OffsetDelete: (group error, {(topic, partition): error})."""
         err = self.availability(gid, create=False) if gid else errors.INVALID_GROUP_ID
         if err:

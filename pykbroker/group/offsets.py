@@ -10,7 +10,7 @@ by :class:`~pykbroker.group.coordinator.GroupCoordinator`); reads take none.
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 from ..protocol import errors
 from . import records

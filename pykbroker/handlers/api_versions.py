@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 
 from ..protocol import errors
-from . import RequestContext, advertised, handler
+from . import RequestContext, handler
 
 _SOFTWARE = re.compile(r"^[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?$")
 

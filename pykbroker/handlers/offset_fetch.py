@@ -6,8 +6,8 @@
 - v1-7: one group; group-level errors (COORDINATOR_LOAD_IN_PROGRESS,
   INVALID_GROUP_ID...) in the top-level error code (v2+) or in every
   partition (v1). v6 flexible. v7+: require_stable: partitions with a transactional
-  commit waiting for its transaction's marker answer UNSTABLE_OFFSET_COMMIT. v8+: several groups per request, each with its own
-  error. v9+: KIP-848 member id and epoch are checked for consumer groups
+  commit waiting for its transaction's marker answer UNSTABLE_OFFSET_COMMIT. v8+: several groups per request,
+  each with its own error. v9+: KIP-848 member id and epoch are checked for consumer groups
   (UNKNOWN_MEMBER_ID, STALE_MEMBER_EPOCH). v10: topics by id (unknown ids:
   UNKNOWN_TOPIC_ID; offsets of deleted topics are left out of "all").
 """

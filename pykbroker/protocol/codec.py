@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 import struct as _struct
 import re
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from importlib.resources.abc import Traversable
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from . import primitives as P
 from .primitives import DecodeError, Writer
@@ -437,7 +438,7 @@ def specs_dir() -> Traversable:
 _LOADED: dict[int, ApiSpec] = {}
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_api_file(name: str) -> ApiSpec:
     """One API's spec by file name (``produce`` → protocol_specs/produce.json).
 
@@ -448,7 +449,7 @@ def load_api_file(name: str) -> ApiSpec:
     return spec
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_apis() -> dict[int, ApiSpec]:
     """Every spec in protocol_specs/, by API key."""
     apis: dict[int, ApiSpec] = {}
@@ -461,7 +462,7 @@ def load_apis() -> dict[int, ApiSpec]:
     return apis
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_data_schema(name: str) -> MessageCodec:
     spec = json.loads((specs_dir() / "data" / f"{name}.json").read_text())
     return MessageCodec(spec["name"], spec["fields"], spec.get("commonStructs", []),
@@ -469,7 +470,7 @@ def load_data_schema(name: str) -> MessageCodec:
                         VersionRange(spec.get("flexibleVersions", "none")))
 
 
-@lru_cache(maxsize=None)
+@cache
 def headers() -> tuple[MessageCodec, MessageCodec]:
     spec = json.loads((specs_dir() / "headers.json").read_text())
     out = []

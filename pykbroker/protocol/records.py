@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator, Sequence
-from typing import Union
 
 import attrs
 import cramjam
@@ -109,7 +108,7 @@ _I64 = struct.Struct(">q")
 _I16 = struct.Struct(">h")
 
 
-Buffer = Union[bytes, bytearray, memoryview]
+Buffer = bytes | bytearray | memoryview
 
 
 class InvalidRecords(Exception):
@@ -589,7 +588,7 @@ def decompress(codec: int, data: Buffer) -> bytes:
 
 # --- records ------------------------------------------------------------------------------
 
-Headers = tuple[tuple[str, Union[bytes, None]], ...]
+Headers = tuple[tuple[str, bytes | None], ...]
 
 
 @attrs.frozen
@@ -601,10 +600,7 @@ class Record:
     headers: Headers = ()
 
 
-RecordInput = Union[
-    Record,
-    tuple[Union[bytes, None], Union[bytes, None], Sequence[tuple[str, Union[bytes, None]]], int],
-]
+RecordInput = Record | tuple[bytes | None, bytes | None, Sequence[tuple[str, bytes | None]], int]
 
 
 def _decode_bytes(buf: bytes, pos: int) -> tuple[bytes | None, int]:

@@ -54,7 +54,8 @@ import fnmatch
 import itertools
 import random
 import threading
-from typing import Any, Awaitable, Callable
+from typing import Any
+from collections.abc import Awaitable, Callable
 
 import attrs
 import trio
@@ -492,7 +493,10 @@ def _is_error_field(f: Any) -> bool:
     return f.key.endswith("error_code") and f.type == "int16"
 
 
-def _carries_error(fields: list[Any], _cache: dict[int, bool] = {}) -> bool:
+_CARRIES_ERROR: dict[int, bool] = {}
+
+
+def _carries_error(fields: list[Any], _cache: dict[int, bool] = _CARRIES_ERROR) -> bool:
     """Whether a response struct has an ``error_code`` at any depth (only
     such arrays mirror the request: e.g. CreateTopics' response configs do not)."""
     got = _cache.get(id(fields))

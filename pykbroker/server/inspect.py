@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import logging
 import weakref
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
 
 from ..group import records as group_records
 from ..protocol.records import decode_records, iter_batches

@@ -44,7 +44,6 @@ from ..storage import retention
 from ..storage.cleaner import LogCleaner, LogToClean, discard_cleaned, open_cleaned
 from ..storage.api import PartitionStore
 from ..storage.log import PartitionLog
-from ..topic_configs import apply_dynamic_state
 from ..util import LONG_MAX, now_ms
 
 log = logging.getLogger("pykbroker.log_tasks")

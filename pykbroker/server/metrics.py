@@ -38,7 +38,8 @@ import json
 import logging
 import time
 import types
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
 
 from ..protocol import codec
 from ..protocol.framing import ProtocolViolation, encode_response
@@ -356,16 +357,17 @@ def render(state: "BrokerState", groups: list[dict[str, Any]] | None = None) -> 
     family_lines = []
     for g in groups or []:
         for o in g.get("offsets", []):
+            labels = _labels(group=g['group_id'], topic=o['topic'], partition=o['partition'])
             if o.get("lag") is not None:
-                lines.append(f"pykbroker_group_lag{_labels(group=g['group_id'], topic=o['topic'], partition=o['partition'])} {o['lag']}")
-            family_lines.append(
-                f"pykbroker_group_committed_offset{_labels(group=g['group_id'], topic=o['topic'], partition=o['partition'])} {o['committed']}")
+                lines.append(f"pykbroker_group_lag{labels} {o['lag']}")
+            family_lines.append(f"pykbroker_group_committed_offset{labels} {o['committed']}")
     family("pykbroker_group_committed_offset", "gauge", "Committed offset, per group partition.")
     lines.extend(family_lines)
 
     family("pykbroker_fault_rule_hits_total", "counter", "Times each fault rule fired.")
     for r in instr.faults.list():
-        lines.append(f"pykbroker_fault_rule_hits_total{_labels(rule=r['id'], action=r['action'], api=r['api'] or '*')} {r['hits']}")
+        labels = _labels(rule=r['id'], action=r['action'], api=r['api'] or '*')
+        lines.append(f"pykbroker_fault_rule_hits_total{labels} {r['hits']}")
     return "\n".join(lines) + "\n"
 
 

@@ -56,7 +56,7 @@ import os
 import struct
 from collections import deque
 from pathlib import Path
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import attrs
 

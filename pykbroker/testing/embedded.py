@@ -24,7 +24,8 @@ import tempfile
 import threading
 import time
 import uuid
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
+from collections.abc import Callable
 
 from ..config import BrokerConfig
 

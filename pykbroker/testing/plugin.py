@@ -34,7 +34,8 @@ Settings (ini file, ``[pytest]`` / ``[tool.pytest.ini_options]``):
 from __future__ import annotations
 
 import re
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 import pytest
 

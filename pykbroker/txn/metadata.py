@@ -27,7 +27,7 @@ by the epoch being exactly one below.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import attrs
 

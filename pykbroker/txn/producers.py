@@ -16,7 +16,8 @@ raised (the plan is taken back unless the batches reached the log).
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
 
 from ..protocol import errors
 from ..protocol.records import BatchHeader
