@@ -183,7 +183,7 @@ class Controller:
                     log.info("controller: ZooKeeper error %r; starting over", e)
                     await trio.sleep(0.1)
 
-    async def _handle(self, kind: str, arg: dict) -> None:
+    async def _handle(self, kind: str, arg: dict[str, Any]) -> None:
         reply: _Reply | None = arg.get("reply")
         self._current = reply
         try:
@@ -337,7 +337,7 @@ class Controller:
             if isinstance(r, Exception) and not isinstance(r, RolledBackError):
                 raise r
 
-    async def _multi(self, ops: list[tuple[str, tuple, dict]]) -> list[Any]:
+    async def _multi(self, ops: list[tuple[str, tuple, dict[str, Any]]]) -> list[Any]:
         """A multi-op guarded by the controller epoch's version (zombie fencing)."""
         assert self.zk.kz is not None
         tx = self.zk.kz.transaction()

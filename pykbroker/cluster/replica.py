@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from ..protocol.codec import Message
 from ..protocol import errors
 from . import zkdata as zd
 from .zkdata import LeaderIsr
@@ -399,8 +400,8 @@ class ReplicaManager:
                         self.maybe_shrink_isr(p)
 
     # --- replica fetch request (leader side) ----------------------------------------------------------------
-    def _replica_partition(self, p: "PartitionState", fp: dict, replica_id: int, first: bool,
-                           acc: "_Budget") -> dict:
+    def _replica_partition(self, p: "PartitionState", fp: Message, replica_id: int, first: bool,
+                           acc: "_Budget") -> Message:
         r: Replication = p.repl
         idx = fp["partition"]
         requested = fp["current_leader_epoch"]
@@ -444,7 +445,7 @@ class ReplicaManager:
                 "last_stable_offset": hw, "log_start_offset": lso, "aborted_transactions": None,
                 "preferred_read_replica": -1, "records": res.chunks if res.size else b""}
 
-    def _collect_replica(self, req: dict, v: int, replica_id: int, first: bool) -> tuple[list, list, bool, int]:
+    def _collect_replica(self, req: Message, v: int, replica_id: int, first: bool) -> tuple[list, list, bool, int]:
         st = self.state
         acc = _Budget(req["max_bytes"] if req["max_bytes"] > 0 else 2**31 - 1)
         out, watched, has_error = [], [], False
@@ -468,7 +469,7 @@ class ReplicaManager:
             out.append({"topic": t["topic"], "topic_id": t["topic_id"], "partitions": parts})
         return out, watched, has_error, acc.total
 
-    async def handle_replica_fetch(self, req: dict, version: int, replica_id: int) -> dict:
+    async def handle_replica_fetch(self, req: Message, version: int, replica_id: int) -> Message:
         """A follower's Fetch (``replica_id`` >= 0, API version ``version``): the whole response."""
         deadline = trio.current_time() + max(req["max_wait_ms"], 0) / 1000
         first = True
@@ -499,7 +500,7 @@ class _Budget:
         self.total = 0
 
 
-def _error_part(idx: int, code: int, hw: int = -1, lso: int = -1) -> dict:
+def _error_part(idx: int, code: int, hw: int = -1, lso: int = -1) -> Message:
     return {"partition_index": idx, "error_code": code, "high_watermark": hw, "last_stable_offset": hw,
             "log_start_offset": lso, "aborted_transactions": None, "preferred_read_replica": -1,
             "records": None}

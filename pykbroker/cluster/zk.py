@@ -234,7 +234,7 @@ class ZkClient:
             except NotEmptyError:
                 continue
 
-    async def commit(self, ops: list[tuple[str, tuple, dict]]) -> list[Any]:
+    async def commit(self, ops: list[tuple[str, tuple, dict[str, Any]]]) -> list[Any]:
         """A multi-op transaction:
         ``[("check", (path, version), {}), ("set_data", (path, data), {"version": v}), ...]``.
         Returns kazoo's results; raises the first operation's error if it failed."""

@@ -37,7 +37,8 @@ from ..protocol import errors
 from . import records
 from .classic import (COMPLETING_REBALANCE, DEAD, EMPTY, NO_GENERATION, PREPARING_REBALANCE, STABLE,
                       UNKNOWN_MEMBER_ID, ClassicGroup, ClassicMember, GroupError, Waiter)
-from .registry import GroupConfig, GroupRegistry, Message, OffsetsLog
+from ..protocol.codec import Message
+from .registry import GroupConfig, GroupRegistry, OffsetsLog
 
 log = logging.getLogger("pykbroker.group")
 

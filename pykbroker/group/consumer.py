@@ -34,6 +34,7 @@ kept.
 from __future__ import annotations
 
 import attrs
+from ..protocol.codec import Message
 
 
 LEAVE_GROUP_MEMBER_EPOCH = -1
@@ -155,7 +156,7 @@ class ConsumerGroup:
 
 
 def reconcile(member: ConsumerMember, target_epoch: int, target: Assignment,
-              partition_epoch, owned: list[dict] | None) -> ConsumerMember:  # type: ignore[no-untyped-def]
+              partition_epoch, owned: list[Message] | None) -> ConsumerMember:  # type: ignore[no-untyped-def]
     """One step of Kafka's CurrentAssignmentBuilder."""
 
     def owns_any(a: Assignment) -> bool:

@@ -19,7 +19,8 @@ from . import assignors
 from .classic import GroupError
 from .consumer import (LEAVE_GROUP_MEMBER_EPOCH, LEAVE_GROUP_STATIC_MEMBER_EPOCH, M_UNREVOKED, Assignment,
                        ConsumerGroup, ConsumerMember, reconcile)
-from .registry import GroupConfig, GroupRegistry, Message
+from ..protocol.codec import Message
+from .registry import GroupConfig, GroupRegistry
 
 if TYPE_CHECKING:
     from ..server.state import BrokerState

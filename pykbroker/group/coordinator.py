@@ -54,7 +54,8 @@ from .consumer_ops import ConsumerOps
 from .coordinator_base import InternalTopicCoordinator
 from .offsets import OffsetStore, Offsets
 from .records import OFFSETS_TOPIC, OffsetAndMetadata
-from .registry import Group, GroupConfig, GroupRegistry, Message, Records
+from ..protocol.codec import Message
+from .registry import Group, GroupConfig, GroupRegistry, Records
 from .timers import Timer, Timers
 
 if TYPE_CHECKING:

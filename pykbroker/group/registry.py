@@ -32,8 +32,6 @@ if TYPE_CHECKING:
 
 Group = ClassicGroup | ConsumerGroup
 Records = Sequence[tuple[bytes, bytes | None]]
-#: a decoded request or response body (pykbroker.protocol: snake_case keys, every field present)
-Message = dict[str, Any]
 
 
 def _cfg(cfg: BrokerConfig, key: str, default: Any) -> Any:

@@ -17,12 +17,13 @@ from collections.abc import Awaitable, Callable
 
 import attrs
 
+from ..protocol.codec import Message
 from ..protocol import codec
 
 if TYPE_CHECKING:
     from ..server.state import BrokerState
 
-HandlerFn = Callable[["RequestContext", dict], Awaitable[dict | None]]
+HandlerFn = Callable[["RequestContext", Message], Awaitable[Message | None]]
 
 
 @attrs.define(slots=True)

@@ -36,6 +36,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 
+from ..protocol.codec import Message
 from .. import topic_configs as tc
 from ..protocol import errors
 from . import RequestContext, handler
@@ -81,8 +82,8 @@ def apply_broker(ctx: RequestContext, name: str, ops: list[tuple[str, int, str |
     log.info("altered dynamic configs of broker %r: %s", name, new)
 
 
-def process(ctx: RequestContext, resources: list[dict], incremental: bool,
-            validate_only: bool) -> list[dict]:
+def process(ctx: RequestContext, resources: list[Message], incremental: bool,
+            validate_only: bool) -> list[Message]:
     counts = Counter((r["resource_type"], r["resource_name"]) for r in resources)
     out = []
     for r in resources:
@@ -123,6 +124,6 @@ def process(ctx: RequestContext, resources: list[dict], incremental: bool,
 
 
 @handler(33, 0, 2)
-async def handle(ctx: RequestContext, req: dict) -> dict:
+async def handle(ctx: RequestContext, req: Message) -> Message:
     return {"throttle_time_ms": 0,
             "responses": process(ctx, req["resources"] or [], False, bool(req["validate_only"]))}

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 
+from ..protocol.codec import Message
 from .. import topic_configs as tc
 from ..protocol import errors
 from . import RequestContext, handler
@@ -89,6 +90,6 @@ def alter_loggers(ctx: RequestContext, name: str, ops: list[tuple[str, int, str 
 
 
 @handler(44, 0, 1)
-async def handle(ctx: RequestContext, req: dict) -> dict:
+async def handle(ctx: RequestContext, req: Message) -> Message:
     return {"throttle_time_ms": 0,
             "responses": process(ctx, req["resources"] or [], True, bool(req["validate_only"]))}

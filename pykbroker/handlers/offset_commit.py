@@ -23,13 +23,14 @@
 
 from __future__ import annotations
 
+from ..protocol.codec import Message
 from ..group import coordinator_of
 from ..protocol import errors
 from . import RequestContext, handler
 
 
 @handler(8, 2, 10)
-async def handle(ctx: RequestContext, req: dict) -> dict:
+async def handle(ctx: RequestContext, req: Message) -> Message:
     st = ctx.state
     v = ctx.api_version
     coord = coordinator_of(st)

@@ -38,6 +38,7 @@ import time
 
 import trio
 
+from ..protocol.codec import Message
 from ..protocol import errors
 from ..protocol.records import InvalidRecords
 from ..txn.producers import verify_transactional
@@ -45,13 +46,13 @@ from . import CloseConnection, RequestContext, handler
 
 
 def _part(index: int, code: int, base_offset: int = -1, append_time: int = -1,
-          log_start: int = -1, message: str | None = None, record_errors: list | None = None) -> dict:
+          log_start: int = -1, message: str | None = None, record_errors: list | None = None) -> Message:
     return {"index": index, "error_code": code, "base_offset": base_offset,
             "log_append_time_ms": append_time, "log_start_offset": log_start,
             "record_errors": record_errors or [], "error_message": message}
 
 
-def _invalid(index: int, e: InvalidRecords) -> dict:
+def _invalid(index: int, e: InvalidRecords) -> Message:
     """Rejected records; per-record errors (e.g. a keyless record on a
     compacted topic, storage/convert.py) go in record_errors as Kafka's."""
     recs = [{"batch_index": i, "batch_index_error_message": m} for i, m in getattr(e, "record_errors", ())]
@@ -59,7 +60,7 @@ def _invalid(index: int, e: InvalidRecords) -> dict:
 
 
 async def _append(st, p, idx: int, data, headers, acks: int, now: int, timeout_ms: int,  # type: ignore[no-untyped-def]
-                  txn_id: str | None = None, version: int = 3) -> dict:
+                  txn_id: str | None = None, version: int = 3) -> Message:
     if any(h.is_transactional for h in headers):
         # the partition must be in the producer's transaction (KIP-890 verification;
         # Produce v12+ adds it implicitly), checked right before the append
@@ -77,7 +78,7 @@ async def _append(st, p, idx: int, data, headers, acks: int, now: int, timeout_m
 
 
 @handler(0, 3, 13, advertised_min=0)
-async def handle(ctx: RequestContext, req: dict) -> dict | None:
+async def handle(ctx: RequestContext, req: Message) -> Message | None:
     st = ctx.state
     v = ctx.api_version
     acks = req["acks"]

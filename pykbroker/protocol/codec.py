@@ -19,6 +19,9 @@ from collections.abc import Callable
 from . import primitives as P
 from .primitives import DecodeError, Writer
 
+#: a decoded request or response body: snake_case keys, every field of the version present
+Message = dict[str, Any]
+
 PRIMITIVES = {
     "bool": (1, "_B"),
     "int8": (1, "P.I8"),
@@ -67,7 +70,7 @@ def snake(name: str) -> str:
 # -- field model ----------------------------------------------------------------
 
 class Field:
-    def __init__(self, spec: dict[str, Any], structs: dict[str, list[dict]]) -> None:
+    def __init__(self, spec: dict[str, Any], structs: dict[str, list[dict[str, Any]]]) -> None:
         self.name: str = spec["name"]
         self.key = snake(self.name)
         self.type: str = spec["type"]
@@ -352,7 +355,7 @@ def _copy(v: Any) -> Any:
 class MessageCodec:
     """Decoders/encoders for one message (a request, response or header)."""
 
-    def __init__(self, name: str, fields_spec: list[dict], structs_spec: list[dict],
+    def __init__(self, name: str, fields_spec: list[dict[str, Any]], structs_spec: list[dict[str, Any]],
                  valid: VersionRange, flexible: VersionRange) -> None:
         structs = {s["name"]: s["fields"] for s in structs_spec}
         self.name = name
@@ -370,21 +373,21 @@ class MessageCodec:
         self._dec[version] = gen.ns[dec]
         self._enc[version] = gen.ns[enc]
 
-    def decoder(self, version: int) -> Callable[[Any, int], tuple[dict, int]]:
+    def decoder(self, version: int) -> Callable[[Any, int], tuple[Message, int]]:
         fn = self._dec.get(version)
         if fn is None:
             self._compile(version)
             fn = self._dec[version]
         return fn
 
-    def encoder(self, version: int) -> Callable[[Writer, dict], None]:
+    def encoder(self, version: int) -> Callable[[Writer, Message], None]:
         fn = self._enc.get(version)
         if fn is None:
             self._compile(version)
             fn = self._enc[version]
         return fn
 
-    def decode(self, buf: Any, version: int, pos: int = 0) -> tuple[dict, int]:
+    def decode(self, buf: Any, version: int, pos: int = 0) -> tuple[Message, int]:
         try:
             return self.decoder(version)(buf, pos)
         except DecodeError:
@@ -392,15 +395,15 @@ class MessageCodec:
         except (IndexError, ValueError, OverflowError, _struct.error) as e:
             raise DecodeError(f"{self.name} v{version}: {e}") from None
 
-    def encode_into(self, w: Writer, msg: dict, version: int) -> None:
+    def encode_into(self, w: Writer, msg: Message, version: int) -> None:
         self.encoder(version)(w, msg)
 
-    def encode(self, msg: dict, version: int) -> bytes:
+    def encode(self, msg: Message, version: int) -> bytes:
         w = Writer()
         self.encoder(version)(w, msg)
         return w.getvalue()
 
-    def default(self, version: int | None = None) -> dict:
+    def default(self, version: int | None = None) -> Message:
         return {f.key: f.default() for f in self.fields}
 
 
@@ -417,7 +420,7 @@ class ApiSpec:
         return version in self.flexible
 
 
-def _message(part: dict, name: str, valid: VersionRange, flexible: VersionRange) -> MessageCodec:
+def _message(part: dict[str, Any], name: str, valid: VersionRange, flexible: VersionRange) -> MessageCodec:
     return MessageCodec(
         name,
         part.get("fields", []),

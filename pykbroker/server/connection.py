@@ -20,6 +20,7 @@ from typing import Any
 
 import trio
 
+from ..protocol.codec import Message
 from ..handlers import REGISTRY, CloseConnection, RequestContext
 from ..handlers.api_versions import unsupported_version_body
 from ..protocol import codec
@@ -94,7 +95,7 @@ async def _dispatch(state: BrokerState, frame: bytes, peer: str) -> list[Any] | 
     return encode_response(api, version, corr, body)
 
 
-async def _call(h: Any, ctx: RequestContext, req: dict) -> dict | None:
+async def _call(h: Any, ctx: RequestContext, req: Message) -> Message | None:
     """Run the handler; what must close the connection becomes ProtocolViolation."""
     try:
         return await h.fn(ctx, req)

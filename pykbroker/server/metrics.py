@@ -41,6 +41,7 @@ import types
 from typing import TYPE_CHECKING, Any
 from collections.abc import Awaitable, Callable
 
+from ..protocol.codec import Message
 from ..protocol import codec
 from ..protocol.framing import ProtocolViolation, encode_response
 from .faults import FaultInjector
@@ -191,7 +192,7 @@ class Tracer:
         if trace_log.isEnabledFor(logging.INFO):
             trace_log.info(text, extra={"trace": ev})
 
-    def request(self, ctx: Any, name: str, req: dict) -> None:
+    def request(self, ctx: Any, name: str, req: Message) -> None:
         body = summarize(req, self.max_chars)
         ev = {"dir": "request", "api": name, "api_key": ctx.api_key, "version": ctx.api_version,
               "correlation_id": ctx.correlation_id, "client_id": ctx.client_id, "peer": ctx.peer,
@@ -199,7 +200,7 @@ class Tracer:
         self._emit(ev, f"-> {name} v{ctx.api_version} corr={ctx.correlation_id} "
                        f"client={ctx.client_id!r} peer={ctx.peer}: {body}")
 
-    def response(self, ctx: Any, name: str, body: dict | None, seconds: float, note: str = "") -> None:
+    def response(self, ctx: Any, name: str, body: Message | None, seconds: float, note: str = "") -> None:
         text = "(no response)" if body is None else summarize(body, self.max_chars)
         if note:
             text = f"{note} {text}"
@@ -234,8 +235,8 @@ class Instrumentation:
             self.tracer = Tracer(max_chars or int(self.config["pykbroker.trace.max.chars"]))
         return self.tracer
 
-    async def dispatch(self, ctx: Any, h: Any, req: dict, nbytes_in: int,
-                       call: Callable[[Any, Any, dict], Awaitable[dict | None]]) -> list[Any] | None:
+    async def dispatch(self, ctx: Any, h: Any, req: Message, nbytes_in: int,
+                       call: Callable[[Any, Any, Message], Awaitable[Message | None]]) -> list[Any] | None:
         tracer = self.tracer
         if tracer is None and not self.metrics_enabled and not self.faults.active:
             body = await call(h, ctx, req)
@@ -270,7 +271,7 @@ class Instrumentation:
             tracer.response(ctx, h.name, body, dt)
         return parts
 
-    def unsupported_api_versions(self, version: int, corr: int, peer: str, body: dict) -> None:
+    def unsupported_api_versions(self, version: int, corr: int, peer: str, body: Message) -> None:
         """An ApiVersions above our range got the KIP-511 v0 fallback."""
         if self.metrics_enabled:
             self.metrics.observe("ApiVersions", version, 0.0, 0, 0, True)

@@ -49,6 +49,7 @@ from collections.abc import Iterable
 
 import trio
 
+from ..protocol.codec import Message
 from ..group.coordinator_base import InternalTopicCoordinator
 from ..group.timers import Timer, Timers
 from ..protocol import errors
@@ -439,7 +440,7 @@ class TransactionCoordinator(InternalTopicCoordinator):
                     return pr["partition_error_code"]
         return errors.UNKNOWN_SERVER_ERROR
 
-    async def _call(self, node: int, api_key: int, version: int, body: dict) -> dict | None:
+    async def _call(self, node: int, api_key: int, version: int, body: Message) -> Message | None:
         """One request to another broker (server/replicas.py); None if it failed."""
         return await self.state.replicas.call(node, api_key, version, body)
 
@@ -703,7 +704,7 @@ class TransactionCoordinator(InternalTopicCoordinator):
         log.info("expired transactional id %s", txn_id)
 
     # -- admin ------------------------------------------------------------------------------------------------
-    def describe(self, txn_id: str) -> dict:
+    def describe(self, txn_id: str) -> Message:
         out: dict[str, Any] = {"error_code": errors.NONE, "transactional_id": txn_id, "transaction_state": "",
                                "transaction_timeout_ms": 0, "transaction_start_time_ms": -1, "producer_id": -1,
                                "producer_epoch": -1, "topics": []}
@@ -728,7 +729,7 @@ class TransactionCoordinator(InternalTopicCoordinator):
         return out
 
     def list(self, states: list[str], producer_ids: list[int], duration_ms: int = -1,
-             pattern: str | None = None) -> dict:
+             pattern: str | None = None) -> Message:
         out: dict[str, Any] = {"error_code": errors.NONE, "unknown_state_filters": [], "transaction_states": []}
         if self.loading:
             out["error_code"] = errors.COORDINATOR_LOAD_IN_PROGRESS

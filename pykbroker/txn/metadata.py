@@ -31,6 +31,7 @@ from collections.abc import Iterable
 
 import attrs
 
+from ..protocol.codec import Message
 from ..protocol import errors
 
 EMPTY = 0
@@ -258,7 +259,7 @@ class TransactionMetadata:
         self.pending = None
 
     @classmethod
-    def from_log(cls, transactional_id: str, v: dict) -> "TransactionMetadata":
+    def from_log(cls, transactional_id: str, v: Message) -> "TransactionMetadata":
         """From a decoded TransactionLogValue (last epoch is not stored: -1)."""
         state = v["transaction_status"]
         parts: set[TopicPartition] = set()

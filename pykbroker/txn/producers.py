@@ -19,6 +19,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 from collections.abc import Sequence
 
+from ..protocol.codec import Message
 from ..protocol import errors
 from ..protocol.records import BatchHeader
 from ..storage.api import AppendResult
@@ -132,7 +133,7 @@ def after_append(p: "PartitionState", plan: AppendPlan | PlainPlan | None) -> No
 
 # -- reads ---------------------------------------------------------------------------------------
 
-def aborted_transactions(p: "PartitionState", fetch_offset: int, upper_bound: int) -> list[dict]:
+def aborted_transactions(p: "PartitionState", fetch_offset: int, upper_bound: int) -> list[Message]:
     """Fetch's aborted_transactions for read_committed: the aborted
     transactions overlapping [fetch_offset, upper_bound)."""
     ps = p.producers
