@@ -57,6 +57,7 @@ def apply_topic(ctx: RequestContext, name: str, new: dict[str, str], validate_on
         raise tc.AlterError(errors.UNKNOWN_TOPIC_OR_PARTITION, f"The topic '{name}' does not exist.")
     if validate_only:
         return
+    assert st.logs is not None, "the broker is closed"
     try:
         st.logs.alter_topic_configs(name, new)
     except OSError as e:
@@ -70,6 +71,7 @@ def apply_topic(ctx: RequestContext, name: str, new: dict[str, str], validate_on
 def apply_broker(ctx: RequestContext, name: str, ops: list[tuple[str, int, str | None]],
                  incremental: bool, validate_only: bool) -> None:
     st = ctx.state
+    assert st.logs is not None, "the broker is closed"
     current = dict(st.logs.dynamic_configs.get(name, {})) if incremental else {}
     new = tc.alter_broker_configs(st.config, st.node_id, name, current, ops)
     if validate_only:
@@ -102,7 +104,7 @@ def process(ctx: RequestContext, resources: list[Message], incremental: bool,
                 if incremental:
                     new = tc.incremental_topic_overrides(current, ops)
                 else:
-                    new = {n: v for n, _, v in ops}  # type: ignore[misc]
+                    new = {n: v for n, _, v in ops}
                 apply_topic(ctx, name, new, validate_only)
             elif rtype == BROKER:
                 apply_broker(ctx, name, ops, incremental, validate_only)

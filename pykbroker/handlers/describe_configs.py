@@ -37,7 +37,7 @@ import re
 
 from ..protocol.codec import Message
 from .. import topic_configs as tc
-from ..config import PROPS
+from ..config import PROPS, BrokerConfig
 from ..protocol import errors
 from . import RequestContext, handler
 
@@ -67,7 +67,7 @@ def _broker_id(name: str) -> int:
     return int(name)
 
 
-def broker_entry(cfg, name: str, include_synonyms: bool, include_documentation: bool) -> Message:  # type: ignore[no-untyped-def]
+def broker_entry(cfg: BrokerConfig, name: str, include_synonyms: bool, include_documentation: bool) -> Message:
     """Kafka's createBrokerConfigEntry for one of our broker properties."""
     prop = PROPS[name]
     sensitive = prop.type == "password"

@@ -34,6 +34,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import trio
 
 from ..protocol.codec import Message
@@ -41,6 +43,9 @@ from ..protocol import errors
 from ..storage.log import OffsetOutOfRange
 from ..txn.producers import aborted_transactions
 from . import RequestContext, handler
+
+if TYPE_CHECKING:
+    from ..server.topics import PartitionState
 
 
 def _empty(index: int, code: int, hw: int = -1, lso: int = -1, log_start: int = -1) -> Message:
@@ -56,7 +61,7 @@ def _check_epoch(requested: int, current: int) -> int:
     return errors.FENCED_LEADER_EPOCH if requested < current else errors.UNKNOWN_LEADER_EPOCH
 
 
-def _collect(ctx: RequestContext, req: Message) -> tuple[list[Message], int, list]:
+def _collect(ctx: RequestContext, req: Message) -> tuple[list[Message], int, list[PartitionState]]:
     """One pass over the requested partitions: (responses, bytes, partitions)."""
     st = ctx.state
     v = ctx.api_version
@@ -66,7 +71,7 @@ def _collect(ctx: RequestContext, req: Message) -> tuple[list[Message], int, lis
         remaining = 2**31 - 1
     min_one = True
     total = 0
-    watched = []
+    watched: list[PartitionState] = []
     out = []
     for t in req["topics"]:
         if v >= 13:

@@ -82,7 +82,8 @@ def alter_loggers(ctx: RequestContext, name: str, ops: list[tuple[str, int, str 
     for logger_name, op, value in ops:
         lg = logging.getLogger() if logger_name == "root" else logging.getLogger(logger_name)
         if op == tc.SET:
-            lg.setLevel(LOG4J_TO_PYTHON[value])  # type: ignore[index]
+            assert value is not None  # validated above: one of LOG4J_TO_PYTHON
+            lg.setLevel(LOG4J_TO_PYTHON[value])
             log.warning("Updated the log level of %s to %s", logger_name, value)
         else:
             lg.setLevel(logging.NOTSET)

@@ -27,7 +27,7 @@ async def handle(ctx: RequestContext, req: Message) -> Message:
         members = [{"member_id": req["member_id"], "group_instance_id": None}]
     coord = coordinator_of(ctx.state)
     if coord is None:
-        res = {"error_code": errors.COORDINATOR_NOT_AVAILABLE, "members": []}
+        res: Message = {"error_code": errors.COORDINATOR_NOT_AVAILABLE, "members": []}
     else:
         res = await coord.leave_group(req["group_id"], members)
     if v >= 3:

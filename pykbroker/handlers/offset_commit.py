@@ -66,8 +66,10 @@ async def handle(ctx: RequestContext, req: Message) -> Message:
         parts = []
         for pi, p in enumerate(t["partitions"]):
             code = pre.get((ti, pi))
+            name = names[ti]
             if code is None:
-                code = results.get((names[ti], p["partition_index"]), errors.UNKNOWN_SERVER_ERROR)
+                code = errors.UNKNOWN_SERVER_ERROR if name is None else results.get(
+                    (name, p["partition_index"]), errors.UNKNOWN_SERVER_ERROR)
             parts.append({"partition_index": p["partition_index"], "error_code": code})
         topics.append({"name": t["name"], "topic_id": t["topic_id"], "partitions": parts})
     return {"throttle_time_ms": 0, "topics": topics}

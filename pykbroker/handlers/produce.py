@@ -35,18 +35,22 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import trio
 
 from ..protocol.codec import Message
 from ..protocol import errors
-from ..protocol.records import InvalidRecords
+from ..protocol.records import BatchHeader, Buffer, InvalidRecords
 from ..txn.producers import verify_transactional
 from . import CloseConnection, RequestContext, handler
 
+if TYPE_CHECKING:
+    from ..server.state import BrokerState, PartitionState
+
 
 def _part(index: int, code: int, base_offset: int = -1, append_time: int = -1,
-          log_start: int = -1, message: str | None = None, record_errors: list | None = None) -> Message:
+          log_start: int = -1, message: str | None = None, record_errors: list[Message] | None = None) -> Message:
     return {"index": index, "error_code": code, "base_offset": base_offset,
             "log_append_time_ms": append_time, "log_start_offset": log_start,
             "record_errors": record_errors or [], "error_message": message}
@@ -59,7 +63,8 @@ def _invalid(index: int, e: InvalidRecords) -> Message:
     return _part(index, e.error_code, message=str(e), record_errors=recs)
 
 
-async def _append(st, p, idx: int, data, headers, acks: int, now: int, timeout_ms: int,  # type: ignore[no-untyped-def]
+async def _append(st: BrokerState, p: PartitionState, idx: int, data: Buffer, headers: list[BatchHeader], acks: int,
+                  now: int, timeout_ms: int,
                   txn_id: str | None = None, version: int = 3) -> Message:
     if any(h.is_transactional for h in headers):
         # the partition must be in the producer's transaction (KIP-890 verification;
@@ -85,7 +90,7 @@ async def handle(ctx: RequestContext, req: Message) -> Message | None:
     now = int(time.time() * 1000)
     responses = []
     # acks=all: the partitions wait for their in-sync replicas together
-    deferred: list[tuple[list, int, object, int, object, list]] = []
+    deferred: list[tuple[list[Message | None], int, PartitionState, int, Buffer, list[BatchHeader]]] = []
     for t in req["topic_data"]:
         if v >= 13:
             ts = st.topics_by_id.get(t["topic_id"])
@@ -93,7 +98,7 @@ async def handle(ctx: RequestContext, req: Message) -> Message | None:
         else:
             ts = st.topics.get(t["name"]) or st.maybe_auto_create(t["name"])
             missing = errors.UNKNOWN_TOPIC_OR_PARTITION
-        parts = []
+        parts: list[Message | None] = []
         for pd in t["partition_data"]:
             idx = pd["index"]
             if acks not in (0, 1, -1):
@@ -126,7 +131,8 @@ async def handle(ctx: RequestContext, req: Message) -> Message | None:
                                        req["transactional_id"], v))
         responses.append({"name": t["name"], "topic_id": t["topic_id"], "partition_responses": parts})
     if deferred:
-        async def one(parts: list, slot: int, p, idx: int, data, headers) -> None:  # type: ignore[no-untyped-def]
+        async def one(parts: list[Message | None], slot: int, p: PartitionState, idx: int, data: Buffer,
+                      headers: list[BatchHeader]) -> None:
             parts[slot] = await _append(st, p, idx, data, headers, acks, now, req["timeout_ms"],
                                         req["transactional_id"], v)
 

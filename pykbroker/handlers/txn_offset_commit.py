@@ -45,7 +45,8 @@ def _operation_error(code: int) -> int:
     return code
 
 
-async def _commit(ctx: RequestContext, req: Message, todo: list) -> dict[tuple[str, int], int]:
+async def _commit(ctx: RequestContext, req: Message,
+                  todo: list[tuple[str, int, int, int, str | None]]) -> dict[tuple[str, int], int]:
     st = ctx.state
     v = ctx.api_version
     keys = [(t, p) for t, p, *_ in todo]
@@ -82,7 +83,7 @@ async def handle(ctx: RequestContext, req: Message) -> Message:
     st = ctx.state
     v = ctx.api_version
     pre: dict[tuple[int, int], int] = {}
-    todo = []
+    todo: list[tuple[str, int, int, int, str | None]] = []
     for ti, t in enumerate(req["topics"]):
         ts = st.topics.get(t["name"])
         for pi, p in enumerate(t["partitions"]):

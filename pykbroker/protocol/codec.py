@@ -127,7 +127,7 @@ class _Gen:
                                    "_B": _BOOL}
         self.src: list[str] = []
         self.counter = 0
-        self.cache: dict[tuple, tuple[str, str]] = {}
+        self.cache: dict[tuple[Any, ...], tuple[str, str]] = {}
 
     def const(self, value: Any) -> str:
         self.counter += 1
@@ -230,7 +230,7 @@ class _Gen:
             lines.append("        _end = pos + _sz")
             lines.append("        if _end > len(buf): raise DecodeError('truncated tagged field')")
             first = True
-            for f in sorted(tagged, key=lambda x: x.tag):
+            for f in sorted(tagged, key=lambda x: -1 if x.tag is None else x.tag):
                 kw = "if" if first else "elif"
                 first = False
                 lines.append(f"        {kw} _tag == {f.tag}:")
@@ -316,7 +316,7 @@ class _Gen:
                 lines.append("    b.append(0)")
             else:
                 lines.append("    _tags = []")
-                for f in sorted(tagged, key=lambda x: x.tag):
+                for f in sorted(tagged, key=lambda x: -1 if x.tag is None else x.tag):
                     dflt = self.const(f.default())
                     lines.append(f"    _tv = g({f.key!r}, {dflt})")
                     lines.append(f"    if _tv != {dflt}:")
@@ -362,8 +362,8 @@ class MessageCodec:
         self.fields = [Field(f, structs) for f in fields_spec]
         self.valid = valid
         self.flexible = flexible
-        self._dec: dict[int, Callable] = {}
-        self._enc: dict[int, Callable] = {}
+        self._dec: dict[int, Callable[[Any, int], tuple[Message, int]]] = {}
+        self._enc: dict[int, Callable[[Writer, Message], None]] = {}
 
     def _compile(self, version: int) -> None:
         gen = _Gen()
