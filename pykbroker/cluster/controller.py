@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -190,13 +191,15 @@ class Controller:
             if kind in ("brokers", "topics", "shutdowns", "states"):
                 await self._reconcile()
             elif kind == "create_topic":
-                reply.ok(await self._create_topic(**{k: v for k, v in arg.items() if k != "reply"}))
+                _answer(reply, await self._create_topic(**{k: v for k, v in arg.items() if k != "reply"}))
             elif kind == "create_partitions":
-                reply.ok(await self._create_partitions(**{k: v for k, v in arg.items() if k != "reply"}))
+                await self._create_partitions(**{k: v for k, v in arg.items() if k != "reply"})
+                _answer(reply, None)
             elif kind == "delete_topic":
-                reply.ok(await self._delete_topic(arg["name"]))
+                await self._delete_topic(arg["name"])
+                _answer(reply, None)
             elif kind == "elect":
-                reply.ok(await self._elect(arg["partitions"], arg["election_type"]))
+                _answer(reply, await self._elect(arg["partitions"], arg["election_type"]))
         except _Fenced:
             if reply is not None:
                 reply.fail(NotController())
@@ -337,14 +340,14 @@ class Controller:
             if isinstance(r, Exception) and not isinstance(r, RolledBackError):
                 raise r
 
-    async def _multi(self, ops: list[tuple[str, tuple, dict[str, Any]]]) -> list[Any]:
+    async def _multi(self, ops: list[tuple[str, tuple[Any, ...], dict[str, Any]]]) -> list[Any]:
         """A multi-op guarded by the controller epoch's version (zombie fencing)."""
         assert self.zk.kz is not None
         tx = self.zk.kz.transaction()
         tx.check(zd.CONTROLLER_EPOCH, self.epoch_version)
         for name, args, kw in ops:
             getattr(tx, name)(*args, **kw)
-        results = await self.zk.await_result(tx.commit_async())
+        results: list[Any] = await self.zk.await_result(tx.commit_async())
         await self._check_epoch_results(results)
         return results
 
@@ -512,7 +515,7 @@ class Controller:
         await self.view.refresh_topics()
 
 
-async def write_topic(zk: Any, name: str, topic_id: bytes, assignment: dict[int, list[int]] | dict[int, tuple],
+async def write_topic(zk: Any, name: str, topic_id: bytes, assignment: Mapping[int, Sequence[int]],
                       configs: dict[str, str]) -> None:
     """Kafka's AdminZkClient.createTopicWithAssignment: the config znode
     first, then the topic znode (NodeExistsError if the topic exists)."""
@@ -524,6 +527,11 @@ async def write_topic(zk: Any, name: str, topic_id: bytes, assignment: dict[int,
     except NodeExistsError:
         await zk.set(cpath, zd.encode_config(configs))
     await zk.create(zd.topic_path(name), zd.encode_topic(topic_id, assignment), makepath=True)
+
+
+def _answer(reply: _Reply | None, value: Any) -> None:
+    assert reply is not None, "a controller request comes with its reply"
+    reply.ok(value)
 
 
 class _Fenced(Exception):

@@ -414,7 +414,8 @@ class ClusterNode:
                                                internal=name.startswith("__")))
         count = max(new.partitions) + 1 if new.partitions else 0
         for i in range(len(ts.partitions), count):
-            p = PartitionState(name, i, None)
+            # no log until this broker replicates it (_open_log below); PartitionState.log's type leaves out None
+            p = PartitionState(name, i, None)  # type: ignore[arg-type]
             p.repl = Replication()
             ts.partitions.append(p)
         for i, p in enumerate(ts.partitions):
@@ -499,9 +500,9 @@ class ClusterNode:
         for d in logs.log_dirs:
             out[Path(d)] = {}
         for plog in logs.all_logs():
-            d = logs.log_dir_of(plog.topic, plog.partition)
-            if d is not None:
-                out.setdefault(Path(d), {})[(plog.topic, plog.partition)] = plog.high_watermark
+            log_dir = logs.log_dir_of(plog.topic, plog.partition)
+            if log_dir is not None:
+                out.setdefault(Path(log_dir), {})[(plog.topic, plog.partition)] = plog.high_watermark
         return out
 
     @staticmethod

@@ -48,6 +48,7 @@ from . import zkdata as zd
 from .zkdata import LeaderIsr
 
 if TYPE_CHECKING:
+    from ..protocol.records import BatchHeader
     from ..server.state import PartitionState
     from ..storage.log import AppendResult
     from .node import ClusterNode
@@ -229,7 +230,7 @@ class ReplicaManager:
             raise errors.KafkaError(errors.NOT_LEADER_OR_FOLLOWER,
                                     f"Broker {self.node_id} has no live ZooKeeper session")
 
-    async def append(self, p: "PartitionState", data: bytearray, headers: list, *, acks: int,
+    async def append(self, p: "PartitionState", data: bytearray, headers: list[BatchHeader], *, acks: int,
                      now: int, timeout_ms: int | None) -> "AppendResult":
         self.check_leader(p)
         r: Replication = p.repl
@@ -445,10 +446,13 @@ class ReplicaManager:
                 "last_stable_offset": hw, "log_start_offset": lso, "aborted_transactions": None,
                 "preferred_read_replica": -1, "records": res.chunks if res.size else b""}
 
-    def _collect_replica(self, req: Message, v: int, replica_id: int, first: bool) -> tuple[list, list, bool, int]:
+    def _collect_replica(self, req: Message, v: int, replica_id: int,
+                         first: bool) -> tuple[list[Message], list[PartitionState], bool, int]:
         st = self.state
         acc = _Budget(req["max_bytes"] if req["max_bytes"] > 0 else 2**31 - 1)
-        out, watched, has_error = [], [], False
+        out: list[Message] = []
+        watched: list[PartitionState] = []
+        has_error = False
         for t in req["topics"]:
             ts = st.topics_by_id.get(t["topic_id"]) if v >= 13 else st.topics.get(t["topic"])
             parts = []

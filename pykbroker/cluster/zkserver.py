@@ -33,7 +33,8 @@ def _die_with_parent() -> None:  # in the child, between fork and exec
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def zookeeper_available() -> bool:
@@ -43,9 +44,9 @@ def zookeeper_available() -> bool:
 class ZkServer:
     """``with ZkServer() as zk: ... zk.connect ...`` (``127.0.0.1:PORT``)."""
 
-    def __init__(self, data_dir: str | os.PathLike | None = None, *, port: int = 0,
+    def __init__(self, data_dir: str | os.PathLike[str] | None = None, *, port: int = 0,
                  tick_ms: int = 100, max_session_timeout_ms: int = 60000) -> None:
-        self._tmp: tempfile.TemporaryDirectory | None = None
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if data_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="pykbroker-zk-")
             data_dir = self._tmp.name

@@ -258,7 +258,7 @@ class ConsumerOps:
         return frozenset(group.subscription_metadata[n][0] for n in names if n in group.subscription_metadata)
 
     def _compute_target_assignment(self, group: ConsumerGroup,
-                                   updated: ConsumerMember) -> None:
+                                   updated: ConsumerMember | None) -> None:
         name = self.preferred_assignor(group)
         specs = {mid: assignors.MemberSpec(self._member_topic_ids(group, m), m.instance_id, m.rack_id)
                  for mid, m in group.members.items()}
@@ -316,7 +316,7 @@ class ConsumerOps:
         g.subscription_metadata = self._subscription_metadata(g)
         g.group_epoch += 1
         if g.members:
-            self._compute_target_assignment(g, None)  # type: ignore[arg-type]
+            self._compute_target_assignment(g, None)
         else:
             g.target = {}
             g.assignment_epoch = g.group_epoch

@@ -47,7 +47,8 @@ from ..protocol.records import InvalidRecords, build_batch, decode_records, vali
 from ..storage.log import iter_log_batches
 from ..storage.producer_state import ABORT, COMMIT, COORDINATOR, decode_marker
 from . import records
-from .classic import DEAD, STABLE, ClassicGroup, GroupError, now_ms
+from ..util import now_ms
+from .classic import DEAD, STABLE, ClassicGroup, GroupError
 from .classic_ops import ClassicOps, join_error, sync_error
 from .consumer import Assignment, ConsumerGroup
 from .consumer_ops import ConsumerOps

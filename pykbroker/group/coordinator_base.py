@@ -78,7 +78,9 @@ class InternalTopicCoordinator:
 
     def _leads(self, partition: int) -> bool:
         st = self.state
-        return st.leader_of(self.TOPIC, partition) == st.node_id
+        leader: int | None = st.leader_of(self.TOPIC, partition)
+        node_id: int = st.node_id
+        return leader == node_id
 
     def availability(self, key: str, create: bool = True) -> int:
         """NONE, or the error every operation on ``key`` gets now:

@@ -98,7 +98,8 @@ async def _dispatch(state: BrokerState, frame: bytes, peer: str) -> list[Any] | 
 async def _call(h: Any, ctx: RequestContext, req: Message) -> Message | None:
     """Run the handler; what must close the connection becomes ProtocolViolation."""
     try:
-        return await h.fn(ctx, req)
+        body: Message | None = await h.fn(ctx, req)
+        return body
     except CloseConnection as e:
         raise ProtocolViolation(f"{h.name}: {e}") from None
     except Exception as e:  # a handler bug must not take the broker down

@@ -391,7 +391,8 @@ def _entry_topic(state: Any, e: Any) -> str | None:
     if tid and state is not None:
         ts = state.topics_by_id.get(tid)
         if ts is not None:
-            return ts.name
+            name: str = ts.name
+            return name
     return None
 
 
@@ -437,11 +438,13 @@ def _scan_topics(obj: Any, out: list[str], depth: int) -> None:
             _scan_topics(v, out, depth + 1)
 
 
-def split_by_topic(state: Any, req: Message, pred: Callable[[str | None], bool]) -> tuple[str, list, list] | None:
+def split_by_topic(state: Any, req: Message,
+                   pred: Callable[[str | None], bool]) -> tuple[str, list[Message], list[Message]] | None:
     key = topic_array_key(req)
     if key is None:
         return None
-    matching, rest = [], []
+    matching: list[Message] = []
+    rest: list[Message] = []
     for e in req[key]:
         (matching if pred(_entry_topic(state, e)) else rest).append(e)
     return key, matching, rest
@@ -490,7 +493,7 @@ _SCALAR_ALIASES = {
 }
 
 
-def _is_error_field(f: Any) -> bool:
+def _is_error_field(f: codec.Field) -> bool:
     return f.key.endswith("error_code") and f.type == "int16"
 
 

@@ -47,6 +47,7 @@ from ..protocol.framing import ProtocolViolation, encode_response
 from .faults import FaultInjector
 
 if TYPE_CHECKING:
+    from .topics import PartitionState
     from ..config import BrokerConfig
     from .state import BrokerState
 
@@ -344,12 +345,13 @@ def render(state: "BrokerState", groups: list[dict[str, Any]] | None = None) -> 
         ts = state.topics[tname]
         for p in ts.partitions:
             parts.append((tname, p))
-    for metric, help_, get in (
+    gauges: tuple[tuple[str, str, Callable[[PartitionState], int]], ...] = (
         ("pykbroker_partition_log_end_offset", "Next offset to be assigned.", lambda p: p.log_end_offset),
         ("pykbroker_partition_log_start_offset", "First offset kept.", lambda p: p.log_start_offset),
         ("pykbroker_partition_high_watermark", "High watermark.", lambda p: p.high_watermark),
         ("pykbroker_partition_size_bytes", "Bytes of record batches kept.", lambda p: p.log.size),
-    ):
+    )
+    for metric, help_, get in gauges:
         family(metric, "gauge", help_)
         for tname, p in parts:
             lines.append(f"{metric}{_labels(topic=tname, partition=p.index)} {get(p)}")

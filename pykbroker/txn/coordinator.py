@@ -191,13 +191,16 @@ class TransactionCoordinator(InternalTopicCoordinator):
                 "segment.bytes": str(self.segment_bytes), "min.insync.replicas": str(self.min_isr),
                 "unclean.leader.election.enable": "false"}
 
-    key_partition = staticmethod(records.partition_for)
+    @staticmethod
+    def key_partition(key: str, partitions: int) -> int:
+        return records.partition_for(key, partitions)
 
     def coordinator_epoch(self, partition: int) -> int:
         ts = self.topic()
         if ts is None:
             return 0
-        return max(ts.partitions[partition].leader_epoch, 0)
+        epoch: int = ts.partitions[partition].leader_epoch
+        return max(epoch, 0)
 
     # -- loading --------------------------------------------------------------------------------------
     def _on_leadership(self, topic: str, partition: int, is_leader: bool, leader_epoch: int) -> None:
@@ -432,17 +435,20 @@ class TransactionCoordinator(InternalTopicCoordinator):
         resp = await self._call(leader, 24, 4, body)
         if resp is None:
             return errors.NETWORK_EXCEPTION
-        if resp["error_code"]:
-            return resp["error_code"]
+        code: int = resp["error_code"]
+        if code:
+            return code
         for t in resp["results_by_transaction"]:
             for tr in t["topic_results"]:
                 for pr in tr["results_by_partition"]:
-                    return pr["partition_error_code"]
+                    code = pr["partition_error_code"]
+                    return code
         return errors.UNKNOWN_SERVER_ERROR
 
     async def _call(self, node: int, api_key: int, version: int, body: Message) -> Message | None:
         """One request to another broker (server/replicas.py); None if it failed."""
-        return await self.state.replicas.call(node, api_key, version, body)
+        resp: Message | None = await self.state.replicas.call(node, api_key, version, body)
+        return resp
 
     # -- EndTxn ----------------------------------------------------------------------------------------
     async def end_txn(self, txn_id: str | None, pid: int, epoch: int, commit: bool,

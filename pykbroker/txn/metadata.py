@@ -97,7 +97,7 @@ class TxnTransit:
     last_producer_epoch: int
     timeout_ms: int
     state: int
-    partitions: frozenset
+    partitions: frozenset[tuple[str, int]]
     start_ts: int
     update_ts: int
     tv: int = TV_0
@@ -111,7 +111,7 @@ class TransactionMetadata:
     last_producer_epoch: int = NO_PRODUCER_EPOCH
     timeout_ms: int = 60000
     state: int = EMPTY
-    partitions: set = attrs.field(factory=set)
+    partitions: set[tuple[str, int]] = attrs.field(factory=set)
     start_ts: int = -1
     update_ts: int = -1
     prev_producer_id: int = NO_PRODUCER_ID

@@ -27,6 +27,7 @@ from ..storage.producer_state import CLIENT, COORDINATOR, AppendPlan, PlainPlan,
 
 if TYPE_CHECKING:
     from ..server.state import BrokerState, PartitionState
+    from .coordinator import TransactionCoordinator
 
 log = logging.getLogger("pykbroker.txn")
 
@@ -201,7 +202,7 @@ async def verify_in_transaction(state: "BrokerState", transactional_id: str, pro
     ps = producer_state(state, p)
     if ps.has_ongoing(producer_id, epoch):
         return errors.NONE
-    coord = getattr(state, "txn_coordinator", None)
+    coord: TransactionCoordinator | None = getattr(state, "txn_coordinator", None)
     if coord is None:
         return errors.COORDINATOR_NOT_AVAILABLE
     tp = (p.topic, p.index)
