@@ -11,7 +11,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 from . import raw, scenarios
 from .drivers import DriverError, NoSuchFeature, get_driver
@@ -77,7 +77,7 @@ class CompatRun:
         if family not in self.versions:
             try:
                 self.versions[family] = get_driver(family).versions()
-            except Exception as e:  # noqa: BLE001 - shown in the doc, the cells fail on their own
+            except Exception as e:  # shown in the doc, the cells fail on their own
                 self.versions[family] = f"? ({e})".splitlines()[0]
         return self.versions[family]
 
@@ -98,7 +98,7 @@ class CompatRun:
         t0 = time.monotonic()
         try:
             b = self.broker_for(family)
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             return Result(FAIL, f"broker did not start: {e}".splitlines()[0], detail=traceback.format_exc())
         missing = missing_apis(sc, self.advertised)
         if missing:
@@ -114,7 +114,7 @@ class CompatRun:
             notes = scenarios.SCENARIO_FUNCS[scenario_id](ctx) or []
         except NoSuchFeature as e:
             return Result(NA, str(e), seconds=time.monotonic() - t0)
-        except BaseException as e:  # noqa: BLE001 - a failed cell, whatever the cause
+        except BaseException as e:  # a failed cell, whatever the cause
             if isinstance(e, KeyboardInterrupt):
                 raise
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 from . import raw
 from .drivers import Ack, Driver, NoSuchFeature, Rec

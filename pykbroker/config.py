@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import attrs
 
@@ -89,9 +90,11 @@ def _register_topic_synonyms() -> None:
 _p("listeners", "list", "PLAINTEXT://127.0.0.1:9092", "Listener URIs NAME://host:port; a name's "
    "security protocol comes from listener.security.protocol.map.")
 _p("advertised.listeners", "list", None, "Listeners given to clients; default: listeners.")
-_p("listener.security.protocol.map", "string", "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL")
+_p("listener.security.protocol.map", "string",
+   "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL")
 _p("inter.broker.listener.name", "string", None)
-_p("node.id", "int", 0, "This broker's id (alias broker.id). Kafka's default -1 is replaced by 0 for a lone broker.", _at_least(0))
+_p("node.id", "int", 0, "This broker's id (alias broker.id). Kafka's default -1 is replaced by 0 for a lone broker.",
+   _at_least(0))
 _p("broker.rack", "string", None)
 _p("process.roles", "list", "broker")
 _p("log.dirs", "list", "./pykbroker-data", "Where partition logs live (alias log.dir). Kafka's is /tmp/kafka-logs.")
@@ -185,7 +188,8 @@ _p("auto.leader.rebalance.enable", "bool", True)
 _p("leader.imbalance.check.interval.seconds", "long", 300, validator=_at_least(1))
 _p("leader.imbalance.per.broker.percentage", "int", 10, validator=_at_least(0))
 # groups
-_p("offsets.topic.replication.factor", "short", 1, "Kafka's default is 3; 1 so a lone broker never hangs.", _at_least(1))
+_p("offsets.topic.replication.factor", "short", 1, "Kafka's default is 3; 1 so a lone broker never hangs.",
+   _at_least(1))
 _p("offsets.topic.num.partitions", "int", 50, validator=_at_least(1))
 _p("offsets.retention.minutes", "int", 10080, validator=_at_least(1))
 _p("offsets.retention.check.interval.ms", "long", 600000)
@@ -197,7 +201,8 @@ _p("group.coordinator.rebalance.protocols", "list", "classic,consumer")
 _p("group.consumer.heartbeat.interval.ms", "int", 5000)
 _p("group.consumer.session.timeout.ms", "int", 45000)
 _p("group.consumer.max.size", "int", INT_MAX, validator=_at_least(1))
-_p("group.consumer.assignors", "list", "uniform,range", "Server-side assignors of KIP-848 groups; the first is the default.")
+_p("group.consumer.assignors", "list", "uniform,range",
+   "Server-side assignors of KIP-848 groups; the first is the default.")
 _p("offset.metadata.max.bytes", "int", 4096, validator=_at_least(0))
 # transactions
 _p("transaction.state.log.replication.factor", "short", 1, "Kafka's default is 3; 1 for a lone broker.")

@@ -64,12 +64,11 @@ from typing import TYPE_CHECKING, Any
 
 from .config import PROPS
 from .protocol import errors
+from .util import INT_MAX, LONG_MAX
 from .storage.log_config import (
     COMPRESSION_TYPES,
     CONFIG_TYPE_IDS,
-    INT_MAX,
     INTERNAL_CONFIGS,
-    LONG_MAX,
     MS_PER_HOUR,
     MS_PER_MINUTE,
     TOPIC_CONFIGS,
@@ -389,7 +388,7 @@ def check_alter_request(configs: list[tuple[str, int, str | None]], incremental:
     if nulls:
         raise AlterError(errors.INVALID_REQUEST, "Null value not supported for : " + ", ".join(nulls))
     if incremental:
-        for n, op, _ in configs:
+        for _n, op, _ in configs:
             if op not in OP_NAMES:
                 raise AlterError(errors.INVALID_REQUEST, f"Unknown operations type {op}")
 
@@ -490,6 +489,7 @@ def refresh_topic_configs(st: "BrokerState") -> None:
 def apply_dynamic_state(st: "BrokerState") -> None:
     """(Re)apply the stored dynamic broker configs to the broker config and
     every topic (at start-up and after a change)."""
+    assert st.logs is not None, "the broker is closed"
     dyn = st.logs.dynamic_configs
     apply_dynamic_broker_configs(st.config, dyn.get("", {}), dyn.get(str(st.node_id), {}))
     refresh_topic_configs(st)

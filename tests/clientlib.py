@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Iterable
+from collections.abc import Iterable
 
 import attrs
 
@@ -162,7 +162,7 @@ def consume_kafka_python(bootstrap: str, topic: str, start: dict[int, int], want
             c.seek(tp, start[tp.partition])
         deadline = time.monotonic() + DEADLINE
         while not _done(got, want) and time.monotonic() < deadline:
-            for tp, msgs in c.poll(timeout_ms=500).items():
+            for msgs in c.poll(timeout_ms=500).values():
                 for m in msgs:
                     got[m.partition].append(Rec(m.partition, m.offset, m.key, m.value,
                                                 tuple((k, v) for k, v in m.headers), m.timestamp))
@@ -188,7 +188,7 @@ def consume_aiokafka(bootstrap: str, topic: str, start: dict[int, int], want: di
             deadline = time.monotonic() + DEADLINE
             while not _done(got, want) and time.monotonic() < deadline:
                 batch = await c.getmany(timeout_ms=500)
-                for tp, msgs in batch.items():
+                for msgs in batch.values():
                     for m in msgs:
                         got[m.partition].append(Rec(m.partition, m.offset, m.key, m.value,
                                                     tuple((k, v) for k, v in m.headers), m.timestamp))

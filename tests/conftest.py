@@ -25,7 +25,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from brokerproc import BrokerError, BrokerProcess, kill_all  # noqa: E402
+from brokerproc import BrokerError, BrokerProcess, kill_all
 
 _USED = pytest.StashKey[list]()
 

@@ -62,6 +62,6 @@ while not stop and time.monotonic() < deadline:
     try:
         c, _ = srv.accept()
         c.close()
-    except socket.timeout:
+    except TimeoutError:
         pass
 print("fake broker: bye", flush=True)

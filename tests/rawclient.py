@@ -83,7 +83,7 @@ class RawClient:
             return self.sock.recv(1) == b""
         except (ConnectionResetError, BrokenPipeError):
             return True
-        except socket.timeout:
+        except TimeoutError:
             return False
         finally:
             self.sock.settimeout(old)

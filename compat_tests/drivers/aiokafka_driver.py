@@ -104,7 +104,7 @@ class Aiokafka(Driver):
                     try:
                         m = await f
                         acks.append(Ack(m.partition, m.offset))
-                    except Exception as e:  # noqa: BLE001 - the error is the result
+                    except Exception as e:  # the error is the result
                         acks.append(Ack(r.partition, error=_code(e), message=repr(e)))
                 return acks
             finally:

@@ -193,7 +193,7 @@ class Confluent(Driver):
     def group_rebalance(self, bs, topic, group, partitions):  # type: ignore[no-untyped-def]
         members = []
         assigned: list[set[int]] = []
-        for i in range(3):
+        for _i in range(3):
             mine: set[int] = set()
 
             def on_assign(c, tps, mine=mine):  # type: ignore[no-untyped-def]

@@ -98,7 +98,7 @@ class KafkaPython(Driver):
                 try:
                     m = f.get(timeout=DEADLINE)
                     acks.append(Ack(m.partition, m.offset))
-                except Exception as e:  # noqa: BLE001 - the error is the result
+                except Exception as e:  # the error is the result
                     acks.append(Ack(r.partition, error=_code(e), message=repr(e)))
         finally:
             p.close(timeout=5)
@@ -117,7 +117,7 @@ class KafkaPython(Driver):
                 c.seek(tp, start[tp.partition])
             deadline = time.monotonic() + DEADLINE
             while any(len(got[p]) < n for p, n in want.items()) and time.monotonic() < deadline:
-                for _tp_, msgs in c.poll(timeout_ms=200).items():
+                for msgs in c.poll(timeout_ms=200).values():
                     for m in msgs:
                         got[m.partition].append(_rec(m))
         finally:
@@ -211,7 +211,7 @@ class KafkaPython(Driver):
                         for msgs in batch.values():
                             for m in msgs:
                                 sinks["cur"].append([m.partition, m.offset, m.value.decode()])
-            except BaseException as e:  # noqa: BLE001
+            except BaseException as e:
                 errors.append(e)
             finally:
                 c.close()

@@ -65,7 +65,7 @@ class Kafkajs(Driver):
                                capture_output=True, text=True, timeout=timeout, cwd=NODE_DIR,
                                env={**os.environ, "KAFKAJS_NO_PARTITIONER_WARNING": "1"})
         except subprocess.TimeoutExpired as e:
-            raise DriverError(f"kafkajs {op}: no answer in {timeout}s; stderr: {(e.stderr or '')[-3000:]}")
+            raise DriverError(f"kafkajs {op}: no answer in {timeout}s; stderr: {(e.stderr or '')[-3000:]}") from e
         lines = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
         if not lines:
             raise DriverError(f"kafkajs {op}: exit {p.returncode}, no reply; stderr: {p.stderr[-3000:]}")
@@ -89,7 +89,7 @@ class Kafkajs(Driver):
     def metadata(self, bs, topic):  # type: ignore[no-untyped-def]
         r = self.call("metadata", bs=bs, topic=topic)
         return {"brokers": [tuple(b) for b in r["brokers"]],  # type: ignore[index]
-                "partitions": {int(p): l for p, l in r["partitions"].items()}}  # type: ignore[index]
+                "partitions": {int(p): ps for p, ps in r["partitions"].items()}}  # type: ignore[index]
 
     def produce(self, bs, topic, recs, *, compression=None, idempotent=False, max_request=None):  # type: ignore[no-untyped-def]
         if compression and compression not in self.codecs:

@@ -36,13 +36,14 @@ def _run(args: list[str], *, stdin: bytes | None = None, timeout: float = DEADLI
     try:
         return subprocess.run([_kcat(), *args], input=stdin, capture_output=True, timeout=timeout)
     except subprocess.TimeoutExpired as e:
-        raise DriverError(f"kcat {' '.join(args)}: no exit in {timeout}s; stderr: {e.stderr!r}")
+        raise DriverError(f"kcat {' '.join(args)}: no exit in {timeout}s; stderr: {e.stderr!r}") from e
 
 
 def _rec(d: dict) -> Rec:
     h = d.get("headers") or []
     headers = tuple((h[i], h[i + 1].encode()) for i in range(0, len(h), 2))
-    enc = (lambda s: None if s is None else s.encode())
+    def enc(s):
+        return (None if s is None else s.encode())
     return Rec(d["partition"], d["offset"], enc(d["key"]), enc(d["payload"]), headers, d["ts"])
 
 

@@ -42,9 +42,9 @@ def rack_alternated(racks: Mapping[int, str]) -> list[int]:
     out: list[int] = []
     i = 0
     while len(out) < len(racks):
-        b = next(iters[names[i]], None)
-        if b is not None:
-            out.append(b)
+        nxt = next(iters[names[i]], None)
+        if nxt is not None:
+            out.append(nxt)
         i = (i + 1) % len(names)
     return out
 

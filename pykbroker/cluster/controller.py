@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -186,20 +187,22 @@ class Controller:
                     log.info("controller: ZooKeeper error %r; starting over", e)
                     await trio.sleep(0.1)
 
-    async def _handle(self, kind: str, arg: dict) -> None:
+    async def _handle(self, kind: str, arg: dict[str, Any]) -> None:
         reply: _Reply | None = arg.get("reply")
         self._current = reply
         try:
             if kind in ("brokers", "topics", "shutdowns", "states"):
                 await self._reconcile()
             elif kind == "create_topic":
-                reply.ok(await self._create_topic(**{k: v for k, v in arg.items() if k != "reply"}))
+                _answer(reply, await self._create_topic(**{k: v for k, v in arg.items() if k != "reply"}))
             elif kind == "create_partitions":
-                reply.ok(await self._create_partitions(**{k: v for k, v in arg.items() if k != "reply"}))
+                await self._create_partitions(**{k: v for k, v in arg.items() if k != "reply"})
+                _answer(reply, None)
             elif kind == "delete_topic":
-                reply.ok(await self._delete_topic(arg["name"]))
+                await self._delete_topic(arg["name"])
+                _answer(reply, None)
             elif kind == "elect":
-                reply.ok(await self._elect(arg["partitions"], arg["election_type"]))
+                _answer(reply, await self._elect(arg["partitions"], arg["election_type"]))
         except _Fenced:
             if reply is not None:
                 reply.fail(NotController())
@@ -385,14 +388,14 @@ class Controller:
             if isinstance(r, Exception) and not isinstance(r, RolledBackError):
                 raise r
 
-    async def _multi(self, ops: list[tuple[str, tuple, dict]]) -> list[Any]:
+    async def _multi(self, ops: list[tuple[str, tuple[Any, ...], dict[str, Any]]]) -> list[Any]:
         """A multi-op guarded by the controller epoch's version (zombie fencing)."""
         assert self.zk.kz is not None
         tx = self.zk.kz.transaction()
         tx.check(zd.CONTROLLER_EPOCH, self.epoch_version)
         for name, args, kw in ops:
             getattr(tx, name)(*args, **kw)
-        results = await self.zk.await_result(tx.commit_async())
+        results: list[Any] = await self.zk.await_result(tx.commit_async())
         await self._check_epoch_results(results)
         return results
 
@@ -409,8 +412,8 @@ class Controller:
 
     async def _write_state(self, topic: str, p: int, leader: int, epoch: int, isr: tuple[int, ...],
                            version: int) -> None:
-        results = await self._multi([("set_data", (zd.state_path(topic, p), zd.encode_state(leader, epoch, isr, self.epoch)),
-                                      {"version": version})])
+        state = zd.encode_state(leader, epoch, isr, self.epoch)
+        results = await self._multi([("set_data", (zd.state_path(topic, p), state), {"version": version})])
         stat = results[1]
         if hasattr(stat, "version"):
             self.view.apply_state(topic, p, LeaderIsr(leader, epoch, isr, self.epoch, stat.version, stat.mzxid))
@@ -434,7 +437,8 @@ class Controller:
                 continue
 
     # --- preferred / unclean election --------------------------------------------------------------------
-    async def _elect(self, partitions: list[tuple[str, int]], election_type: int) -> dict[tuple[str, int], tuple[int, str | None]]:
+    async def _elect(self, partitions: list[tuple[str, int]],
+                     election_type: int) -> dict[tuple[str, int], tuple[int, str | None]]:
         from kazoo.exceptions import BadVersionError
 
         now, _, sd = self._live_sets()
@@ -513,7 +517,6 @@ class Controller:
 
     async def _create_topic(self, name: str, partitions: int, replication_factor: int,
                             configs: dict[str, str], assignment: dict[int, list[int]] | None) -> bytes:
-        from kazoo.exceptions import NodeExistsError
 
         if assignment is None:
             assignment = assign_replicas(self.placement_brokers(), partitions, replication_factor)
@@ -560,7 +563,7 @@ class Controller:
         await self.view.refresh_topics()
 
 
-async def write_topic(zk: Any, name: str, topic_id: bytes, assignment: dict[int, list[int]] | dict[int, tuple],
+async def write_topic(zk: Any, name: str, topic_id: bytes, assignment: Mapping[int, Sequence[int]],
                       configs: dict[str, str]) -> None:
     """Kafka's AdminZkClient.createTopicWithAssignment: the config znode
     first, then the topic znode (NodeExistsError if the topic exists)."""
@@ -572,6 +575,11 @@ async def write_topic(zk: Any, name: str, topic_id: bytes, assignment: dict[int,
     except NodeExistsError:
         await zk.set(cpath, zd.encode_config(configs))
     await zk.create(zd.topic_path(name), zd.encode_topic(topic_id, assignment), makepath=True)
+
+
+def _answer(reply: _Reply | None, value: Any) -> None:
+    assert reply is not None, "a controller request comes with its reply"
+    reply.ok(value)
 
 
 class _Fenced(Exception):

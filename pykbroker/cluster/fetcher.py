@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from ..protocol.codec import Message
 from ..protocol import codec, errors
 from ..protocol.framing import FrameBuffer, decode_response, encode_request
 from ..protocol.records import InvalidRecords
@@ -66,7 +67,7 @@ class BrokerClient:
             stream = await trio.open_tcp_stream(host, port)
         return cls(stream, client_id)
 
-    async def call(self, api_key: int, version: int, body: dict) -> dict:
+    async def call(self, api_key: int, version: int, body: Message) -> Message:
         api = codec.api(api_key)
         self.corr += 1
         await self.stream.send_all(encode_request(api, version, self.corr, body, client_id=self.client_id))
@@ -188,7 +189,7 @@ class Fetcher:
     # --- truncation ------------------------------------------------------------------------------------------
     async def _truncate(self, states: list[FetchState]) -> None:
         node = self.node
-        topics: dict[str, list[dict]] = {}
+        topics: dict[str, list[Message]] = {}
         asked: dict[tuple[str, int], tuple[FetchState, int]] = {}
         for fs in states:
             p = fs.p
@@ -257,7 +258,7 @@ class Fetcher:
         node = self.node
         cfg = node.config
         part_max = int(cfg["replica.fetch.max.bytes"])
-        topics: dict[str, list[dict]] = {}
+        topics: dict[str, list[Message]] = {}
         sent: dict[tuple[str, int], tuple[FetchState, int]] = {}
         for fs in states:
             p = fs.p
@@ -290,7 +291,7 @@ class Fetcher:
                     continue
                 self._on_partition(fs, offset, r)
 
-    def _on_partition(self, fs: FetchState, offset: int, r: dict) -> None:
+    def _on_partition(self, fs: FetchState, offset: int, r: Message) -> None:
         p = fs.p
         plog = p.log
         assert plog is not None
@@ -338,7 +339,7 @@ class Fetcher:
         if ls > plog.log_start_offset and ls <= plog.high_watermark:
             try:
                 plog.advance_log_start_offset(ls)
-            except Exception:  # noqa: BLE001 - best effort, as Kafka's maybeIncrementLogStartOffset
+            except Exception:  # best effort, as Kafka's maybeIncrementLogStartOffset
                 log.debug("advancing the log start offset failed", exc_info=True)
 
     def _on_error(self, fs: FetchState, code: int) -> None:

@@ -35,7 +35,8 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
 
 import trio
 from kazoo.exceptions import KazooException, NodeExistsError, NoNodeError
@@ -394,7 +395,7 @@ class ClusterNode:
             return
         try:
             ts.log_config = self.state.topic_config(configs)
-        except Exception as e:  # noqa: BLE001 - a config we cannot apply
+        except Exception as e:  # a config we cannot apply
             log.warning("topic %s: cannot apply configs %s: %s", name, configs, e)
             return
         ts.configs = dict(configs)
@@ -402,7 +403,7 @@ class ClusterNode:
         if logs is not None and name in logs.topics:
             try:
                 logs.alter_topic_configs(name, configs)
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:
                 log.warning("topic %s: cannot apply configs to the logs: %s", name, e)
 
     def on_topic_changed(self, name: str, old: TopicAssignment | None, new: TopicAssignment | None) -> None:
@@ -426,13 +427,14 @@ class ClusterNode:
         if ts is None:
             try:
                 log_config = st.topic_config(configs)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log_config = st.default_log_config()
             ts = st.topics.register(TopicState(name, new.topic_id, [], dict(configs), log_config,
                                                internal=name.startswith("__")))
         count = max(new.partitions) + 1 if new.partitions else 0
         for i in range(len(ts.partitions), count):
-            p = PartitionState(name, i, None)
+            # no log until this broker replicates it (_open_log below); PartitionState.log's type leaves out None
+            p = PartitionState(name, i, None)  # type: ignore[arg-type]
             p.repl = Replication()
             ts.partitions.append(p)
         for i, p in enumerate(ts.partitions):
@@ -517,9 +519,9 @@ class ClusterNode:
         for d in logs.log_dirs:
             out[Path(d)] = {}
         for plog in logs.all_logs():
-            d = logs.log_dir_of(plog.topic, plog.partition)
-            if d is not None:
-                out.setdefault(Path(d), {})[(plog.topic, plog.partition)] = plog.high_watermark
+            log_dir = logs.log_dir_of(plog.topic, plog.partition)
+            if log_dir is not None:
+                out.setdefault(Path(log_dir), {})[(plog.topic, plog.partition)] = plog.high_watermark
         return out
 
     @staticmethod
@@ -729,7 +731,7 @@ class ClusterNode:
 
 
 def _is_state_path(path: str | None) -> bool:
-    return bool(path) and path.startswith(zd.TOPICS + "/") and path.endswith("/state")
+    return path is not None and path.startswith(zd.TOPICS + "/") and path.endswith("/state")
 
 
 __all__ = ["ClusterNode", "NotController", "LEADER", "cluster_replicas"]

@@ -38,15 +38,17 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import trio
 
+from ..protocol.codec import Message
 from ..protocol import errors
 from . import zkdata as zd
 from .zkdata import LeaderIsr
 
 if TYPE_CHECKING:
+    from ..protocol.records import BatchHeader
     from ..server.state import PartitionState
     from ..storage.log import AppendResult
     from .node import ClusterNode
@@ -228,7 +230,7 @@ class ReplicaManager:
             raise errors.KafkaError(errors.NOT_LEADER_OR_FOLLOWER,
                                     f"Broker {self.node_id} has no live ZooKeeper session")
 
-    async def append(self, p: "PartitionState", data: bytearray, headers: list, *, acks: int,
+    async def append(self, p: "PartitionState", data: bytearray, headers: list[BatchHeader], *, acks: int,
                      now: int, timeout_ms: int | None) -> "AppendResult":
         self.check_leader(p)
         r: Replication = p.repl
@@ -399,8 +401,8 @@ class ReplicaManager:
                         self.maybe_shrink_isr(p)
 
     # --- replica fetch request (leader side) ----------------------------------------------------------------
-    def _replica_partition(self, p: "PartitionState", fp: dict, replica_id: int, first: bool,
-                           acc: "_Budget") -> dict:
+    def _replica_partition(self, p: "PartitionState", fp: Message, replica_id: int, first: bool,
+                           acc: "_Budget") -> Message:
         r: Replication = p.repl
         idx = fp["partition"]
         requested = fp["current_leader_epoch"]
@@ -444,10 +446,13 @@ class ReplicaManager:
                 "last_stable_offset": hw, "log_start_offset": lso, "aborted_transactions": None,
                 "preferred_read_replica": -1, "records": res.chunks if res.size else b""}
 
-    def _collect_replica(self, req: dict, v: int, replica_id: int, first: bool) -> tuple[list, list, bool, int]:
+    def _collect_replica(self, req: Message, v: int, replica_id: int,
+                         first: bool) -> tuple[list[Message], list[PartitionState], bool, int]:
         st = self.state
         acc = _Budget(req["max_bytes"] if req["max_bytes"] > 0 else 2**31 - 1)
-        out, watched, has_error = [], [], False
+        out: list[Message] = []
+        watched: list[PartitionState] = []
+        has_error = False
         for t in req["topics"]:
             ts = st.topics_by_id.get(t["topic_id"]) if v >= 13 else st.topics.get(t["topic"])
             parts = []
@@ -468,7 +473,7 @@ class ReplicaManager:
             out.append({"topic": t["topic"], "topic_id": t["topic_id"], "partitions": parts})
         return out, watched, has_error, acc.total
 
-    async def handle_replica_fetch(self, req: dict, version: int, replica_id: int) -> dict:
+    async def handle_replica_fetch(self, req: Message, version: int, replica_id: int) -> Message:
         """A follower's Fetch (``replica_id`` >= 0, API version ``version``): the whole response."""
         deadline = trio.current_time() + max(req["max_wait_ms"], 0) / 1000
         first = True
@@ -499,7 +504,7 @@ class _Budget:
         self.total = 0
 
 
-def _error_part(idx: int, code: int, hw: int = -1, lso: int = -1) -> dict:
+def _error_part(idx: int, code: int, hw: int = -1, lso: int = -1) -> Message:
     return {"partition_index": idx, "error_code": code, "high_watermark": hw, "last_stable_offset": hw,
             "log_start_offset": lso, "aborted_transactions": None, "preferred_read_replica": -1,
             "records": None}

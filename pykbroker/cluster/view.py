@@ -90,7 +90,7 @@ class ClusterView:
             return  # connection reset: a full sync follows the reconnection
         try:
             await self._dispatch(path)
-        except Exception as e:  # noqa: BLE001 - connection problems: the resync after reconnecting fixes it
+        except Exception as e:  # connection problems: the resync after reconnecting fixes it
             from kazoo.exceptions import KazooException
 
             if not isinstance(e, KazooException):
@@ -305,7 +305,7 @@ async def _gather(fns: list[Any]) -> None:
                 return
             try:
                 await fn()
-            except Exception as e:  # noqa: BLE001 - re-raised below
+            except Exception as e:
                 failed.append(e)
 
     async with trio.open_nursery() as n:

@@ -99,7 +99,7 @@ class ZkClient:
             try:
                 kz.stop()
                 kz.close()
-            except Exception:  # noqa: BLE001 - closing anyway
+            except Exception:  # closing anyway
                 log.debug("closing the ZooKeeper client failed", exc_info=True)
 
         await trio.to_thread.run_sync(stop)
@@ -190,17 +190,20 @@ class ZkClient:
         return await self.await_result(getattr(self.kz, method + "_async")(*args, **kw))
 
     async def get(self, path: str, watch: bool = False) -> tuple[bytes, Any]:
-        return await self.call("get", path, watch=self.watcher if watch else None)
+        got: tuple[bytes, Any] = await self.call("get", path, watch=self.watcher if watch else None)
+        return got
 
     async def get_children(self, path: str, watch: bool = False) -> list[str]:
-        return await self.call("get_children", path, watch=self.watcher if watch else None)
+        children: list[str] = await self.call("get_children", path, watch=self.watcher if watch else None)
+        return children
 
     async def exists(self, path: str, watch: bool = False) -> Any:
         return await self.call("exists", path, watch=self.watcher if watch else None)
 
     async def create(self, path: str, value: bytes = b"", *, ephemeral: bool = False,
                      makepath: bool = False) -> str:
-        return await self.call("create", path, value, ephemeral=ephemeral, makepath=makepath)
+        created: str = await self.call("create", path, value, ephemeral=ephemeral, makepath=makepath)
+        return created
 
     async def set(self, path: str, value: bytes, version: int = -1) -> Any:
         return await self.call("set", path, value, version=version)
@@ -234,14 +237,15 @@ class ZkClient:
             except NotEmptyError:
                 continue
 
-    async def commit(self, ops: list[tuple[str, tuple, dict]]) -> list[Any]:
-        """A multi-op transaction: ``[("check", (path, version), {}), ("set_data", (path, data), {"version": v}), ...]``.
+    async def commit(self, ops: list[tuple[str, tuple[Any, ...], dict[str, Any]]]) -> list[Any]:
+        """A multi-op transaction:
+        ``[("check", (path, version), {}), ("set_data", (path, data), {"version": v}), ...]``.
         Returns kazoo's results; raises the first operation's error if it failed."""
         assert self.kz is not None
         tx = self.kz.transaction()
         for name, args, kw in ops:
             getattr(tx, name)(*args, **kw)
-        results = await self.await_result(tx.commit_async())
+        results: list[Any] = await self.await_result(tx.commit_async())
         from kazoo.exceptions import RolledBackError
 
         for r in results:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -111,8 +112,8 @@ def encode_controller(broker_id: int) -> bytes:
 
 def decode_controller(data: bytes | None) -> int:
     js = _loads(data)
-    if isinstance(js, dict) and isinstance(js.get("brokerid"), int):
-        return js["brokerid"]
+    if isinstance(js, dict) and isinstance(broker := js.get("brokerid"), int):
+        return broker
     return -1
 
 
@@ -180,7 +181,7 @@ class TopicAssignment:
     version: int = -1  # znode version
 
 
-def encode_topic(topic_id: bytes, partitions: dict[int, list[int] | tuple[int, ...]]) -> bytes:
+def encode_topic(topic_id: bytes, partitions: Mapping[int, Sequence[int]]) -> bytes:
     return _dumps({"version": 3, "topic_id": kafka_uuid_str(topic_id),
                    "partitions": {str(p): list(r) for p, r in sorted(partitions.items())},
                    "adding_replicas": {}, "removing_replicas": {}})

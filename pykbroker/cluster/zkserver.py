@@ -26,14 +26,15 @@ def _die_with_parent() -> None:  # in the child, between fork and exec
         import ctypes
 
         ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except Exception:  # noqa: BLE001
+    except Exception:
         pass
 
 
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def zookeeper_available() -> bool:
@@ -43,9 +44,9 @@ def zookeeper_available() -> bool:
 class ZkServer:
     """``with ZkServer() as zk: ... zk.connect ...`` (``127.0.0.1:PORT``)."""
 
-    def __init__(self, data_dir: str | os.PathLike | None = None, *, port: int = 0,
+    def __init__(self, data_dir: str | os.PathLike[str] | None = None, *, port: int = 0,
                  tick_ms: int = 100, max_session_timeout_ms: int = 60000) -> None:
-        self._tmp: tempfile.TemporaryDirectory | None = None
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if data_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="pykbroker-zk-")
             data_dir = self._tmp.name
@@ -119,13 +120,13 @@ class ZkServer:
         try:
             kz.start(2.0)
             return True
-        except Exception:  # noqa: BLE001 - not up yet
+        except Exception:  # not up yet
             return False
         finally:
             try:
                 kz.stop()
                 kz.close()
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass
 
     def log_tail(self, n: int = 40) -> str:

@@ -16,7 +16,7 @@ functions, deterministic for a given input.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import attrs
 

@@ -22,6 +22,7 @@ from typing import Any
 import attrs
 import trio
 
+from ..protocol.codec import Message
 from ..protocol import codec, errors
 from ..util import now_ms
 
@@ -325,7 +326,7 @@ class ClassicGroup:
         self.pending_sync.clear()
 
     # -- waiters ------------------------------------------------------------------
-    def complete_join(self, m: ClassicMember, response: dict) -> bool:
+    def complete_join(self, m: ClassicMember, response: Message) -> bool:
         w = m.join_waiter
         if w is None:
             return False
@@ -333,7 +334,7 @@ class ClassicGroup:
         w.complete(response)
         return True
 
-    def complete_sync(self, m: ClassicMember, response: dict) -> bool:
+    def complete_sync(self, m: ClassicMember, response: Message) -> bool:
         w = m.sync_waiter
         if w is None:
             return False
@@ -341,12 +342,12 @@ class ClassicGroup:
         w.complete(response)
         return True
 
-    def current_members_for_leader(self) -> list[dict]:
+    def current_members_for_leader(self) -> list[Message]:
         return [{"member_id": m.member_id, "group_instance_id": m.group_instance_id,
                  "metadata": m.metadata(self.protocol_name)} for m in self.members.values()]
 
     def join_response(self, member_id: str, *, error: int = errors.NONE,
-                      with_members: bool | None = None, skip_assignment: bool = False) -> dict:
+                      with_members: bool | None = None, skip_assignment: bool = False) -> Message:
         if with_members is None:
             with_members = self.is_leader(member_id)
         return {"error_code": error, "generation_id": self.generation_id,
@@ -356,7 +357,7 @@ class ClassicGroup:
                 "members": self.current_members_for_leader() if with_members else []}
 
     # -- persistence ----------------------------------------------------------------
-    def metadata_value(self, assignment: dict[str, bytes] | None = None) -> dict:
+    def metadata_value(self, assignment: dict[str, bytes] | None = None) -> Message:
         """GroupMetadataValue of the current generation (``assignment``
         overrides the members' stored assignments)."""
         members = []
@@ -375,7 +376,7 @@ class ClassicGroup:
                 "current_state_timestamp": self.state_timestamp, "members": members}
 
     @classmethod
-    def from_metadata(cls, group_id: str, v: dict) -> "ClassicGroup":
+    def from_metadata(cls, group_id: str, v: Message) -> "ClassicGroup":
         """Rebuild a group from its last GroupMetadataValue (on load): Empty
         when it has no members, else Stable with the stored assignment
         (members must heartbeat within their session timeout to stay)."""

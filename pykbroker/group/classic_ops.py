@@ -37,7 +37,8 @@ from ..protocol import errors
 from . import records
 from .classic import (COMPLETING_REBALANCE, DEAD, EMPTY, NO_GENERATION, PREPARING_REBALANCE, STABLE,
                       UNKNOWN_MEMBER_ID, ClassicGroup, ClassicMember, GroupError, Waiter)
-from .registry import GroupConfig, GroupRegistry, Message, OffsetsLog
+from ..protocol.codec import Message
+from .registry import GroupConfig, GroupRegistry, OffsetsLog
 
 log = logging.getLogger("pykbroker.group")
 
@@ -129,7 +130,8 @@ class ClassicOps:
             m = group.members[member_id]
             m.sync_waiter = waiter
             self._remove_pending_sync_member(group, member_id)
-            log.debug("group %s: SyncGroup from %s%s", gid, member_id, " (leader)" if group.is_leader(member_id) else "")
+            log.debug("group %s: SyncGroup from %s%s", gid, member_id,
+                      " (leader)" if group.is_leader(member_id) else "")
             if group.is_leader(member_id):
                 assignment = {a["member_id"]: a["assignment"] or b"" for a in req["assignments"]}
                 for mid in group.members:

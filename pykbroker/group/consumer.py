@@ -33,7 +33,11 @@ kept.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from typing import Any
+
 import attrs
+from ..protocol.codec import Message
 
 
 LEAVE_GROUP_MEMBER_EPOCH = -1
@@ -70,8 +74,8 @@ class ConsumerMember:
     def is_reconciled_to(self, epoch: int) -> bool:
         return self.state == M_STABLE and self.member_epoch == epoch
 
-    def copy(self, **changes: object) -> "ConsumerMember":
-        m = attrs.evolve(self, **changes)  # type: ignore[arg-type]
+    def copy(self, **changes: Any) -> "ConsumerMember":
+        m = attrs.evolve(self, **changes)
         if "assigned" not in changes:
             m.assigned = _copy(self.assigned)
         if "pending_revocation" not in changes:
@@ -118,7 +122,7 @@ class ConsumerGroup:
         o = self.owners.get((tid, p))
         return -1 if o is None else o[1]
 
-    def _owned(self, m: ConsumerMember):  # type: ignore[no-untyped-def]
+    def _owned(self, m: ConsumerMember) -> Iterator[tuple[bytes, int]]:
         for a in (m.assigned, m.pending_revocation):
             for tid, parts in a.items():
                 for p in parts:
@@ -155,7 +159,7 @@ class ConsumerGroup:
 
 
 def reconcile(member: ConsumerMember, target_epoch: int, target: Assignment,
-              partition_epoch, owned: list[dict] | None) -> ConsumerMember:  # type: ignore[no-untyped-def]
+              partition_epoch: Callable[[bytes, int], int], owned: list[Message] | None) -> ConsumerMember:
     """One step of Kafka's CurrentAssignmentBuilder."""
 
     def owns_any(a: Assignment) -> bool:

@@ -19,7 +19,8 @@ from . import assignors
 from .classic import GroupError
 from .consumer import (LEAVE_GROUP_MEMBER_EPOCH, LEAVE_GROUP_STATIC_MEMBER_EPOCH, M_UNREVOKED, Assignment,
                        ConsumerGroup, ConsumerMember, reconcile)
-from .registry import GroupConfig, GroupRegistry, Message
+from ..protocol.codec import Message
+from .registry import GroupConfig, GroupRegistry
 
 if TYPE_CHECKING:
     from ..server.state import BrokerState
@@ -83,7 +84,7 @@ class ConsumerOps:
             try:
                 re.compile(req["subscribed_topic_regex"])
             except re.error as e:
-                raise GroupError(errors.INVALID_REGULAR_EXPRESSION, f"SubscribedTopicRegex is invalid: {e}")
+                raise GroupError(errors.INVALID_REGULAR_EXPRESSION, f"SubscribedTopicRegex is invalid: {e}") from e
         a = req["server_assignor"]
         if a is not None and a not in self.config.consumer_assignors:
             raise GroupError(errors.UNSUPPORTED_ASSIGNOR,
@@ -257,7 +258,7 @@ class ConsumerOps:
         return frozenset(group.subscription_metadata[n][0] for n in names if n in group.subscription_metadata)
 
     def _compute_target_assignment(self, group: ConsumerGroup,
-                                   updated: ConsumerMember) -> None:
+                                   updated: ConsumerMember | None) -> None:
         name = self.preferred_assignor(group)
         specs = {mid: assignors.MemberSpec(self._member_topic_ids(group, m), m.instance_id, m.rack_id)
                  for mid, m in group.members.items()}
@@ -315,7 +316,7 @@ class ConsumerOps:
         g.subscription_metadata = self._subscription_metadata(g)
         g.group_epoch += 1
         if g.members:
-            self._compute_target_assignment(g, None)  # type: ignore[arg-type]
+            self._compute_target_assignment(g, None)
         else:
             g.target = {}
             g.assignment_epoch = g.group_epoch

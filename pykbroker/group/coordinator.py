@@ -37,7 +37,8 @@ loading resolves them by the markers found in the log.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
 
 import trio
 
@@ -46,14 +47,16 @@ from ..protocol.records import InvalidRecords, build_batch, decode_records, vali
 from ..storage.log import iter_log_batches
 from ..storage.producer_state import ABORT, COMMIT, COORDINATOR, decode_marker
 from . import records
-from .classic import DEAD, STABLE, ClassicGroup, GroupError, now_ms
+from ..util import now_ms
+from .classic import DEAD, STABLE, ClassicGroup, GroupError
 from .classic_ops import ClassicOps, join_error, sync_error
 from .consumer import Assignment, ConsumerGroup
 from .consumer_ops import ConsumerOps
 from .coordinator_base import InternalTopicCoordinator
 from .offsets import OffsetStore, Offsets
 from .records import OFFSETS_TOPIC, OffsetAndMetadata
-from .registry import Group, GroupConfig, GroupRegistry, Message, Records
+from ..protocol.codec import Message
+from .registry import Group, GroupConfig, GroupRegistry, Records
 from .timers import Timer, Timers
 
 if TYPE_CHECKING:
@@ -288,7 +291,8 @@ class GroupCoordinator(InternalTopicCoordinator):
             return err, []
         return self.offset_store.fetch(gid, topics, member_id, member_epoch)
 
-    async def delete_offsets(self, gid: str, topics: list[tuple[str, list[int]]]) -> tuple[int, dict[tuple[str, int], int]]:
+    async def delete_offsets(self, gid: str,
+                             topics: list[tuple[str, list[int]]]) -> tuple[int, dict[tuple[str, int], int]]:
         """OffsetDelete: (group error, {(topic, partition): error})."""
         err = self.availability(gid, create=False) if gid else errors.INVALID_GROUP_ID
         if err:

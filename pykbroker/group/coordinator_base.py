@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import Any
+from collections.abc import AsyncIterator
 
 import trio
 
@@ -77,7 +78,9 @@ class InternalTopicCoordinator:
 
     def _leads(self, partition: int) -> bool:
         st = self.state
-        return st.leader_of(self.TOPIC, partition) == st.node_id
+        leader: int | None = st.leader_of(self.TOPIC, partition)
+        node_id: int = st.node_id
+        return leader == node_id
 
     def availability(self, key: str, create: bool = True) -> int:
         """NONE, or the error every operation on ``key`` gets now:
@@ -89,7 +92,7 @@ class InternalTopicCoordinator:
             try:
                 if self.ensure_topic() is None:
                     return errors.COORDINATOR_NOT_AVAILABLE
-            except Exception as e:  # noqa: BLE001 - reported as Kafka does, broker keeps serving
+            except Exception as e:  # reported as Kafka does, broker keeps serving
                 log.error("cannot create %s: %s", self.TOPIC, e)
                 return errors.COORDINATOR_NOT_AVAILABLE
         part = self.partition_for(key)
@@ -104,7 +107,7 @@ class InternalTopicCoordinator:
         delays this answer."""
         try:
             ts = self.ensure_topic()
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             log.error("cannot create %s: %s", self.TOPIC, e)
             return errors.COORDINATOR_NOT_AVAILABLE, None
         if ts is None:

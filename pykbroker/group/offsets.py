@@ -10,11 +10,12 @@ by :class:`~pykbroker.group.coordinator.GroupCoordinator`); reads take none.
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 from ..protocol import errors
 from . import records
-from .classic import DEAD, EMPTY, PREPARING_REBALANCE, STABLE, ClassicGroup, GroupError, now_ms
+from ..util import now_ms
+from .classic import DEAD, EMPTY, PREPARING_REBALANCE, STABLE, ClassicGroup, GroupError
 from .classic_ops import ClassicOps, append_error_to_response_error
 from .consumer import ConsumerGroup
 from .records import OFFSETS_TOPIC, OffsetAndMetadata

@@ -60,7 +60,7 @@ def partition_for(group_id: str, partitions: int) -> int:
 
 # -- schemas (our own definitions of Kafka's record formats) --------------------------------
 
-def _codec(name: str, fields: list[dict], structs: list[dict] | None = None,
+def _codec(name: str, fields: list[dict[str, Any]], structs: list[dict[str, Any]] | None = None,
            valid: str = "0", flexible: str = "none") -> MessageCodec:
     return MessageCodec(name, fields, structs or [], VersionRange(valid), VersionRange(flexible))
 

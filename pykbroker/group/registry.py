@@ -18,7 +18,8 @@ built with explicit references to what it uses:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Awaitable, Callable, Sequence
 
 import attrs
 
@@ -31,8 +32,6 @@ if TYPE_CHECKING:
 
 Group = ClassicGroup | ConsumerGroup
 Records = Sequence[tuple[bytes, bytes | None]]
-#: a decoded request or response body (pykbroker.protocol: snake_case keys, every field present)
-Message = dict[str, Any]
 
 
 def _cfg(cfg: BrokerConfig, key: str, default: Any) -> Any:

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from typing import Any, Awaitable, Callable
+from typing import Any
+from collections.abc import Awaitable, Callable
 
 import attrs
 import trio

@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
 
 import attrs
 
+from ..protocol.codec import Message
 from ..protocol import codec
 
 if TYPE_CHECKING:
+    from ..security.session import ConnectionAuth
     from ..server.state import BrokerState
 
-HandlerFn = Callable[["RequestContext", dict], Awaitable[dict | None]]
+HandlerFn = Callable[["RequestContext", Message], Awaitable[Message | None]]
 
 
 @attrs.define(slots=True)
@@ -33,7 +36,7 @@ class RequestContext:
     client_id: str | None
     peer: str = ""
     listener: str = "PLAINTEXT"
-    auth: Any = None  # the connection's pykbroker.security.session.ConnectionAuth (principal, SASL state)
+    auth: ConnectionAuth | None = None  # the connection's principal and SASL state (security/session.py)
 
 
 class CloseConnection(Exception):

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from ..protocol.codec import Message
 from ..group import coordinator_of as group_coordinator_of
 from ..protocol import errors
 from ..txn import coordinator_of
@@ -18,7 +19,7 @@ OFFSETS_TOPIC = "__consumer_offsets"
 
 
 @handler(25, 0, 4)
-async def handle(ctx: RequestContext, req: dict) -> dict:
+async def handle(ctx: RequestContext, req: Message) -> Message:
     v = ctx.api_version
     st = ctx.state
     tc = coordinator_of(st)

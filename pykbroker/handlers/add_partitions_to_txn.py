@@ -18,19 +18,20 @@
 
 from __future__ import annotations
 
+from ..protocol.codec import Message
 from ..protocol import errors
 from ..txn import coordinator_of
 from . import RequestContext, handler
 
 
-def _result(topics: list[dict], codes: dict[tuple[str, int], int]) -> list[dict]:
+def _result(topics: list[Message], codes: dict[tuple[str, int], int]) -> list[Message]:
     return [{"name": t["name"], "results_by_partition": [
         {"partition_index": i, "partition_error_code": codes[(t["name"], i)]} for i in t["partitions"]]}
         for t in topics]
 
 
-async def _one(ctx: RequestContext, txn_id: str | None, pid: int, epoch: int, topics: list[dict],
-               verify_only: bool, v: int) -> list[dict]:
+async def _one(ctx: RequestContext, txn_id: str | None, pid: int, epoch: int, topics: list[Message],
+               verify_only: bool, v: int) -> list[Message]:
     st = ctx.state
     tps = [(t["name"], i) for t in topics for i in t["partitions"]]
     unknown = {tp for tp in tps if st.partition(*tp) is None}
@@ -49,7 +50,7 @@ async def _one(ctx: RequestContext, txn_id: str | None, pid: int, epoch: int, to
 
 
 @handler(24, 0, 5)
-async def handle(ctx: RequestContext, req: dict) -> dict:
+async def handle(ctx: RequestContext, req: Message) -> Message:
     v = ctx.api_version
     if v < 4:
         res = await _one(ctx, req["v3_and_below_transactional_id"], req["v3_and_below_producer_id"],

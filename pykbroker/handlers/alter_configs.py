@@ -36,6 +36,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 
+from ..protocol.codec import Message
 from .. import topic_configs as tc
 from ..protocol import errors
 from . import RequestContext, handler
@@ -56,6 +57,7 @@ def apply_topic(ctx: RequestContext, name: str, new: dict[str, str], validate_on
         raise tc.AlterError(errors.UNKNOWN_TOPIC_OR_PARTITION, f"The topic '{name}' does not exist.")
     if validate_only:
         return
+    assert st.logs is not None, "the broker is closed"
     try:
         st.logs.alter_topic_configs(name, new)
     except OSError as e:
@@ -69,6 +71,7 @@ def apply_topic(ctx: RequestContext, name: str, new: dict[str, str], validate_on
 def apply_broker(ctx: RequestContext, name: str, ops: list[tuple[str, int, str | None]],
                  incremental: bool, validate_only: bool) -> None:
     st = ctx.state
+    assert st.logs is not None, "the broker is closed"
     current = dict(st.logs.dynamic_configs.get(name, {})) if incremental else {}
     new = tc.alter_broker_configs(st.config, st.node_id, name, current, ops)
     if validate_only:
@@ -81,8 +84,8 @@ def apply_broker(ctx: RequestContext, name: str, ops: list[tuple[str, int, str |
     log.info("altered dynamic configs of broker %r: %s", name, new)
 
 
-def process(ctx: RequestContext, resources: list[dict], incremental: bool,
-            validate_only: bool) -> list[dict]:
+def process(ctx: RequestContext, resources: list[Message], incremental: bool,
+            validate_only: bool) -> list[Message]:
     counts = Counter((r["resource_type"], r["resource_name"]) for r in resources)
     out = []
     for r in resources:
@@ -101,7 +104,7 @@ def process(ctx: RequestContext, resources: list[dict], incremental: bool,
                 if incremental:
                     new = tc.incremental_topic_overrides(current, ops)
                 else:
-                    new = {n: v for n, _, v in ops}  # type: ignore[misc]
+                    new = {n: v for n, _, v in ops}
                 apply_topic(ctx, name, new, validate_only)
             elif rtype == BROKER:
                 apply_broker(ctx, name, ops, incremental, validate_only)
@@ -123,6 +126,6 @@ def process(ctx: RequestContext, resources: list[dict], incremental: bool,
 
 
 @handler(33, 0, 2)
-async def handle(ctx: RequestContext, req: dict) -> dict:
+async def handle(ctx: RequestContext, req: Message) -> Message:
     return {"throttle_time_ms": 0,
             "responses": process(ctx, req["resources"] or [], False, bool(req["validate_only"]))}

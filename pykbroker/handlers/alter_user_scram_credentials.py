@@ -20,10 +20,11 @@ from collections import Counter
 
 from ..protocol import errors
 from ..security import scram
+from ..protocol.codec import Message
 from . import RequestContext, handler
 
 
-def _check(alt: dict, deletion: bool, store: scram.CredentialStore) -> tuple[int, str] | None:
+def _check(alt: Message, deletion: bool, store: scram.CredentialStore) -> tuple[int, str] | None:
     if not alt["name"]:
         return errors.UNACCEPTABLE_CREDENTIAL, "Username must not be empty"
     mech = scram.BY_TYPE.get(alt["mechanism"])
@@ -43,7 +44,7 @@ def _check(alt: dict, deletion: bool, store: scram.CredentialStore) -> tuple[int
 
 
 @handler(51, 0, 0)
-async def handle(ctx: RequestContext, req: dict) -> dict:
+async def handle(ctx: RequestContext, req: Message) -> Message:
     store: scram.CredentialStore = ctx.state.security.scram
     alts = [(a, True) for a in req["deletions"]] + [(a, False) for a in req["upsertions"]]
     pairs = Counter((a["name"], a["mechanism"]) for a, _ in alts)

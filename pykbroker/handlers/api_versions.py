@@ -11,15 +11,20 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
+from ..protocol.codec import Message
 from ..protocol import errors
-from . import RequestContext, advertised, handler
+from . import RequestContext, handler
+
+if TYPE_CHECKING:
+    from ..server.state import BrokerState
 
 _SOFTWARE = re.compile(r"^[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?$")
 
 
 @handler(18, 0, 4)
-async def handle(ctx: RequestContext, req: dict) -> dict:
+async def handle(ctx: RequestContext, req: Message) -> Message:
     error = errors.NONE
     if ctx.api_version >= 3:
         for v in (req["client_software_name"], req["client_software_version"]):
@@ -28,7 +33,7 @@ async def handle(ctx: RequestContext, req: dict) -> dict:
     return {"error_code": error, "api_keys": ctx.state.api_versions(), "throttle_time_ms": 0}
 
 
-def unsupported_version_body(ctx_state: object) -> dict:
+def unsupported_version_body(ctx_state: BrokerState) -> Message:
     """The v0 reply to an ApiVersions request of a version we do not know."""
     return {"error_code": errors.UNSUPPORTED_VERSION,
-            "api_keys": [k for k in ctx_state.api_versions() if k["api_key"] == 18]}  # type: ignore[attr-defined]
+            "api_keys": [k for k in ctx_state.api_versions() if k["api_key"] == 18]}

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from ..protocol.codec import Message
 from ..group import coordinator_of
 from ..group.coordinator import NOT_REQUESTED
 from ..protocol import errors
@@ -18,7 +19,7 @@ from . import RequestContext, handler
 
 
 @handler(69, 0, 1)
-async def handle(ctx: RequestContext, req: dict) -> dict:
+async def handle(ctx: RequestContext, req: Message) -> Message:
     coord = coordinator_of(ctx.state)
     include_ops = bool(req["include_authorized_operations"])
     groups = []

@@ -17,13 +17,14 @@
 
 from __future__ import annotations
 
+from ..protocol.codec import Message
 from ..group import client_host, coordinator_of
 from ..protocol import errors
 from . import RequestContext, handler
 
 
 @handler(68, 0, 1)
-async def handle(ctx: RequestContext, req: dict) -> dict:
+async def handle(ctx: RequestContext, req: Message) -> Message:
     coord = coordinator_of(ctx.state)
     if coord is None:
         resp = {"error_code": errors.COORDINATOR_NOT_AVAILABLE, "error_message": None, "member_id": None,

@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 
+from ..protocol.codec import Message
 from ..protocol import errors
 from . import RequestContext, handler
 from .create_topics import AdminError, check_replicas
@@ -41,11 +42,11 @@ log = logging.getLogger("pykbroker.handlers.create_partitions")
 MAX_PARTITIONS_PER_REQUEST = 10000
 
 
-def _result(name: str, code: int = errors.NONE, message: str | None = None) -> dict:
+def _result(name: str, code: int = errors.NONE, message: str | None = None) -> Message:
     return {"name": name, "error_code": code, "error_message": message}
 
 
-def _check(ctx: RequestContext, t: dict) -> int:
+def _check(ctx: RequestContext, t: Message) -> int:
     """The current partition count of a valid request entry, else AdminError."""
     name = t["name"]
     ts = ctx.state.topics.get(name)
@@ -77,7 +78,7 @@ def _check(ctx: RequestContext, t: dict) -> int:
 
 
 @handler(37, 0, 3)
-async def handle(ctx: RequestContext, req: dict) -> dict:
+async def handle(ctx: RequestContext, req: Message) -> Message:
     st = ctx.state
     topics = req["topics"] or []
     counts = Counter(t["name"] for t in topics)

@@ -48,6 +48,7 @@ import logging
 import uuid
 from collections import Counter
 
+from ..protocol.codec import Message
 from .. import topic_configs as tc
 from ..protocol import errors
 from ..protocol.primitives import ZERO_UUID
@@ -65,7 +66,7 @@ class AdminError(Exception):
         self.message = message
 
 
-def error_result(name: str, code: int, message: str | None) -> dict:
+def error_result(name: str, code: int, message: str | None) -> Message:
     return {"name": name, "topic_id": ZERO_UUID, "error_code": code, "error_message": message,
             "topic_config_error_code": errors.NONE, "num_partitions": -1,
             "replication_factor": -1, "configs": []}
@@ -102,7 +103,7 @@ def check_replication(rf: int, brokers: int) -> None:
                     "registered.")
 
 
-def _plan(ctx: RequestContext, t: dict) -> tuple[int, int]:
+def _plan(ctx: RequestContext, t: Message) -> tuple[int, int]:
     """(partitions, replication factor) of a valid request entry, else AdminError."""
     st = ctx.state
     registered = set(st.live_broker_ids())
@@ -144,8 +145,8 @@ def _plan(ctx: RequestContext, t: dict) -> tuple[int, int]:
     return n, rf
 
 
-async def _create_one(ctx: RequestContext, t: dict, collisions: dict[str, str],
-                      validate_only: bool, timeout_ms: int) -> dict:
+async def _create_one(ctx: RequestContext, t: Message, collisions: dict[str, str],
+                      validate_only: bool, timeout_ms: int) -> Message:
     st = ctx.state
     name = t["name"]
     try:
@@ -190,7 +191,7 @@ async def _create_one(ctx: RequestContext, t: dict, collisions: dict[str, str],
 MAX_PARTITIONS_PER_REQUEST = 10000
 
 
-def _total_partitions(ctx: RequestContext, topics: list[dict]) -> int:
+def _total_partitions(ctx: RequestContext, topics: list[Message]) -> int:
     """Partitions a CreateTopics request asks for, counted as Kafka does."""
     total = 0
     for t in topics:
@@ -204,7 +205,7 @@ def _total_partitions(ctx: RequestContext, topics: list[dict]) -> int:
 
 
 @handler(19, 2, 7)
-async def handle(ctx: RequestContext, req: dict) -> dict:
+async def handle(ctx: RequestContext, req: Message) -> Message:
     st = ctx.state
     topics = req["topics"] or []
     counts = Counter(t["name"] for t in topics)

@@ -10,13 +10,14 @@
 
 from __future__ import annotations
 
+from ..protocol.codec import Message
 from ..group import coordinator_of
 from ..protocol import errors
 from . import RequestContext, handler
 
 
 @handler(42, 0, 2)
-async def handle(ctx: RequestContext, req: dict) -> dict:
+async def handle(ctx: RequestContext, req: Message) -> Message:
     coord = coordinator_of(ctx.state)
     gids = list(dict.fromkeys(req["groups_names"]))
     if coord is None:

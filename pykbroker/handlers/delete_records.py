@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 
+from ..protocol.codec import Message
 from ..protocol import errors
 from ..storage.log import OffsetOutOfRange
 from . import RequestContext, handler
@@ -65,7 +66,7 @@ def _delete_one(ctx: RequestContext, topic: str, index: int, offset: int) -> tup
 
 
 @handler(21, 0, 2)
-async def handle(ctx: RequestContext, req: dict) -> dict:
+async def handle(ctx: RequestContext, req: Message) -> Message:
     topics = []
     for t in req["topics"] or []:
         parts = []

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 
+from ..protocol.codec import Message
 from ..protocol import errors
 from ..protocol.primitives import ZERO_UUID
 from . import RequestContext, handler
@@ -41,18 +42,18 @@ UNKNOWN_TOPIC_MESSAGE = "This server does not host this topic-partition."
 UNKNOWN_TOPIC_ID_MESSAGE = "This server does not host this topic ID."
 
 
-def _result(name: str | None, topic_id: bytes, code: int, message: str | None) -> dict:
+def _result(name: str | None, topic_id: bytes, code: int, message: str | None) -> Message:
     return {"name": name, "topic_id": topic_id, "error_code": code, "error_message": message}
 
 
-def _requested(ctx: RequestContext, req: dict) -> list[tuple[str | None, bytes]]:
+def _requested(ctx: RequestContext, req: Message) -> list[tuple[str | None, bytes]]:
     if ctx.api_version >= 6:
         return [(t["name"], t["topic_id"]) for t in req["topics"] or []]
     return [(n, ZERO_UUID) for n in req["topic_names"] or []]
 
 
 @handler(20, 1, 6)
-async def handle(ctx: RequestContext, req: dict) -> dict:
+async def handle(ctx: RequestContext, req: Message) -> Message:
     st = ctx.state
     v = ctx.api_version
     requested = _requested(ctx, req)
@@ -67,7 +68,7 @@ async def handle(ctx: RequestContext, req: dict) -> dict:
                 "responses": [_result(n if n is not None or v >= 6 else "", tid, code, None)
                               for n, tid in requested]}
 
-    out: list[dict] = []
+    out: list[Message] = []
     names: dict[str, None] = {}  # ordered sets
     dup_names: dict[str, None] = {}
     ids: dict[bytes, None] = {}

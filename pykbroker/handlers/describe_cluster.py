@@ -21,6 +21,7 @@
 
 from __future__ import annotations
 
+from ..protocol.codec import Message
 from ..protocol import errors
 from . import RequestContext, handler
 from .metadata import NOT_REQUESTED
@@ -34,14 +35,14 @@ ENDPOINT_TYPES = {1: "BROKER", 2: "CONTROLLER"}
 BROKER_ENDPOINT = 1
 
 
-def _error(code: int, message: str) -> dict:
+def _error(code: int, message: str) -> Message:
     return {"throttle_time_ms": 0, "error_code": code, "error_message": message,
             "endpoint_type": BROKER_ENDPOINT, "cluster_id": "", "controller_id": -1,
             "brokers": [], "cluster_authorized_operations": NOT_REQUESTED}
 
 
 @handler(60, 0, 2)
-async def handle(ctx: RequestContext, req: dict) -> dict:
+async def handle(ctx: RequestContext, req: Message) -> Message:
     st = ctx.state
     v = ctx.api_version
     wanted = req["endpoint_type"] if v >= 1 else BROKER_ENDPOINT

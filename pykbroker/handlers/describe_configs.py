@@ -35,8 +35,9 @@ from __future__ import annotations
 import logging
 import re
 
+from ..protocol.codec import Message
 from .. import topic_configs as tc
-from ..config import PROPS
+from ..config import PROPS, BrokerConfig
 from ..protocol import errors
 from . import RequestContext, handler
 
@@ -66,7 +67,7 @@ def _broker_id(name: str) -> int:
     return int(name)
 
 
-def broker_entry(cfg, name: str, include_synonyms: bool, include_documentation: bool) -> dict:  # type: ignore[no-untyped-def]
+def broker_entry(cfg: BrokerConfig, name: str, include_synonyms: bool, include_documentation: bool) -> Message:
     """Kafka's createBrokerConfigEntry for one of our broker properties."""
     prop = PROPS[name]
     sensitive = prop.type == "password"
@@ -101,8 +102,8 @@ def _loggers() -> dict[str, str]:
     return {k: _LOG4J_LEVELS.get(v, v) for k, v in out.items()}
 
 
-def _describe(ctx: RequestContext, res: dict, include_synonyms: bool,
-              include_documentation: bool) -> list[dict]:
+def _describe(ctx: RequestContext, res: Message, include_synonyms: bool,
+              include_documentation: bool) -> list[Message]:
     st = ctx.state
     rtype = res["resource_type"]
     name = res["resource_name"]
@@ -145,7 +146,7 @@ def _describe(ctx: RequestContext, res: dict, include_synonyms: bool,
 
 
 @handler(32, 1, 4)
-async def handle(ctx: RequestContext, req: dict) -> dict:
+async def handle(ctx: RequestContext, req: Message) -> Message:
     resources = req["resources"] or []
     if any(r["resource_type"] not in KNOWN_TYPES for r in resources):
         # Kafka throws for the whole request: every resource gets the error.

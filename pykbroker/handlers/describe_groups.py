@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+from ..protocol.codec import Message
 from ..group import coordinator_of
 from ..group.coordinator import NOT_REQUESTED
 from ..protocol import errors
@@ -19,7 +20,7 @@ from . import RequestContext, handler
 
 
 @handler(15, 0, 6)
-async def handle(ctx: RequestContext, req: dict) -> dict:
+async def handle(ctx: RequestContext, req: Message) -> Message:
     v = ctx.api_version
     coord = coordinator_of(ctx.state)
     include_ops = bool(req["include_authorized_operations"])

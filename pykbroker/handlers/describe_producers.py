@@ -13,13 +13,14 @@
 
 from __future__ import annotations
 
+from ..protocol.codec import Message
 from ..protocol import errors
 from ..txn.producers import producer_state
 from . import RequestContext, handler
 
 
 @handler(61, 0, 0)
-async def handle(ctx: RequestContext, req: dict) -> dict:
+async def handle(ctx: RequestContext, req: Message) -> Message:
     st = ctx.state
     topics = []
     for t in req["topics"]:

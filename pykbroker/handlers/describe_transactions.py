@@ -11,13 +11,14 @@
 
 from __future__ import annotations
 
+from ..protocol.codec import Message
 from ..protocol import errors
 from ..txn import coordinator_of
 from . import RequestContext, handler
 
 
 @handler(65, 0, 0)
-async def handle(ctx: RequestContext, req: dict) -> dict:
+async def handle(ctx: RequestContext, req: Message) -> Message:
     tc = coordinator_of(ctx.state)
     out = []
     for tid in req["transactional_ids"]:

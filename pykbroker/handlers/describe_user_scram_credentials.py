@@ -16,11 +16,12 @@ from collections import Counter
 
 from ..protocol import errors
 from ..security import scram
+from ..protocol.codec import Message
 from . import RequestContext, handler
 
 
 @handler(50, 0, 0)
-async def handle(ctx: RequestContext, req: dict) -> dict:
+async def handle(ctx: RequestContext, req: Message) -> Message:
     store = ctx.state.security.scram
     wanted = [u["name"] for u in req["users"] or []]
     names = wanted or sorted(store.users)

@@ -22,14 +22,15 @@
 
 from __future__ import annotations
 
+from ..protocol.codec import Message
 from ..protocol import errors
 from . import RequestContext, handler
 
 PREFERRED, UNCLEAN = 0, 1
 
 
-def _response(code: int, results: dict[tuple[str, int], tuple[int, str | None]], drop_not_needed: bool) -> dict:
-    by_topic: dict[str, list[dict]] = {}
+def _response(code: int, results: dict[tuple[str, int], tuple[int, str | None]], drop_not_needed: bool) -> Message:
+    by_topic: dict[str, list[Message]] = {}
     for (t, p), (c, msg) in results.items():
         if drop_not_needed and c == errors.ELECTION_NOT_NEEDED:
             continue
@@ -39,7 +40,7 @@ def _response(code: int, results: dict[tuple[str, int], tuple[int, str | None]],
 
 
 @handler(43, 0, 2)
-async def handle(ctx: RequestContext, req: dict) -> dict:
+async def handle(ctx: RequestContext, req: Message) -> Message:
     st = ctx.state
     v = ctx.api_version
     etype = req["election_type"] if v >= 1 else PREFERRED

@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+from ..protocol.codec import Message
 from ..protocol import errors
 from ..txn import coordinator_of
 from ..txn.metadata import TV_0, TV_2
@@ -24,7 +25,7 @@ from . import RequestContext, handler
 
 
 @handler(26, 0, 5)
-async def handle(ctx: RequestContext, req: dict) -> dict:
+async def handle(ctx: RequestContext, req: Message) -> Message:
     v = ctx.api_version
     tc = coordinator_of(ctx.state)
     if tc is None:

@@ -34,15 +34,21 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import trio
 
+from ..protocol.codec import Message
 from ..protocol import errors
 from ..storage.log import OffsetOutOfRange
 from ..txn.producers import aborted_transactions
 from . import RequestContext, handler
 
+if TYPE_CHECKING:
+    from ..server.topics import PartitionState
 
-def _empty(index: int, code: int, hw: int = -1, lso: int = -1, log_start: int = -1) -> dict:
+
+def _empty(index: int, code: int, hw: int = -1, lso: int = -1, log_start: int = -1) -> Message:
     return {"partition_index": index, "error_code": code, "high_watermark": hw,
             "last_stable_offset": lso, "log_start_offset": log_start,
             "aborted_transactions": None if code else [], "preferred_read_replica": -1,
@@ -55,7 +61,7 @@ def _check_epoch(requested: int, current: int) -> int:
     return errors.FENCED_LEADER_EPOCH if requested < current else errors.UNKNOWN_LEADER_EPOCH
 
 
-def _collect(ctx: RequestContext, req: dict) -> tuple[list[dict], int, list]:
+def _collect(ctx: RequestContext, req: Message) -> tuple[list[Message], int, list[PartitionState]]:
     """One pass over the requested partitions: (responses, bytes, partitions)."""
     st = ctx.state
     v = ctx.api_version
@@ -65,7 +71,7 @@ def _collect(ctx: RequestContext, req: dict) -> tuple[list[dict], int, list]:
         remaining = 2**31 - 1
     min_one = True
     total = 0
-    watched = []
+    watched: list[PartitionState] = []
     out = []
     for t in req["topics"]:
         if v >= 13:
@@ -122,7 +128,7 @@ def _collect(ctx: RequestContext, req: dict) -> tuple[list[dict], int, list]:
 
 
 @handler(1, 4, 18)
-async def handle(ctx: RequestContext, req: dict) -> dict:
+async def handle(ctx: RequestContext, req: Message) -> Message:
     v = ctx.api_version
     if v >= 7 and req["session_id"] != 0:
         return {"throttle_time_ms": 0, "error_code": errors.FETCH_SESSION_ID_NOT_FOUND,

@@ -21,6 +21,7 @@
 
 from __future__ import annotations
 
+from ..protocol.codec import Message
 from ..group import coordinator_of
 from ..protocol import errors
 from ..txn import coordinator_of as txn_coordinator_of
@@ -49,13 +50,13 @@ def _lookup(ctx: RequestContext, key_type: int, key: str) -> tuple[int, str | No
 
 
 @handler(10, 0, 6)
-async def handle(ctx: RequestContext, req: dict) -> dict:
+async def handle(ctx: RequestContext, req: Message) -> Message:
     st = ctx.state
     v = ctx.api_version
     key_type = req["key_type"] if v >= 1 else GROUP
     no_node = {"node_id": -1, "host": "", "port": -1}
 
-    def node(node_id: int | None) -> dict:
+    def node(node_id: int | None) -> Message:
         if node_id is None or node_id == st.node_id:
             host, port = st.advertised_by_listener.get(ctx.listener, (st.advertised_host, st.advertised_port))
             return {"node_id": st.node_id, "host": host, "port": port}

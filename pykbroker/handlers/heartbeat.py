@@ -14,13 +14,14 @@
 
 from __future__ import annotations
 
+from ..protocol.codec import Message
 from ..group import coordinator_of
 from ..protocol import errors
 from . import RequestContext, handler
 
 
 @handler(12, 0, 4)
-async def handle(ctx: RequestContext, req: dict) -> dict:
+async def handle(ctx: RequestContext, req: Message) -> Message:
     coord = coordinator_of(ctx.state)
     code = errors.COORDINATOR_NOT_AVAILABLE if coord is None else await coord.heartbeat(req)
     return {"throttle_time_ms": 0, "error_code": code}

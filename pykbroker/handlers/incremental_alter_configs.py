@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 
+from ..protocol.codec import Message
 from .. import topic_configs as tc
 from ..protocol import errors
 from . import RequestContext, handler
@@ -81,7 +82,8 @@ def alter_loggers(ctx: RequestContext, name: str, ops: list[tuple[str, int, str 
     for logger_name, op, value in ops:
         lg = logging.getLogger() if logger_name == "root" else logging.getLogger(logger_name)
         if op == tc.SET:
-            lg.setLevel(LOG4J_TO_PYTHON[value])  # type: ignore[index]
+            assert value is not None  # validated above: one of LOG4J_TO_PYTHON
+            lg.setLevel(LOG4J_TO_PYTHON[value])
             log.warning("Updated the log level of %s to %s", logger_name, value)
         else:
             lg.setLevel(logging.NOTSET)
@@ -89,6 +91,6 @@ def alter_loggers(ctx: RequestContext, name: str, ops: list[tuple[str, int, str 
 
 
 @handler(44, 0, 1)
-async def handle(ctx: RequestContext, req: dict) -> dict:
+async def handle(ctx: RequestContext, req: Message) -> Message:
     return {"throttle_time_ms": 0,
             "responses": process(ctx, req["resources"] or [], True, bool(req["validate_only"]))}

@@ -23,13 +23,14 @@
 
 from __future__ import annotations
 
+from ..protocol.codec import Message
 from ..protocol import errors
 from ..txn import coordinator_of
 from . import RequestContext, handler
 
 
 @handler(22, 0, 5)
-async def handle(ctx: RequestContext, req: dict) -> dict:
+async def handle(ctx: RequestContext, req: Message) -> Message:
     v = ctx.api_version
     out = {"throttle_time_ms": 0, "error_code": errors.NONE, "producer_id": -1, "producer_epoch": -1}
     pid, epoch = (req["producer_id"], req["producer_epoch"]) if v >= 3 else (-1, -1)

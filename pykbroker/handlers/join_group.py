@@ -20,6 +20,7 @@
 
 from __future__ import annotations
 
+from ..protocol.codec import Message
 from ..group import client_host, coordinator_of
 from ..group.classic_ops import join_error
 from ..protocol import errors
@@ -27,7 +28,7 @@ from . import RequestContext, handler
 
 
 @handler(11, 0, 9)
-async def handle(ctx: RequestContext, req: dict) -> dict:
+async def handle(ctx: RequestContext, req: Message) -> Message:
     v = ctx.api_version
     coord = coordinator_of(ctx.state)
     if coord is None:

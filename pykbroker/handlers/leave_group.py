@@ -11,13 +11,14 @@
 
 from __future__ import annotations
 
+from ..protocol.codec import Message
 from ..group import coordinator_of
 from ..protocol import errors
 from . import RequestContext, handler
 
 
 @handler(13, 0, 5)
-async def handle(ctx: RequestContext, req: dict) -> dict:
+async def handle(ctx: RequestContext, req: Message) -> Message:
     v = ctx.api_version
     if v >= 3:
         members = [{"member_id": m["member_id"], "group_instance_id": m["group_instance_id"]}
@@ -26,7 +27,7 @@ async def handle(ctx: RequestContext, req: dict) -> dict:
         members = [{"member_id": req["member_id"], "group_instance_id": None}]
     coord = coordinator_of(ctx.state)
     if coord is None:
-        res = {"error_code": errors.COORDINATOR_NOT_AVAILABLE, "members": []}
+        res: Message = {"error_code": errors.COORDINATOR_NOT_AVAILABLE, "members": []}
     else:
         res = await coord.leave_group(req["group_id"], members)
     if v >= 3:

@@ -11,13 +11,14 @@
 
 from __future__ import annotations
 
+from ..protocol.codec import Message
 from ..group import coordinator_of
 from ..protocol import errors
 from . import RequestContext, handler
 
 
 @handler(16, 0, 5)
-async def handle(ctx: RequestContext, req: dict) -> dict:
+async def handle(ctx: RequestContext, req: Message) -> Message:
     v = ctx.api_version
     coord = coordinator_of(ctx.state)
     if coord is None:

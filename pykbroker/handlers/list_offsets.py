@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+from ..protocol.codec import Message
 from ..protocol import errors
 from . import RequestContext, handler
 from .fetch import _check_epoch
@@ -25,7 +26,7 @@ DEBUGGING_REPLICA = -2  # replica_id of debugging tools: any replica answers (Ka
 
 
 @handler(2, 1, 11)
-async def handle(ctx: RequestContext, req: dict) -> dict:
+async def handle(ctx: RequestContext, req: Message) -> Message:
     st = ctx.state
     v = ctx.api_version
     read_committed = req["isolation_level"] == 1

@@ -12,13 +12,14 @@
 
 from __future__ import annotations
 
+from ..protocol.codec import Message
 from ..protocol import errors
 from ..txn import coordinator_of
 from . import RequestContext, handler
 
 
 @handler(66, 0, 2)
-async def handle(ctx: RequestContext, req: dict) -> dict:
+async def handle(ctx: RequestContext, req: Message) -> Message:
     v = ctx.api_version
     tc = coordinator_of(ctx.state)
     if tc is None:

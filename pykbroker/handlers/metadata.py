@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..protocol.codec import Message
 from ..protocol import errors
 from ..protocol.primitives import ZERO_UUID
 from ..storage.manager import validate_topic_name
@@ -36,16 +37,16 @@ TOPIC_OPS = sum(1 << b for b in (3, 4, 5, 6, 7, 8, 10, 11))
 CLUSTER_OPS = sum(1 << b for b in (5, 7, 8, 9, 10, 11, 12))  # Kafka: 8096
 
 
-def broker_list(ctx: RequestContext) -> list[dict]:
+def broker_list(ctx: RequestContext) -> list[Message]:
     st = ctx.state
-    out = []
+    out: list[Message] = []
     for b in st.replicas.live_brokers():
         host, port = st.endpoint_for(b, ctx.listener)
         out.append({"node_id": b.node_id, "host": host, "port": port, "rack": b.rack})
     return out
 
 
-def _partition(ctx: RequestContext, ts: "TopicState", p: "PartitionState") -> dict:
+def _partition(ctx: RequestContext, ts: "TopicState", p: "PartitionState") -> Message:
     """Kafka's ZkMetadataCache.getPartitionMetadata: a leader that is not live
     is -1 with LEADER_NOT_AVAILABLE; v0 lists only live replicas and says
     REPLICA_NOT_AVAILABLE when some are not."""
@@ -63,19 +64,19 @@ def _partition(ctx: RequestContext, ts: "TopicState", p: "PartitionState") -> di
             "offline_replicas": offline}
 
 
-def topic_entry(ctx: RequestContext, ts: "TopicState", include_ops: bool) -> dict:
+def topic_entry(ctx: RequestContext, ts: "TopicState", include_ops: bool) -> Message:
     return {"error_code": errors.NONE, "name": ts.name, "topic_id": ts.topic_id,
             "is_internal": ts.internal, "partitions": [_partition(ctx, ts, p) for p in ts.partitions],
             "topic_authorized_operations": TOPIC_OPS if include_ops else NOT_REQUESTED}
 
 
-def error_entry(name: str | None, code: int, topic_id: bytes = ZERO_UUID) -> dict:
+def error_entry(name: str | None, code: int, topic_id: bytes = ZERO_UUID) -> Message:
     return {"error_code": code, "name": name, "topic_id": topic_id, "is_internal": False,
             "partitions": [], "topic_authorized_operations": NOT_REQUESTED}
 
 
 @handler(3, 0, 13)
-async def handle(ctx: RequestContext, req: dict) -> dict:
+async def handle(ctx: RequestContext, req: Message) -> Message:
     st = ctx.state
     v = ctx.api_version
     include_ops = bool(req["include_topic_authorized_operations"])

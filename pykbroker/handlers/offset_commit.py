@@ -23,13 +23,14 @@
 
 from __future__ import annotations
 
+from ..protocol.codec import Message
 from ..group import coordinator_of
 from ..protocol import errors
 from . import RequestContext, handler
 
 
 @handler(8, 2, 10)
-async def handle(ctx: RequestContext, req: dict) -> dict:
+async def handle(ctx: RequestContext, req: Message) -> Message:
     st = ctx.state
     v = ctx.api_version
     coord = coordinator_of(st)
@@ -65,8 +66,10 @@ async def handle(ctx: RequestContext, req: dict) -> dict:
         parts = []
         for pi, p in enumerate(t["partitions"]):
             code = pre.get((ti, pi))
+            name = names[ti]
             if code is None:
-                code = results.get((names[ti], p["partition_index"]), errors.UNKNOWN_SERVER_ERROR)
+                code = errors.UNKNOWN_SERVER_ERROR if name is None else results.get(
+                    (name, p["partition_index"]), errors.UNKNOWN_SERVER_ERROR)
             parts.append({"partition_index": p["partition_index"], "error_code": code})
         topics.append({"name": t["name"], "topic_id": t["topic_id"], "partitions": parts})
     return {"throttle_time_ms": 0, "topics": topics}

@@ -6,8 +6,8 @@
 - v1-7: one group; group-level errors (COORDINATOR_LOAD_IN_PROGRESS,
   INVALID_GROUP_ID...) in the top-level error code (v2+) or in every
   partition (v1). v6 flexible. v7+: require_stable: partitions with a transactional
-  commit waiting for its transaction's marker answer UNSTABLE_OFFSET_COMMIT. v8+: several groups per request, each with its own
-  error. v9+: KIP-848 member id and epoch are checked for consumer groups
+  commit waiting for its transaction's marker answer UNSTABLE_OFFSET_COMMIT. v8+: several groups per request,
+  each with its own error. v9+: KIP-848 member id and epoch are checked for consumer groups
   (UNKNOWN_MEMBER_ID, STALE_MEMBER_EPOCH). v10: topics by id (unknown ids:
   UNKNOWN_TOPIC_ID; offsets of deleted topics are left out of "all").
 """
@@ -16,12 +16,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..protocol.codec import Message
 from ..group import coordinator_of
 from ..protocol import errors
 from . import RequestContext, handler
 
 
-def _part(index: int, om: Any, code: int = errors.NONE) -> dict:
+def _part(index: int, om: Any, code: int = errors.NONE) -> Message:
     if om is None:
         return {"partition_index": index, "committed_offset": -1, "committed_leader_epoch": -1,
                 "metadata": "", "error_code": code}
@@ -29,8 +30,8 @@ def _part(index: int, om: Any, code: int = errors.NONE) -> dict:
             "committed_leader_epoch": om.leader_epoch, "metadata": om.metadata, "error_code": code}
 
 
-def _fetch_group(ctx: RequestContext, group_id: str, topics: list[dict] | None, by_id: bool,
-                 member_id: str | None, member_epoch: int, require_stable: bool = False) -> tuple[int, list[dict]]:
+def _fetch_group(ctx: RequestContext, group_id: str, topics: list[Message] | None, by_id: bool,
+                 member_id: str | None, member_epoch: int, require_stable: bool = False) -> tuple[int, list[Message]]:
     st = ctx.state
     coord = coordinator_of(st)
     if coord is None:
@@ -38,7 +39,7 @@ def _fetch_group(ctx: RequestContext, group_id: str, topics: list[dict] | None, 
     if not group_id:
         return errors.INVALID_GROUP_ID, []
     req_topics = None
-    unknown: list[dict] = []
+    unknown: list[Message] = []
     if topics is not None:
         req_topics = []
         for t in topics:
@@ -73,7 +74,7 @@ def _fetch_group(ctx: RequestContext, group_id: str, topics: list[dict] | None, 
 
 
 @handler(9, 1, 10)
-async def handle(ctx: RequestContext, req: dict) -> dict:
+async def handle(ctx: RequestContext, req: Message) -> Message:
     v = ctx.api_version
     if v >= 8:
         groups = []

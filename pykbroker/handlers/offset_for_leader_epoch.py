@@ -21,12 +21,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from ..protocol.codec import Message
 from ..protocol import errors
 from . import RequestContext, handler
 from .fetch import _check_epoch
 
+if TYPE_CHECKING:
+    from ..server.topics import TopicState
 
-def _answer(ctx: RequestContext, ts, idx: int, current: int, epoch: int) -> dict:  # type: ignore[no-untyped-def]
+
+def _answer(ctx: RequestContext, ts: TopicState | None, idx: int, current: int, epoch: int) -> Message:
     st = ctx.state
     if ts is None or not 0 <= idx < len(ts.partitions):
         return {"error_code": errors.UNKNOWN_TOPIC_OR_PARTITION, "leader_epoch": -1, "end_offset": -1}
@@ -41,7 +47,7 @@ def _answer(ctx: RequestContext, ts, idx: int, current: int, epoch: int) -> dict
 
 
 @handler(23, 2, 4)
-async def handle(ctx: RequestContext, req: dict) -> dict:
+async def handle(ctx: RequestContext, req: Message) -> Message:
     st = ctx.state
     topics = []
     for t in req["topics"]:

@@ -40,18 +40,30 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import trio
 
 import functools
 
 from ..protocol import errors
-from ..protocol.records import COMPRESSION_NONE, COMPRESSION_ZSTD, BatchHeader, InvalidRecords, validate_batches
+from ..protocol.codec import Message
+from ..protocol.records import (
+    COMPRESSION_NONE,
+    COMPRESSION_ZSTD,
+    BatchHeader,
+    Buffer,
+    InvalidRecords,
+    validate_batches,
+)
 from ..protocol.validator import validate_records
 from ..storage.convert import convert_batches, needs_conversion
-from ..storage.log import PartitionLog
+from ..storage.api import PartitionStore
 from ..txn.producers import verify_transactional
 from . import CloseConnection, RequestContext, handler
+
+if TYPE_CHECKING:
+    from ..server.state import BrokerState, PartitionState
 
 #: Uncompressed data up to this size is validated on the event loop (a few
 #: hundred microseconds); anything else goes to a worker thread.
@@ -60,7 +72,7 @@ INLINE_VALIDATION_BYTES = 32 * 1024
 #: run: bounds the memory decompression can take (each at most
 #: DECOMPRESSION_FACTOR x max.message.bytes).
 VALIDATION_THREADS = 2
-_LIMITER: trio.lowlevel.RunVar = trio.lowlevel.RunVar("produce_validation_limiter")
+_LIMITER: trio.lowlevel.RunVar[trio.CapacityLimiter] = trio.lowlevel.RunVar("produce_validation_limiter")
 
 
 def _limiter() -> trio.CapacityLimiter:
@@ -72,7 +84,8 @@ def _limiter() -> trio.CapacityLimiter:
         return lim
 
 
-def _validate_sync(log, data, headers: list[BatchHeader], now: int):  # type: ignore[no-untyped-def]
+def _validate_sync(log: PartitionStore, data: Buffer, headers: list[BatchHeader],
+                   now: int) -> tuple[Buffer, list[BatchHeader]]:
     """Record-level validation (protocol/validator.py), then the topic's
     compression.type conversion where the log engine performs one, so the
     append finds the batches already in the topic's codec."""
@@ -83,12 +96,12 @@ def _validate_sync(log, data, headers: list[BatchHeader], now: int):  # type: ig
         timestamp_before_max_ms=c.message_timestamp_before_max_ms,
         timestamp_after_max_ms=c.message_timestamp_after_max_ms,
     )
-    if isinstance(log, PartitionLog) and needs_conversion(c, headers):
+    if needs_conversion(c, headers):  # either engine: the append then finds nothing to convert
         return convert_batches(data, headers, c, log.name, now, validated=True)
     return data, headers
 
 
-async def validate(p, data, now: int, version: int):  # type: ignore[no-untyped-def]
+async def validate(p: PartitionState, data: Buffer, now: int, version: int) -> tuple[Buffer, list[BatchHeader]]:
     """Kafka's produce-path validation of one partition's records: headers
     and CRCs on the event loop, records (decompressed within a bound) in a
     worker thread unless the data is small and uncompressed. Returns the
@@ -107,27 +120,28 @@ async def validate(p, data, now: int, version: int):  # type: ignore[no-untyped-
         raise InvalidRecords(errors.UNSUPPORTED_COMPRESSION_TYPE, "zstd compression needs Produce v7 or later")
     work = functools.partial(_validate_sync, log, data, headers, now)
     if (len(data) <= INLINE_VALIDATION_BYTES and all(h.compression == COMPRESSION_NONE for h in headers)
-            and not (isinstance(log, PartitionLog) and needs_conversion(c, headers))):
+            and not needs_conversion(c, headers)):
         return work()
     return await trio.to_thread.run_sync(work, limiter=_limiter())
 
 
 def _part(index: int, code: int, base_offset: int = -1, append_time: int = -1,
-          log_start: int = -1, message: str | None = None, record_errors: list | None = None) -> dict:
+          log_start: int = -1, message: str | None = None, record_errors: list[Message] | None = None) -> Message:
     return {"index": index, "error_code": code, "base_offset": base_offset,
             "log_append_time_ms": append_time, "log_start_offset": log_start,
             "record_errors": record_errors or [], "error_message": message}
 
 
-def _invalid(index: int, e: InvalidRecords) -> dict:
+def _invalid(index: int, e: InvalidRecords) -> Message:
     """Rejected records; per-record errors (e.g. a keyless record on a
     compacted topic, storage/convert.py) go in record_errors as Kafka's."""
     recs = [{"batch_index": i, "batch_index_error_message": m} for i, m in getattr(e, "record_errors", ())]
     return _part(index, e.error_code, message=str(e), record_errors=recs)
 
 
-async def _append(st, p, idx: int, data, headers, acks: int, now: int, timeout_ms: int,  # type: ignore[no-untyped-def]
-                  txn_id: str | None = None, version: int = 3) -> dict:
+async def _append(st: BrokerState, p: PartitionState, idx: int, data: Buffer, headers: list[BatchHeader], acks: int,
+                  now: int, timeout_ms: int,
+                  txn_id: str | None = None, version: int = 3) -> Message:
     if any(h.is_transactional for h in headers):
         # the partition must be in the producer's transaction (KIP-890 verification;
         # Produce v12+ adds it implicitly), checked right before the append
@@ -145,14 +159,14 @@ async def _append(st, p, idx: int, data, headers, acks: int, now: int, timeout_m
 
 
 @handler(0, 3, 13, advertised_min=0)
-async def handle(ctx: RequestContext, req: dict) -> dict | None:
+async def handle(ctx: RequestContext, req: Message) -> Message | None:
     st = ctx.state
     v = ctx.api_version
     acks = req["acks"]
     now = int(time.time() * 1000)
     responses = []
     # acks=all: the partitions wait for their in-sync replicas together
-    deferred: list[tuple[list, int, object, int, object, list]] = []
+    deferred: list[tuple[list[Message | None], int, PartitionState, int, Buffer, list[BatchHeader]]] = []
     for t in req["topic_data"]:
         if v >= 13:
             ts = st.topics_by_id.get(t["topic_id"])
@@ -160,7 +174,7 @@ async def handle(ctx: RequestContext, req: dict) -> dict | None:
         else:
             ts = st.topics.get(t["name"]) or st.maybe_auto_create(t["name"])
             missing = errors.UNKNOWN_TOPIC_OR_PARTITION
-        parts = []
+        parts: list[Message | None] = []
         for pd in t["partition_data"]:
             idx = pd["index"]
             if acks not in (0, 1, -1):
@@ -190,7 +204,8 @@ async def handle(ctx: RequestContext, req: dict) -> dict | None:
                                        req["transactional_id"], v))
         responses.append({"name": t["name"], "topic_id": t["topic_id"], "partition_responses": parts})
     if deferred:
-        async def one(parts: list, slot: int, p, idx: int, data, headers) -> None:  # type: ignore[no-untyped-def]
+        async def one(parts: list[Message | None], slot: int, p: PartitionState, idx: int, data: Buffer,
+                      headers: list[BatchHeader]) -> None:
             parts[slot] = await _append(st, p, idx, data, headers, acks, now, req["timeout_ms"],
                                         req["transactional_id"], v)
 

@@ -12,11 +12,12 @@
 from __future__ import annotations
 
 from ..protocol import errors
+from ..protocol.codec import Message
 from . import RequestContext, handler
 
 
 @handler(36, 0, 2)
-async def handle(ctx: RequestContext, req: dict) -> dict:
+async def handle(ctx: RequestContext, req: Message) -> Message:
     if ctx.auth is None:
         return {"error_code": errors.ILLEGAL_SASL_STATE, "error_message": "SASL is not enabled on this listener",
                 "auth_bytes": b"", "session_lifetime_ms": 0}

@@ -13,11 +13,12 @@ The state machine is pykbroker/security/session.py.
 from __future__ import annotations
 
 from ..protocol import errors
+from ..protocol.codec import Message
 from . import RequestContext, handler
 
 
 @handler(17, 0, 1)
-async def handle(ctx: RequestContext, req: dict) -> dict:
+async def handle(ctx: RequestContext, req: Message) -> Message:
     if ctx.auth is None:
         return {"error_code": errors.ILLEGAL_SASL_STATE, "mechanisms": []}
     return ctx.auth.handshake(ctx.api_version, req["mechanism"])

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+from ..protocol.codec import Message
 from ..group import coordinator_of
 from ..group.classic_ops import sync_error
 from ..protocol import errors
@@ -22,7 +23,7 @@ from . import RequestContext, handler
 
 
 @handler(14, 0, 5)
-async def handle(ctx: RequestContext, req: dict) -> dict:
+async def handle(ctx: RequestContext, req: Message) -> Message:
     v = ctx.api_version
     coord = coordinator_of(ctx.state)
     if coord is None:

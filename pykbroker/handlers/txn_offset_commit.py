@@ -23,6 +23,7 @@
 
 from __future__ import annotations
 
+from ..protocol.codec import Message
 from ..group import coordinator_of as group_coordinator_of
 from ..protocol import errors
 from ..txn.producers import map_verify_error, verify_in_transaction
@@ -44,7 +45,8 @@ def _operation_error(code: int) -> int:
     return code
 
 
-async def _commit(ctx: RequestContext, req: dict, todo: list) -> dict[tuple[str, int], int]:
+async def _commit(ctx: RequestContext, req: Message,
+                  todo: list[tuple[str, int, int, int, str | None]]) -> dict[tuple[str, int], int]:
     st = ctx.state
     v = ctx.api_version
     keys = [(t, p) for t, p, *_ in todo]
@@ -77,11 +79,11 @@ async def _commit(ctx: RequestContext, req: dict, todo: list) -> dict[tuple[str,
 
 
 @handler(28, 0, 5)
-async def handle(ctx: RequestContext, req: dict) -> dict:
+async def handle(ctx: RequestContext, req: Message) -> Message:
     st = ctx.state
     v = ctx.api_version
     pre: dict[tuple[int, int], int] = {}
-    todo = []
+    todo: list[tuple[str, int, int, int, str | None]] = []
     for ti, t in enumerate(req["topics"]):
         ts = st.topics.get(t["name"])
         for pi, p in enumerate(t["partitions"]):

@@ -14,13 +14,14 @@
 
 from __future__ import annotations
 
+from ..protocol.codec import Message
 from ..protocol import errors
 from ..txn import coordinator_of
 from . import RequestContext, handler
 
 
 @handler(27, 1, 2)
-async def handle(ctx: RequestContext, req: dict) -> dict:
+async def handle(ctx: RequestContext, req: Message) -> Message:
     st = ctx.state
     tc = coordinator_of(st)
     out = []

@@ -10,13 +10,17 @@ from __future__ import annotations
 import json
 import struct as _struct
 import re
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from importlib.resources.abc import Traversable
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from . import primitives as P
 from .primitives import DecodeError, Writer
+
+#: a decoded request or response body: snake_case keys, every field of the version present
+Message = dict[str, Any]
 
 PRIMITIVES = {
     "bool": (1, "_B"),
@@ -66,7 +70,7 @@ def snake(name: str) -> str:
 # -- field model ----------------------------------------------------------------
 
 class Field:
-    def __init__(self, spec: dict[str, Any], structs: dict[str, list[dict]]) -> None:
+    def __init__(self, spec: dict[str, Any], structs: dict[str, list[dict[str, Any]]]) -> None:
         self.name: str = spec["name"]
         self.key = snake(self.name)
         self.type: str = spec["type"]
@@ -123,7 +127,7 @@ class _Gen:
                                    "_B": _BOOL}
         self.src: list[str] = []
         self.counter = 0
-        self.cache: dict[tuple, tuple[str, str]] = {}
+        self.cache: dict[tuple[Any, ...], tuple[str, str]] = {}
 
     def const(self, value: Any) -> str:
         self.counter += 1
@@ -230,7 +234,7 @@ class _Gen:
             lines.append("        _end = pos + _sz")
             lines.append("        if _end > len(buf): raise DecodeError('truncated tagged field')")
             first = True
-            for f in sorted(tagged, key=lambda x: x.tag):
+            for f in sorted(tagged, key=lambda x: -1 if x.tag is None else x.tag):
                 kw = "if" if first else "elif"
                 first = False
                 lines.append(f"        {kw} _tag == {f.tag}:")
@@ -316,7 +320,7 @@ class _Gen:
                 lines.append("    b.append(0)")
             else:
                 lines.append("    _tags = []")
-                for f in sorted(tagged, key=lambda x: x.tag):
+                for f in sorted(tagged, key=lambda x: -1 if x.tag is None else x.tag):
                     dflt = self.const(f.default())
                     lines.append(f"    _tv = g({f.key!r}, {dflt})")
                     lines.append(f"    if _tv != {dflt}:")
@@ -355,15 +359,15 @@ def _copy(v: Any) -> Any:
 class MessageCodec:
     """Decoders/encoders for one message (a request, response or header)."""
 
-    def __init__(self, name: str, fields_spec: list[dict], structs_spec: list[dict],
+    def __init__(self, name: str, fields_spec: list[dict[str, Any]], structs_spec: list[dict[str, Any]],
                  valid: VersionRange, flexible: VersionRange) -> None:
         structs = {s["name"]: s["fields"] for s in structs_spec}
         self.name = name
         self.fields = [Field(f, structs) for f in fields_spec]
         self.valid = valid
         self.flexible = flexible
-        self._dec: dict[int, Callable] = {}
-        self._enc: dict[int, Callable] = {}
+        self._dec: dict[int, Callable[[Any, int], tuple[Message, int]]] = {}
+        self._enc: dict[int, Callable[[Writer, Message], None]] = {}
 
     def _compile(self, version: int) -> None:
         gen = _Gen()
@@ -373,21 +377,21 @@ class MessageCodec:
         self._dec[version] = gen.ns[dec]
         self._enc[version] = gen.ns[enc]
 
-    def decoder(self, version: int) -> Callable[[Any, int], tuple[dict, int]]:
+    def decoder(self, version: int) -> Callable[[Any, int], tuple[Message, int]]:
         fn = self._dec.get(version)
         if fn is None:
             self._compile(version)
             fn = self._dec[version]
         return fn
 
-    def encoder(self, version: int) -> Callable[[Writer, dict], None]:
+    def encoder(self, version: int) -> Callable[[Writer, Message], None]:
         fn = self._enc.get(version)
         if fn is None:
             self._compile(version)
             fn = self._enc[version]
         return fn
 
-    def decode(self, buf: Any, version: int, pos: int = 0) -> tuple[dict, int]:
+    def decode(self, buf: Any, version: int, pos: int = 0) -> tuple[Message, int]:
         try:
             return self.decoder(version)(buf, pos)
         except DecodeError:
@@ -395,15 +399,15 @@ class MessageCodec:
         except (IndexError, ValueError, OverflowError, _struct.error) as e:
             raise DecodeError(f"{self.name} v{version}: {e}") from None
 
-    def encode_into(self, w: Writer, msg: dict, version: int) -> None:
+    def encode_into(self, w: Writer, msg: Message, version: int) -> None:
         self.encoder(version)(w, msg)
 
-    def encode(self, msg: dict, version: int) -> bytes:
+    def encode(self, msg: Message, version: int) -> bytes:
         w = Writer()
         self.encoder(version)(w, msg)
         return w.getvalue()
 
-    def default(self, version: int | None = None) -> dict:
+    def default(self, version: int | None = None) -> Message:
         return {f.key: f.default() for f in self.fields}
 
 
@@ -420,7 +424,7 @@ class ApiSpec:
         return version in self.flexible
 
 
-def _message(part: dict, name: str, valid: VersionRange, flexible: VersionRange) -> MessageCodec:
+def _message(part: dict[str, Any], name: str, valid: VersionRange, flexible: VersionRange) -> MessageCodec:
     return MessageCodec(
         name,
         part.get("fields", []),
@@ -441,7 +445,7 @@ def specs_dir() -> Traversable:
 _LOADED: dict[int, ApiSpec] = {}
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_api_file(name: str) -> ApiSpec:
     """One API's spec by file name (``produce`` → protocol_specs/produce.json).
 
@@ -452,7 +456,7 @@ def load_api_file(name: str) -> ApiSpec:
     return spec
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_apis() -> dict[int, ApiSpec]:
     """Every spec in protocol_specs/, by API key."""
     apis: dict[int, ApiSpec] = {}
@@ -465,7 +469,7 @@ def load_apis() -> dict[int, ApiSpec]:
     return apis
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_data_schema(name: str) -> MessageCodec:
     spec = json.loads((specs_dir() / "data" / f"{name}.json").read_text())
     return MessageCodec(spec["name"], spec["fields"], spec.get("commonStructs", []),
@@ -473,7 +477,7 @@ def load_data_schema(name: str) -> MessageCodec:
                         VersionRange(spec.get("flexibleVersions", "none")))
 
 
-@lru_cache(maxsize=None)
+@cache
 def headers() -> tuple[MessageCodec, MessageCodec]:
     spec = json.loads((specs_dir() / "headers.json").read_text())
     out = []

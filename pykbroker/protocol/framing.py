@@ -13,6 +13,7 @@ from typing import Any
 
 import attrs
 
+from .codec import Message
 from . import codec
 from .primitives import I32, DecodeError, Writer, read_uvarint, skip_tagged_value
 
@@ -107,7 +108,7 @@ def parse_header(frame: bytes, flexible: bool) -> RequestHeader:
                          h["client_id"], pos)
 
 
-def encode_response(api: codec.ApiSpec, version: int, correlation_id: int, body: dict,
+def encode_response(api: codec.ApiSpec, version: int, correlation_id: int, body: Message,
                     *, header_version: int | None = None) -> list[Any]:
     """Frame a response: [size prefix + header + body bytes, regions...]."""
     if header_version is None:
@@ -127,7 +128,7 @@ def encode_response(api: codec.ApiSpec, version: int, correlation_id: int, body:
     return parts
 
 
-def encode_request(api: codec.ApiSpec, version: int, correlation_id: int, body: dict,
+def encode_request(api: codec.ApiSpec, version: int, correlation_id: int, body: Message,
                    client_id: str | None = "pykbroker") -> bytes:
     """Frame a request (used by tests, tools and, later, the replica fetcher)."""
     req_h, _ = codec.headers()
@@ -143,7 +144,7 @@ def encode_request(api: codec.ApiSpec, version: int, correlation_id: int, body: 
     return bytes(data)
 
 
-def decode_response(api: codec.ApiSpec, version: int, frame: bytes) -> tuple[int, dict]:
+def decode_response(api: codec.ApiSpec, version: int, frame: bytes) -> tuple[int, Message]:
     """Parse a response frame (without its size prefix): (correlation_id, body)."""
     (corr,) = I32.unpack_from(frame, 0)
     pos = 4

@@ -31,8 +31,8 @@ record contents (timestamp lookup inside a batch, compaction, conversion).
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator, Sequence
-from typing import Union
+from collections.abc import Callable, Iterator, Sequence
+from typing import cast
 
 import attrs
 import cramjam
@@ -40,10 +40,10 @@ import cramjam
 from ..util import LONG_MAX
 
 
-_CRC32C = None
+_CRC32C: Callable[[Buffer], int] | None = None
 
 
-def _crc32c_fn():  # type: ignore[no-untyped-def]
+def _crc32c_fn() -> Callable[[Buffer], int]:
     """crc32c.crc32c, imported on first use: the package imports
     importlib.metadata, which costs ~50 ms of broker start-up."""
     global _CRC32C
@@ -109,7 +109,7 @@ _I64 = struct.Struct(">q")
 _I16 = struct.Struct(">h")
 
 
-Buffer = Union[bytes, bytearray, memoryview]
+Buffer = bytes | bytearray | memoryview
 
 
 class InvalidRecords(Exception):
@@ -258,6 +258,15 @@ class BatchHeader:
         return self.base_offset + self.last_offset_delta + 1
 
 
+#: what BATCH_HEADER unpacks: BatchHeader's fields but position
+HeaderFields = tuple[int, int, int, int, int, int, int, int, int, int, int, int, int]
+
+
+def unpack_header(buf: Buffer, offset: int, position: int) -> BatchHeader:
+    """The header in the 61 bytes at ``offset`` of ``buf``, of a batch found at ``position``."""
+    return BatchHeader(*cast(HeaderFields, _HEADER.unpack_from(buf, offset)), position=position)
+
+
 def parse_batch_header(buf: Buffer, pos: int = 0) -> BatchHeader:
     """Parse the v2 header at ``pos`` (no validation beyond length)."""
     if len(buf) - pos < BATCH_OVERHEAD:
@@ -265,7 +274,7 @@ def parse_batch_header(buf: Buffer, pos: int = 0) -> BatchHeader:
             CORRUPT_MESSAGE,
             f"record batch header needs {BATCH_OVERHEAD} bytes, {max(len(buf) - pos, 0)} available",
         )
-    return BatchHeader(*_HEADER.unpack_from(buf, pos), position=pos)
+    return unpack_header(buf, pos, pos)
 
 
 def batch_crc(buf: Buffer, pos: int, size: int) -> int:
@@ -288,7 +297,7 @@ def iter_batches(buf: Buffer, pos: int = 0) -> Iterator[BatchHeader]:
             )
         if n - pos < length + LOG_OVERHEAD:
             return
-        yield BatchHeader(*_HEADER.unpack_from(buf, pos), position=pos)
+        yield unpack_header(buf, pos, pos)
         pos += length + LOG_OVERHEAD
 
 
@@ -405,7 +414,7 @@ def validate_batches(
                 f"record batch is corrupt (the size {size} is smaller than the minimum allowed "
                 f"overhead {BATCH_OVERHEAD})",
             )
-        h = BatchHeader(*_HEADER.unpack_from(buf, p), position=p)
+        h = unpack_header(buf, p, p)
         computed = batch_crc(buf, p, size)
         if computed != h.crc:
             raise InvalidRecords(
@@ -589,7 +598,7 @@ def decompress(codec: int, data: Buffer) -> bytes:
 
 # --- records ------------------------------------------------------------------------------
 
-Headers = tuple[tuple[str, Union[bytes, None]], ...]
+Headers = tuple[tuple[str, bytes | None], ...]
 
 
 @attrs.frozen
@@ -601,10 +610,7 @@ class Record:
     headers: Headers = ()
 
 
-RecordInput = Union[
-    Record,
-    tuple[Union[bytes, None], Union[bytes, None], Sequence[tuple[str, Union[bytes, None]]], int],
-]
+RecordInput = Record | tuple[bytes | None, bytes | None, Sequence[tuple[str, bytes | None]], int]
 
 
 def _decode_bytes(buf: bytes, pos: int) -> tuple[bytes | None, int]:

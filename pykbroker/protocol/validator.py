@@ -44,6 +44,8 @@ from collections.abc import Sequence
 
 import cramjam
 
+from ..util import LONG_MAX
+
 from .records import (
     BATCH_OVERHEAD,
     COMPRESSION_GZIP,
@@ -55,7 +57,6 @@ from .records import (
     CORRUPT_MESSAGE,
     INVALID_RECORD,
     INVALID_TIMESTAMP,
-    LONG_MAX,
     MESSAGE_TOO_LARGE,
     NO_TIMESTAMP,
     TIMESTAMP_LOG_APPEND_TIME,
@@ -305,7 +306,7 @@ def check_records(
     return errs
 
 
-def _check_ts(errs: list, i: int, ts: int, now_ms: int | None, before: int, after: int) -> None:
+def _check_ts(errs: list[tuple[int, int, str]], i: int, ts: int, now_ms: int | None, before: int, after: int) -> None:
     assert now_ms is not None
     if now_ms - ts > before or ts - now_ms > after:
         errs.append((i, INVALID_TIMESTAMP,

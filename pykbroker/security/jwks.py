@@ -38,8 +38,9 @@ class KeySet:
         except (OSError, ValueError) as e:
             raise ConfigError(f"cannot read the JWKS at {url}: {e}") from None
         self.keys: dict[str | None, tuple[str, Any]] = {}
-        curves = {"P-256": ec.SECP256R1, "P-384": ec.SECP384R1, "P-521": ec.SECP521R1}
+        curves: dict[str, Any] = {"P-256": ec.SECP256R1, "P-384": ec.SECP384R1, "P-521": ec.SECP521R1}
         for k in doc.get("keys", []) if isinstance(doc, dict) else []:
+            key: Any
             try:
                 if k.get("kty") == "RSA":
                     key = rsa.RSAPublicNumbers(_int(k["e"]), _int(k["n"])).public_key()

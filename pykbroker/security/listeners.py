@@ -18,6 +18,7 @@ import attrs
 
 from ..config import BrokerConfig, ConfigError
 from . import jaas, sasl, scram, tls
+from .sasl import MechanismServer
 from .scram import CredentialSink, FileCredentials
 
 SUPPORTED_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
@@ -43,7 +44,7 @@ class ListenerSecurity:
     def sasl(self) -> bool:
         return self.protocol.startswith("SASL_")
 
-    def mechanism_server(self, mechanism: str) -> sasl.MechanismServer:
+    def mechanism_server(self, mechanism: str) -> MechanismServer:
         if mechanism == "PLAIN":
             return sasl.PlainServer(self.plain_users)
         if mechanism in scram.MECHANISMS:

@@ -18,7 +18,7 @@ import json
 import os
 import threading
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import attrs
 import trio
@@ -114,13 +114,13 @@ class CredentialStore:
     def save(self) -> None:
         self.write(self.snapshot())
 
-    def snapshot(self) -> dict:
+    def snapshot(self) -> dict[str, Any]:
         """The file's content now (take it on the thread that changes the store)."""
         self._taken += 1
         return {"version": 1, "seq": self._taken,
                 "users": {u: {m: c.to_text() for m, c in ms.items()} for u, ms in sorted(self.users.items())}}
 
-    def write(self, data: dict) -> None:
+    def write(self, data: dict[str, Any]) -> None:
         """Replace the file with ``data`` atomically (safe from worker threads)."""
         if self.path is None:
             return
@@ -129,7 +129,7 @@ class CredentialStore:
                 self._write(self.path, {k: v for k, v in data.items() if k != "seq"})
                 self._written = data["seq"]
 
-    def _write(self, path: Path, data: dict) -> None:
+    def _write(self, path: Path, data: dict[str, Any]) -> None:
         tmp = path.with_name(path.name + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:

@@ -84,7 +84,7 @@ class ConnectionAuth:
         raise AuthClose(f"unexpected request with API key {api_key} during SASL authentication")
 
     # -- SaslHandshake ---------------------------------------------------------------------
-    def handshake(self, version: int, mechanism: str) -> dict:
+    def handshake(self, version: int, mechanism: str) -> dict[str, Any]:
         ls = self.ls
         if not self.sasl or ls is None:
             return {"error_code": errors.ILLEGAL_SASL_STATE, "mechanisms": []}
@@ -105,7 +105,7 @@ class ConnectionAuth:
         return {"error_code": errors.NONE, "mechanisms": ls.mechanisms}
 
     # -- SaslAuthenticate --------------------------------------------------------------------
-    def authenticate(self, version: int, token: bytes) -> dict:
+    def authenticate(self, version: int, token: bytes) -> dict[str, Any]:
         out: dict[str, Any] = {"error_code": errors.NONE, "error_message": None, "auth_bytes": b"",
                                "session_lifetime_ms": 0}
         if not self.sasl:

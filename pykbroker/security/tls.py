@@ -53,10 +53,13 @@ def _pkcs12(path: str, password: str | None) -> tuple[Any, Any, list[Any]]:
 def _pem(obj: Any) -> str:
     from cryptography.hazmat.primitives import serialization
 
+    pem: bytes
     if hasattr(obj, "private_bytes"):
-        return obj.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                 serialization.NoEncryption()).decode()
-    return obj.public_bytes(serialization.Encoding.PEM).decode()
+        pem = obj.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    else:
+        pem = obj.public_bytes(serialization.Encoding.PEM)
+    return pem.decode()
 
 
 def server_context(get: Callable[[str], Any], listener: str) -> ssl.SSLContext:
@@ -131,7 +134,7 @@ def _escape(v: str) -> str:
     return out
 
 
-def subject_dn(cert: dict) -> str:
+def subject_dn(cert: dict[str, Any]) -> str:
     """RFC 2253 distinguished name of ``ssl.SSLSocket.getpeercert()``'s subject."""
     rdns = []
     for rdn in reversed(cert.get("subject", ())):

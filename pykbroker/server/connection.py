@@ -42,6 +42,7 @@ from typing import Any
 
 import trio
 
+from ..protocol.codec import Message
 from ..handlers import REGISTRY, CloseConnection, RequestContext
 from ..handlers.api_versions import unsupported_version_body
 from ..protocol import codec
@@ -307,10 +308,11 @@ async def _dispatch(state: BrokerState, frame: bytes, peer: str,
     return encode_response(api, version, corr, body)
 
 
-async def _call(h: Any, ctx: RequestContext, req: dict) -> dict | None:
+async def _call(h: Any, ctx: RequestContext, req: Message) -> Message | None:
     """Run the handler; what must close the connection becomes ProtocolViolation."""
     try:
-        return await h.fn(ctx, req)
+        body: Message | None = await h.fn(ctx, req)
+        return body
     except CloseConnection as e:
         raise ProtocolViolation(f"{h.name}: {e}") from None
     except Exception as e:  # a handler bug must not take the broker down

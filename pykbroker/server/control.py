@@ -27,6 +27,7 @@ decode, else as ``{"base64": "..."}``.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import logging
 from typing import TYPE_CHECKING, Any
@@ -69,7 +70,7 @@ async def serve_control(broker: "Broker", *, task_status: Any = trio.TASK_STATUS
     log.info("control endpoint on %s://%s:%d/", "https" if broker.state.security.control_ssl_context else "http",
              host, bound[1])
     task_status.started((host, bound[1]))
-    await trio.serve_listeners(lambda s: _serve(broker, s), listeners)
+    await trio.serve_listeners(functools.partial(_serve, broker), listeners)
 
 
 async def _serve(broker: "Broker", stream: Any) -> None:

@@ -54,11 +54,13 @@ import fnmatch
 import itertools
 import random
 import threading
-from typing import Any, Awaitable, Callable
+from typing import Any
+from collections.abc import Awaitable, Callable
 
 import attrs
 import trio
 
+from ..protocol.codec import Message
 from ..protocol import codec, errors
 from ..protocol.framing import ProtocolViolation
 
@@ -282,7 +284,7 @@ class FaultInjector:
             return {r.id: r.hits for r in self._rules}
 
     # evaluation (trio thread) ------------------------------------------------------
-    def plan(self, ctx: Any, req: dict) -> "Plan | None":
+    def plan(self, ctx: Any, req: Message) -> "Plan | None":
         """What the rules do to this request (None: nothing)."""
         key = ctx.api_key
         state = ctx.state
@@ -317,7 +319,7 @@ class FaultInjector:
         return Plan(self, fail, delay_ms, drop, paused)
 
 
-Call = Callable[[Any, Any, dict], Awaitable["dict | None"]]
+Call = Callable[[Any, Any, Message], Awaitable["Message | None"]]
 
 
 @attrs.define(eq=False)
@@ -328,7 +330,7 @@ class Plan:
     drop: list[FaultRule]
     paused: list[FaultRule]
 
-    async def run(self, h: Any, ctx: Any, req: dict, call: Call) -> dict | None:
+    async def run(self, h: Any, ctx: Any, req: Message, call: Call) -> Message | None:
         """The response body (None = no response) with the rules applied."""
         if self.fail is not None:
             return await self._fail(h, ctx, req, call, self.fail)
@@ -344,7 +346,7 @@ class Plan:
             ids = ", ".join(str(r.id) for r in self.drop)
             raise InjectedDisconnect(f"fault rule {ids}: dropped the connection after {h.name}")
 
-    async def _fail(self, h: Any, ctx: Any, req: dict, call: Call, rule: FaultRule) -> dict | None:
+    async def _fail(self, h: Any, ctx: Any, req: Message, call: Call, rule: FaultRule) -> Message | None:
         code = rule.error if rule.error is not None else errors.UNKNOWN_SERVER_ERROR
         message = rule.message or f"{error_name(code)} injected by pykbroker fault rule {rule.id}"
         spec = codec.api(ctx.api_key)
@@ -389,11 +391,12 @@ def _entry_topic(state: Any, e: Any) -> str | None:
     if tid and state is not None:
         ts = state.topics_by_id.get(tid)
         if ts is not None:
-            return ts.name
+            name: str = ts.name
+            return name
     return None
 
 
-def topic_array_key(req: dict) -> str | None:
+def topic_array_key(req: Message) -> str | None:
     """The top-level request field that lists topics (``topic_data``,
     ``topics``, ``topic_names`` ...), if any."""
     for k, v in req.items():
@@ -407,7 +410,7 @@ def topic_array_key(req: dict) -> str | None:
     return None
 
 
-def request_topics(state: Any, req: dict) -> list[str]:
+def request_topics(state: Any, req: Message) -> list[str]:
     key = topic_array_key(req)
     if key is None:
         found: list[str] = []
@@ -435,11 +438,13 @@ def _scan_topics(obj: Any, out: list[str], depth: int) -> None:
             _scan_topics(v, out, depth + 1)
 
 
-def split_by_topic(state: Any, req: dict, pred: Callable[[str | None], bool]) -> tuple[str, list, list] | None:
+def split_by_topic(state: Any, req: Message,
+                   pred: Callable[[str | None], bool]) -> tuple[str, list[Message], list[Message]] | None:
     key = topic_array_key(req)
     if key is None:
         return None
-    matching, rest = [], []
+    matching: list[Message] = []
+    rest: list[Message] = []
     for e in req[key]:
         (matching if pred(_entry_topic(state, e)) else rest).append(e)
     return key, matching, rest
@@ -490,11 +495,14 @@ _SCALAR_ALIASES = {
 }
 
 
-def _is_error_field(f: Any) -> bool:
+def _is_error_field(f: codec.Field) -> bool:
     return f.key.endswith("error_code") and f.type == "int16"
 
 
-def _carries_error(fields: list[Any], _cache: dict[int, bool] = {}) -> bool:
+_CARRIES_ERROR: dict[int, bool] = {}
+
+
+def _carries_error(fields: list[Any], _cache: dict[int, bool] = _CARRIES_ERROR) -> bool:
     """Whether a response struct has an ``error_code`` at any depth (only
     such arrays mirror the request: e.g. CreateTopics' response configs do not)."""
     got = _cache.get(id(fields))
@@ -504,7 +512,7 @@ def _carries_error(fields: list[Any], _cache: dict[int, bool] = {}) -> bool:
     return got
 
 
-def _match_array(resp_key: str, req: dict) -> str | None:
+def _match_array(resp_key: str, req: Message) -> str | None:
     v = req.get(resp_key)
     if isinstance(v, list):
         return resp_key
@@ -514,7 +522,7 @@ def _match_array(resp_key: str, req: dict) -> str | None:
     return None
 
 
-def mirrored_key(spec: codec.ApiSpec, version: int, req: dict, req_key: str) -> str | None:
+def mirrored_key(spec: codec.ApiSpec, version: int, req: Message, req_key: str) -> str | None:
     """The top-level response array that mirrors request array ``req_key``."""
     for f in spec.response.fields:
         if version in f.versions and f.is_array and f.fields is not None:
@@ -523,12 +531,12 @@ def mirrored_key(spec: codec.ApiSpec, version: int, req: dict, req_key: str) -> 
     return None
 
 
-def error_response(spec: codec.ApiSpec, version: int, req: dict, code: int, message: str | None) -> dict:
+def error_response(spec: codec.ApiSpec, version: int, req: Message, code: int, message: str | None) -> Message:
     """``spec``'s response to ``req`` with every ``error_code`` set to ``code``."""
     return _build(spec.response.fields, version, req, code, message)
 
 
-def _build(fields: list[Any], version: int, req: Any, code: int, message: str | None) -> dict:
+def _build(fields: list[Any], version: int, req: Any, code: int, message: str | None) -> Message:
     out: dict[str, Any] = {}
     scalar_elem = None if isinstance(req, dict) else req
     req = req if isinstance(req, dict) else {}
@@ -583,10 +591,10 @@ def set_error_codes(body: Any, code: int, message: str | None) -> None:
 
 # -- pause_fetch ---------------------------------------------------------------------------------
 
-async def _paused_fetch(plan: Plan, h: Any, ctx: Any, req: dict, call: Call) -> dict | None:
+async def _paused_fetch(plan: Plan, h: Any, ctx: Any, req: Message, call: Call) -> Message | None:
     state = ctx.state
     kept_topics = []
-    paused: list[tuple[dict, int]] = []  # (request topic entry, partition index)
+    paused: list[tuple[Message, int]] = []  # (request topic entry, partition index)
     for t in req["topics"]:
         name = _entry_topic(state, t)
         keep = []
@@ -615,7 +623,7 @@ async def _paused_fetch(plan: Plan, h: Any, ctx: Any, req: dict, call: Call) -> 
         await trio.sleep(max(req.get("max_wait_ms", 0), 0) / 1000)
         body = {"throttle_time_ms": 0, "error_code": errors.NONE, "session_id": 0, "responses": []}
     read_committed = req.get("isolation_level") == 1
-    by_topic: dict[int, dict] = {}
+    by_topic: dict[int, Message] = {}
     for t, idx in paused:
         out_t = by_topic.get(id(t))
         if out_t is None:

@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import logging
 import weakref
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
 
 from ..group import records as group_records
-from ..protocol.records import decode_records, iter_batches
+from ..protocol.records import BatchHeader, Record, decode_records, iter_batches
 from ..storage.log import OffsetOutOfRange
 
 if TYPE_CHECKING:
@@ -52,7 +53,8 @@ def register_group_inspector(fn: GroupInspector) -> None:
 # -- records --------------------------------------------------------------------------------
 
 def iter_partition_records(state: "BrokerState", topic: str, partition: int, start: int | None = None,
-                           *, include_control: bool = False, upto: int | None = None):
+                           *, include_control: bool = False,
+                           upto: int | None = None) -> Iterator[tuple[BatchHeader, Record]]:
     """Records of one partition from ``start`` (default: the log start) to the
     high watermark (or ``upto``), as ``(batch header, Record)`` pairs."""
     p = state.partition(topic, partition)

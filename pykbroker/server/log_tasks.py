@@ -32,6 +32,7 @@ flush check (which it answers with "nothing to flush") touches its logs.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import shutil
@@ -44,7 +45,6 @@ from ..storage import retention
 from ..storage.cleaner import LogCleaner, LogToClean, discard_cleaned, open_cleaned
 from ..storage.api import PartitionStore
 from ..storage.log import PartitionLog
-from ..topic_configs import apply_dynamic_state
 from ..util import LONG_MAX, now_ms
 
 log = logging.getLogger("pykbroker.log_tasks")
@@ -66,7 +66,8 @@ def disk_logs(state: Any) -> dict[tuple[str, int], PartitionLog]:
     logs = state.logs
     if logs is None:
         return {}
-    return logs.segment_logs()
+    segment_logs: dict[tuple[str, int], PartitionLog] = logs.segment_logs()
+    return segment_logs
 
 
 class LogTasks:
@@ -184,7 +185,8 @@ class LogTasks:
             return int(p.last_stable_offset)
         except Exception:  # producer state unknown: clean nothing rather than open transactions
             log.exception("last stable offset of %s-%d", key[0], key[1])
-            return p.log.log_start_offset
+            start: int = p.log.log_start_offset
+            return start
 
     async def clean(self, ltc: LogToClean) -> bool:
         """Clean one log (already chosen); True if every cleaned group was
@@ -219,8 +221,8 @@ class LogTasks:
                 old = [objs[b] for b in g.sources if b in objs]
                 try:
                     new = await trio.to_thread.run_sync(
-                        lambda g=g: open_cleaned(job.dir, g, index_interval_bytes=job.index_interval_bytes,
-                                                 segment_index_bytes=job.segment_index_bytes))
+                        functools.partial(open_cleaned, job.dir, g, index_interval_bytes=job.index_interval_bytes,
+                                          segment_index_bytes=job.segment_index_bytes))
                 except OSError as e:
                     log.warning("opening the cleaned segment %d of %s failed: %s", g.base, plog.name, e)
                     discard_cleaned(job.dir, g.base)

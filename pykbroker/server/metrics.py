@@ -38,13 +38,16 @@ import json
 import logging
 import time
 import types
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
 
+from ..protocol.codec import Message
 from ..protocol import codec
 from ..protocol.framing import ProtocolViolation, encode_response
 from .faults import FaultInjector
 
 if TYPE_CHECKING:
+    from .topics import PartitionState
     from ..config import BrokerConfig
     from .state import BrokerState
 
@@ -190,7 +193,7 @@ class Tracer:
         if trace_log.isEnabledFor(logging.INFO):
             trace_log.info(text, extra={"trace": ev})
 
-    def request(self, ctx: Any, name: str, req: dict) -> None:
+    def request(self, ctx: Any, name: str, req: Message) -> None:
         body = summarize(req, self.max_chars)
         ev = {"dir": "request", "api": name, "api_key": ctx.api_key, "version": ctx.api_version,
               "correlation_id": ctx.correlation_id, "client_id": ctx.client_id, "peer": ctx.peer,
@@ -198,7 +201,7 @@ class Tracer:
         self._emit(ev, f"-> {name} v{ctx.api_version} corr={ctx.correlation_id} "
                        f"client={ctx.client_id!r} peer={ctx.peer}: {body}")
 
-    def response(self, ctx: Any, name: str, body: dict | None, seconds: float, note: str = "") -> None:
+    def response(self, ctx: Any, name: str, body: Message | None, seconds: float, note: str = "") -> None:
         text = "(no response)" if body is None else summarize(body, self.max_chars)
         if note:
             text = f"{note} {text}"
@@ -233,8 +236,8 @@ class Instrumentation:
             self.tracer = Tracer(max_chars or int(self.config["pykbroker.trace.max.chars"]))
         return self.tracer
 
-    async def dispatch(self, ctx: Any, h: Any, req: dict, nbytes_in: int,
-                       call: Callable[[Any, Any, dict], Awaitable[dict | None]]) -> list[Any] | None:
+    async def dispatch(self, ctx: Any, h: Any, req: Message, nbytes_in: int,
+                       call: Callable[[Any, Any, Message], Awaitable[Message | None]]) -> list[Any] | None:
         tracer = self.tracer
         if tracer is None and not self.metrics_enabled and not self.faults.active:
             body = await call(h, ctx, req)
@@ -269,7 +272,7 @@ class Instrumentation:
             tracer.response(ctx, h.name, body, dt)
         return parts
 
-    def unsupported_api_versions(self, version: int, corr: int, peer: str, body: dict) -> None:
+    def unsupported_api_versions(self, version: int, corr: int, peer: str, body: Message) -> None:
         """An ApiVersions above our range got the KIP-511 v0 fallback."""
         if self.metrics_enabled:
             self.metrics.observe("ApiVersions", version, 0.0, 0, 0, True)
@@ -342,12 +345,13 @@ def render(state: "BrokerState", groups: list[dict[str, Any]] | None = None) -> 
         ts = state.topics[tname]
         for p in ts.partitions:
             parts.append((tname, p))
-    for metric, help_, get in (
+    gauges: tuple[tuple[str, str, Callable[[PartitionState], int]], ...] = (
         ("pykbroker_partition_log_end_offset", "Next offset to be assigned.", lambda p: p.log_end_offset),
         ("pykbroker_partition_log_start_offset", "First offset kept.", lambda p: p.log_start_offset),
         ("pykbroker_partition_high_watermark", "High watermark.", lambda p: p.high_watermark),
         ("pykbroker_partition_size_bytes", "Bytes of record batches kept.", lambda p: p.log.size),
-    ):
+    )
+    for metric, help_, get in gauges:
         family(metric, "gauge", help_)
         for tname, p in parts:
             lines.append(f"{metric}{_labels(topic=tname, partition=p.index)} {get(p)}")
@@ -356,16 +360,17 @@ def render(state: "BrokerState", groups: list[dict[str, Any]] | None = None) -> 
     family_lines = []
     for g in groups or []:
         for o in g.get("offsets", []):
+            labels = _labels(group=g['group_id'], topic=o['topic'], partition=o['partition'])
             if o.get("lag") is not None:
-                lines.append(f"pykbroker_group_lag{_labels(group=g['group_id'], topic=o['topic'], partition=o['partition'])} {o['lag']}")
-            family_lines.append(
-                f"pykbroker_group_committed_offset{_labels(group=g['group_id'], topic=o['topic'], partition=o['partition'])} {o['committed']}")
+                lines.append(f"pykbroker_group_lag{labels} {o['lag']}")
+            family_lines.append(f"pykbroker_group_committed_offset{labels} {o['committed']}")
     family("pykbroker_group_committed_offset", "gauge", "Committed offset, per group partition.")
     lines.extend(family_lines)
 
     family("pykbroker_fault_rule_hits_total", "counter", "Times each fault rule fired.")
     for r in instr.faults.list():
-        lines.append(f"pykbroker_fault_rule_hits_total{_labels(rule=r['id'], action=r['action'], api=r['api'] or '*')} {r['hits']}")
+        labels = _labels(rule=r['id'], action=r['action'], api=r['api'] or '*')
+        lines.append(f"pykbroker_fault_rule_hits_total{labels} {r['hits']}")
     return "\n".join(lines) + "\n"
 
 

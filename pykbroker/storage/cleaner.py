@@ -75,8 +75,8 @@ from typing import TYPE_CHECKING
 import attrs
 
 from ..protocol.records import (
+    unpack_header,
     ATTR_DELETE_HORIZON,
-    BATCH_HEADER,
     BATCH_OVERHEAD,
     LOG_OVERHEAD,
     MIN_BATCH_LENGTH,
@@ -201,7 +201,7 @@ def _iter_batches(path: Path, end: int | None = None) -> Iterator[tuple[BatchHea
                 if len(buf) < bsize:
                     return
             view = memoryview(buf)[off : off + bsize]
-            yield BatchHeader(*BATCH_HEADER.unpack_from(view, 0), position=0), view
+            yield unpack_header(view, 0, 0), view
             pos += bsize
 
 
@@ -340,7 +340,8 @@ def _filter_batch(job: CleanJob, h: BatchHeader, batch: memoryview, omap: dict[b
     log_append = h.timestamp_type == TIMESTAMP_LOG_APPEND_TIME
     if set_horizon:
         new_base = now + job.delete_retention_ms
-        encoded = [reencode_timestamp(r, h.base_timestamp + r.timestamp_delta - new_base) for r in kept]
+        encoded: list[bytes | memoryview] = [
+            reencode_timestamp(r, h.base_timestamp + r.timestamp_delta - new_base) for r in kept]
     else:
         new_base = h.base_timestamp
         encoded = [r.raw for r in kept]
@@ -598,14 +599,13 @@ def log_to_clean(key: tuple[str, int], plog: "PartitionLog", checkpoint: int | N
     need_now = False
     max_lag = max(cfg.max_compaction_lag_ms, 0)
     if max_lag < 2**63 - 1:
-        firsts = [s.rolling_timestamp for s in segs[start_i:-1]]
-        firsts = [t for t in firsts if t is not None and t > 0]
+        firsts = [t for s in segs[start_i:-1] if (t := s.rolling_timestamp) is not None and t > 0]
         if firsts and min(firsts) < now_ms - max_lag:
             need_now = True
     return LogToClean(key, plog, first_dirty, first_uncleanable, clean, cleanable, need_now, force)
 
 
-def _bytes_between(segs: list, lo: int, hi: int) -> int:  # type: ignore[type-arg]
+def _bytes_between(segs: list[LogSegment], lo: int, hi: int) -> int:
     """Kafka's logSegments(lo, hi) sizes: segments overlapping [lo, hi)."""
     total = 0
     for i, s in enumerate(segs):

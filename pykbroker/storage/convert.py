@@ -27,6 +27,7 @@ from typing import NamedTuple
 import cramjam
 
 from ..protocol.records import (
+    unpack_header,
     ATTR_CONTROL,
     ATTR_DELETE_HORIZON,
     ATTR_TIMESTAMP_TYPE,
@@ -246,7 +247,7 @@ def build_batch_v2(
 
 
 def header_of(buf: bytes | bytearray | memoryview, position: int = 0) -> BatchHeader:
-    return BatchHeader(*BATCH_HEADER.unpack_from(buf, position), position=position)
+    return unpack_header(buf, position, position)
 
 
 # --- produce-path checks and conversion ------------------------------------------------------

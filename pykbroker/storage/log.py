@@ -35,7 +35,7 @@ from .api import (
     SegmentsReplacedListener,
     TimestampAndOffset,
 )
-from .epoch_cache import LEADER_EPOCH_CHECKPOINT, LeaderEpochCache, end_offset_for_epoch, epoch_for_offset
+from .epoch_cache import LEADER_EPOCH_CHECKPOINT, end_offset_for_epoch, epoch_for_offset
 from .loader import PARTITION_METADATA, LoadedLog, load_log, parse_partition_dir_name, partition_dir_name
 from .log_config import LogConfig
 from .log_rules import (

@@ -56,7 +56,7 @@ import os
 import struct
 from collections import deque
 from pathlib import Path
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import attrs
 
@@ -138,7 +138,7 @@ class BatchMetadata:
 class ProducerStateEntry:
     producer_id: int
     producer_epoch: int = -1
-    batches: deque = attrs.field(factory=lambda: deque(maxlen=NUM_BATCHES_TO_RETAIN))
+    batches: deque[BatchMetadata] = attrs.field(factory=lambda: deque(maxlen=NUM_BATCHES_TO_RETAIN))
     coordinator_epoch: int = -1
     last_timestamp: int = -1
     current_txn_first_offset: int = -1  # -1: no open transaction
@@ -518,7 +518,7 @@ class ProducerStateManager:
         plan.seq = next(self._seq)
         self._applied_seq = plan.seq
         plan.prev_map_end = self.map_end_offset
-        if type(plan) is PlainPlan:
+        if isinstance(plan, PlainPlan):
             if plan.end_offset > self.map_end_offset:
                 self.map_end_offset = plan.end_offset
             return
@@ -539,7 +539,7 @@ class ProducerStateManager:
             # something else was applied since: rebuild from the log instead
             self._reload()
             return
-        if type(plan) is PlainPlan:
+        if isinstance(plan, PlainPlan):
             self.map_end_offset = plan.prev_map_end
             self._applied_seq = -1
             return
@@ -560,7 +560,8 @@ class ProducerStateManager:
         self.map_end_offset = plan.prev_map_end
         self._applied_seq = -1
 
-    def _complete(self, done: CompletedTxn, segment_base: int, index_entries: list | None) -> None:
+    def _complete(self, done: CompletedTxn, segment_base: int,
+                  index_entries: list[tuple[int, AbortedTxn]] | None) -> None:
         if done.aborted:
             lso = done.last_offset + 1
             for first, pid in self.ongoing.items():

@@ -34,7 +34,7 @@ from pathlib import Path
 import attrs
 
 from ..protocol.records import (
-    BATCH_HEADER,
+    unpack_header,
     BATCH_OVERHEAD,
     LOG_OVERHEAD,
     MAGIC_V2,
@@ -260,7 +260,7 @@ class LogSegment:
     def rolling_timestamp(self) -> int | None:
         """The first batch's max timestamp (Kafka's rollingBasedTimestamp), None if empty."""
         if self._rolling_ts is None and self._size >= BATCH_OVERHEAD:
-            h = BatchHeader(*BATCH_HEADER.unpack_from(pread_exact(self.fd, BATCH_OVERHEAD, 0)), position=0)
+            h = unpack_header(pread_exact(self.fd, BATCH_OVERHEAD, 0), 0, 0)
             self._rolling_ts = h.max_timestamp
         return self._rolling_ts
 
@@ -314,7 +314,7 @@ class LogSegment:
                 off = 0
                 if len(buf) < BATCH_OVERHEAD:
                     return
-            h = BatchHeader(*BATCH_HEADER.unpack_from(buf, off), position=pos)
+            h = unpack_header(buf, off, pos)
             if h.batch_length < MIN_BATCH_LENGTH or pos + h.batch_length + LOG_OVERHEAD > end:
                 return
             yield h
@@ -553,7 +553,7 @@ class LogSegment:
             pos = idx_pos[-1]
             if self._size - pos < BATCH_OVERHEAD:
                 return False
-            h = BatchHeader(*BATCH_HEADER.unpack_from(pread_exact(self.fd, BATCH_OVERHEAD, pos)), position=pos)
+            h = unpack_header(pread_exact(self.fd, BATCH_OVERHEAD, pos), 0, pos)
             if h.magic != MAGIC_V2 or h.batch_length < MIN_BATCH_LENGTH or h.last_offset != idx_off[-1]:
                 return False
         self._idx_off, self._idx_pos, self._ti_ts, self._ti_off = idx_off, idx_pos, ti_ts, ti_off
@@ -619,7 +619,7 @@ class LogSegment:
             if off < 0 or off + BATCH_OVERHEAD > len(buf):
                 buf = pread_exact(self.fd, min(_RECOVER_CHUNK, size - pos), pos)
                 buf_start, off = pos, 0
-            h = BatchHeader(*BATCH_HEADER.unpack_from(buf, off), position=pos)
+            h = unpack_header(buf, off, pos)
             if h.batch_length < MIN_BATCH_LENGTH or h.magic != MAGIC_V2 or pos + h.size > size:
                 break
             if off + h.size > len(buf):

@@ -27,7 +27,8 @@ import logging
 import os
 import struct
 from pathlib import Path
-from typing import Iterable, NamedTuple
+from typing import NamedTuple
+from collections.abc import Iterable
 
 log = logging.getLogger("pykbroker.storage")
 

@@ -24,7 +24,8 @@ import tempfile
 import threading
 import time
 import uuid
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
+from collections.abc import Callable
 
 from ..config import BrokerConfig
 
@@ -46,14 +47,14 @@ def preload() -> None:
     """Import the broker (trio, handlers, message specs, group coordinator) now,
     so the first :meth:`BrokerThread.start` only starts: the plugin calls
     this once per session."""
-    import trio  # noqa: F401
+    import trio  # noqa: F401 - imported to load it now
 
     from ..handlers import load_all
     from ..protocol import codec
-    from .. import group  # noqa: F401
-    from .. import broker  # noqa: F401
-    from ..server import control, faults, inspect, metrics  # noqa: F401
-    from ..storage import memory  # noqa: F401
+    from .. import group  # noqa: F401 - imported to load it now
+    from .. import broker  # noqa: F401 - imported to load it now
+    from ..server import control, faults, inspect, metrics  # noqa: F401 - imported to load it now
+    from ..storage import memory  # noqa: F401 - imported to load it now
 
     load_all()
     codec.load_apis()
@@ -178,17 +179,19 @@ class BrokerThread:
     def bootstrap(self) -> str:
         """``host:port`` for ``bootstrap.servers``."""
         self._need()
-        return self.broker.bootstrap
+        bootstrap: str = self.broker.bootstrap
+        return bootstrap
 
     def bootstrap_for(self, listener: str) -> str:
         """``host:port`` of the named listener (``SSL``, ``SASL_SSL``, ...)."""
         self._need()
-        return self.broker.bootstrap_for(listener)
+        return str(self.broker.bootstrap_for(listener))
 
     @property
     def control_url(self) -> str | None:
         self._need()
-        return self.broker.control_url
+        url: str | None = self.broker.control_url
+        return url
 
     def _need(self) -> None:
         if self.broker is None:

@@ -44,7 +44,8 @@ Settings (ini file, ``[pytest]`` / ``[tool.pytest.ini_options]``):
 from __future__ import annotations
 
 import re
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 import pytest
 
@@ -83,7 +84,8 @@ def kafka_broker(pytestconfig: pytest.Config) -> Iterator[Any]:
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap(kafka_broker: Any) -> str:
-    return kafka_broker.bootstrap
+    bootstrap: str = kafka_broker.bootstrap
+    return bootstrap
 
 
 def _prefix_for(request: pytest.FixtureRequest) -> str:
@@ -97,14 +99,16 @@ def kafka_topic_factory(kafka_broker: Any, request: pytest.FixtureRequest) -> An
 
     def make(partitions: int = 1, config: dict[str, str] | None = None, prefix: str | None = None) -> str:
         name = unique_topic_name(prefix or _prefix_for(request))
-        return kafka_broker.create_topic(name, partitions, config)
+        created: str = kafka_broker.create_topic(name, partitions, config)
+        return created
 
     return make
 
 
 @pytest.fixture
 def kafka_topic(kafka_topic_factory: Any) -> str:
-    return kafka_topic_factory()
+    topic: str = kafka_topic_factory()
+    return topic
 
 
 @pytest.fixture

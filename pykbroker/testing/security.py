@@ -73,8 +73,8 @@ class TestCA:
         if hasattr(obj, "private_bytes"):
             enc = (serialization.BestAvailableEncryption(password.encode()) if password
                    else serialization.NoEncryption())
-            return obj.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, enc)
-        return obj.public_bytes(serialization.Encoding.PEM)
+            return bytes(obj.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, enc))
+        return bytes(obj.public_bytes(serialization.Encoding.PEM))
 
     def issue(self, cn: str, *, server: bool = False, ou: str | None = None, org: str | None = None,
               hosts: tuple[str, ...] = ("localhost", "127.0.0.1"), expired: bool = False,
@@ -199,7 +199,7 @@ class SecureBroker:
             self.thread.call(lambda m=m: store.add_user(user, password, m))
 
     def bootstrap_for(self, listener: str) -> str:
-        return self.thread.broker.bootstrap_for(listener)
+        return str(self.thread.broker.bootstrap_for(listener))
 
     # -- client configurations (the ones docs/security.md shows, tested in tests/security) --
     def librdkafka_config(self, listener: str, user: str | None = None, *, mechanism: str = "SCRAM-SHA-512",

@@ -44,10 +44,12 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 import trio
 
+from ..protocol.codec import Message
 from ..group.coordinator_base import InternalTopicCoordinator
 from ..group.timers import Timer, Timers
 from ..protocol import errors
@@ -189,13 +191,16 @@ class TransactionCoordinator(InternalTopicCoordinator):
                 "segment.bytes": str(self.segment_bytes), "min.insync.replicas": str(self.min_isr),
                 "unclean.leader.election.enable": "false"}
 
-    key_partition = staticmethod(records.partition_for)
+    @staticmethod
+    def key_partition(key: str, partitions: int) -> int:
+        return records.partition_for(key, partitions)
 
     def coordinator_epoch(self, partition: int) -> int:
         ts = self.topic()
         if ts is None:
             return 0
-        return max(ts.partitions[partition].leader_epoch, 0)
+        epoch: int = ts.partitions[partition].leader_epoch
+        return max(epoch, 0)
 
     # -- loading --------------------------------------------------------------------------------------
     def _on_leadership(self, topic: str, partition: int, is_leader: bool, leader_epoch: int) -> None:
@@ -430,17 +435,20 @@ class TransactionCoordinator(InternalTopicCoordinator):
         resp = await self._call(leader, 24, 4, body)
         if resp is None:
             return errors.NETWORK_EXCEPTION
-        if resp["error_code"]:
-            return resp["error_code"]
+        code: int = resp["error_code"]
+        if code:
+            return code
         for t in resp["results_by_transaction"]:
             for tr in t["topic_results"]:
                 for pr in tr["results_by_partition"]:
-                    return pr["partition_error_code"]
+                    code = pr["partition_error_code"]
+                    return code
         return errors.UNKNOWN_SERVER_ERROR
 
-    async def _call(self, node: int, api_key: int, version: int, body: dict) -> dict | None:
+    async def _call(self, node: int, api_key: int, version: int, body: Message) -> Message | None:
         """One request to another broker (server/replicas.py); None if it failed."""
-        return await self.state.replicas.call(node, api_key, version, body)
+        resp: Message | None = await self.state.replicas.call(node, api_key, version, body)
+        return resp
 
     # -- EndTxn ----------------------------------------------------------------------------------------
     async def end_txn(self, txn_id: str | None, pid: int, epoch: int, commit: bool,
@@ -702,7 +710,7 @@ class TransactionCoordinator(InternalTopicCoordinator):
         log.info("expired transactional id %s", txn_id)
 
     # -- admin ------------------------------------------------------------------------------------------------
-    def describe(self, txn_id: str) -> dict:
+    def describe(self, txn_id: str) -> Message:
         out: dict[str, Any] = {"error_code": errors.NONE, "transactional_id": txn_id, "transaction_state": "",
                                "transaction_timeout_ms": 0, "transaction_start_time_ms": -1, "producer_id": -1,
                                "producer_epoch": -1, "topics": []}
@@ -727,7 +735,7 @@ class TransactionCoordinator(InternalTopicCoordinator):
         return out
 
     def list(self, states: list[str], producer_ids: list[int], duration_ms: int = -1,
-             pattern: str | None = None) -> dict:
+             pattern: str | None = None) -> Message:
         out: dict[str, Any] = {"error_code": errors.NONE, "unknown_state_filters": [], "transaction_states": []}
         if self.loading:
             out["error_code"] = errors.COORDINATOR_LOAD_IN_PROGRESS

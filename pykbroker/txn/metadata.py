@@ -27,10 +27,11 @@ by the epoch being exactly one below.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import attrs
 
+from ..protocol.codec import Message
 from ..protocol import errors
 
 EMPTY = 0
@@ -96,7 +97,7 @@ class TxnTransit:
     last_producer_epoch: int
     timeout_ms: int
     state: int
-    partitions: frozenset
+    partitions: frozenset[tuple[str, int]]
     start_ts: int
     update_ts: int
     tv: int = TV_0
@@ -110,7 +111,7 @@ class TransactionMetadata:
     last_producer_epoch: int = NO_PRODUCER_EPOCH
     timeout_ms: int = 60000
     state: int = EMPTY
-    partitions: set = attrs.field(factory=set)
+    partitions: set[tuple[str, int]] = attrs.field(factory=set)
     start_ts: int = -1
     update_ts: int = -1
     prev_producer_id: int = NO_PRODUCER_ID
@@ -258,7 +259,7 @@ class TransactionMetadata:
         self.pending = None
 
     @classmethod
-    def from_log(cls, transactional_id: str, v: dict) -> "TransactionMetadata":
+    def from_log(cls, transactional_id: str, v: Message) -> "TransactionMetadata":
         """From a decoded TransactionLogValue (last epoch is not stored: -1)."""
         state = v["transaction_status"]
         parts: set[TopicPartition] = set()

@@ -15,8 +15,12 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..storage.checkpoints import atomic_write
+
+if TYPE_CHECKING:
+    from ..server.state import BrokerState
 
 log = logging.getLogger("pykbroker.txn")
 
@@ -64,8 +68,8 @@ class ProducerIdManager:
         return n
 
 
-def manager_for(state: object) -> ProducerIdManager:
-    cfg = state.config  # type: ignore[attr-defined]
+def manager_for(state: BrokerState) -> ProducerIdManager:
+    cfg = state.config
     path = None
     if cfg["pykbroker.storage"] != "memory":
         path = Path(cfg.log_dirs[0]) / FILE_NAME

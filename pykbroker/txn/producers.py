@@ -16,8 +16,10 @@ raised (the plan is taken back unless the batches reached the log).
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
 
+from ..protocol.codec import Message
 from ..protocol import errors
 from ..protocol.records import BatchHeader
 from ..storage.api import AppendResult
@@ -25,6 +27,7 @@ from ..storage.producer_state import CLIENT, COORDINATOR, AppendPlan, PlainPlan,
 
 if TYPE_CHECKING:
     from ..server.state import BrokerState, PartitionState
+    from .coordinator import TransactionCoordinator
 
 log = logging.getLogger("pykbroker.txn")
 
@@ -131,7 +134,7 @@ def after_append(p: "PartitionState", plan: AppendPlan | PlainPlan | None) -> No
 
 # -- reads ---------------------------------------------------------------------------------------
 
-def aborted_transactions(p: "PartitionState", fetch_offset: int, upper_bound: int) -> list[dict]:
+def aborted_transactions(p: "PartitionState", fetch_offset: int, upper_bound: int) -> list[Message]:
     """Fetch's aborted_transactions for read_committed: the aborted
     transactions overlapping [fetch_offset, upper_bound)."""
     ps = p.producers
@@ -199,7 +202,7 @@ async def verify_in_transaction(state: "BrokerState", transactional_id: str, pro
     ps = producer_state(state, p)
     if ps.has_ongoing(producer_id, epoch):
         return errors.NONE
-    coord = getattr(state, "txn_coordinator", None)
+    coord: TransactionCoordinator | None = getattr(state, "txn_coordinator", None)
     if coord is None:
         return errors.COORDINATOR_NOT_AVAILABLE
     tp = (p.topic, p.index)

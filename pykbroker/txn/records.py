@@ -35,7 +35,8 @@ TXN_LOG_KEY = MessageCodec("TransactionLogKey", [
 
 TXN_LOG_VALUE = MessageCodec("TransactionLogValue", [
     {"name": "ProducerId", "type": "int64", "versions": "0+"},
-    {"name": "PreviousProducerId", "type": "int64", "versions": "1+", "taggedVersions": "1+", "tag": 0, "default": "-1"},
+    {"name": "PreviousProducerId", "type": "int64", "versions": "1+", "taggedVersions": "1+", "tag": 0,
+     "default": "-1"},
     {"name": "NextProducerId", "type": "int64", "versions": "1+", "taggedVersions": "1+", "tag": 1, "default": "-1"},
     {"name": "ProducerEpoch", "type": "int16", "versions": "0+"},
     {"name": "TransactionTimeoutMs", "type": "int32", "versions": "0+"},
@@ -47,7 +48,8 @@ TXN_LOG_VALUE = MessageCodec("TransactionLogValue", [
      ]},
     {"name": "TransactionLastUpdateTimestampMs", "type": "int64", "versions": "0+"},
     {"name": "TransactionStartTimestampMs", "type": "int64", "versions": "0+"},
-    {"name": "ClientTransactionVersion", "type": "int16", "versions": "1+", "taggedVersions": "1+", "tag": 2, "default": "0"},
+    {"name": "ClientTransactionVersion", "type": "int16", "versions": "1+", "taggedVersions": "1+", "tag": 2,
+     "default": "0"},
 ], [], VersionRange("0-1"), VersionRange("1+"))
 
 

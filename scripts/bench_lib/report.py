@@ -80,13 +80,15 @@ def _size(n: int) -> str:
 def text_table(results: dict[str, dict], cfg: dict) -> str:
     rs = rows(results, cfg)
     head = ["metric", *results]
-    widths = [max(len(head[0]), *(len(l) for l, _ in rs))]
+    widths = [max(len(head[0]), *(len(label) for label, _ in rs))]
     for i, n in enumerate(results):
         widths.append(max(len(n), *(len(c[i]) for _, c in rs)))
-    line = lambda cells: "  ".join(  # noqa: E731
-        c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(cells, widths)))
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(cells, widths)))
+
     out = [line(head), "  ".join("-" * w for w in widths)]
-    out += [line([l, *c]) for l, c in rs]
+    out += [line([label, *c]) for label, c in rs]
     return "\n".join(out)
 
 
@@ -94,7 +96,7 @@ def markdown_table(results: dict[str, dict], cfg: dict) -> str:
     rs = rows(results, cfg)
     out = ["| metric | " + " | ".join(results) + " |",
            "|---|" + "---:|" * len(results)]
-    out += [f"| {l} | " + " | ".join(c) + " |" for l, c in rs]
+    out += [f"| {label} | " + " | ".join(c) + " |" for label, c in rs]
     return "\n".join(out)
 
 
@@ -106,5 +108,5 @@ def header(env: dict, results: dict[str, dict], markdown: bool) -> str:
         if r.get("error"):
             lines.append(f"{n}: FAILED: {r['error'].splitlines()[0]}")
     if markdown:
-        return "\n".join(f"- {l}" for l in lines)
+        return "\n".join(f"- {ln}" for ln in lines)
     return "\n".join(lines)

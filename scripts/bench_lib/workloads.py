@@ -20,7 +20,7 @@ def create_topic(bootstrap: str, topic: str, partitions: int = 1, timeout: float
         for f in admin.create_topics([NewTopic(topic, partitions, 1)],
                                      operation_timeout=10, request_timeout=10).values():
             f.result(timeout)
-    except Exception as e:  # noqa: BLE001 - report and rely on auto-create
+    except Exception as e:  # report and rely on auto-create
         print(f"    (CreateTopics {topic} failed: {e}; relying on auto-create)")
     deadline = time.monotonic() + timeout
     p = Producer({"bootstrap.servers": bootstrap})

@@ -31,11 +31,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from brokerproc import BrokerProcess  # noqa: E402
-from rawclient import RawClient  # noqa: E402
+from brokerproc import BrokerProcess
+from rawclient import RawClient
 
-from pykbroker.protocol import errors  # noqa: E402
-from pykbroker.protocol.primitives import ZERO_UUID  # noqa: E402
+from pykbroker.protocol import errors
+from pykbroker.protocol.primitives import ZERO_UUID
 
 OVERRIDES = {
     "log.retention.hours": 24,

@@ -141,11 +141,11 @@ def test_compacted_topic_keeps_newest_value_per_key_at_original_offsets(broker_f
     for off, k, v, _ in got:
         assert produced[off] == (k, v)
     newest = {}
-    for o, k, v in acked:
+    for o, k, _v in acked:
         newest[k] = o
     got_offsets = [o for o, *_ in got]
     assert got_offsets == sorted(got_offsets)
-    for k, o in newest.items():  # the newest record of every key is there, at its offset
+    for o in newest.values():  # the newest record of every key is there, at its offset
         assert o in got_offsets
     # the same through kafka-python
     from kafka import KafkaConsumer, TopicPartition
@@ -582,7 +582,7 @@ def test_crash_loop_keeps_every_acknowledged_record(broker_factory, unique_topic
     for rnd in range(20):
         stop = threading.Event()
 
-        def writer(rnd: int = rnd) -> None:
+        def writer(rnd: int = rnd, stop: threading.Event = stop) -> None:
             try:
                 with RawClient(b.bootstrap, timeout=5) as c:
                     i = 0
@@ -685,7 +685,8 @@ def test_raw_alter_configs_versions(shared_broker, unique_topic, v):
     with RawClient(shared_broker.bootstrap) as c:
         resp = c.call(33, v, {"resources": [
             {"resource_type": 2, "resource_name": unique_topic, "configs": [{"name": "retention.ms", "value": "5000"}]},
-            {"resource_type": 2, "resource_name": unique_topic + "-x", "configs": [{"name": "retention.ms", "value": "1"}]},
+            {"resource_type": 2, "resource_name": unique_topic + "-x",
+             "configs": [{"name": "retention.ms", "value": "1"}]},
             {"resource_type": 2, "resource_name": "", "configs": []},
             {"resource_type": 8, "resource_name": "0", "configs": []},
             {"resource_type": 4, "resource_name": "0", "configs": [{"name": "num.io.threads", "value": "x"}]},

@@ -80,7 +80,7 @@ def test_cross_client(shared_broker, unique_topic):
     recs = expected_records(unique_topic, 300, 2, int(time.time() * 1000))
     produce_aiokafka(shared_broker.bootstrap, unique_topic, recs)
     want = {p: [r for r in recs if r.partition == p] for p in range(2)}
-    for name, consume in CONSUMERS.items():
+    for _name, consume in CONSUMERS.items():
         got = consume(shared_broker.bootstrap, unique_topic, {0: 0, 1: 0},
                       {p: len(want[p]) for p in range(2)})
         for p in range(2):

@@ -37,7 +37,6 @@ What each test proves:
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess

@@ -22,11 +22,12 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from brokerproc import BrokerProcess  # noqa: E402
+from brokerproc import BrokerProcess
 
 SESSION_MS = int(os.environ.get("PYKBROKER_TEST_ZK_SESSION_MS", "2500"))
 
@@ -51,7 +52,7 @@ def wait_until(pred: Callable[[], Any], timeout: float, what: str, interval: flo
             v = pred()
             if v:
                 return v
-        except Exception as e:  # noqa: BLE001 - retried until the deadline
+        except Exception as e:  # retried until the deadline
             last_exc = e
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}"
@@ -86,7 +87,7 @@ class Cluster:
         def one(i: int) -> None:
             try:
                 self.brokers[i].start(self.broker_overrides(i), log_dir=self.root / f"broker{i}")
-            except BaseException as e:  # noqa: BLE001
+            except BaseException as e:
                 errors.append(e)
 
         threads = [threading.Thread(target=one, args=(i,)) for i in range(self.n)]
@@ -120,7 +121,7 @@ class Cluster:
             try:
                 self._zk.stop()
                 self._zk.close()
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass
             self._zk = None
 
@@ -148,7 +149,7 @@ class Cluster:
     def live_ids(self) -> list[int]:
         try:
             return sorted(int(c) for c in self.zk.get_children("/brokers/ids"))
-        except Exception:  # noqa: BLE001
+        except Exception:
             return []
 
     def wait_registered(self, ids: Any, timeout: float = 60) -> None:

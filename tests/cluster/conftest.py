@@ -18,9 +18,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from clusterlib import Cluster  # noqa: E402
+from clusterlib import Cluster
 
-from pykbroker.cluster.zkserver import ZkServer, zookeeper_available  # noqa: E402
+from pykbroker.cluster.zkserver import ZkServer, zookeeper_available
 
 _CLUSTERS = pytest.StashKey[list]()
 

@@ -127,7 +127,7 @@ def run_consumer(bootstrap: str, seen: dict, stop: threading.Event, progress: li
     c.seek_to_beginning(*tps)
     try:
         while not stop.is_set():
-            for tp, msgs in c.poll(timeout_ms=300).items():
+            for _tp, msgs in c.poll(timeout_ms=300).items():
                 for m in msgs:
                     seen.setdefault((m.key, m.value), []).append((m.partition, m.offset))
             progress.append((time.monotonic(), len(seen)))
@@ -163,7 +163,7 @@ def _read_all(bootstrap: str) -> dict[int, list[tuple[int, bytes, bytes]]]:
     deadline = time.monotonic() + 120
     try:
         while time.monotonic() < deadline and any(c.position(tp) < end[tp] for tp in tps):
-            for tp, msgs in c.poll(timeout_ms=500).items():
+            for _tp, msgs in c.poll(timeout_ms=500).items():
                 for m in msgs:
                     out[m.partition].append((m.offset, m.key, m.value))
     finally:

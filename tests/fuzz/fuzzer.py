@@ -25,7 +25,8 @@ import random
 import socket
 import struct
 import time
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from pykbroker.protocol import codec
 from pykbroker.protocol import records as R
@@ -389,7 +390,7 @@ def run(bootstrap: str, *, frames: int, seed: int, pid: int | None = None, conne
                 stats["answered"] += 1
                 if time.monotonic() - t_req > 0.3:
                     slow_frames.append((round((time.monotonic() - t_req) * 1000), f"{api.name} v{version}"))
-            except socket.timeout:
+            except TimeoutError:
                 stats["unanswered"] += 1
                 s.close()
                 socks[slot] = None

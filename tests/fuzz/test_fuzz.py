@@ -10,7 +10,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import fuzzer  # noqa: E402
+import fuzzer
 
 FRAMES = int(os.environ.get("FUZZ_FRAMES", "6000"))
 SEED = int(os.environ.get("FUZZ_SEED", "18"))

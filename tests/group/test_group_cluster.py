@@ -16,8 +16,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "cluster"))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "clients"))
 
-from pykbroker.protocol import errors  # noqa: E402
-from rawclient import RawClient  # noqa: E402
+from pykbroker.protocol import errors
+from rawclient import RawClient
 
 
 @pytest.fixture(scope="module")

@@ -52,7 +52,7 @@ async def test_retention_runs_on_schedule_and_files_go_after_the_delay(tmp_path)
         ts = st.create_topic("r", 1, {"retention.ms": "1000", "internal.segment.bytes": "500"})
         p = ts.partitions[0]
         old = int(time.time() * 1000) - 60_000
-        for i in range(30):
+        for _i in range(30):
             await append(st, p, None, b"x" * 100, ts=old)
         assert len(p.log.segments) > 3
         await wait_for(lambda: p.log.log_start_offset == 30, 5)

@@ -52,7 +52,7 @@ def _read_all(bootstrap: str, topic: str, partitions: int,
     out: dict[int, list[tuple[int, bytes, bytes]]] = {p: [] for p in range(partitions)}
     try:
         while time.monotonic() < deadline and any(c.position(tp) < end[tp] for tp in tps):
-            for tp, msgs in c.poll(timeout_ms=500).items():
+            for _tp, msgs in c.poll(timeout_ms=500).items():
                 for m in msgs:
                     out[m.partition].append((m.offset, m.key, m.value))
     finally:
@@ -88,7 +88,7 @@ def check(workloads: list[Acked], log: dict[int, list[tuple[int, bytes, bytes]]]
         }
     dups = {kv: locs for kv, locs in where.items() if len(locs) > 1}
     reordered = 0
-    for p, recs in log.items():
+    for recs in log.values():
         last: dict[bytes, int] = {}
         seen: set[tuple[bytes, bytes]] = set()
         for _, k, v in recs:

@@ -101,7 +101,7 @@ class NemesisCluster:
             try:
                 self._kz.stop()
                 self._kz.close()
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass
             self._kz = None
         for p in self.broker_proxies + self.zk_proxies:
@@ -155,7 +155,7 @@ class NemesisCluster:
     def live_ids(self) -> list[int]:
         try:
             return sorted(int(c) for c in self.kz.get_children("/brokers/ids"))
-        except Exception:  # noqa: BLE001
+        except Exception:
             return []
 
     def wait_registered(self, ids: Any, timeout: float) -> None:
@@ -171,14 +171,14 @@ class NemesisCluster:
         try:
             data, _ = self.kz.get("/controller")
             return int(json.loads(data)["brokerid"])
-        except Exception:  # noqa: BLE001
+        except Exception:
             return -1
 
     def state(self, topic: str, p: int) -> dict | None:
         try:
             data, _ = self.kz.get(f"/brokers/topics/{topic}/partitions/{p}/state")
             return json.loads(data)
-        except Exception:  # noqa: BLE001
+        except Exception:
             return None
 
     def leader(self, topic: str, p: int) -> int:
@@ -223,7 +223,7 @@ class NemesisCluster:
         try:
             with RawClient(("127.0.0.1", self.real_ports[i]), timeout=3) as rc:
                 md = rc.call(3, 9, {"topics": [{"name": topic}], "allow_auto_topic_creation": False})
-        except Exception:  # noqa: BLE001
+        except Exception:
             return None
         t = md["topics"][0]
         if t["error_code"]:
@@ -241,7 +241,7 @@ class NemesisCluster:
                 lo = rc.call(2, 7, {"replica_id": -1, "isolation_level": 0, "topics": [
                     {"name": topic, "partitions": [{"partition_index": p, "current_leader_epoch": -1,
                                                     "timestamp": -1}]}]})
-        except Exception:  # noqa: BLE001
+        except Exception:
             return False
         return lo["topics"][0]["partitions"][0]["error_code"] == 0
 

@@ -22,7 +22,7 @@ import os
 import select
 import socket
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 Source = int | None
 SourceResolver = Callable[[int], Source]  # peer port -> broker id or None
@@ -183,7 +183,7 @@ class FaultProxy:
         if self.resolver is not None:
             try:
                 source = self.resolver(peer_port)
-            except Exception:  # noqa: BLE001 - unknown source
+            except Exception:
                 source = None
         with self.lock:
             blocked = self._blocked is not None and self._blocked(source)

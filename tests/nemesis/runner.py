@@ -16,7 +16,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from . import checker, faults, workloads
 from .cluster import NemesisCluster
@@ -157,7 +158,7 @@ def run(cfg: RunConfig, root: Path, log: Callable[[str], None] = print) -> dict[
         if cfg.logs_path is not None:
             try:
                 cl.save_logs(cfg.logs_path)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass
         cl.close()
     if cfg.json_path is not None:

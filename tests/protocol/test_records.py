@@ -319,7 +319,8 @@ def test_validate_timestamps():
     ok = build_batch([(b"k", b"v", [], now + 3_600_000)])
     assert validate_batches(ok, max_batch_bytes=None, now_ms=now)
     old = build_batch([(b"k", b"v", [], now - 1001)])
-    assert _code(validate_batches, old, max_batch_bytes=None, now_ms=now, timestamp_before_max_ms=1000) == INVALID_TIMESTAMP
+    code = _code(validate_batches, old, max_batch_bytes=None, now_ms=now, timestamp_before_max_ms=1000)
+    assert code == INVALID_TIMESTAMP
     lat = build_batch([(b"k", b"v", [], now)], timestamp_type=1)
     assert _code(validate_batches, lat, max_batch_bytes=None, now_ms=now, log_append_time=True) == INVALID_TIMESTAMP
 

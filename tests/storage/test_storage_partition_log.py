@@ -149,7 +149,7 @@ def test_read_offset_out_of_range(tmp_path, engine):
 def test_offset_for_timestamp_across_segments(tmp_path, engine):
     log = make_log(engine, tmp_path, LogConfig(segment_bytes=400, index_interval_bytes=50))
     stamps = [100, 90, 300, 250, 200, 500, 400, 450, 700, 650]
-    for i, ts in enumerate(stamps):
+    for _i, ts in enumerate(stamps):
         append(log, 2, value_size=30, ts=[ts, ts + 5])
     if engine == "disk":
         assert len(log.segments) >= 3

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from pykbroker.handlers import REGISTRY, load_all
+from pykbroker.handlers import load_all
 from pykbroker.protocol import codec, errors
 from pykbroker.protocol.records import build_batch, decode_records, iter_batches
 from pykbroker.testing.faults import FaultInjector, FaultRuleError, error_response

@@ -72,7 +72,7 @@ def test_handle_errors_and_options(tmp_path):
         BrokerThread(as_version="1.0")
     b = BrokerThread()
     with pytest.raises(RuntimeError):
-        b.bootstrap
+        _ = b.bootstrap
     with BrokerThread(storage="disk") as disk:  # a temporary log dir, removed at stop
         logdir = disk.config["log.dirs"]
         disk.create_topic("d")

@@ -20,7 +20,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "cluster"))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "clients"))
 
-from pykbroker.cluster.zkserver import ZkServer, zookeeper_available  # noqa: E402
+from pykbroker.cluster.zkserver import ZkServer, zookeeper_available
 
 
 @pytest.fixture
