@@ -6,13 +6,16 @@
 - COORDINATOR_LOAD_IN_PROGRESS while __consumer_offsets is still loading
   (with the groups loaded so far).
 - v3 flexible. v4+: state filter (case-insensitive), group state in the
-  answer. v5+: type filter ("classic", "consumer"), group type.
+  answer. v5+: type filter ("classic", "consumer", "share"), group type.
+- Share groups (pykbroker/share/) are listed too: protocol type "share",
+  state Empty or Stable, group type "share".
 """
 
 from __future__ import annotations
 
 from ..group import coordinator_of
 from ..protocol import errors
+from ..share import share_coordinator_of
 from . import RequestContext, handler
 
 
@@ -24,4 +27,8 @@ async def handle(ctx: RequestContext, req: dict) -> dict:
         return {"throttle_time_ms": 0, "error_code": errors.COORDINATOR_NOT_AVAILABLE, "groups": []}
     code, groups = coord.list_groups(req["states_filter"] if v >= 4 else [],
                                      req["types_filter"] if v >= 5 else [])
+    share = share_coordinator_of(ctx.state)
+    if share is not None:
+        groups = groups + share.list_groups(req["states_filter"] if v >= 4 else [],
+                                            req["types_filter"] if v >= 5 else [])
     return {"throttle_time_ms": 0, "error_code": code, "groups": groups}

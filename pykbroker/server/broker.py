@@ -76,6 +76,10 @@ class Broker:
 
         # likewise for __transaction_state (COORDINATOR_LOAD_IN_PROGRESS until loaded)
         self.state.txn_coordinator = TransactionCoordinator(self.state)
+        from ..share import ShareCoordinator
+
+        # share groups (KIP-932): __share_group_state is loaded before share requests are served
+        self.state.share_coordinator = ShareCoordinator(self.state)
         for lst in self.config.listeners:
             listeners = await trio.open_tcp_listeners(lst.port, host=lst.host or None)
             self.listeners.extend(listeners)
@@ -102,6 +106,7 @@ class Broker:
         nursery.start_soon(self.state.group_coordinator.run)  # group timers, offset expiry, loading
         # transaction timeouts, transactional-id and producer-id expiry, loading
         nursery.start_soon(self.state.txn_coordinator.run)
+        nursery.start_soon(self.state.share_coordinator.run)  # share-group timers, state loading
         if self.config["pykbroker.control.listener"]:  # HTTP control endpoint (server/control.py)
             from .control import serve_control
 

@@ -107,6 +107,7 @@ class BrokerState:
         self.nursery: trio.Nursery | None = None  # set by Broker.start for background work
         self.group_coordinator: Any = None  # pykbroker.group.GroupCoordinator, set by Broker.start
         self.txn_coordinator: Any = None  # pykbroker.txn.TransactionCoordinator, set by Broker.start
+        self.share_coordinator: Any = None  # pykbroker.share.ShareCoordinator, set by Broker.start
         # cluster mode (zookeeper.connect): pykbroker.cluster.node.ClusterNode, set by Broker.start
         self.cluster: Any = None
         self._bg_flushing: set[PartitionState] = set()

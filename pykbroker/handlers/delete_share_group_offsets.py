@@ -1,0 +1,25 @@
+"""DeleteShareGroupOffsets (key 92), version 0 (KIP-932).
+
+- Deletes the share-partition state of every partition of the given topics
+  for the group (a tombstone in __share_group_state); the next assignment
+  initializes them again (share.auto.offset.reset: latest).
+- The group must exist (GROUP_ID_NOT_FOUND) and be empty
+  (NON_EMPTY_GROUP). Unknown topic: UNKNOWN_TOPIC_OR_PARTITION per topic.
+  Flexible.
+"""
+
+from __future__ import annotations
+
+from ..protocol import errors
+from ..share import share_coordinator_of
+from . import RequestContext, handler
+
+
+@handler(92, 0, 0)
+async def handle(ctx: RequestContext, req: dict) -> dict:
+    coord = share_coordinator_of(ctx.state)
+    if coord is None:
+        resp = {"error_code": errors.COORDINATOR_NOT_AVAILABLE, "error_message": None, "responses": []}
+    else:
+        resp = await coord.delete_offsets(req["group_id"], req["topics"])
+    return {"throttle_time_ms": 0, **resp}
