@@ -135,7 +135,9 @@ class ShareCoordinator(InternalTopicCoordinator):
         self.groups: dict[str, ShareGroup] = {}
         self.timers = Timers()
         self._locks: dict[str, trio.Lock] = {}
-        self.loading: set[int] = set()
+        ts = state.topics.get(self.TOPIC)
+        # partitions of __share_group_state not replayed yet (ListGroups: COORDINATOR_LOAD_IN_PROGRESS)
+        self.loading: set[int] = set(range(len(ts.partitions))) if ts is not None else set()
         self.loaded = trio.Event()
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -398,7 +400,12 @@ class ShareCoordinator(InternalTopicCoordinator):
             out["authorized_operations"] = GROUP_AUTHORIZED_OPERATIONS
         return out
 
-    def list_groups(self, states: list[str], types: list[str]) -> list[dict[str, Any]]:
+    def list_groups(self, states: list[str], types: list[str]) -> tuple[int, list[dict[str, Any]]]:
+        """ListGroups: (COORDINATOR_LOAD_IN_PROGRESS while loading, else NONE; the share groups)."""
+        code = errors.COORDINATOR_LOAD_IN_PROGRESS if not self.loaded.is_set() else errors.NONE
+        return code, self._list(states, types)
+
+    def _list(self, states: list[str], types: list[str]) -> list[dict[str, Any]]:
         states_l = {s.strip().lower() for s in states}
         types_l = {t.strip().lower() for t in types}
         if types_l and "share" not in types_l:
