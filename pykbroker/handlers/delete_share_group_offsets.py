@@ -10,14 +10,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..protocol import errors
 from ..share import share_coordinator_of
 from . import RequestContext, handler
 
 
 @handler(92, 0, 0)
-async def handle(ctx: RequestContext, req: dict) -> dict:
+async def handle(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     coord = share_coordinator_of(ctx.state)
+    resp: dict[str, Any]
     if coord is None:
         resp = {"error_code": errors.COORDINATOR_NOT_AVAILABLE, "error_message": None, "responses": []}
     else:

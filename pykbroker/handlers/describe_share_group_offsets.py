@@ -12,13 +12,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..protocol import errors
 from ..share import share_coordinator_of
 from . import RequestContext, handler
 
 
 @handler(90, 0, 1)
-async def handle(ctx: RequestContext, req: dict) -> dict:
+async def handle(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     coord = share_coordinator_of(ctx.state)
     out = []
     for g in req["groups"]:

@@ -24,14 +24,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..protocol import errors
 from ..share import share_coordinator_of
 from . import RequestContext, handler
 
 
 @handler(78, 1, 2)
-async def handle(ctx: RequestContext, req: dict) -> dict:
+async def handle(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     coord = share_coordinator_of(ctx.state)
+    resp: dict[str, Any]
     if coord is None:
         resp = {"error_code": errors.UNSUPPORTED_VERSION, "error_message": "Share groups are disabled.",
                 "acquisition_lock_timeout_ms": 0, "responses": [], "node_endpoints": []}

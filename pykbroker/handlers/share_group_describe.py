@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..protocol import errors
 from ..share import share_coordinator_of
 from ..share.coordinator import NOT_REQUESTED
@@ -17,7 +19,7 @@ from . import RequestContext, handler
 
 
 @handler(77, 1, 1)
-async def handle(ctx: RequestContext, req: dict) -> dict:
+async def handle(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     coord = share_coordinator_of(ctx.state)
     out = []
     for gid in req["group_ids"]:

@@ -18,6 +18,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..group import client_host
 from ..protocol import errors
 from ..share import share_coordinator_of
@@ -25,8 +27,9 @@ from . import RequestContext, handler
 
 
 @handler(76, 1, 1)
-async def handle(ctx: RequestContext, req: dict) -> dict:
+async def handle(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     coord = share_coordinator_of(ctx.state)
+    resp: dict[str, Any]
     if coord is None:
         resp = {"error_code": errors.COORDINATOR_NOT_AVAILABLE, "error_message": None, "member_id": None,
                 "member_epoch": 0, "heartbeat_interval_ms": 0, "assignment": None}

@@ -56,6 +56,7 @@ GROUP_AUTHORIZED_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8)
 NOT_REQUESTED = -2147483648
 
 TP = tuple[bytes, int]  # (topic id, partition)
+READ_CHUNK_BYTES = 1 << 20  # at most this much of a partition's log is read per ShareFetch
 
 
 @attrs.define(eq=False)
@@ -194,14 +195,14 @@ class ShareCoordinator(InternalTopicCoordinator):
                     continue
                 if s is not None:
                     snaps[(s.group_id, s.topic_id, s.partition)] = s.value
-        for (gid, tid, part), v in snaps.items():
+        for (gid, tid, part), snap in snaps.items():
             g = self.groups.get(gid)
-            if v is None:
+            if snap is None:
                 continue
             if g is None:
                 g = self.groups[gid] = ShareGroup(gid)
-            sp = SharePartition(gid, tid, part, v["start_offset"], state_epoch=v["state_epoch"])
-            sp.load_batches(v["state_batches"])
+            sp = SharePartition(gid, tid, part, snap["start_offset"], state_epoch=snap["state_epoch"])
+            sp.load_batches(snap["state_batches"])
             g.partitions[(tid, part)] = sp
         self.loading.clear()
         if snaps:
@@ -488,7 +489,8 @@ class ShareCoordinator(InternalTopicCoordinator):
         if start >= hw:
             return b"", [], 0
         try:
-            data = plog.read(start, max(max_bytes, 1), max_offset=hw, min_one_message=True).read_bytes()
+            data = plog.read(start, max(min(max_bytes, READ_CHUNK_BYTES), 1), max_offset=hw,
+                             min_one_message=True).read_bytes()
         except Exception as e:  # noqa: BLE001 - offset out of range after retention: nothing this time
             log.debug("share fetch read failed: %s", e)
             return b"", [], 0
@@ -498,6 +500,11 @@ class ShareCoordinator(InternalTopicCoordinator):
         for h in iter_batches(data):
             if len(acquired) >= max_records:
                 break
+            if h.is_control:  # transaction markers are never delivered
+                for off in range(max(h.base_offset, start), min(h.last_offset + 1, hw)):
+                    if sp.acquirable(off, self.max_record_locks):
+                        sp.skip(off)
+                continue
             got = False
             for off in range(max(h.base_offset, start), min(h.last_offset + 1, hw)):
                 if sp.acquirable(off, self.max_record_locks):
@@ -570,6 +577,7 @@ class ShareCoordinator(InternalTopicCoordinator):
                 if g is None or mid not in g.sessions:
                     break
                 left = max_records
+                bytes_left = max_bytes
                 for tp in session_parts:
                     ts = self.state.topics_by_id.get(tp[0])
                     if ts is None or not 0 <= tp[1] < len(ts.partitions):
@@ -577,14 +585,15 @@ class ShareCoordinator(InternalTopicCoordinator):
                             errors.UNKNOWN_TOPIC_ID if ts is None else errors.UNKNOWN_TOPIC_OR_PARTITION)
                         continue
                     leaders[tp] = ts.partitions[tp[1]].leader_epoch
-                    if left <= 0:
+                    if left <= 0 or bytes_left <= 0:
                         continue
                     sp = self._partition(g, tp[0], tp[1])
                     if sp is None:
                         continue
-                    data, acquired, n = self._acquire(g, sp, mid, left, max_bytes)
+                    data, acquired, n = self._acquire(g, sp, mid, left, bytes_left)
                     if n:
                         left -= n
+                        bytes_left -= len(data)
                         fetched[tp] = (data, acquired)
                         await self._persist(sp)
                 released = g.released
@@ -596,9 +605,9 @@ class ShareCoordinator(InternalTopicCoordinator):
                 if ts is not None and 0 <= tp[1] < len(ts.partitions):
                     ts.partitions[tp[1]].waiters.add(ev)
             with trio.move_on_at(deadline):
-                async with trio.open_nursery() as n:
-                    n.start_soon(_wait_then_cancel, ev.wait, n.cancel_scope)
-                    n.start_soon(_wait_then_cancel, released.wait, n.cancel_scope)
+                async with trio.open_nursery() as waiters:
+                    waiters.start_soon(_wait_then_cancel, ev.wait, waiters.cancel_scope)
+                    waiters.start_soon(_wait_then_cancel, released.wait, waiters.cancel_scope)
         for tp, (data, acquired) in fetched.items():
             r = results.setdefault(tp, _part(tp[1]))
             r["records"] = data

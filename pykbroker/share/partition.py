@@ -156,6 +156,21 @@ class SharePartition:
             self.end_offset = offset + 1
         return rec.delivery_count
 
+    def skip(self, offset: int) -> None:
+        """Archive an available record that is never delivered (a transaction
+        marker: control batches are not records for consumers)."""
+        rec = self.records.get(offset)
+        if rec is None:
+            rec = self.records[offset] = InFlight()
+        if rec.state != AVAILABLE:
+            return
+        self._move(offset, rec, ARCHIVED)
+        if offset >= self.end_offset:
+            for gap in range(self.end_offset, offset):
+                self.records.setdefault(gap, InFlight(ARCHIVED))
+            self.end_offset = offset + 1
+        self._advance()
+
     # -- acknowledgement and release ------------------------------------------------------------
     def _release_one(self, offset: int, rec: InFlight, delivery_limit: int) -> None:
         self._move(offset, rec, ARCHIVED if rec.delivery_count >= delivery_limit else AVAILABLE)

@@ -392,3 +392,24 @@ def test_delete_share_group_offsets_v0(sbroker, topic):
         join(c, group, [topic])
         d = c.call(90, 1, {"groups": [{"group_id": group, "topics": None}]})
         assert d["groups"][0]["topics"][0]["partitions"][0]["start_offset"] == 5
+
+
+def test_transaction_markers_are_not_delivered(sbroker, topic):
+    ck = pytest.importorskip("confluent_kafka")
+    with RawClient(sbroker.bootstrap) as c:
+        tid = create_topic(c, topic, 1)
+        group = "g-" + topic
+        assert alter_offsets(c, group, topic, {0: 0})["error_code"] == 0
+        p = ck.Producer({"bootstrap.servers": sbroker.bootstrap, "transactional.id": "tx-" + topic})
+        p.init_transactions(10)
+        p.begin_transaction()
+        for i in range(3):
+            p.produce(topic, f"t{i}".encode(), partition=0)
+        p.commit_transaction(10)
+        m, _ = join(c, group, [topic])
+        r = share_fetch(c, group, m, 0, tid)
+        assert acquired(r) == [(0, 2, 1)] and values(r) == {0: b"t0", 1: b"t1", 2: b"t2"}
+        share_ack(c, group, m, 1, tid, 0, [(0, 2, [ACCEPT])])
+        d = c.call(90, 1, {"groups": [{"group_id": group, "topics": None}]})
+        row = d["groups"][0]["topics"][0]["partitions"][0]
+        assert row["start_offset"] == 4 and row["lag"] == 0  # past the COMMIT marker at 3
