@@ -2,9 +2,7 @@
 
 - Sets the share-partition start offset of each given partition (clamped
   to [log start offset, high watermark]; -1 = the high watermark) and
-  forgets its in-flight state; persisted in __share_group_state. This is
-  also how a group starts from the earliest offset (share.auto.offset.reset
-  as a group config is not supported yet).
+  forgets its in-flight state; persisted in __share_group_state.
 - The group must be empty (NON_EMPTY_GROUP); an unknown group is created
   empty. Unknown topic or partition: UNKNOWN_TOPIC_OR_PARTITION per
   partition. A classic or consumer group's id: GROUP_ID_NOT_FOUND. Flexible.

@@ -2,7 +2,7 @@
 
 - Deletes the share-partition state of every partition of the given topics
   for the group (a tombstone in __share_group_state); the next assignment
-  initializes them again (share.auto.offset.reset: latest).
+  initializes them again (share.auto.offset.reset).
 - The group must exist (GROUP_ID_NOT_FOUND) and be empty
   (NON_EMPTY_GROUP). Unknown topic: UNKNOWN_TOPIC_OR_PARTITION per topic.
   Flexible.

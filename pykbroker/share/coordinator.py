@@ -41,6 +41,7 @@ from ..protocol.records import InvalidRecords, build_batch, iter_batches, valida
 from ..server.coordinator_base import InternalTopicCoordinator
 from ..util import now_ms
 from . import records
+from .group_configs import GroupConfigs, parse_duration_ms
 from .partition import (ACK_RENEW, ACKNOWLEDGED, ARCHIVED, InvalidRecordState, SharePartition,
                         ranges)
 
@@ -126,13 +127,11 @@ class ShareCoordinator(InternalTopicCoordinator):
     def __init__(self, state: Any) -> None:
         self.state = state
         cfg = state.config
-        self.heartbeat_interval_ms = int(cfg["group.share.heartbeat.interval.ms"])
-        self.session_timeout_ms = int(cfg["group.share.session.timeout.ms"])
         self.max_size = int(cfg["group.share.max.size"])
-        self.lock_duration_ms = int(cfg["group.share.record.lock.duration.ms"])
         self.delivery_limit = int(cfg["group.share.delivery.count.limit"])
         self.max_record_locks = int(cfg["group.share.partition.max.record.locks"])
         self.state_partitions = int(cfg["share.coordinator.state.topic.num.partitions"])
+        self.group_configs = GroupConfigs(cfg)
         self.groups: dict[str, ShareGroup] = {}
         self.timers = Timers()
         self._locks: dict[str, trio.Lock] = {}
@@ -302,7 +301,7 @@ class ShareCoordinator(InternalTopicCoordinator):
                 m.epoch = g.assignment_epoch
             m.assignment = g.target.get(mid, {})
             await self._initialize_partitions(g, m.assignment)
-            self.timers.schedule(("session", gid, mid), self.session_timeout_ms, gid,
+            self.timers.schedule(("session", gid, mid), self.group_configs.get_int(gid, "share.session.timeout.ms"), gid,
                                  _bind(self._session_expired, g, mid))
             out_assignment = None
             if m.sent_assignment != m.assignment:
@@ -310,7 +309,8 @@ class ShareCoordinator(InternalTopicCoordinator):
                 out_assignment = {"topic_partitions": [
                     {"topic_id": t, "partitions": p} for t, p in sorted(m.assignment.items())]}
             return {"error_code": errors.NONE, "error_message": None, "member_id": mid,
-                    "member_epoch": m.epoch, "heartbeat_interval_ms": self.heartbeat_interval_ms,
+                    "member_epoch": m.epoch,
+                    "heartbeat_interval_ms": self.group_configs.get_int(gid, "share.heartbeat.interval.ms"),
                     "assignment": out_assignment}
 
     def _subscribed_topics(self, g: ShareGroup) -> dict[str, tuple[bytes, int]]:
@@ -348,9 +348,24 @@ class ShareCoordinator(InternalTopicCoordinator):
             ts = self.state.topics_by_id.get(tid)
             if ts is None or not 0 <= p < len(ts.partitions) or ts.partitions[p].log is None:
                 return None
-            # share.auto.offset.reset=latest (Kafka's default; group configs are not supported yet)
-            sp = g.partitions[(tid, p)] = SharePartition(g.group_id, tid, p, ts.partitions[p].high_watermark)
+            start = self._reset_offset(g.group_id, ts.partitions[p])
+            sp = g.partitions[(tid, p)] = SharePartition(g.group_id, tid, p, start)
         return sp
+
+    def _reset_offset(self, gid: str, part: Any) -> int:
+        """share.auto.offset.reset: latest (the high watermark), earliest (the
+        log start offset) or by_duration (the first record not older)."""
+        reset = self.group_configs.get(gid, "share.auto.offset.reset").strip()
+        if reset.lower() == "earliest":
+            return int(part.log_start_offset)
+        if reset.lower().startswith("by_duration:"):
+            ms = parse_duration_ms(reset[len("by_duration:"):]) or 0
+            found = part.log.offset_for_timestamp(now_ms() - ms)
+            return int(part.high_watermark) if found is None else min(int(found.offset), int(part.high_watermark))
+        return int(part.high_watermark)
+
+    def lock_ms(self, gid: str) -> int:
+        return self.group_configs.get_int(gid, "share.record.lock.duration.ms")
 
     async def _remove_member(self, g: ShareGroup, mid: str) -> None:
         g.members.pop(mid, None)
@@ -458,7 +473,7 @@ class ShareCoordinator(InternalTopicCoordinator):
         return out
 
     def _schedule_lock(self, g: ShareGroup, sp: SharePartition, acq: int) -> None:
-        self.timers.schedule(("lock", g.group_id, sp.topic_id, sp.partition, acq), self.lock_duration_ms,
+        self.timers.schedule(("lock", g.group_id, sp.topic_id, sp.partition, acq), self.lock_ms(g.group_id),
                              g.group_id, _bind(self._lock_expired, g, sp, acq))
 
     async def _lock_expired(self, g: ShareGroup, sp: SharePartition, acq: int) -> None:
@@ -522,7 +537,7 @@ class ShareCoordinator(InternalTopicCoordinator):
     async def share_fetch(self, req: dict[str, Any], version: int) -> dict[str, Any]:
         gid, mid, epoch = req["group_id"], req["member_id"], req["share_session_epoch"]
         base: dict[str, Any] = {"error_code": errors.NONE, "error_message": None,
-                                "acquisition_lock_timeout_ms": self.lock_duration_ms,
+                                "acquisition_lock_timeout_ms": self.lock_ms(gid),
                                 "responses": [], "node_endpoints": []}
         if not gid or not mid:
             return dict(base, error_code=errors.INVALID_REQUEST, error_message="GroupId and MemberId are required.")
@@ -626,7 +641,7 @@ class ShareCoordinator(InternalTopicCoordinator):
     async def share_acknowledge(self, req: dict[str, Any], version: int) -> dict[str, Any]:
         gid, mid, epoch = req["group_id"], req["member_id"], req["share_session_epoch"]
         base: dict[str, Any] = {"error_code": errors.NONE, "error_message": None,
-                                "acquisition_lock_timeout_ms": self.lock_duration_ms,
+                                "acquisition_lock_timeout_ms": self.lock_ms(gid),
                                 "responses": [], "node_endpoints": []}
         if not gid or not mid:
             return dict(base, error_code=errors.INVALID_REQUEST, error_message="GroupId and MemberId are required.")

@@ -30,12 +30,22 @@ def _consumer(bootstrap: str, group: str, **conf: Any) -> Any:
     return c
 
 
-def _setup(bootstrap: str, topic: str, group: str, n: int, *, batch: int = 10) -> bytes:
+def _setup(bootstrap: str, topic: str, group: str, n: int, *, batch: int = 10, admin: bool = True) -> bytes:
     with RawClient(bootstrap) as c:
         tid = create_topic(c, topic, 1)
         produce(c, topic, [f"job-{i}".encode() for i in range(n)], batch=batch)
-        # start at the beginning (share.auto.offset.reset is latest)
-        assert alter_offsets(c, group, topic, {0: 0})["error_code"] == 0
+        if not admin:  # start at offset 0 with AlterShareGroupOffsets
+            assert alter_offsets(c, group, topic, {0: 0})["error_code"] == 0
+    if admin:  # share.auto.offset.reset=earliest as a group config (the default is latest)
+        from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
+
+        a = AdminClient({"bootstrap.servers": bootstrap})
+        res = ConfigResource(ResourceType.GROUP, group, incremental_configs=[
+            ConfigEntry("share.auto.offset.reset", "earliest", incremental_operation=AlterConfigOpType.SET)])
+        for f in a.incremental_alter_configs([res]).values():
+            f.result()
+        desc = a.describe_configs([ConfigResource(ResourceType.GROUP, group)])
+        assert [f.result()["share.auto.offset.reset"].value for f in desc.values()] == ["earliest"]
     return tid
 
 
@@ -96,7 +106,7 @@ def test_consumers_split_one_partition(broker_factory):
 def test_unacknowledged_records_come_back_after_the_lock_times_out(broker_factory):
     b = broker_factory(dict(BASE, **{"group.share.record.lock.duration.ms": LOCK_MS}))
     topic, group = "tasks", "workers"
-    _setup(b.bootstrap, topic, group, 5, batch=5)
+    _setup(b.bootstrap, topic, group, 5, batch=5, admin=False)
     slow = _consumer(b.bootstrap, group, **{"share.acknowledgement.mode": "explicit"})
     slow.subscribe([topic])
     first: list[Any] = []
