@@ -171,6 +171,17 @@ class ShareCoordinator(InternalTopicCoordinator):
 
     key_partition = staticmethod(records.partition_for)
 
+    def ensure_topic(self) -> Any:
+        """``__share_group_state``, created with share.coordinator.state.topic.replication.factor."""
+        ts = self.topic()
+        if ts is None:
+            ts = self.state.ensure_internal_topic(
+                self.TOPIC, self.topic_partitions(), self.topic_configs(),
+                replication_factor=int(self.state.config["share.coordinator.state.topic.replication.factor"]))
+            if ts is not None:
+                log.info("created %s with %d partitions", self.TOPIC, len(ts.partitions))
+        return ts
+
     # -- persistence -------------------------------------------------------------------------------
     async def _load(self) -> None:
         ts = self.topic()
@@ -600,6 +611,9 @@ class ShareCoordinator(InternalTopicCoordinator):
                             errors.UNKNOWN_TOPIC_ID if ts is None else errors.UNKNOWN_TOPIC_OR_PARTITION)
                         continue
                     leaders[tp] = ts.partitions[tp[1]].leader_epoch
+                    if self.state.leader_of(ts.name, tp[1]) != self.state.node_id:
+                        results.setdefault(tp, _part(tp[1]))["error_code"] = errors.NOT_LEADER_OR_FOLLOWER
+                        continue
                     if left <= 0 or bytes_left <= 0:
                         continue
                     sp = self._partition(g, tp[0], tp[1])
