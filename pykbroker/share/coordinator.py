@@ -629,14 +629,20 @@ class ShareCoordinator(InternalTopicCoordinator):
             if fetched or trio.current_time() >= deadline:
                 break
             ev = trio.Event()
+            watched = []
             for tp in session_parts:
                 ts = self.state.topics_by_id.get(tp[0])
                 if ts is not None and 0 <= tp[1] < len(ts.partitions):
                     ts.partitions[tp[1]].waiters.add(ev)
-            with trio.move_on_at(deadline):
-                async with trio.open_nursery() as waiters:
-                    waiters.start_soon(_wait_then_cancel, ev.wait, waiters.cancel_scope)
-                    waiters.start_soon(_wait_then_cancel, released.wait, waiters.cancel_scope)
+                    watched.append(ts.partitions[tp[1]])
+            try:
+                with trio.move_on_at(deadline):
+                    async with trio.open_nursery() as waiters:
+                        waiters.start_soon(_wait_then_cancel, ev.wait, waiters.cancel_scope)
+                        waiters.start_soon(_wait_then_cancel, released.wait, waiters.cancel_scope)
+            finally:
+                for part in watched:
+                    part.waiters.discard(ev)
         for tp, (data, acquired) in fetched.items():
             r = results.setdefault(tp, _part(tp[1]))
             r["records"] = data
