@@ -133,6 +133,7 @@ class Broker:
         nursery.start_soon(state.group_coordinator.run)  # group timers, offset expiry, loading
         # transaction timeouts, transactional-id and producer-id expiry, loading
         nursery.start_soon(state.txn_coordinator.run)
+        nursery.start_soon(state.share_coordinator.run)  # share-group timers, state loading
         if self.config["pykbroker.control.listener"]:  # HTTP control endpoint (server/control.py)
             from .server.control import serve_control
 

@@ -48,6 +48,10 @@ def _at_least(n: int) -> Callable[[Any], str | None]:
     return lambda v: None if v >= n else f"Value must be at least {n}"
 
 
+def _between(lo: int, hi: int) -> Callable[[Any], str | None]:
+    return lambda v: None if lo <= v <= hi else f"Value must be between {lo} and {hi}"
+
+
 def _one_of(*opts: str) -> Callable[[Any], str | None]:
     return lambda v: None if v in opts else f"String must be one of: {', '.join(opts)}"
 
@@ -204,6 +208,22 @@ _p("group.consumer.max.size", "int", INT_MAX, validator=_at_least(1))
 _p("group.consumer.assignors", "list", "uniform,range",
    "Server-side assignors of KIP-848 groups; the first is the default.")
 _p("offset.metadata.max.bytes", "int", 4096, validator=_at_least(0))
+# share groups (KIP-932, pykbroker/share/)
+_p("group.share.heartbeat.interval.ms", "int", 5000, validator=_between(1000, 15000))
+_p("group.share.session.timeout.ms", "int", 45000, validator=_between(1000, 60000))
+_p("group.share.max.size", "int", 200, validator=_between(1, 1000))
+_p("group.share.record.lock.duration.ms", "int", 30000, validator=_between(1000, 3600000))
+_p("group.share.min.record.lock.duration.ms", "int", 15000, validator=_between(1000, 30000))
+_p("group.share.max.record.lock.duration.ms", "int", 60000, validator=_between(30000, 3600000))
+_p("group.share.min.session.timeout.ms", "int", 45000, validator=_at_least(1))
+_p("group.share.max.session.timeout.ms", "int", 60000, validator=_at_least(1))
+_p("group.share.min.heartbeat.interval.ms", "int", 5000, validator=_at_least(1))
+_p("group.share.max.heartbeat.interval.ms", "int", 15000, validator=_at_least(1))
+_p("group.share.delivery.count.limit", "int", 5, validator=_between(2, 10))
+_p("group.share.partition.max.record.locks", "int", 2000, validator=_between(100, 10000))
+_p("share.coordinator.state.topic.num.partitions", "int", 50, validator=_at_least(1))
+_p("share.coordinator.state.topic.replication.factor", "short", 1,
+   "Kafka's default is 3; 1 so a lone broker never hangs.", _at_least(1))
 # transactions
 _p("transaction.state.log.replication.factor", "short", 1, "Kafka's default is 3; 1 for a lone broker.")
 _p("transaction.state.log.min.isr", "int", 1)

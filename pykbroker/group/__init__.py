@@ -16,16 +16,19 @@ offsets, all persisted in ``__consumer_offsets``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .coordinator import GroupCoordinator
+
+if TYPE_CHECKING:
+    from ..server.state import BrokerState
 
 __all__ = ["GroupCoordinator", "coordinator_of", "client_host"]
 
 
-def coordinator_of(state: Any) -> GroupCoordinator | None:
-    """The broker's group coordinator (None when it is not running)."""
-    return getattr(state, "group_coordinator", None)
+def coordinator_of(state: BrokerState) -> GroupCoordinator:
+    """The broker's group coordinator (built with the state)."""
+    return state.group_coordinator
 
 
 def client_host(peer: str) -> str:

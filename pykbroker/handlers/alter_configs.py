@@ -112,6 +112,17 @@ def process(ctx: RequestContext, resources: list[Message], incremental: bool,
                 from .incremental_alter_configs import alter_loggers
 
                 alter_loggers(ctx, name, ops, validate_only)
+            elif rtype == GROUP and incremental:
+                from ..share import share_coordinator_of
+                from ..share.group_configs import GroupConfigError
+
+                share = share_coordinator_of(ctx.state)
+                if share is None:
+                    raise tc.AlterError(errors.INVALID_REQUEST, "Altering GROUP configs is not supported")
+                try:
+                    share.group_configs.alter(name, ops, validate_only)
+                except GroupConfigError as e:
+                    raise tc.AlterError(e.code, e.message) from None
             elif rtype in (CLIENT_METRICS, GROUP):
                 raise tc.AlterError(errors.INVALID_REQUEST,
                                     f"Altering {'CLIENT_METRICS' if rtype == CLIENT_METRICS else 'GROUP'} "

@@ -22,7 +22,8 @@ Read-only view of the configuration, following Kafka's ConfigHelper:
   with their effective level in log4j names (source 6); empty name or
   another id: INVALID_REQUEST as Kafka.
 - CLIENT_METRICS (16): no subscriptions exist, so an empty list (empty
-  name: INVALID_REQUEST). GROUP (32): not supported yet, INVALID_REQUEST.
+  name: INVALID_REQUEST). GROUP (32): the share-group configs
+  (pykbroker/share/group_configs.py), default or dynamic (source 8).
   Any other type fails the whole request: INVALID_REQUEST for every
   resource with Kafka's default message.
 - configuration_keys null or empty = all; otherwise only those names
@@ -137,6 +138,17 @@ def _describe(ctx: RequestContext, res: Message, include_synonyms: bool,
                  "config_source": tc.DYNAMIC_BROKER_LOGGER_CONFIG, "is_sensitive": False,
                  "synonyms": [], "config_type": 0, "documentation": None}
                 for n in _filter(list(loggers), keys)]
+    if rtype == GROUP:
+        from ..share import share_coordinator_of
+        from ..share.group_configs import GroupConfigError
+
+        share = share_coordinator_of(st)
+        if share is None:
+            raise ResourceError(errors.INVALID_REQUEST, f"Unsupported resource type: {KNOWN_TYPES[rtype]}")
+        try:
+            return share.group_configs.describe(name, keys, include_documentation)
+        except GroupConfigError as e:
+            raise ResourceError(e.code, e.message) from None
     if rtype == CLIENT_METRICS:
         if not name:
             raise ResourceError(errors.INVALID_REQUEST,

@@ -4,8 +4,9 @@
   Stable), protocol type, and the members (member id, group.instance.id
   v4+, client id, client host); the chosen protocol and each member's
   metadata and assignment only when Stable (as Kafka).
-- An unknown group (or a KIP-848 consumer group, see ConsumerGroupDescribe)
-  is described as Dead (v0-5) or gets GROUP_ID_NOT_FOUND (v6+, KIP-1043).
+- An unknown group (or a KIP-848 consumer group, see ConsumerGroupDescribe,
+  or a share group, see ShareGroupDescribe) is described as Dead (v0-5) or
+  gets GROUP_ID_NOT_FOUND (v6+, KIP-1043).
 - v3+: authorized operations when asked (every operation is allowed: no
   ACLs yet). v5 flexible. v6+: error message.
 """
@@ -16,6 +17,7 @@ from ..protocol.codec import Message
 from ..group import coordinator_of
 from ..group.coordinator import NOT_REQUESTED
 from ..protocol import errors
+from ..share import share_coordinator_of
 from . import RequestContext, handler
 
 
@@ -31,5 +33,9 @@ async def handle(ctx: RequestContext, req: Message) -> Message:
                         "protocol_type": "", "protocol_data": "", "members": [],
                         "authorized_operations": NOT_REQUESTED})
         else:
-            out.append(coord.describe_group(gid, v, include_ops))
+            d = coord.describe_group(gid, v, include_ops)
+            share = share_coordinator_of(ctx.state)
+            if share is not None and gid in share.groups and d["error_code"] == errors.GROUP_ID_NOT_FOUND:
+                d["error_message"] = f"Group {gid} is not a classic group."
+            out.append(d)
     return {"throttle_time_ms": 0, "groups": out}

@@ -22,6 +22,9 @@
   INFO, TRACE, WARN"; DELETE on root: INVALID_REQUEST; APPEND/SUBTRACT:
   INVALID_REQUEST "APPEND operation is not allowed for the BROKER_LOGGER
   resource". Not persisted (as in Kafka).
+- GROUP (32): SET/DELETE of the share-group configs
+  (pykbroker/share/group_configs.py: share.auto.offset.reset, ...); an
+  unknown name: INVALID_CONFIG "Unknown group config name: x".
 - validate_only: every check, nothing changed.
 """
 

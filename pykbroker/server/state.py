@@ -27,6 +27,7 @@ from ..storage.api import LogStore
 from ..storage.engines import open_log_store
 from ..storage.manager import validate_topic_name
 from ..txn import producers as txn_producers
+from ..share import ShareCoordinator
 from ..txn.coordinator import TransactionCoordinator
 from .log_tasks import LogTasks
 from .metrics import Instrumentation
@@ -129,6 +130,8 @@ class BrokerState:
         # topics to load already answer COORDINATOR_LOAD_IN_PROGRESS
         self.group_coordinator = GroupCoordinator(self)
         self.txn_coordinator = TransactionCoordinator(self)
+        # share groups (KIP-932): __share_group_state loads before share requests are served
+        self.share_coordinator = ShareCoordinator(self)
         # retention, compaction, flush.ms, file deletion (run by log_tasks.run)
         self.log_tasks = LogTasks(self)
 

@@ -15,12 +15,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..server.state import BrokerState
+    from .coordinator import TransactionCoordinator
 
 
-def coordinator_of(state: Any) -> Any:
-    """The broker's TransactionCoordinator (None when it is not running)."""
-    return getattr(state, "txn_coordinator", None)
+def coordinator_of(state: BrokerState) -> TransactionCoordinator:
+    """The broker's TransactionCoordinator (built with the state)."""
+    return state.txn_coordinator
 
 
 __all__ = ["coordinator_of"]

@@ -202,9 +202,7 @@ async def verify_in_transaction(state: "BrokerState", transactional_id: str, pro
     ps = producer_state(state, p)
     if ps.has_ongoing(producer_id, epoch):
         return errors.NONE
-    coord: TransactionCoordinator | None = getattr(state, "txn_coordinator", None)
-    if coord is None:
-        return errors.COORDINATOR_NOT_AVAILABLE
+    coord: TransactionCoordinator = state.txn_coordinator
     tp = (p.topic, p.index)
     code = coord.verify_partition(transactional_id, producer_id, epoch, tp)
     if code == errors.NOT_COORDINATOR:

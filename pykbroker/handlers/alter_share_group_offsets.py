@@ -1,0 +1,28 @@
+"""AlterShareGroupOffsets (key 91), version 0 (KIP-932).
+
+- Sets the share-partition start offset of each given partition (clamped
+  to [log start offset, high watermark]; -1 = the high watermark) and
+  forgets its in-flight state; persisted in __share_group_state.
+- The group must be empty (NON_EMPTY_GROUP); an unknown group is created
+  empty. Unknown topic or partition: UNKNOWN_TOPIC_OR_PARTITION per
+  partition. A classic or consumer group's id: GROUP_ID_NOT_FOUND. Flexible.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..protocol import errors
+from ..share import share_coordinator_of
+from . import RequestContext, handler
+
+
+@handler(91, 0, 0)
+async def handle(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
+    coord = share_coordinator_of(ctx.state)
+    resp: dict[str, Any]
+    if coord is None:
+        resp = {"error_code": errors.COORDINATOR_NOT_AVAILABLE, "error_message": None, "responses": []}
+    else:
+        resp = await coord.alter_offsets(req["group_id"], req["topics"])
+    return {"throttle_time_ms": 0, **resp}

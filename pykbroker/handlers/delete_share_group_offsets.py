@@ -1,0 +1,28 @@
+"""DeleteShareGroupOffsets (key 92), version 0 (KIP-932).
+
+- Deletes the share-partition state of every partition of the given topics
+  for the group (a tombstone in __share_group_state); the next assignment
+  initializes them again (share.auto.offset.reset).
+- The group must exist (GROUP_ID_NOT_FOUND) and be empty
+  (NON_EMPTY_GROUP). Unknown topic: UNKNOWN_TOPIC_OR_PARTITION per topic.
+  Flexible.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..protocol import errors
+from ..share import share_coordinator_of
+from . import RequestContext, handler
+
+
+@handler(92, 0, 0)
+async def handle(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
+    coord = share_coordinator_of(ctx.state)
+    resp: dict[str, Any]
+    if coord is None:
+        resp = {"error_code": errors.COORDINATOR_NOT_AVAILABLE, "error_message": None, "responses": []}
+    else:
+        resp = await coord.delete_offsets(req["group_id"], req["topics"])
+    return {"throttle_time_ms": 0, **resp}

@@ -1,0 +1,33 @@
+"""DescribeShareGroupOffsets (key 90), versions 0-1 (KIP-932).
+
+- Per group and partition: the share-partition start offset (SPSO), the
+  partition's leader epoch and (v1) the lag: records from the SPSO to the
+  high watermark not yet acknowledged or archived. Topics null: every
+  share-partition the group has state for. A partition without state has
+  start offset -1.
+- Unknown group: GROUP_ID_NOT_FOUND at group level; unknown topic or
+  partition: UNKNOWN_TOPIC_OR_PARTITION per partition.
+- v1: Lag. Flexible.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..protocol import errors
+from ..share import share_coordinator_of
+from . import RequestContext, handler
+
+
+@handler(90, 0, 1)
+async def handle(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
+    coord = share_coordinator_of(ctx.state)
+    out = []
+    for g in req["groups"]:
+        if coord is None:
+            out.append({"group_id": g["group_id"], "topics": [], "error_code": errors.COORDINATOR_NOT_AVAILABLE,
+                        "error_message": None})
+            continue
+        await coord.loaded.wait()
+        out.append(coord.describe_offsets(g["group_id"], g["topics"], ctx.api_version))
+    return {"throttle_time_ms": 0, "groups": out}

@@ -1,0 +1,35 @@
+"""ShareAcknowledge (key 79), versions 1-2 (KIP-932, Kafka 4.2+).
+
+- Acknowledges records acquired through ShareFetch in an open share
+  session (the epoch must be the session's next one; 0 is
+  INVALID_SHARE_SESSION_EPOCH; -1 applies the acknowledgements and closes
+  the session, releasing what the member still holds).
+- Types: 0 Gap and 3 Reject archive, 1 Accept acknowledges, 2 Release
+  makes the record available again (archived once its delivery count
+  reached group.share.delivery.count.limit), 4 Renew (v2, with IsRenewAck)
+  restarts the record's lock. One type for the whole range or one per
+  offset. A partition's batches are applied all or none:
+  INVALID_RECORD_STATE when a record is not acquired by this member.
+- Persisted in __share_group_state before the answer.
+- v2: AcquisitionLockTimeoutMs in the answer. Flexible.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..protocol import errors
+from ..share import share_coordinator_of
+from . import RequestContext, handler
+
+
+@handler(79, 1, 2)
+async def handle(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
+    coord = share_coordinator_of(ctx.state)
+    resp: dict[str, Any]
+    if coord is None:
+        resp = {"error_code": errors.UNSUPPORTED_VERSION, "error_message": "Share groups are disabled.",
+                "acquisition_lock_timeout_ms": 0, "responses": [], "node_endpoints": []}
+    else:
+        resp = await coord.share_acknowledge(req, ctx.api_version)
+    return {"throttle_time_ms": 0, **resp}

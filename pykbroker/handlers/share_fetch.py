@@ -1,0 +1,43 @@
+"""ShareFetch (key 78), versions 1-2 (KIP-932, Kafka 4.2+).
+
+- Share sessions: epoch 0 opens one for (group, member) (acknowledgements
+  in it are INVALID_REQUEST), -1 closes it (acknowledgements only, no
+  fetch; the member's acquired records are released), any other must be
+  the next epoch (INVALID_SHARE_SESSION_EPOCH; SHARE_SESSION_NOT_FOUND).
+  A request adds its partitions to the session and removes the forgotten
+  ones; records come from every partition of the session.
+- Acknowledgements (Accept, Release, Reject, Gap; Renew in v2) are applied
+  first, all batches of a partition or none (INVALID_RECORD_STATE in the
+  partition's AcknowledgeErrorCode when a record is not held by the
+  member).
+- Then available records below the high watermark are acquired for
+  group.share.record.lock.duration.ms (AcquisitionLockTimeoutMs), at most
+  MaxRecords across partitions (rounded up to whole batches) and at most
+  group.share.partition.max.record.locks records in flight per
+  share-partition; each acquisition counts a delivery. Whole batches are
+  returned with AcquiredRecords ranges (first, last, delivery count).
+- Nothing to acquire: waits up to MaxWaitMs for an append or a release.
+- State changes are persisted in __share_group_state before the answer.
+- v2: ShareAcquireMode is accepted and treated as batch-optimized;
+  IsRenewAck must be set for Renew acknowledgements. Flexible.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..protocol import errors
+from ..share import share_coordinator_of
+from . import RequestContext, handler
+
+
+@handler(78, 1, 2)
+async def handle(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
+    coord = share_coordinator_of(ctx.state)
+    resp: dict[str, Any]
+    if coord is None:
+        resp = {"error_code": errors.UNSUPPORTED_VERSION, "error_message": "Share groups are disabled.",
+                "acquisition_lock_timeout_ms": 0, "responses": [], "node_endpoints": []}
+    else:
+        resp = await coord.share_fetch(req, ctx.api_version)
+    return {"throttle_time_ms": 0, **resp}

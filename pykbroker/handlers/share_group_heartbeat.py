@@ -1,0 +1,38 @@
+"""ShareGroupHeartbeat (key 76), version 1 (KIP-932, Kafka 4.2).
+
+- Joins (member epoch 0, with the subscribed topic names), heartbeats in and
+  leaves (-1) a share group. The member id is the client's own (an empty
+  one is INVALID_REQUEST). The broker assigns partitions with the "simple"
+  share assignor (pykbroker/share/coordinator.py): every subscribed
+  partition goes to at least one member, and several members share a
+  partition when there are more members than partitions. The answer
+  carries the member epoch, group.share.heartbeat.interval.ms and the
+  assignment by topic id when it changed (always after a join).
+- A member silent for group.share.session.timeout.ms is removed; the
+  records it had acquired are released.
+- Errors: INVALID_GROUP_ID, INVALID_REQUEST, UNKNOWN_MEMBER_ID,
+  FENCED_MEMBER_EPOCH, GROUP_MAX_SIZE_REACHED (group.share.max.size),
+  GROUP_ID_NOT_FOUND (the id belongs to a classic or consumer group).
+- v0 was Kafka 4.0's early access and is not served (as Kafka 4.1+). Flexible.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..group import client_host
+from ..protocol import errors
+from ..share import share_coordinator_of
+from . import RequestContext, handler
+
+
+@handler(76, 1, 1)
+async def handle(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
+    coord = share_coordinator_of(ctx.state)
+    resp: dict[str, Any]
+    if coord is None:
+        resp = {"error_code": errors.COORDINATOR_NOT_AVAILABLE, "error_message": None, "member_id": None,
+                "member_epoch": 0, "heartbeat_interval_ms": 0, "assignment": None}
+    else:
+        resp = await coord.heartbeat(req, ctx.client_id or "", client_host(ctx.peer))
+    return {"throttle_time_ms": 0, **resp}
