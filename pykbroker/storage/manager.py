@@ -27,6 +27,7 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import cast
 
 import attrs
 
@@ -518,7 +519,8 @@ class LogManager:
     def segment_logs(self) -> dict[tuple[str, int], PartitionLog]:
         """The partition logs kept in segment files (retention, the cleaner and
         delayed file deletion work on these), a snapshot."""
-        return {key: plog for key, plog in self._logs.items() if isinstance(plog, PartitionLog)}
+        # this engine's logs are all PartitionLogs (MemoryLogManager overrides this with {})
+        return {key: cast(PartitionLog, plog) for key, plog in self._logs.items()}
 
     def log_dir_of(self, topic: str, partition: int) -> Path | None:
         return self._dir_of.get((topic, partition))
