@@ -47,6 +47,8 @@ from ..protocol.records import BatchHeader
 from ..server.replicas import BrokerEndpoint, LeadershipListener, PartitionInfo
 from ..server.state import ReplicasFactory
 from ..server.topics import PartitionState, TopicState
+from ..topic_configs import apply_dynamic_state
+from ..util import now_ms
 from ..storage.checkpoints import (
     CorruptCheckpointError,
     kafka_uuid_str,
@@ -70,6 +72,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("pykbroker.cluster")
 
 HW_CHECKPOINT = "replication-offset-checkpoint"
+CONFIG_CHANGE_EXPIRATION_MS = 15 * 60 * 1000
 
 
 async def cluster_replicas(config: BrokerConfig) -> tuple[ReplicasFactory, str]:
@@ -116,7 +119,7 @@ class ClusterNode:
         self.config = state.config
         self.node_id = state.node_id
         self.zk = zk
-        self.view = ClusterView(self.zk, self)
+        self.view = ClusterView(self.zk, self, (zd.DEFAULT_BROKER_ENTITY, str(self.node_id)))
         self.replicas = ReplicaManager(self)
         self.fetchers = FetcherManager(self)
         self.controller = Controller(self)
@@ -668,16 +671,87 @@ class ClusterNode:
                             timeout_ms)
         return results
 
-    async def set_topic_configs(self, name: str, configs: dict[str, str]) -> None:
-        """Replace a topic's config overrides cluster-wide (Kafka's ZooKeeper
-        mode: /config/topics/<t>); every broker applies them when its watch
-        fires. For AlterConfigs / IncrementalAlterConfigs in cluster mode."""
-        path = zd.config_path(name)
+    # --- the config store: ZooKeeper (Kafka's AdminZkClient.changeConfigs) --------------------------
+    async def _write_config(self, path: str, entity_path: str, configs: dict[str, str]) -> None:
+        """The entity's config znode, then a change notification (as Kafka
+        writes them); every broker watches the config znodes it applies."""
+        data = zd.encode_config(configs)
         try:
-            await self.zk.set(path, zd.encode_config(configs))
-        except NoNodeError:
-            await self.zk.create(path, zd.encode_config(configs), makepath=True)
-        await self.view.refresh_config(name)
+            try:
+                await self.zk.set(path, data)
+            except NoNodeError:
+                try:
+                    await self.zk.create(path, data, makepath=True)
+                except NodeExistsError:
+                    await self.zk.set(path, data)
+            await self.zk.create(f"{zd.CONFIG_CHANGES}/{zd.CONFIG_CHANGE_PREFIX}",
+                                 zd.encode_config_change(entity_path), sequence=True, makepath=True)
+        except (KazooException, RuntimeError) as e:
+            raise errors.KafkaError(errors.UNKNOWN_SERVER_ERROR, f"storing configs in ZooKeeper failed: {e!r}") from e
+        self.spawn(self._purge_config_changes)
+
+    async def _purge_config_changes(self) -> None:
+        """Kafka's ZkNodeChangeNotificationListener purges notifications older
+        than 15 minutes."""
+        cutoff_ms = now_ms() - CONFIG_CHANGE_EXPIRATION_MS
+        for child in await self.zk.get_children(zd.CONFIG_CHANGES):
+            path = f"{zd.CONFIG_CHANGES}/{child}"
+            try:
+                stat = await self.zk.exists(path)
+                if stat is not None and stat.ctime < cutoff_ms:
+                    await self.zk.delete(path)
+            except NoNodeError:
+                pass
+
+    async def alter_topic_configs(self, name: str, configs: dict[str, str]) -> None:
+        """Replace a topic's config overrides cluster-wide (/config/topics/<t>);
+        every broker applies them when its watch fires, this one before
+        answering."""
+        await self._write_config(zd.config_path(name), f"topics/{name}", configs)
+        try:
+            await self.view.refresh_config(name)
+        except KazooException as e:
+            log.warning("re-reading the configs of %s failed: %r", name, e)
+        self.on_config_changed(name, configs)  # the value just written, even if the read raced a later write
+
+    def dynamic_configs(self, resource_name: str) -> dict[str, str]:
+        entity = zd.broker_config_entity(resource_name)
+        if entity in self.view.broker_configs:
+            return dict(self.view.broker_configs[entity])
+        logs = self.state.logs
+        return dict(logs.dynamic_configs.get(resource_name, {})) if logs is not None else {}
+
+    async def set_dynamic_configs(self, resource_name: str, configs: dict[str, str]) -> None:
+        """/config/brokers/<default> or /config/brokers/<id>; the brokers they
+        concern apply them when their watch fires, this one before answering."""
+        entity = zd.broker_config_entity(resource_name)
+        await self._write_config(zd.broker_config_path(entity), f"brokers/{entity}", configs)
+        if entity in self.view.broker_entities:
+            try:
+                await self.view.refresh_broker_config(entity)
+            except KazooException as e:
+                log.warning("re-reading the configs of broker %s failed: %r", entity, e)
+
+    def on_broker_config_changed(self, entity: str, configs: dict[str, str]) -> None:
+        """Dynamic broker configs from ZooKeeper: kept in the log directory's
+        metadata as well (applied at the next start before ZooKeeper is
+        read) and layered over the static config."""
+        st = self.state
+        name = "" if entity == zd.DEFAULT_BROKER_ENTITY else entity
+        logs = st.logs
+        if logs is None:
+            return
+        if dict(logs.dynamic_configs.get(name, {})) != configs:
+            try:
+                logs.set_dynamic_configs(name, configs)
+            except OSError as e:
+                log.warning("keeping dynamic configs of broker %s locally failed: %s", entity, e)
+                if configs:  # applied anyway
+                    logs.dynamic_configs[name] = dict(configs)
+                else:
+                    logs.dynamic_configs.pop(name, None)
+        apply_dynamic_state(st)
+        log.info("dynamic configs of broker %s: %s", entity, configs)
 
     def auto_create(self, name: str, partitions: int, replication_factor: int,
                     configs: dict[str, str] | None) -> TopicState | None:
