@@ -73,6 +73,7 @@ log = logging.getLogger("pykbroker.cluster")
 
 HW_CHECKPOINT = "replication-offset-checkpoint"
 CONFIG_CHANGE_EXPIRATION_MS = 15 * 60 * 1000
+METADATA_PROPAGATION_CAP_MS = 10_000  # admin answers wait at most this for every broker's metadata
 
 
 async def cluster_replicas(config: BrokerConfig) -> tuple[ReplicasFactory, str]:
@@ -105,6 +106,12 @@ async def cluster_replicas(config: BrokerConfig) -> tuple[ReplicasFactory, str]:
         return ClusterNode(state, zk, cid)
 
     return build, cid
+
+
+def _has_leaders_md(t: dict[str, Any], count: int) -> bool:
+    """A Metadata response topic with ``count`` partitions, each with a leader."""
+    parts = t["partitions"] or []
+    return t["error_code"] == errors.NONE and len(parts) >= count and all(p["leader_id"] >= 0 for p in parts)
 
 
 def _not_controller() -> errors.KafkaError:
@@ -637,6 +644,7 @@ class ClusterNode:
         except NotController as e:
             raise _not_controller() from e
         await self.wait_for(lambda: self._has_leaders(name), timeout_ms)
+        await self._wait_metadata_everywhere(name, lambda t: _has_leaders_md(t, partitions), timeout_ms)
         return topic_id
 
     async def create_partitions(self, name: str, total: int, assignment: list[list[int]] | None,
@@ -648,6 +656,7 @@ class ClusterNode:
         except NotController as e:
             raise _not_controller() from e
         await self.wait_for(lambda: self._has_leaders(name, total), timeout_ms)
+        await self._wait_metadata_everywhere(name, lambda t: _has_leaders_md(t, total), timeout_ms)
 
     async def delete_topic(self, name: str, timeout_ms: int) -> None:
         """The controller removes the topic from ZooKeeper; every broker
@@ -657,6 +666,39 @@ class ClusterNode:
         except NotController as e:
             raise _not_controller() from e
         await self.wait_for(lambda: name not in self.state.topics, timeout_ms)
+        await self._wait_metadata_everywhere(
+            name, lambda t: t["error_code"] == errors.UNKNOWN_TOPIC_OR_PARTITION, timeout_ms)
+
+    async def _wait_metadata_everywhere(self, name: str, shows: Callable[[dict[str, Any]], bool],
+                                        timeout_ms: int) -> None:
+        """Kafka's controller answers CreateTopics, CreatePartitions and
+        DeleteTopics once its UpdateMetadata requests went out to every
+        broker, so a client asking any broker next sees the change. Brokers
+        here learn it from their own ZooKeeper watches: the controller asks
+        every other live broker's Metadata for the topic until it ``shows``
+        the change (at most ``timeout_ms``, capped; a broker that cannot be
+        asked is skipped)."""
+        body: dict[str, Any] = {"topics": [{"name": name, "topic_id": bytes(16)}],
+                                "allow_auto_topic_creation": False,
+                                "include_topic_authorized_operations": False}
+        t0 = trio.current_time()
+        with trio.move_on_after(min(max(timeout_ms, 0), METADATA_PROPAGATION_CAP_MS) / 1000):
+            for b in [b for bid, b in sorted(self.view.brokers.items()) if bid != self.node_id]:
+                client: BrokerClient | None = None
+                try:
+                    client = await BrokerClient.connect(b.host, b.port, f"controller-{self.node_id}", 5.0)
+                    while not shows((await client.call(3, 12, body))["topics"][0]):
+                        await trio.sleep(0.02)
+                except (OSError, trio.BrokenResourceError, trio.TooSlowError, ValueError) as e:
+                    log.info("asking broker %d for the metadata of %s failed: %r", b.node_id, name, e)
+                finally:
+                    if client is not None:
+                        await client.aclose()
+            log.debug("metadata of %s current on every broker after %.0f ms", name,
+                      (trio.current_time() - t0) * 1000)
+            return
+        log.warning("metadata of %s not current on every broker after %.0f ms", name,
+                    (trio.current_time() - t0) * 1000)
 
     async def elect_leaders(self, partitions: list[tuple[str, int]], election_type: int,
                             timeout_ms: int) -> dict[tuple[str, int], tuple[int, str | None]]:

@@ -147,3 +147,41 @@ def test_dynamic_broker_configs_live_in_zookeeper(mc):
     wait_until(lambda: all(describe(mc, b, BROKER, str(b), "log.retention.ms")[1] not in
                            (SOURCE_DYNAMIC_BROKER, SOURCE_DYNAMIC_DEFAULT) for b in range(3)), 30,
                "static log.retention.ms everywhere")
+
+
+def _metadata_everywhere(c: Cluster, topic: str) -> list[tuple[int, int]]:
+    """(topic error code, partitions with a leader) per broker."""
+    out = []
+    for b in range(c.n):
+        t = call(c, b, 3, 12, {"topics": [{"name": topic, "topic_id": bytes(16)}],
+                               "allow_auto_topic_creation": False})["topics"][0]
+        out.append((t["error_code"], sum(1 for p in t["partitions"] if p["leader_id"] >= 0)))
+    return out
+
+
+def test_topic_changes_are_in_every_brokers_metadata_when_answered(mc):
+    """Issue 20: after DeleteTopics (aiokafka) another broker still listed the
+    topic. CreateTopics, CreatePartitions and DeleteTopics are answered once
+    every live broker's Metadata shows the change."""
+    import asyncio
+
+    from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
+
+    async def run() -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=mc.bootstrap, request_timeout_ms=30000)
+        await admin.start()
+        try:
+            for i in range(3):
+                name = f"propagated-{i}"
+                t0 = time.monotonic()
+                await admin.create_topics([NewTopic(name, 2, 3)])
+                assert _metadata_everywhere(mc, name) == [(0, 2)] * 3
+                await admin.create_partitions({name: NewPartitions(4)})
+                assert _metadata_everywhere(mc, name) == [(0, 4)] * 3
+                await admin.delete_topics([name])
+                assert _metadata_everywhere(mc, name) == [(errors.UNKNOWN_TOPIC_OR_PARTITION, 0)] * 3
+                assert time.monotonic() - t0 < 3 * PROPAGATION_BOUND_S
+        finally:
+            await admin.close()
+
+    asyncio.run(run())
