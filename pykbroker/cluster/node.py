@@ -141,6 +141,7 @@ class ClusterNode:
         self._hw_checkpoints: dict[tuple[str, int], int] = {}
         self._creating: set[str] = set()
         self._clients: dict[int, BrokerClient] = {}  # call(): connections to other brokers by node id
+        self._client_locks: dict[int, trio.Lock] = {}
         self._shut = False
 
     # --- the cluster picture (server.replicas.Replicas) ----------------------------------------
@@ -210,21 +211,25 @@ class ClusterNode:
         return await self.replicas.handle_replica_fetch(req, version, replica_id)
 
     async def call(self, node_id: int, api_key: int, version: int, body: dict[str, Any]) -> dict[str, Any] | None:
-        """One request to another broker over a kept connection; None if it failed."""
-        try:
-            client = self._clients.get(node_id)
-            if client is None:
-                b = self.view.brokers.get(node_id)
-                if b is None:
-                    return None
-                client = self._clients[node_id] = await BrokerClient.connect(
-                    b.host, b.port, f"txn-coordinator-{self.node_id}", 10.0)
-            with trio.fail_after(30):
-                return await client.call(api_key, version, body)
-        except Exception as e:  # connection refused/closed, timeout, undecodable answer
-            log.warning("request %d to broker %d failed: %s", api_key, node_id, e)
-            await self._drop_client(node_id)
-            return None
+        """One request to another broker over a kept connection; None if it
+        failed. Requests to one broker take turns (the connection carries one
+        request at a time); requests to different brokers run in parallel."""
+        lock = self._client_locks.setdefault(node_id, trio.Lock())
+        async with lock:
+            try:
+                client = self._clients.get(node_id)
+                if client is None:
+                    b = self.view.brokers.get(node_id)
+                    if b is None:
+                        return None
+                    client = self._clients[node_id] = await BrokerClient.connect(
+                        b.host, b.port, f"txn-coordinator-{self.node_id}", 10.0)
+                with trio.fail_after(30):
+                    return await client.call(api_key, version, body)
+            except Exception as e:  # connection refused/closed, timeout, undecodable answer
+                log.warning("request %d to broker %d failed: %s", api_key, node_id, e)
+                await self._drop_client(node_id)
+                return None
 
     async def _drop_client(self, node_id: int) -> None:
         c = self._clients.pop(node_id, None)
