@@ -3,7 +3,10 @@ IncrementalAlterConfigs symptom): topic overrides in /config/topics/<t>,
 dynamic broker configs in /config/brokers/<default> and /config/brokers/<id>,
 each change announced under /config/changes/config_change_<seq> in Kafka's
 formats. A change sent to any broker takes effect on every broker (the
-partition leaders enforce it), within a bounded time."""
+partition leaders enforce it), within a bounded time. Also the routing of
+the other admin requests (issue 20 build 2 and 3): per-resource answers
+where a broker cannot serve a resource, topic changes visible in every
+broker's Metadata when CreateTopics/CreatePartitions/DeleteTopics answer."""
 
 from __future__ import annotations
 
@@ -185,3 +188,38 @@ def test_topic_changes_are_in_every_brokers_metadata_when_answered(mc):
             await admin.close()
 
     asyncio.run(run())
+
+
+def test_admin_requests_answered_per_resource_where_they_belong(mc):
+    """Build 2 of issue 20: broker resources are described by that broker
+    (the admin client routes them there; another broker answers
+    INVALID_REQUEST for that resource only), DescribeCluster is the same from
+    every broker, DeleteRecords and ListOffsets answer NOT_LEADER_OR_FOLLOWER
+    per partition on a broker that does not lead it."""
+    from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
+
+    admin = AdminClient({"bootstrap.servers": mc.bootstrap})
+    for b in range(3):  # librdkafka sends each to broker b (one BROKER resource per call)
+        (f,) = admin.describe_configs([ConfigResource(ResourceType.BROKER, str(b))]).values()
+        assert f.result(timeout=60)["node.id"].value == str(b)
+    cl = admin.describe_cluster(request_timeout=30).result(timeout=60)
+    assert sorted(n.id for n in cl.nodes) == [0, 1, 2] and cl.controller.id == mc.controller()
+    for node in range(3):
+        body = {"resources": [{"resource_type": BROKER, "resource_name": str(b), "configuration_keys": None}
+                              for b in range(3)], "include_synonyms": False, "include_documentation": False}
+        codes = [r["error_code"] for r in call(mc, node, 32, 4, body)["results"]]
+        assert codes == [0 if b == node else errors.INVALID_REQUEST for b in range(3)]
+        dc = call(mc, node, 60, 1, {"include_cluster_authorized_operations": False, "endpoint_type": 1})
+        assert sorted(b["broker_id"] for b in dc["brokers"]) == [0, 1, 2]
+        assert dc["controller_id"] == mc.controller()
+    mc.create_topic("routed", 3, 3)
+    lead = {p: mc.leader("routed", p) for p in range(3)}
+    for node in range(3):
+        dr = call(mc, node, 21, 2, {"topics": [{"name": "routed", "partitions": [
+            {"partition_index": p, "offset": 0} for p in range(3)]}], "timeout_ms": 5000})
+        got = [p["error_code"] for p in dr["topics"][0]["partitions"]]
+        assert got == [0 if lead[p] == node else errors.NOT_LEADER_OR_FOLLOWER for p in range(3)]
+        lo = call(mc, node, 2, 7, {"replica_id": -1, "isolation_level": 0, "topics": [{"name": "routed", "partitions": [
+            {"partition_index": p, "current_leader_epoch": -1, "timestamp": -1} for p in range(3)]}]})
+        got = [p["error_code"] for p in lo["topics"][0]["partitions"]]
+        assert got == [0 if lead[p] == node else errors.NOT_LEADER_OR_FOLLOWER for p in range(3)]
