@@ -229,3 +229,99 @@ def test_librdkafka_transaction_commit_latency(mc):
         times.append(time.monotonic() - t0)
     times.sort()
     assert times[len(times) // 2] < 1.0, times  # the median; one broker: a few ms
+
+
+def _coordinator(c: Cluster, key: str, key_type: int = 0) -> int:
+    from rawclient import RawClient
+
+    with RawClient(c.running_bootstrap().split(",")[0]) as rc:
+        r = rc.call(10, 4, {"key_type": key_type, "coordinator_keys": [key]})
+    (co,) = r["coordinators"]
+    assert co["error_code"] == 0, co
+    return int(co["node_id"])
+
+
+def test_static_members_keep_their_generation_when_the_coordinator_moves(mc):
+    """Build 4 of issue 20: the group coordinator moves with the leadership of
+    its __consumer_offsets partition (its broker restarts); the group is
+    loaded there from the log, so static members keep their member ids,
+    generation and partitions: no rebalance, as on one broker."""
+    from aiokafka import AIOKafkaConsumer
+
+    topic, group = "coord-move", "coord-move-group"
+    mc.create_topic(topic, 4, 3)
+
+    async def run() -> None:
+        def consumer(instance: str) -> Any:
+            return AIOKafkaConsumer(topic, bootstrap_servers=mc.bootstrap, group_id=group,
+                                    group_instance_id=instance, session_timeout_ms=30000,
+                                    heartbeat_interval_ms=500, auto_offset_reset="earliest")
+
+        a, b = consumer("a"), consumer("b")
+        await a.start()
+        await b.start()
+        try:
+            deadline = time.monotonic() + 60
+            while not (a.assignment() and b.assignment() and len(a.assignment()) + len(b.assignment()) == 4):
+                assert time.monotonic() < deadline, "group did not settle"
+                await a.getmany(timeout_ms=100)
+                await b.getmany(timeout_ms=100)
+            before = (a._coordinator.generation, a.assignment(), b.assignment())
+            old = await asyncio.to_thread(_coordinator, mc, group)
+            await asyncio.to_thread(mc.restart, old)  # controlled shutdown: the leadership moves first
+            assert await asyncio.to_thread(_coordinator, mc, group) != old
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < 8:  # heartbeats and fetches go on with the new coordinator
+                await a.getmany(timeout_ms=100)
+                await b.getmany(timeout_ms=100)
+            after = (a._coordinator.generation, a.assignment(), b.assignment())
+            assert after == before
+        finally:
+            await a.stop()
+            await b.stop()
+
+    asyncio.run(run())
+    mc.wait_full_isr("__consumer_offsets", 6)
+
+
+def test_transactions_go_on_when_the_transaction_coordinator_moves(mc):
+    """The transaction coordinator moves with __transaction_state's leadership:
+    the producer finds the new one and commits at single-broker speed; a
+    read_committed consumer sees every committed record once."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+
+    topic, txn_id = "txn-move", "moving-txn"
+    mc.create_topic(topic, 3, 3)
+    p = Producer({"bootstrap.servers": mc.bootstrap, "transactional.id": txn_id, "linger.ms": 1})
+    p.init_transactions(60)
+
+    def one(i: int) -> float:
+        p.begin_transaction()
+        for part in range(3):
+            p.produce(topic, value=f"v{i}-{part}".encode(), partition=part)
+        p.flush(30)
+        t0 = time.monotonic()
+        p.commit_transaction(60)
+        return time.monotonic() - t0
+
+    one(0)
+    old = _coordinator(mc, txn_id, 1)
+    mc.restart(old)
+    assert _coordinator(mc, txn_id, 1) != old
+    one(1)  # finds the new coordinator
+    times = sorted(one(i) for i in range(2, 7))
+    assert times[len(times) // 2] < 1.0, times
+    c = Consumer({"bootstrap.servers": mc.bootstrap, "group.id": "txn-move-reader",
+                  "isolation.level": "read_committed", "enable.auto.commit": False})
+    try:
+        c.assign([TopicPartition(topic, part, 0) for part in range(3)])
+        got: list[str] = []
+        deadline = time.monotonic() + 60
+        while len(got) < 21 and time.monotonic() < deadline:
+            m = c.poll(0.5)
+            if m is not None and m.error() is None:
+                got.append(m.value().decode())
+        assert sorted(got) == sorted(f"v{i}-{part}" for i in range(7) for part in range(3))
+    finally:
+        c.close()
+    mc.wait_full_isr("__transaction_state", 6)
