@@ -177,7 +177,8 @@ class CompatRun:
         try:
             if topology == "cluster":
                 self.close_broker()
-                bootstrap, advertised, restart = self.cluster_bootstrap(), self.cluster_advertised, self.rolling_restart
+                bootstrap = self.cluster_bootstrap()
+                advertised, restart = self.cluster_advertised, self.rolling_restart
             else:
                 self.close_cluster()
                 bootstrap, advertised, restart = self.broker_for(family).bootstrap, self.advertised, self.restart

@@ -734,7 +734,8 @@ class ClusterNode:
             await self.zk.create(f"{zd.CONFIG_CHANGES}/{zd.CONFIG_CHANGE_PREFIX}",
                                  zd.encode_config_change(entity_path), sequence=True, makepath=True)
         except (KazooException, RuntimeError) as e:
-            raise errors.KafkaError(errors.UNKNOWN_SERVER_ERROR, f"storing configs in ZooKeeper failed: {e!r}") from e
+            raise errors.KafkaError(errors.UNKNOWN_SERVER_ERROR,
+                                    f"storing configs in ZooKeeper failed: {e!r}") from e
         self.spawn(self._purge_config_changes)
 
     async def _purge_config_changes(self) -> None:

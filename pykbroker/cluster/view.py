@@ -7,8 +7,8 @@ topic's assignment), every partition's state znode, topic configs, the
 dynamic broker configs that apply to it (/config/brokers/<default> and
 /config/brokers/<its id>) and pending controlled shutdowns. Config znodes
 are watched themselves, so a change is seen whether or not its writer also
-wrote Kafka's /config/changes notification. A fired watch names a path; the path is read
-again (setting the next watch) and the change is handed to the listener
+wrote Kafka's /config/changes notification. A fired watch names a path;
+the path is read again (setting the next watch) and the change is handed to the listener
 (:class:`~pykbroker.cluster.node.ClusterNode`), which turns partition states
 into leader/follower roles and tells the controller.
 

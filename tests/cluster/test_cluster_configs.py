@@ -219,7 +219,8 @@ def test_admin_requests_answered_per_resource_where_they_belong(mc):
             {"partition_index": p, "offset": 0} for p in range(3)]}], "timeout_ms": 5000})
         got = [p["error_code"] for p in dr["topics"][0]["partitions"]]
         assert got == [0 if lead[p] == node else errors.NOT_LEADER_OR_FOLLOWER for p in range(3)]
-        lo = call(mc, node, 2, 7, {"replica_id": -1, "isolation_level": 0, "topics": [{"name": "routed", "partitions": [
-            {"partition_index": p, "current_leader_epoch": -1, "timestamp": -1} for p in range(3)]}]})
+        lo = call(mc, node, 2, 7, {"replica_id": -1, "isolation_level": 0, "topics": [{
+            "name": "routed",
+            "partitions": [{"partition_index": p, "current_leader_epoch": -1, "timestamp": -1} for p in range(3)]}]})
         got = [p["error_code"] for p in lo["topics"][0]["partitions"]]
         assert got == [0 if lead[p] == node else errors.NOT_LEADER_OR_FOLLOWER for p in range(3)]
