@@ -4,6 +4,10 @@ Uses the project's own codec through ``tests/rawclient.py``: ApiVersions (to
 decide pending cells), CreateTopics (scenario fixtures), ListOffsets, and a
 Fetch that returns the stored record batches' headers (to check what a client
 actually wrote: batch sizes, producer ids, transactional flags).
+
+``bs`` is a bootstrap list (one broker, or every broker of a cluster): each
+request goes where Kafka's clients send it (CreateTopics to the controller,
+ListOffsets and Fetch to the partition's leader, per Metadata).
 """
 
 from __future__ import annotations
@@ -22,30 +26,88 @@ from pykbroker.protocol.primitives import ZERO_UUID  # noqa: E402
 from pykbroker.protocol.records import BatchHeader, iter_batches  # noqa: E402
 
 
+def _first(bs: str) -> str:
+    return bs.split(",")[0]
+
+
+def _metadata(bs: str, topics: list[str] | None) -> dict:
+    with RawClient(_first(bs)) as c:
+        return c.call(3, 12, {"topics": None if topics is None else
+                              [{"name": t, "topic_id": ZERO_UUID} for t in topics],
+                              "allow_auto_topic_creation": False,
+                              "include_topic_authorized_operations": False})
+
+
+def _address(md: dict, node_id: int) -> str | None:
+    for b in md["brokers"]:
+        if b["node_id"] == node_id:
+            return f"{b['host']}:{b['port']}"
+    return None
+
+
+def controller(bs: str) -> str:
+    """The controller's address (a lone broker is its own)."""
+    if "," not in bs:
+        return bs
+    deadline = time.monotonic() + 30
+    while True:
+        md = _metadata(bs, [])
+        addr = _address(md, md["controller_id"])
+        if addr is not None or time.monotonic() > deadline:
+            return addr or _first(bs)
+        time.sleep(0.1)
+
+
+def leader(bs: str, topic: str, partition: int, timeout: float = 30, *, ask_anyway: bool = False) -> str:
+    """The partition leader's address (Metadata from the first broker of
+    ``bs``; retried until it names one)."""
+    if "," not in bs and not ask_anyway:
+        return bs
+    deadline = time.monotonic() + timeout
+    while True:
+        md = _metadata(bs, [topic])
+        (t,) = md["topics"]
+        for p in t["partitions"] if t["error_code"] == 0 else []:
+            if p["partition_index"] == partition and p["error_code"] == 0 and p["leader_id"] >= 0:
+                addr = _address(md, p["leader_id"])
+                if addr is not None:
+                    return addr
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{topic}-{partition} has no leader in metadata: {t}")
+        time.sleep(0.1)
+
+
+def leader_ids(bs: str, topic: str) -> dict[int, int]:
+    """Partition -> leader id, per the first broker's Metadata."""
+    (t,) = _metadata(bs, [topic])["topics"]
+    assert t["error_code"] == 0, t
+    return {p["partition_index"]: p["leader_id"] for p in t["partitions"]}
+
+
 def api_versions(bs: str) -> dict[int, tuple[int, int]]:
-    with RawClient(bs) as c:
+    with RawClient(_first(bs)) as c:
         r = c.call(18, 3, {"client_software_name": "pykbroker-compat", "client_software_version": "1"})
     assert r["error_code"] == 0, r
     return {k["api_key"]: (k["min_version"], k["max_version"]) for k in r["api_keys"]}
 
 
 def create_topic(bs: str, name: str, partitions: int = 1, configs: dict[str, str] | None = None) -> None:
-    body = {"topics": [{"name": name, "num_partitions": partitions, "replication_factor": 1,
+    body = {"topics": [{"name": name, "num_partitions": partitions, "replication_factor": -1,
                         "assignments": [],
                         "configs": [{"name": k, "value": v} for k, v in (configs or {}).items()]}],
             "timeout_ms": 10000, "validate_only": False}
-    with RawClient(bs) as c:
+    with RawClient(controller(bs), timeout=30) as c:
         (res,) = c.call(19, 7, body)["topics"]
     assert res["error_code"] == 0, res
+    if "," in bs:  # every broker knows the leaders before a client asks any of them
+        for addr in bs.split(","):
+            for p in range(partitions):
+                leader(addr, name, p, ask_anyway=True)
 
 
 def partition_count(bs: str, name: str) -> int | None:
     """Partitions of ``name`` per Metadata, None if the topic does not exist."""
-    with RawClient(bs) as c:
-        r = c.call(3, 12, {"topics": [{"name": name, "topic_id": ZERO_UUID}],
-                           "allow_auto_topic_creation": False,
-                           "include_topic_authorized_operations": False})
-    (t,) = r["topics"]
+    (t,) = _metadata(bs, [name])["topics"]
     if t["error_code"] == 3:
         return None
     assert t["error_code"] == 0, t
@@ -57,7 +119,7 @@ def end_offset(bs: str, topic: str, partition: int, committed: bool = False) -> 
     body = {"replica_id": -1, "isolation_level": 1 if committed else 0,
             "topics": [{"name": topic, "partitions": [
                 {"partition_index": partition, "current_leader_epoch": -1, "timestamp": -1}]}]}
-    with RawClient(bs) as c:
+    with RawClient(leader(bs, topic, partition)) as c:
         (t,) = c.call(2, 7, body)["topics"]
     (p,) = t["partitions"]
     assert p["error_code"] == 0, p
@@ -76,7 +138,7 @@ def wait_end_offset(bs: str, topic: str, partition: int, at_least: int, timeout:
 def batches(bs: str, topic: str, partition: int = 0, offset: int = 0) -> list[BatchHeader]:
     """Headers of the record batches stored from ``offset`` on (Fetch v11, read_uncommitted)."""
     out: list[BatchHeader] = []
-    with RawClient(bs) as c:
+    with RawClient(leader(bs, topic, partition)) as c:
         while True:
             body = {"replica_id": -1, "max_wait_ms": 0, "min_bytes": 1, "max_bytes": 64 << 20,
                     "isolation_level": 0, "session_id": 0, "session_epoch": -1,

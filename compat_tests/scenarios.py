@@ -109,9 +109,12 @@ def metadata(ctx: Ctx) -> None:
     topic = ctx.name()
     raw.create_topic(ctx.bootstrap, topic, 3)
     md = ctx.driver.metadata(ctx.bootstrap, topic)
-    host, _, port = ctx.bootstrap.rpartition(":")
-    assert [tuple(b) for b in md["brokers"]] == [(0, host, int(port))], md["brokers"]
-    assert md["partitions"] == {0: 0, 1: 0, 2: 0}, md["partitions"]
+    want = []  # node ids 0.. in bootstrap order (a lone broker is node 0)
+    for i, addr in enumerate(ctx.bootstrap.split(",")):
+        host, _, port = addr.rpartition(":")
+        want.append((i, host, int(port)))
+    assert sorted(tuple(b) for b in md["brokers"]) == want, md["brokers"]
+    assert md["partitions"] == raw.leader_ids(ctx.bootstrap, topic), md["partitions"]
 
 
 def produce_consume(ctx: Ctx) -> None:

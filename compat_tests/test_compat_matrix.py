@@ -1,4 +1,4 @@
-"""The compatibility matrix as tests: one test per (client family, scenario).
+"""The compatibility matrix as tests: one test per (topology, client family, scenario).
 
 n/a and pending cells are skipped with their reason; failed cells fail with
 the scenario's error, the traceback and the family broker's log. The last
@@ -17,15 +17,15 @@ from .drivers import get_driver
 CELLS = cells()
 
 
-@pytest.mark.parametrize("family,scenario", CELLS, ids=[f"{f}:{s}" for f, s in CELLS])
-def test_cell(compat_run, family, scenario):  # type: ignore[no-untyped-def]
-    r = compat_run.run_cell(family, scenario)
+@pytest.mark.parametrize("topology,family,scenario", CELLS, ids=[f"{t}:{f}:{s}" for t, f, s in CELLS])
+def test_cell(compat_run, topology, family, scenario):  # type: ignore[no-untyped-def]
+    r = compat_run.run_cell(topology, family, scenario)
     if r.status == NA:
         pytest.skip(f"n/a, client has no such feature: {r.reason}")
     if r.status == PENDING:
         pytest.skip(f"pending: {r.reason}")
     if r.status == FAIL:
-        pytest.fail(f"{family} × {scenario}: {r.reason}\n\n{r.detail}", pytrace=False)
+        pytest.fail(f"{topology}: {family} × {scenario}: {r.reason}\n\n{r.detail}", pytrace=False)
 
 
 def test_docs_compat_md_was_generated():
@@ -43,8 +43,8 @@ def test_docs_compat_md_is_current(compat_run):  # type: ignore[no-untyped-def]
     results = compat_run.results
     if any(c not in results for c in CELLS):
         pytest.skip("not every cell ran in this session (docs/compat.md is written from a full run)")
-    versions = {f: compat_run.version_of(f) for f, _ in CELLS}
-    notes = {f: list(get_driver(f).notes) for f, _ in CELLS}
+    versions = {f: compat_run.version_of(f) for _, f, _ in CELLS}
+    notes = {f: list(get_driver(f).notes) for _, f, _ in CELLS}
     text = render_doc(results, versions, notes)
     old = DOC.read_text() if DOC.exists() else ""
     if text != old:

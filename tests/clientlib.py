@@ -37,11 +37,12 @@ def expected_records(topic: str, n: int, partitions: int, base_ts: int) -> list[
     return out
 
 
-def create_topic(bootstrap: str, topic: str, partitions: int, config: dict | None = None) -> None:
+def create_topic(bootstrap: str, topic: str, partitions: int, config: dict | None = None,
+                 replication_factor: int = 1) -> None:
     from confluent_kafka.admin import AdminClient, NewTopic
 
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    fs = admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1,
+    fs = admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=replication_factor,
                                        config=config or {})], operation_timeout=10)
     fs[topic].result(timeout=30)
 

@@ -9,6 +9,14 @@ broker_factory  function scope: ``broker_factory(overrides=None, *, log_dir=None
 shared_broker   session scope: one broker for tests that only need *a* broker
                 (use ``unique_topic`` so tests don't see each other's data).
 unique_topic    a topic name unique to this test (and run).
+shared_cluster  session scope: ZooKeeper + 3 brokers (tests/cluster/clusterlib.py)
+                as scripts/cluster starts them: replication factor 3,
+                min.insync.replicas=2; started on first use, skipped without
+                ZooKeeper.
+topology        parametrized "single" / "cluster": ``topology.bootstrap`` is
+                the shared broker's or the shared cluster's (all three
+                brokers); for client tests whose behaviour must not depend on
+                the topology (issue 20).
 
 A failed test's report gets the tail of the logs of the brokers it used.
 Every broker process is killed at session end, whatever happened.
@@ -76,6 +84,55 @@ def shared_broker(tmp_path_factory):
     b.start(None, log_dir=tmp_path_factory.mktemp("shared-broker-data"))
     yield b
     b.stop()
+
+
+# The shared cluster: as scripts/cluster (RF 3, min.insync.replicas=2), group
+# settings of the client tests (short sessions, no initial rebalance delay).
+SHARED_CLUSTER_OVERRIDES = {
+    "min.insync.replicas": 2,
+    "offsets.topic.num.partitions": 6,
+    "transaction.state.log.replication.factor": 3,
+    "transaction.state.log.min.isr": 2,
+    "transaction.state.log.num.partitions": 6,
+    "group.initial.rebalance.delay.ms": 0,
+    "group.min.session.timeout.ms": 1000,
+    "group.consumer.heartbeat.interval.ms": 300,
+    "group.consumer.session.timeout.ms": 3000,
+}
+
+
+@pytest.fixture(scope="session")
+def shared_cluster(tmp_path_factory):
+    from pykbroker.cluster.zkserver import ZkServer, zookeeper_available
+
+    if not zookeeper_available():
+        pytest.skip("ZooKeeper (Debian package 'zookeeper' + java) is not installed")
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "cluster"))
+    from clusterlib import Cluster
+
+    zk = ZkServer(tmp_path_factory.mktemp("shared-zookeeper"))
+    zk.start()
+    c = Cluster(zk.connect, tmp_path_factory.mktemp("shared-cluster"), 3, SHARED_CLUSTER_OVERRIDES)
+    try:
+        c.start()
+        yield c
+    finally:
+        c.close()
+        zk.close()
+
+
+class Topology:
+    def __init__(self, name: str, bootstrap: str, replication_factor: int) -> None:
+        self.name = name
+        self.bootstrap = bootstrap
+        self.replication_factor = replication_factor
+
+
+@pytest.fixture(params=["single", "cluster"])
+def topology(request) -> Topology:
+    if request.param == "single":
+        return Topology("single", request.getfixturevalue("shared_broker").bootstrap, 1)
+    return Topology("cluster", request.getfixturevalue("shared_cluster").bootstrap, 3)
 
 
 @pytest.fixture

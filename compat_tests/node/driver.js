@@ -20,7 +20,7 @@ const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
 function client(bs) {
   return new Kafka({
     clientId: 'pykbroker-compat',
-    brokers: [bs],
+    brokers: bs.split(","),
     logLevel: logLevel.WARN,
     retry: { retries: 3, initialRetryTime: 100 },
     logCreator: () => ({ namespace, level, label, log }) => {

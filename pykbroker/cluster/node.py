@@ -48,6 +48,8 @@ from ..protocol.records import BatchHeader
 from ..server.replicas import BrokerEndpoint, LeadershipListener, PartitionInfo
 from ..server.state import ReplicasFactory
 from ..server.topics import PartitionState, TopicState
+from ..topic_configs import apply_dynamic_state
+from ..util import now_ms
 from ..storage.checkpoints import (
     CorruptCheckpointError,
     kafka_uuid_str,
@@ -72,6 +74,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("pykbroker.cluster")
 
 HW_CHECKPOINT = "replication-offset-checkpoint"
+CONFIG_CHANGE_EXPIRATION_MS = 15 * 60 * 1000
+METADATA_PROPAGATION_CAP_MS = 10_000  # admin answers wait at most this for every broker's metadata
 
 
 async def cluster_replicas(config: BrokerConfig) -> tuple[ReplicasFactory, str]:
@@ -106,6 +110,12 @@ async def cluster_replicas(config: BrokerConfig) -> tuple[ReplicasFactory, str]:
     return build, cid
 
 
+def _has_leaders_md(t: dict[str, Any], count: int) -> bool:
+    """A Metadata response topic with ``count`` partitions, each with a leader."""
+    parts = t["partitions"] or []
+    return t["error_code"] == errors.NONE and len(parts) >= count and all(p["leader_id"] >= 0 for p in parts)
+
+
 def _not_controller() -> errors.KafkaError:
     return errors.KafkaError(errors.NOT_CONTROLLER, None)
 
@@ -118,7 +128,7 @@ class ClusterNode:
         self.config = state.config
         self.node_id = state.node_id
         self.zk = zk
-        self.view = ClusterView(self.zk, self)
+        self.view = ClusterView(self.zk, self, (zd.DEFAULT_BROKER_ENTITY, str(self.node_id)))
         # SCRAM credentials live in /config/users (every broker watches them)
         creds = ZkCredentials(state.security.scram, zk)
         creds.attach(self.view)
@@ -137,6 +147,7 @@ class ClusterNode:
         self._hw_checkpoints: dict[tuple[str, int], int] = {}
         self._creating: set[str] = set()
         self._clients: dict[int, BrokerClient] = {}  # call(): connections to other brokers by node id
+        self._client_locks: dict[int, trio.Lock] = {}
         self._shut = False
         self._state_reads = trio.CapacityLimiter(32)
 
@@ -207,21 +218,25 @@ class ClusterNode:
         return await self.replicas.handle_replica_fetch(req, version, replica_id)
 
     async def call(self, node_id: int, api_key: int, version: int, body: dict[str, Any]) -> dict[str, Any] | None:
-        """One request to another broker over a kept connection; None if it failed."""
-        try:
-            client = self._clients.get(node_id)
-            if client is None:
-                b = self.view.brokers.get(node_id)
-                if b is None:
-                    return None
-                client = self._clients[node_id] = await BrokerClient.connect(
-                    b.host, b.port, f"txn-coordinator-{self.node_id}", 10.0)
-            with trio.fail_after(30):
-                return await client.call(api_key, version, body)
-        except Exception as e:  # connection refused/closed, timeout, undecodable answer
-            log.warning("request %d to broker %d failed: %s", api_key, node_id, e)
-            await self._drop_client(node_id)
-            return None
+        """One request to another broker over a kept connection; None if it
+        failed. Requests to one broker take turns (the connection carries one
+        request at a time); requests to different brokers run in parallel."""
+        lock = self._client_locks.setdefault(node_id, trio.Lock())
+        async with lock:
+            try:
+                client = self._clients.get(node_id)
+                if client is None:
+                    b = self.view.brokers.get(node_id)
+                    if b is None:
+                        return None
+                    client = self._clients[node_id] = await BrokerClient.connect(
+                        b.host, b.port, f"txn-coordinator-{self.node_id}", 10.0)
+                with trio.fail_after(30):
+                    return await client.call(api_key, version, body)
+            except Exception as e:  # connection refused/closed, timeout, undecodable answer
+                log.warning("request %d to broker %d failed: %s", api_key, node_id, e)
+                await self._drop_client(node_id)
+                return None
 
     async def _drop_client(self, node_id: int) -> None:
         c = self._clients.pop(node_id, None)
@@ -655,6 +670,7 @@ class ClusterNode:
         except NotController as e:
             raise _not_controller() from e
         await self.wait_for(lambda: self._has_leaders(name), timeout_ms)
+        await self._wait_metadata_everywhere(name, lambda t: _has_leaders_md(t, partitions), timeout_ms)
         return topic_id
 
     async def create_partitions(self, name: str, total: int, assignment: list[list[int]] | None,
@@ -666,6 +682,7 @@ class ClusterNode:
         except NotController as e:
             raise _not_controller() from e
         await self.wait_for(lambda: self._has_leaders(name, total), timeout_ms)
+        await self._wait_metadata_everywhere(name, lambda t: _has_leaders_md(t, total), timeout_ms)
 
     async def delete_topic(self, name: str, timeout_ms: int) -> None:
         """The controller removes the topic from ZooKeeper; every broker
@@ -675,6 +692,39 @@ class ClusterNode:
         except NotController as e:
             raise _not_controller() from e
         await self.wait_for(lambda: name not in self.state.topics, timeout_ms)
+        await self._wait_metadata_everywhere(
+            name, lambda t: t["error_code"] == errors.UNKNOWN_TOPIC_OR_PARTITION, timeout_ms)
+
+    async def _wait_metadata_everywhere(self, name: str, shows: Callable[[dict[str, Any]], bool],
+                                        timeout_ms: int) -> None:
+        """Kafka's controller answers CreateTopics, CreatePartitions and
+        DeleteTopics once its UpdateMetadata requests went out to every
+        broker, so a client asking any broker next sees the change. Brokers
+        here learn it from their own ZooKeeper watches: the controller asks
+        every other live broker's Metadata for the topic until it ``shows``
+        the change (at most ``timeout_ms``, capped; a broker that cannot be
+        asked is skipped)."""
+        body: dict[str, Any] = {"topics": [{"name": name, "topic_id": bytes(16)}],
+                                "allow_auto_topic_creation": False,
+                                "include_topic_authorized_operations": False}
+        t0 = trio.current_time()
+        with trio.move_on_after(min(max(timeout_ms, 0), METADATA_PROPAGATION_CAP_MS) / 1000):
+            for b in [b for bid, b in sorted(self.view.brokers.items()) if bid != self.node_id]:
+                client: BrokerClient | None = None
+                try:
+                    client = await BrokerClient.connect(b.host, b.port, f"controller-{self.node_id}", 5.0)
+                    while not shows((await client.call(3, 12, body))["topics"][0]):
+                        await trio.sleep(0.02)
+                except (OSError, trio.BrokenResourceError, trio.TooSlowError, ValueError) as e:
+                    log.info("asking broker %d for the metadata of %s failed: %r", b.node_id, name, e)
+                finally:
+                    if client is not None:
+                        await client.aclose()
+            log.debug("metadata of %s current on every broker after %.0f ms", name,
+                      (trio.current_time() - t0) * 1000)
+            return
+        log.warning("metadata of %s not current on every broker after %.0f ms", name,
+                    (trio.current_time() - t0) * 1000)
 
     async def elect_leaders(self, partitions: list[tuple[str, int]], election_type: int,
                             timeout_ms: int) -> dict[tuple[str, int], tuple[int, str | None]]:
@@ -689,16 +739,88 @@ class ClusterNode:
                             timeout_ms)
         return results
 
-    async def set_topic_configs(self, name: str, configs: dict[str, str]) -> None:
-        """Replace a topic's config overrides cluster-wide (Kafka's ZooKeeper
-        mode: /config/topics/<t>); every broker applies them when its watch
-        fires. For AlterConfigs / IncrementalAlterConfigs in cluster mode."""
-        path = zd.config_path(name)
+    # --- the config store: ZooKeeper (Kafka's AdminZkClient.changeConfigs) --------------------------
+    async def _write_config(self, path: str, entity_path: str, configs: dict[str, str]) -> None:
+        """The entity's config znode, then a change notification (as Kafka
+        writes them); every broker watches the config znodes it applies."""
+        data = zd.encode_config(configs)
         try:
-            await self.zk.set(path, zd.encode_config(configs))
-        except NoNodeError:
-            await self.zk.create(path, zd.encode_config(configs), makepath=True)
-        await self.view.refresh_config(name)
+            try:
+                await self.zk.set(path, data)
+            except NoNodeError:
+                try:
+                    await self.zk.create(path, data, makepath=True)
+                except NodeExistsError:
+                    await self.zk.set(path, data)
+            await self.zk.create(f"{zd.CONFIG_CHANGES}/{zd.CONFIG_CHANGE_PREFIX}",
+                                 zd.encode_config_change(entity_path), sequence=True, makepath=True)
+        except (KazooException, RuntimeError) as e:
+            raise errors.KafkaError(errors.UNKNOWN_SERVER_ERROR,
+                                    f"storing configs in ZooKeeper failed: {e!r}") from e
+        self.spawn(self._purge_config_changes)
+
+    async def _purge_config_changes(self) -> None:
+        """Kafka's ZkNodeChangeNotificationListener purges notifications older
+        than 15 minutes."""
+        cutoff_ms = now_ms() - CONFIG_CHANGE_EXPIRATION_MS
+        for child in await self.zk.get_children(zd.CONFIG_CHANGES):
+            path = f"{zd.CONFIG_CHANGES}/{child}"
+            try:
+                stat = await self.zk.exists(path)
+                if stat is not None and stat.ctime < cutoff_ms:
+                    await self.zk.delete(path)
+            except NoNodeError:
+                pass
+
+    async def alter_topic_configs(self, name: str, configs: dict[str, str]) -> None:
+        """Replace a topic's config overrides cluster-wide (/config/topics/<t>);
+        every broker applies them when its watch fires, this one before
+        answering."""
+        await self._write_config(zd.config_path(name), f"topics/{name}", configs)
+        try:
+            await self.view.refresh_config(name)
+        except KazooException as e:
+            log.warning("re-reading the configs of %s failed: %r", name, e)
+        self.on_config_changed(name, configs)  # the value just written, even if the read raced a later write
+
+    def dynamic_configs(self, resource_name: str) -> dict[str, str]:
+        entity = zd.broker_config_entity(resource_name)
+        if entity in self.view.broker_configs:
+            return dict(self.view.broker_configs[entity])
+        logs = self.state.logs
+        return dict(logs.dynamic_configs.get(resource_name, {})) if logs is not None else {}
+
+    async def set_dynamic_configs(self, resource_name: str, configs: dict[str, str]) -> None:
+        """/config/brokers/<default> or /config/brokers/<id>; the brokers they
+        concern apply them when their watch fires, this one before answering."""
+        entity = zd.broker_config_entity(resource_name)
+        await self._write_config(zd.broker_config_path(entity), f"brokers/{entity}", configs)
+        if entity in self.view.broker_entities:
+            try:
+                await self.view.refresh_broker_config(entity)
+            except KazooException as e:
+                log.warning("re-reading the configs of broker %s failed: %r", entity, e)
+
+    def on_broker_config_changed(self, entity: str, configs: dict[str, str]) -> None:
+        """Dynamic broker configs from ZooKeeper: kept in the log directory's
+        metadata as well (applied at the next start before ZooKeeper is
+        read) and layered over the static config."""
+        st = self.state
+        name = "" if entity == zd.DEFAULT_BROKER_ENTITY else entity
+        logs = st.logs
+        if logs is None:
+            return
+        if dict(logs.dynamic_configs.get(name, {})) != configs:
+            try:
+                logs.set_dynamic_configs(name, configs)
+            except OSError as e:
+                log.warning("keeping dynamic configs of broker %s locally failed: %s", entity, e)
+                if configs:  # applied anyway
+                    logs.dynamic_configs[name] = dict(configs)
+                else:
+                    logs.dynamic_configs.pop(name, None)
+        apply_dynamic_state(st)
+        log.info("dynamic configs of broker %s: %s", entity, configs)
 
     def auto_create(self, name: str, partitions: int, replication_factor: int,
                     configs: dict[str, str] | None) -> TopicState | None:

@@ -3,9 +3,12 @@
 Every broker (not only the controller) watches the znodes that matter, as
 the brief of ``docs/cluster.md`` explains: live brokers (children of
 /brokers/ids), the controller, topics (children of /brokers/topics, each
-topic's assignment), every partition's state znode, topic configs and
-pending controlled shutdowns. A fired watch names a path; the path is read
-again (setting the next watch) and the change is handed to the listener
+topic's assignment), every partition's state znode, topic configs, the
+dynamic broker configs that apply to it (/config/brokers/<default> and
+/config/brokers/<its id>) and pending controlled shutdowns. Config znodes
+are watched themselves, so a change is seen whether or not its writer also
+wrote Kafka's /config/changes notification. A fired watch names a path;
+the path is read again (setting the next watch) and the change is handed to the listener
 (:class:`~pykbroker.cluster.node.ClusterNode`), which turns partition states
 into leader/follower roles and tells the controller.
 
@@ -36,14 +39,18 @@ class ViewListener(Protocol):
     def on_controller_changed(self, controller_id: int) -> None: ...
     def on_topic_changed(self, name: str, old: TopicAssignment | None, new: TopicAssignment | None) -> None: ...
     def on_config_changed(self, name: str, configs: dict[str, str]) -> None: ...
+    def on_broker_config_changed(self, entity: str, configs: dict[str, str]) -> None: ...
     def on_state_changed(self, topic: str, partition: int, state: LeaderIsr | None) -> None: ...
     def on_shutdowns_changed(self) -> None: ...
 
 
 class ClusterView:
-    def __init__(self, zk: "ZkClient", listener: ViewListener) -> None:
+    def __init__(self, zk: "ZkClient", listener: ViewListener,
+                 broker_entities: tuple[str, ...] = (zd.DEFAULT_BROKER_ENTITY,)) -> None:
         self.zk = zk
         self.listener = listener
+        self.broker_entities = broker_entities  # the /config/brokers/<entity> znodes watched
+        self.broker_configs: dict[str, dict[str, str]] = {}
         self.brokers: dict[int, BrokerInfo] = {}
         self.controller_id = -1
         self.topics: dict[str, TopicAssignment] = {}
@@ -80,6 +87,8 @@ class ClusterView:
         await self.refresh_brokers()
         await self.refresh_controller()
         await self.refresh_shutdowns()
+        for entity in self.broker_entities:
+            await self.refresh_broker_config(entity)
         await self.refresh_topics(full=True)
         for _prefix, _on_path, resync in self.path_hooks:
             await resync()
@@ -114,6 +123,10 @@ class ClusterView:
                 await self.refresh_state(parts[0], int(parts[2]))
         elif path.startswith(zd.CONFIG_TOPICS + "/"):
             await self.refresh_config(path[len(zd.CONFIG_TOPICS) + 1:])
+        elif path.startswith(zd.CONFIG_BROKERS + "/"):
+            entity = path[len(zd.CONFIG_BROKERS) + 1:]
+            if entity in self.broker_entities:
+                await self.refresh_broker_config(entity)
         else:
             for prefix, on_path, _resync in self.path_hooks:
                 if path == prefix or path.startswith(prefix + "/"):
@@ -282,6 +295,24 @@ class ClusterView:
             self.configs[name] = configs
             if name in self.topics:
                 self.listener.on_config_changed(name, configs)
+
+    async def refresh_broker_config(self, entity: str) -> None:
+        """/config/brokers/<entity> (watched, also while it does not exist)."""
+        from kazoo.exceptions import NoNodeError
+
+        path = zd.broker_config_path(entity)
+        try:
+            data, _ = await self.zk.get(path, watch=True)
+            configs = zd.decode_config(data)
+        except NoNodeError:
+            configs = {}
+            if await self.zk.exists(path, watch=True) is not None:
+                data, _ = await self.zk.get(path, watch=True)
+                configs = zd.decode_config(data)
+        if self.broker_configs.get(entity) != configs:
+            self.broker_configs[entity] = configs
+            self._signal()
+            self.listener.on_broker_config_changed(entity, configs)
 
 
 _READS = 32  # ZooKeeper reads in flight at once during a full sync

@@ -201,8 +201,9 @@ class ZkClient:
         return await self.call("exists", path, watch=self.watcher if watch else None)
 
     async def create(self, path: str, value: bytes = b"", *, ephemeral: bool = False,
-                     makepath: bool = False) -> str:
-        created: str = await self.call("create", path, value, ephemeral=ephemeral, makepath=makepath)
+                     sequence: bool = False, makepath: bool = False) -> str:
+        created: str = await self.call("create", path, value, ephemeral=ephemeral, sequence=sequence,
+                                       makepath=makepath)
         return created
 
     async def set(self, path: str, value: bytes, version: int = -1) -> Any:

@@ -14,6 +14,8 @@ ZooKeeper browser (or ``zkCli.sh``) shows a familiar tree::
     /brokers/topics/<t>/partitions/<p>/state      {"version":1,"leader":1,"leader_epoch":4,
                                                    "controller_epoch":3,"isr":[1,2,3]}
     /config/topics/<t>                            {"version":1,"config":{"min.insync.replicas":"2"}}
+    /config/brokers/<id>, /config/brokers/<default>  {"version":1,"config":{"log.retention.ms":"1000"}}
+    /config/changes/config_change_<seq>  (sequential)  {"version":2,"entity_path":"topics/<t>"}
 
 One path is pykbroker's own (Kafka sends a ControlledShutdown request to the
 controller instead, an API Kafka 4 no longer defines):
@@ -42,10 +44,14 @@ CONTROLLER_EPOCH = "/controller_epoch"
 BROKER_IDS = "/brokers/ids"
 TOPICS = "/brokers/topics"
 CONFIG_TOPICS = "/config/topics"
+CONFIG_BROKERS = "/config/brokers"
+CONFIG_CHANGES = "/config/changes"
+CONFIG_CHANGE_PREFIX = "config_change_"
+DEFAULT_BROKER_ENTITY = "<default>"  # Kafka's ZooKeeper name of the cluster-wide dynamic broker configs
 SHUTDOWNS = "/pykbroker/controlled_shutdown"
 
 # Persistent paths every cluster has (created by the first broker, as Kafka does).
-PERSISTENT_PATHS = (BROKER_IDS, TOPICS, CONFIG_TOPICS, "/config/changes", "/admin/delete_topics",
+PERSISTENT_PATHS = (BROKER_IDS, TOPICS, CONFIG_TOPICS, CONFIG_BROKERS, CONFIG_CHANGES, "/admin/delete_topics",
                     "/isr_change_notification", SHUTDOWNS)
 
 NO_LEADER = -1
@@ -73,6 +79,17 @@ def state_path(topic: str, partition: int) -> str:
 
 def config_path(topic: str) -> str:
     return f"{CONFIG_TOPICS}/{topic}"
+
+
+def broker_config_path(entity: str) -> str:
+    """``entity``: a broker id or ``<default>``."""
+    return f"{CONFIG_BROKERS}/{entity}"
+
+
+def broker_config_entity(resource_name: str) -> str:
+    """A BROKER resource name of the admin APIs ("" = cluster-wide default,
+    else a broker id) as Kafka names its znode."""
+    return resource_name or DEFAULT_BROKER_ENTITY
 
 
 def shutdown_path(node_id: int) -> str:
@@ -238,6 +255,23 @@ def decode_config(data: bytes | None) -> dict[str, str]:
     if isinstance(js, dict) and isinstance(js.get("config"), dict):
         return {str(k): str(v) for k, v in js["config"].items()}
     return {}
+
+
+# --- /config/changes/config_change_<seq> ------------------------------------------------------------
+
+def encode_config_change(entity_path: str) -> bytes:
+    """Kafka's version-2 change notification: ``entity_path`` is
+    ``topics/<t>`` or ``brokers/<id>`` / ``brokers/<default>``."""
+    return _dumps({"version": 2, "entity_path": entity_path})
+
+
+def decode_config_change(data: bytes | None) -> tuple[str, str] | None:
+    """(entity type, entity name) of a notification, e.g. ("topics", "t")."""
+    js = _loads(data)
+    if not isinstance(js, dict) or not isinstance(js.get("entity_path"), str):
+        return None
+    kind, sep, name = js["entity_path"].partition("/")
+    return (kind, name) if sep and name else None
 
 
 # --- /pykbroker/controlled_shutdown/<id> ------------------------------------------------------------

@@ -46,7 +46,7 @@ log = logging.getLogger("pykbroker.handlers.alter_configs")
 TOPIC, BROKER, BROKER_LOGGER, CLIENT_METRICS, GROUP = 2, 4, 8, 16, 32
 
 
-def apply_topic(ctx: RequestContext, name: str, new: dict[str, str], validate_only: bool) -> None:
+async def apply_topic(ctx: RequestContext, name: str, new: dict[str, str], validate_only: bool) -> None:
     """Validate ``new`` (the complete override set) and, unless validate_only,
     store and apply it. Raises tc.AlterError."""
     st = ctx.state
@@ -59,33 +59,29 @@ def apply_topic(ctx: RequestContext, name: str, new: dict[str, str], validate_on
         return
     assert st.logs is not None, "the broker is closed"
     try:
-        st.logs.alter_topic_configs(name, new)
-    except OSError as e:
-        log.error("storing configs of topic %s failed: %s", name, e)
-        raise tc.AlterError(errors.KAFKA_STORAGE_ERROR, str(e)) from e
-    ts.configs = dict(new)
-    ts.log_config = st.topic_config(new)
+        await st.replicas.alter_topic_configs(name, new)
+    except errors.KafkaError as e:
+        log.error("storing configs of topic %s failed: %s", name, e.message)
+        raise tc.AlterError(e.code, e.message) from e
     log.info("altered configs of topic %s: %s", name, new)
 
 
-def apply_broker(ctx: RequestContext, name: str, ops: list[tuple[str, int, str | None]],
-                 incremental: bool, validate_only: bool) -> None:
+async def apply_broker(ctx: RequestContext, name: str, ops: list[tuple[str, int, str | None]],
+                       incremental: bool, validate_only: bool) -> None:
     st = ctx.state
-    assert st.logs is not None, "the broker is closed"
-    current = dict(st.logs.dynamic_configs.get(name, {})) if incremental else {}
+    current = st.replicas.dynamic_configs(name) if incremental else {}
     new = tc.alter_broker_configs(st.config, st.node_id, name, current, ops)
     if validate_only:
         return
     try:
-        st.logs.set_dynamic_configs(name, new)
-    except OSError as e:
-        raise tc.AlterError(errors.KAFKA_STORAGE_ERROR, str(e)) from e
-    tc.apply_dynamic_state(st)
+        await st.replicas.set_dynamic_configs(name, new)
+    except errors.KafkaError as e:
+        raise tc.AlterError(e.code, e.message) from e
     log.info("altered dynamic configs of broker %r: %s", name, new)
 
 
-def process(ctx: RequestContext, resources: list[Message], incremental: bool,
-            validate_only: bool) -> list[Message]:
+async def process(ctx: RequestContext, resources: list[Message], incremental: bool,
+                  validate_only: bool) -> list[Message]:
     counts = Counter((r["resource_type"], r["resource_name"]) for r in resources)
     out = []
     for r in resources:
@@ -105,9 +101,9 @@ def process(ctx: RequestContext, resources: list[Message], incremental: bool,
                     new = tc.incremental_topic_overrides(current, ops)
                 else:
                     new = {n: v for n, _, v in ops}
-                apply_topic(ctx, name, new, validate_only)
+                await apply_topic(ctx, name, new, validate_only)
             elif rtype == BROKER:
-                apply_broker(ctx, name, ops, incremental, validate_only)
+                await apply_broker(ctx, name, ops, incremental, validate_only)
             elif rtype == BROKER_LOGGER and incremental:
                 from .incremental_alter_configs import alter_loggers
 
@@ -139,4 +135,4 @@ def process(ctx: RequestContext, resources: list[Message], incremental: bool,
 @handler(33, 0, 2)
 async def handle(ctx: RequestContext, req: Message) -> Message:
     return {"throttle_time_ms": 0,
-            "responses": process(ctx, req["resources"] or [], False, bool(req["validate_only"]))}
+            "responses": await process(ctx, req["resources"] or [], False, bool(req["validate_only"]))}

@@ -96,4 +96,4 @@ def alter_loggers(ctx: RequestContext, name: str, ops: list[tuple[str, int, str 
 @handler(44, 0, 1)
 async def handle(ctx: RequestContext, req: Message) -> Message:
     return {"throttle_time_ms": 0,
-            "responses": process(ctx, req["resources"] or [], True, bool(req["validate_only"]))}
+            "responses": await process(ctx, req["resources"] or [], True, bool(req["validate_only"]))}

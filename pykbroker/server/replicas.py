@@ -35,10 +35,11 @@ import trio
 
 from ..protocol import errors
 from ..protocol.records import BatchHeader
+from ..topic_configs import apply_dynamic_state
 from .topics import PartitionState, TopicState
 
 if TYPE_CHECKING:
-    from ..storage.log import AppendResult
+    from ..storage.api import AppendResult, LogStore
     from .state import BrokerState
 
 # fn(topic, partition, is_leader, leader_epoch), called on the trio thread
@@ -163,6 +164,22 @@ class Replicas(Protocol):
         """Create a topic with broker defaults (Metadata, Produce, internal
         topics); the topic, or None while it is being created elsewhere."""
 
+    # -- the config store (AlterConfigs, IncrementalAlterConfigs) ------------------------------------
+    async def alter_topic_configs(self, name: str, configs: dict[str, str]) -> None:
+        """Replace an existing topic's config overrides (validated, canonical)
+        where this variant keeps them, so that every broker applies them;
+        this broker's ``TopicState`` and logs have them on return. KafkaError:
+        KAFKA_STORAGE_ERROR, UNKNOWN_SERVER_ERROR (the store failed)."""
+
+    def dynamic_configs(self, resource_name: str) -> dict[str, str]:
+        """The dynamic broker configs of a BROKER resource ("" = the
+        cluster-wide default, else a broker id) as stored now."""
+
+    async def set_dynamic_configs(self, resource_name: str, configs: dict[str, str]) -> None:
+        """Replace a BROKER resource's dynamic configs (validated) and apply
+        them on every broker they concern; applied here on return. KafkaError
+        as for :meth:`alter_topic_configs`."""
+
 
 UNKNOWN_PARTITION = "The partition does not exist."
 
@@ -269,3 +286,30 @@ class LocalReplicas:
     def auto_create(self, name: str, partitions: int, replication_factor: int,
                     configs: dict[str, str] | None) -> TopicState | None:
         return self.state.create_topic(name, partitions, configs)
+
+    # -- the config store: the topics metadata file of the log directory ---------------------------
+    def _logs(self) -> LogStore:
+        logs = self.state.logs
+        assert logs is not None, "the broker is closed"
+        return logs
+
+    async def alter_topic_configs(self, name: str, configs: dict[str, str]) -> None:
+        st = self.state
+        ts = st.topics.get(name)
+        try:
+            self._logs().alter_topic_configs(name, configs)
+        except OSError as e:
+            raise errors.KafkaError(errors.KAFKA_STORAGE_ERROR, str(e)) from e
+        if ts is not None:
+            ts.configs = dict(configs)
+            ts.log_config = st.topic_config(configs)
+
+    def dynamic_configs(self, resource_name: str) -> dict[str, str]:
+        return dict(self._logs().dynamic_configs.get(resource_name, {}))
+
+    async def set_dynamic_configs(self, resource_name: str, configs: dict[str, str]) -> None:
+        try:
+            self._logs().set_dynamic_configs(resource_name, configs)
+        except OSError as e:
+            raise errors.KafkaError(errors.KAFKA_STORAGE_ERROR, str(e)) from e
+        apply_dynamic_state(self.state)

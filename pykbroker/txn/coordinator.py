@@ -591,16 +591,20 @@ class TransactionCoordinator(InternalTopicCoordinator):
     async def _write_markers(self, pid: int, epoch: int, commit: bool, coord_epoch: int,
                              partitions: list[tuple[str, int]]) -> dict[tuple[str, int], str]:
         """One marker per partition: written here when this broker leads it,
-        else sent to its leader as WriteTxnMarkers. Outcome per partition."""
+        else sent to its leader as WriteTxnMarkers (one request per broker).
+        All in parallel, as Kafka's TransactionMarkerChannelManager sends to
+        every leader at once: the slowest replication, not their sum, is what
+        EndTxn waits for. Outcome per partition."""
         out: dict[tuple[str, int], str] = {}
+        local: list[tuple[tuple[str, int], Any]] = []
         remote: dict[int, list[tuple[str, int]]] = {}
+        st = self.state
         for tp in partitions:
             topic, idx = tp
-            p = self.state.partition(topic, idx)
+            p = st.partition(topic, idx)
             if p is None:
                 out[tp] = _SKIP  # the topic (or partition) is gone
                 continue
-            st = self.state
             if not st.replicas.is_leader(p):
                 leader = st.leader_of(topic, idx)
                 if leader is None or leader < 0 or leader == st.node_id:
@@ -608,12 +612,21 @@ class TransactionCoordinator(InternalTopicCoordinator):
                 else:
                     remote.setdefault(leader, []).append(tp)
                 continue
-            code = await self.write_marker(p, pid, epoch, commit, coord_epoch)
-            out[tp] = self._outcome(code)
-        for node, tps in remote.items():
+            local.append((tp, p))
+
+        async def one_local(tp: tuple[str, int], p: Any) -> None:
+            out[tp] = self._outcome(await self.write_marker(p, pid, epoch, commit, coord_epoch))
+
+        async def one_broker(node: int, tps: list[tuple[str, int]]) -> None:
             codes = await self._send_markers(node, pid, epoch, commit, coord_epoch, tps)
             for tp in tps:
                 out[tp] = self._outcome(codes.get(tp, errors.NETWORK_EXCEPTION))
+
+        async with trio.open_nursery() as nursery:
+            for tp, p in local:
+                nursery.start_soon(one_local, tp, p)
+            for node, tps in remote.items():
+                nursery.start_soon(one_broker, node, tps)
         return out
 
     @staticmethod

@@ -417,11 +417,23 @@ def produce_recs(bootstrap: str, topic: str, recs: list[Rec]) -> None:
 @pytest.mark.parametrize("client", CLIENTS)
 def test_three_consumers_own_two_each_then_one_leaves(broker_factory, fleet_factory, unique_topic, client):
     b = broker_factory(BROKER)
-    create_topic(b.bootstrap, unique_topic, 6)
+    three_consumers_then_one_leaves(b.bootstrap, 1, fleet_factory, unique_topic, client)
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_three_consumers_then_one_leaves_on_a_cluster(shared_cluster, fleet_factory, unique_topic, client):
+    """The same on a 3-broker cluster: the group coordinator and the
+    partition leaders on different brokers (issue 20)."""
+    three_consumers_then_one_leaves(shared_cluster.bootstrap, 3, fleet_factory, unique_topic, client)
+
+
+def three_consumers_then_one_leaves(bootstrap: str, rf: int, fleet_factory: Any, unique_topic: str,
+                                    client: str) -> None:
+    create_topic(bootstrap, unique_topic, 6, replication_factor=rf)
     recs = make_records(unique_topic, 1200)
     first, second = recs[:600], recs[600:]
-    produce_recs(b.bootstrap, unique_topic, first)
-    fleet = fleet_factory(client, b.bootstrap, unique_topic)
+    produce_recs(bootstrap, unique_topic, first)
+    fleet = fleet_factory(client, bootstrap, unique_topic)
     group = f"g-{uuid.uuid4().hex[:6]}"
     ledger = Ledger()
     ms = [fleet.member(group, ledger=ledger) for _ in range(3)]
@@ -432,7 +444,7 @@ def test_three_consumers_own_two_each_then_one_leaves(broker_factory, fleet_fact
     # member 0 stops, commits what it consumed and leaves; more records arrive meanwhile
     ms[0].paused.set()
     ms[0].commit()
-    produce_recs(b.bootstrap, unique_topic, second)
+    produce_recs(bootstrap, unique_topic, second)
     ms[0].close()
     rest = ms[1:]
     wait_for(lambda: split(rest, [3, 3])() and ledger.has_all(second), rest, what="3/3 and batch 2")

@@ -74,14 +74,16 @@ def test_compression_roundtrip(shared_broker, unique_topic, client, codec):
         check_partition(got[0], recs)
 
 
-def test_cross_client(shared_broker, unique_topic):
-    """What one client writes, the others read identically."""
-    create_topic(shared_broker.bootstrap, unique_topic, 2)
+def test_cross_client(topology, unique_topic):
+    """What one client writes, the others read identically (on one broker
+    and on a cluster)."""
+    bs = topology.bootstrap
+    create_topic(bs, unique_topic, 2, replication_factor=topology.replication_factor)
     recs = expected_records(unique_topic, 300, 2, int(time.time() * 1000))
-    produce_aiokafka(shared_broker.bootstrap, unique_topic, recs)
+    produce_aiokafka(bs, unique_topic, recs)
     want = {p: [r for r in recs if r.partition == p] for p in range(2)}
     for _name, consume in CONSUMERS.items():
-        got = consume(shared_broker.bootstrap, unique_topic, {0: 0, 1: 0},
+        got = consume(bs, unique_topic, {0: 0, 1: 0},
                       {p: len(want[p]) for p in range(2)})
         for p in range(2):
             check_partition(got[p], want[p])

@@ -78,6 +78,15 @@ def test_znode_round_trips():
     assert zd.decode_state(b"{}") is None and zd.decode_topic("t", b"[]", 0) is None
 
 
+def test_config_znodes_in_kafkas_format():
+    assert zd.encode_config_change("topics/t") == b'{"version":2,"entity_path":"topics/t"}'
+    assert zd.decode_config_change(zd.encode_config_change("brokers/<default>")) == ("brokers", "<default>")
+    assert zd.decode_config_change(b'{"version":1,"entity":"t"}') is None
+    assert zd.broker_config_path(zd.broker_config_entity("")) == "/config/brokers/<default>"
+    assert zd.broker_config_path(zd.broker_config_entity("2")) == "/config/brokers/2"
+    assert zd.CONFIG_BROKERS in zd.PERSISTENT_PATHS and zd.CONFIG_CHANGES in zd.PERSISTENT_PATHS
+
+
 def test_split_connect():
     assert split_connect("a:1,b:2/kafka/x") == ("a:1,b:2", "/kafka/x")
     assert split_connect("a:1") == ("a:1", "")
