@@ -194,6 +194,12 @@ class ReplicaManager:
         r.role = LEADER
         if new_leader:
             self.node.leadership_changed(p, True)
+        elif new_epoch:
+            # elected again at a later epoch: another broker may have led the
+            # partition in between (a change this broker did not see), so state
+            # built from it (the coordinators') is reloaded, as Kafka does
+            self.node.leadership_changed(p, False)
+            self.node.leadership_changed(p, True)
         self.maybe_advance_hw(p)
         r.signal()
         p.notify()

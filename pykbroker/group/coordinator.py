@@ -86,6 +86,7 @@ class GroupCoordinator(InternalTopicCoordinator):
         ts = state.topics.get(OFFSETS_TOPIC)
         # partitions this broker leads but has not replayed yet (a lone broker leads all)
         self.loading: set[int] = set()
+        self._load_gen: dict[int, int] = {}  # bumped on every leadership change of a partition
         if ts is not None:
             self.loading = {i for i in range(len(ts.partitions)) if self._leads(i)}
         self.loaded = trio.Event()
@@ -196,6 +197,7 @@ class GroupCoordinator(InternalTopicCoordinator):
         NOT_COORDINATOR and look the coordinator up again)."""
         if topic != OFFSETS_TOPIC:
             return
+        self._load_gen[partition] = self._load_gen.get(partition, 0) + 1  # a load in flight is stale now
         if is_leader:
             if partition not in self.loading:
                 self.loading.add(partition)
@@ -220,10 +222,13 @@ class GroupCoordinator(InternalTopicCoordinator):
         for p in partitions:
             if p not in self.loading:
                 continue  # leadership moved away meanwhile
+            gen = self._load_gen.get(p, 0)
             try:
                 plog = ts.partitions[p].log if ts is not None else None
                 if plog is not None:
                     recs, pending = await trio.to_thread.run_sync(_read_partition, plog)
+                    if self._load_gen.get(p, 0) != gen:
+                        continue  # lost (and maybe regained) meanwhile: the newer load, if any, finishes it
                     if p in self.loading:
                         self._replay(recs)
                         self.offset_store.replay_pending_txn(pending)

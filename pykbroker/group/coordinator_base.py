@@ -77,10 +77,23 @@ class InternalTopicCoordinator:
         return self.key_partition(key, len(ts.partitions) if ts is not None else self.topic_partitions())
 
     def _leads(self, partition: int) -> bool:
+        """This broker coordinates the keys of ``partition``: the cluster
+        picture names it the leader AND its replica of the partition acts as
+        leader. The picture alone is not enough: a broker restarted after a
+        kill sees ZooKeeper still naming it (a leadership of its earlier
+        incarnation, which it must not use) before the controller moves the
+        partition; its coordinator then had nothing loaded and answered as if
+        the groups / transactional ids did not exist."""
         st = self.state
         leader: int | None = st.leader_of(self.TOPIC, partition)
         node_id: int = st.node_id
-        return leader == node_id
+        if leader != node_id:
+            return False
+        ts = self.topic()
+        if ts is None or not 0 <= partition < len(ts.partitions):
+            return False
+        is_leader: bool = st.replicas.is_leader(ts.partitions[partition])
+        return is_leader
 
     def availability(self, key: str, create: bool = True) -> int:
         """NONE, or the error every operation on ``key`` gets now:

@@ -52,7 +52,7 @@ def _empty(index: int, code: int, hw: int = -1, lso: int = -1, log_start: int = 
     return {"partition_index": index, "error_code": code, "high_watermark": hw,
             "last_stable_offset": lso, "log_start_offset": log_start,
             "aborted_transactions": None if code else [], "preferred_read_replica": -1,
-            "records": None if code else b""}
+            "records": b""}  # never null: librdkafka rejects a null record set ("invalid MessageSetSize -1")
 
 
 def _check_epoch(requested: int, current: int) -> int:

@@ -138,6 +138,7 @@ class TransactionCoordinator(InternalTopicCoordinator):
         self.pids = manager_for(state)
         ts = state.topics.get(TRANSACTION_STATE_TOPIC)
         self.loading: set[int] = set()
+        self._load_gen: dict[int, int] = {}  # bumped on every leadership change of a partition
         if ts is not None:
             self.loading = {i for i in range(len(ts.partitions)) if self._leads(i)}
         self.loaded = trio.Event()
@@ -206,6 +207,7 @@ class TransactionCoordinator(InternalTopicCoordinator):
     def _on_leadership(self, topic: str, partition: int, is_leader: bool, leader_epoch: int) -> None:
         if topic != TRANSACTION_STATE_TOPIC:
             return
+        self._load_gen[partition] = self._load_gen.get(partition, 0) + 1  # a load in flight is stale now
         if is_leader:
             if partition not in self.loading:
                 self.loading.add(partition)
@@ -225,6 +227,7 @@ class TransactionCoordinator(InternalTopicCoordinator):
             self.loaded.set()
             return
         t0 = trio.current_time()
+        gens = {part: self._load_gen.get(part, 0) for part in partitions}
         found: dict[str, TransactionMetadata] = {}
         for part in partitions:
             p = ts.partitions[part]
@@ -246,10 +249,15 @@ class TransactionCoordinator(InternalTopicCoordinator):
             except Exception:
                 log.exception("loading %s-%d failed", TRANSACTION_STATE_TOPIC, part)
         n = len(ts.partitions)
-        for tid, meta in found.items():
-            if records.partition_for(tid, n) in partitions:
+        # partitions whose leadership changed while they were read are left to
+        # the load that change started (or stay unloaded: not ours any more)
+        current = {part for part in partitions if self._load_gen.get(part, 0) == gens[part]}
+        for tid, meta in list(found.items()):
+            if records.partition_for(tid, n) in current:
                 self.txns[tid] = meta
-        for part in partitions:
+            else:
+                del found[tid]
+        for part in current:
             self.loading.discard(part)
         if not self.loading:
             self.loaded.set()

@@ -439,3 +439,48 @@ async def test_initial_join_waits_for_members_told_member_id_required(tmp_path, 
     r = await join_new(c, "h", V, session=4000)
     assert r["generation_id"] == 1 and [m["member_id"] for m in r["members"]] == [r["member_id"]]
     assert 3.9 <= trio.current_time() - t0 <= 4.2 and ghost["member_id"] not in c.groups["h"].pending_join
+
+
+async def test_not_coordinator_until_leading_and_loaded(tmp_path, nursery):
+    """Issue 12 (nemesis, finding 4): a broker restarted after a kill -9 sees
+    ZooKeeper still naming it the leader of the group's __consumer_offsets
+    partition before the controller moves it; its replica does not lead.
+    Its coordinator had loaded nothing and served the group from scratch
+    (generation 0, UNKNOWN_MEMBER_ID / no committed offsets) next to the real
+    coordinator. It must answer NOT_COORDINATOR until its replica leads and
+    the partition is loaded."""
+    from pykbroker.group.records import OFFSETS_TOPIC
+
+    st = make_state(tmp_path)
+    async with trio.open_nursery() as first:
+        c = await start(first, st)
+        st.create_topic("t", 1)
+        a, = await stable_group(c, first, "g", 1, session=30000)
+        r = await c.commit_offsets("g", 1, a["member_id"], None, -1, 8, [("t", 0, 42, -1, "")])
+        assert set(r.values()) == {0}
+        first.cancel_scope.cancel()
+    st.close()
+    st = make_state(tmp_path)
+    c = st.group_coordinator
+    leading: set[int] = set()
+    real_is_leader = st.replicas.is_leader
+    st.replicas.is_leader = lambda p: (p.index in leading if p.topic == OFFSETS_TOPIC  # type: ignore[method-assign]
+                                       else real_is_leader(p))
+    c.loading.clear()
+    c.loaded.set()
+    part = c.partition_for("g")
+    await start(nursery, st)
+    assert c.fetch_offsets("g", None)[0] == errors.NOT_COORDINATOR
+    assert set((await c.commit_offsets("g", 1, a["member_id"], None, -1, 8, [("t", 0, 43, -1, "")])).values()) == \
+        {errors.NOT_COORDINATOR}
+    assert (await c.join_group(jreq("g", ""), 4, "c", "/h"))["error_code"] == errors.NOT_COORDINATOR
+    assert await c.heartbeat(hreq("g", 1, a["member_id"])) == errors.NOT_COORDINATOR
+    leading.add(part)
+    c._on_leadership(OFFSETS_TOPIC, part, True, 1)
+    with trio.fail_after(10):
+        while c.fetch_offsets("g", None)[0] == errors.COORDINATOR_LOAD_IN_PROGRESS:
+            await trio.sleep(0.02)
+    code, topics = c.fetch_offsets("g", None)
+    assert code == 0 and topics[0][1][0][1].offset == 42
+    assert c.groups["g"].generation_id == 1 and a["member_id"] in c.groups["g"].members
+    st.close()

@@ -278,3 +278,63 @@ async def test_transactional_id_expiry(tmp_path):
         assert "tx" not in tc.txns
         n.cancel_scope.cancel()
     st.close()
+
+
+async def test_not_coordinator_until_leading_and_loaded(tmp_path):
+    """Issue 12 (nemesis kill run, seed 202): a broker restarted after a kill
+    -9 sees ZooKeeper still naming it the leader of a __transaction_state
+    partition (its earlier incarnation's leadership, which its replica must
+    not take) before the controller moves it. Its coordinator had loaded
+    nothing and answered a retried EndTxn of a transaction in PrepareCommit
+    with INVALID_PRODUCER_ID_MAPPING, a definitive failure for a transaction
+    that then committed. It must answer NOT_COORDINATOR until its replica
+    leads the partition and the partition is loaded; then the retry succeeds."""
+    from pykbroker.txn.records import TRANSACTION_STATE_TOPIC
+
+    st = make_state(tmp_path)
+    st.create_topic(T, 2)
+    async with trio.open_nursery() as n:
+        tc = await start(n, st)
+        pid, epoch = await _init(tc, "a")
+        assert await tc.add_partitions("a", pid, epoch, [(T, 0)]) == errors.NONE
+        await append(st, T, 0, batch(pid, epoch, 0, n=3, txn=True))
+        meta = tc.txns["a"]  # the commit decided, the coordinator killed before any marker
+        assert await tc._write(meta, meta.prepare_abort_or_commit(PREPARE_COMMIT, 0, -1, 0)) == errors.NONE
+        n.cancel_scope.cancel()
+    st.close()
+    # the restarted broker: the cluster picture names it (leader_of), its
+    # replica is not leader yet, nothing loaded
+    st = make_state(tmp_path)
+    tc = st.txn_coordinator
+    leading: set[int] = set()
+    real_is_leader = st.replicas.is_leader
+    st.replicas.is_leader = lambda p: (p.index in leading if p.topic == TRANSACTION_STATE_TOPIC  # type: ignore[method-assign]
+                                       else real_is_leader(p))
+    tc.loading.clear()
+    tc.loaded.set()
+    part = tc.partition_for("a")
+    async with trio.open_nursery() as n:
+        await start(n, st)
+        assert tc.availability("a") == errors.NOT_COORDINATOR
+        assert (await tc.end_txn("a", pid, epoch, True, 0))[0] == errors.NOT_COORDINATOR
+        assert (await tc.add_partitions("a", pid, epoch, [(T, 1)])) == errors.NOT_COORDINATOR
+        assert tc.verify_partition("a", pid, epoch, (T, 0)) == errors.NOT_COORDINATOR
+        # the replica becomes leader: load, complete the prepared commit; the retry succeeds
+        leading.add(part)
+        tc._on_leadership(TRANSACTION_STATE_TOPIC, part, True, 1)
+        with trio.fail_after(10):
+            while True:
+                err = (await tc.end_txn("a", pid, epoch, True, 0))[0]
+                if err not in (errors.COORDINATOR_LOAD_IN_PROGRESS, errors.CONCURRENT_TRANSACTIONS):
+                    break
+                await trio.sleep(0.02)
+        assert err == errors.NONE
+        assert tc.txns["a"].state == COMPLETE_COMMIT
+        assert st.partition(T, 0).last_stable_offset == 4
+        # leadership lost: unloaded, NOT_COORDINATOR again
+        leading.discard(part)
+        tc._on_leadership(TRANSACTION_STATE_TOPIC, part, False, 1)
+        assert "a" not in tc.txns
+        assert (await tc.end_txn("a", pid, epoch, True, 0))[0] == errors.NOT_COORDINATOR
+        n.cancel_scope.cancel()
+    st.close()
