@@ -301,9 +301,6 @@ class _Gen:
                 lines.append(f"{ind}    b.append(1); {enc}(w, _s)")
             else:
                 lines.append(f"{ind}{enc}(w, {val} or {{}})")
-        elif f.elem == "records" and version not in f.nullable:
-            # non-nullable records (e.g. ShareFetch v1+): a missing value is written empty, never null
-            self._write_scalar(lines, ind, f.elem, flex, f"({val} if {val} is not None else b'')")
         else:
             self._write_scalar(lines, ind, f.elem, flex, val)
 

@@ -556,6 +556,8 @@ def _build(fields: list[Any], version: int, req: Any, code: int, message: str | 
             out[key] = f.default()
         else:
             val = f.default()
+            if val is None and f.type == "records" and version not in f.nullable:
+                val = b""  # records that may not be null in this version (ShareFetch v1+): empty
             for k in _SCALAR_ALIASES.get(key, ()):
                 if k in req and req[k] is not None:
                     val = req[k]
