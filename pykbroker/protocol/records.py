@@ -35,7 +35,6 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import cast
 
 import attrs
-import cramjam
 
 from ..util import LONG_MAX
 
@@ -530,6 +529,8 @@ def compress(codec: int, raw: bytes) -> bytes:
     """Compress a records block as Kafka's Java client does."""
     if codec == COMPRESSION_NONE:
         return raw
+    import cramjam  # the codecs load on first use, not at start-up (issue 17)
+
     if codec == COMPRESSION_GZIP:
         return bytes(cramjam.gzip.compress(raw))
     if codec == COMPRESSION_SNAPPY:
@@ -561,9 +562,11 @@ def decompress(codec: int, data: Buffer) -> bytes:
     checksum of magic 0 does not concern v2).
     """
     data = bytes(data)
+    if codec == COMPRESSION_NONE:
+        return data
+    import cramjam  # the codecs load on first use, not at start-up (issue 17)
+
     try:
-        if codec == COMPRESSION_NONE:
-            return data
         if codec == COMPRESSION_GZIP:
             return bytes(cramjam.gzip.decompress(data))
         if codec == COMPRESSION_SNAPPY:

@@ -42,8 +42,6 @@ from __future__ import annotations
 import mmap
 from collections.abc import Sequence
 
-import cramjam
-
 from ..util import LONG_MAX
 
 from .records import (
@@ -124,6 +122,8 @@ def _into(fn, data, limit: int, codec: int) -> bytes:  # type: ignore[no-untyped
 
 
 def _snappy_raw(data, limit: int) -> bytes:  # type: ignore[no-untyped-def]
+    import cramjam
+
     try:
         n = cramjam.snappy.decompress_raw_len(data)
     except Exception as e:
@@ -144,6 +144,8 @@ def decompress_bounded(codec: int, data: bytes | memoryview, limit: int) -> byte
     data = bytes(data)
     if codec == COMPRESSION_NONE:
         return data
+    import cramjam  # the codecs load on first use, not at start-up (issue 17)
+
     if codec == COMPRESSION_GZIP:
         return _into(cramjam.gzip.decompress_into, data, limit, codec)
     if codec == COMPRESSION_LZ4:

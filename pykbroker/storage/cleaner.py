@@ -63,7 +63,6 @@ from __future__ import annotations
 import concurrent.futures
 import ctypes
 import logging
-import multiprocessing
 import os
 import signal
 import time
@@ -502,6 +501,8 @@ class CleanerPool:
     def _get(self) -> concurrent.futures.Executor:
         if self._executor is None:
             if self.isolation == "process":
+                import multiprocessing  # only a process-isolated cleaner needs it
+
                 self._executor = concurrent.futures.ProcessPoolExecutor(
                     max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
                     initializer=_worker_init)

@@ -24,8 +24,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
-import cramjam
-
 from ..protocol.records import (
     unpack_header,
     ATTR_CONTROL,
@@ -186,6 +184,8 @@ def compress_level(codec: int, raw: bytes, config: LogConfig | None) -> bytes:
     """Compress a records block at the topic's compression.<codec>.level."""
     if config is None:
         return compress(codec, raw)
+    import cramjam  # the codecs load on first use, not at start-up (issue 17)
+
     if codec == COMPRESSION_GZIP and config.compression_gzip_level != -1:
         return bytes(cramjam.gzip.compress(raw, level=config.compression_gzip_level))
     if codec == COMPRESSION_LZ4:

@@ -212,10 +212,20 @@ static int do_latency(const char *bootstrap, const char *topic, int rate, double
     L.stop = 1;
     pthread_join(th, NULL);
     qsort(L.lat, L.n, sizeof(int64_t), cmp64);
+    /* latency histogram: counts below each upper bound (ms), the last is the rest */
+    static const double bounds_ms[] = {0.25, 0.5, 1, 2, 5, 10, 20, 50, 100};
+    enum { NB = sizeof bounds_ms / sizeof bounds_ms[0] };
+    long hist[NB + 1] = {0};
+    for (long k = 0, b = 0; k < L.n; k++) {
+        while (b < NB && L.lat[k] / 1e6 >= bounds_ms[b]) b++; /* sorted: b only grows */
+        hist[b]++;
+    }
     printf("{\"expected\": %ld, \"received\": %ld, \"p50_ms\": %.3f, \"p99_ms\": %.3f, \"p999_ms\": %.3f, "
-           "\"max_ms\": %.3f}\n",
+           "\"max_ms\": %.3f, \"histogram_ms\": {",
            L.total - L.warm, L.n, pct(L.lat, L.n, 50), pct(L.lat, L.n, 99), pct(L.lat, L.n, 99.9),
            L.n ? L.lat[L.n - 1] / 1e6 : -1.0);
+    for (int k = 0; k < NB; k++) printf("\"<%g\": %ld, ", bounds_ms[k], hist[k]);
+    printf("\">=%g\": %ld}}\n", bounds_ms[NB - 1], hist[NB]);
     rd_kafka_destroy(rk);
     free(L.lat);
     return 0;
