@@ -51,7 +51,7 @@ from ..protocol.records import (
     encode_varint,
     encode_varlong,
 )
-from ..protocol.validator import batch_body, max_decompressed_bytes
+from ..protocol.validator import RecordErrors, batch_body, max_decompressed_bytes
 from .log_config import LogConfig
 
 CODECS = {
@@ -61,16 +61,6 @@ CODECS = {
     "lz4": COMPRESSION_LZ4,
     "zstd": COMPRESSION_ZSTD,
 }
-
-
-class RecordErrors(InvalidRecords):
-    """Records rejected one by one (Kafka's RecordValidationException): the
-    produce response carries ``record_errors`` [(batch_index, message)] and
-    Kafka's summary as the partition's error message."""
-
-    def __init__(self, error_code: int, message: str, record_errors: list[tuple[int, str]]) -> None:
-        super().__init__(error_code, message)
-        self.record_errors = record_errors
 
 
 class RawRecord(NamedTuple):
@@ -321,36 +311,21 @@ def convert_batches(data: bytes | bytearray | memoryview, headers: Sequence[Batc
             new_headers.append(header_of(out, pos))
             continue
         if validated:
-            body = batch_body(batch, header_of(batch, 0), max_decompressed_bytes(config.max_message_bytes))
-            nb = build_batch_v2(
-                [body],
-                records_count=h.records_count,
-                base_offset=0,
-                last_offset_delta=h.last_offset_delta,
-                base_timestamp=h.base_timestamp,
-                max_timestamp=h.max_timestamp,
-                codec=target,
-                producer_id=h.producer_id,
-                producer_epoch=h.producer_epoch,
-                base_sequence=h.base_sequence,
-                partition_leader_epoch=h.partition_leader_epoch,
-                transactional=h.is_transactional,
-                control=h.is_control,
-                config=config,
-            )
-            _check_converted_size(nb, config, partition)
-            pos = len(out)
-            out += nb
-            new_headers.append(header_of(out, pos))
-            continue
-        recs = split_records(batch, h)
-        # renumber offset deltas 0..n-1 (Kafka's builder appends with consecutive offsets)
-        encoded = [bytes(r.raw) if r.offset_delta == i else reencode_offset(r, i) for i, r in enumerate(recs)]
+            # one block: decompressed within the validator's bound, offset deltas already 0..n-1
+            records: list[bytes | memoryview] = [batch_body(batch, header_of(batch, 0),
+                                                             max_decompressed_bytes(config.max_message_bytes))]
+            count, last_delta = h.records_count, h.last_offset_delta
+        else:
+            recs = split_records(batch, h)
+            # renumber offset deltas 0..n-1 (Kafka's builder appends with consecutive offsets)
+            records = [bytes(r.raw) if r.offset_delta == i else reencode_offset(r, i) for i, r in enumerate(recs)]
+            count, last_delta = len(recs), max(len(recs) - 1, 0)
         # timestamp deltas stay relative to the same base timestamp
         nb = build_batch_v2(
-            encoded,
+            records,
+            records_count=count,
             base_offset=0,
-            last_offset_delta=max(len(recs) - 1, 0),
+            last_offset_delta=last_delta,
             base_timestamp=h.base_timestamp,
             max_timestamp=h.max_timestamp,
             codec=target,
