@@ -57,7 +57,6 @@ from .offsets import OffsetStore, Offsets
 from .records import OFFSETS_TOPIC, OffsetAndMetadata
 from ..protocol.codec import Message
 from .registry import Group, GroupConfig, GroupRegistry, Records
-from .timers import Timer, Timers
 
 if TYPE_CHECKING:
     from ..server.state import BrokerState
@@ -72,6 +71,7 @@ NOT_REQUESTED = -2147483648
 
 
 class GroupCoordinator(InternalTopicCoordinator):
+    TIMER_KIND = "group"
     TOPIC = OFFSETS_TOPIC
     ABSENT_TOPIC_ERROR = errors.NONE  # no offsets topic yet: no group exists anywhere
 
@@ -79,6 +79,7 @@ class GroupCoordinator(InternalTopicCoordinator):
         self.state = state
         self.config = GroupConfig.from_broker(state.config)
         self.registry = GroupRegistry()
+        self.timers = self.registry.timers  # every group's timers (one Timers)
         self.classic = ClassicOps(self.config, self.registry, self)
         self.consumer = ConsumerOps(self.config, self.registry, state)
         self.offset_store = OffsetStore(self.config, self.registry, self, self.classic)
@@ -108,10 +109,6 @@ class GroupCoordinator(InternalTopicCoordinator):
     def pending_txn_offsets(self) -> dict[int, dict[str, Offsets]]:
         return self.offset_store.pending_txn_offsets
 
-    @property
-    def timers(self) -> Timers:
-        return self.registry.timers
-
     # -- lifecycle ------------------------------------------------------------------------------
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Timers, offset expiry and loading; runs until cancelled."""
@@ -121,15 +118,6 @@ class GroupCoordinator(InternalTopicCoordinator):
             nursery.start_soon(self._expiry_loop)
             task_status.started()
             await self._load(sorted(self.loading))
-
-    async def _fire(self, t: Timer) -> None:
-        async with self._lock(t.group_id):
-            if not self.timers.consume(t):
-                return
-            try:
-                await t.fn()
-            except Exception:
-                log.exception("group timer %r failed", t.key)
 
     def _key_exists(self, key: str) -> bool:
         return key in self.groups

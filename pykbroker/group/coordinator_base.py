@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 import trio
 
 from ..protocol import errors
+from .timers import Timer, Timers
 
 log = logging.getLogger("pykbroker.coordinator")
 
@@ -26,9 +27,12 @@ class InternalTopicCoordinator:
     TOPIC = ""
     #: availability(create=False) when the topic does not exist yet
     ABSENT_TOPIC_ERROR = errors.COORDINATOR_NOT_AVAILABLE
+    #: names the coordinator in the log line of a timer that failed
+    TIMER_KIND = "coordinator"
     state: Any
     loading: set[int]
     _locks: dict[str, trio.Lock]
+    timers: Timers  # keyed deadlines; each fires under its key's lock (_fire)
 
     def _key_exists(self, key: str) -> bool:  # does the coordinator still hold state for key?
         raise NotImplementedError
@@ -48,6 +52,17 @@ class InternalTopicCoordinator:
             if not self._key_exists(key) and not lk.locked() and not lk.statistics().tasks_waiting \
                     and self._locks.get(key) is lk:
                 del self._locks[key]
+
+    async def _fire(self, t: Timer) -> None:
+        """A due timer (``timers.run`` calls this): its work under the key's lock,
+        unless it was cancelled or rescheduled meanwhile."""
+        async with self._lock(t.group_id):
+            if not self.timers.consume(t):
+                return
+            try:
+                await t.fn()
+            except Exception:
+                log.exception("%s timer %r failed", self.TIMER_KIND, t.key)
 
     def topic_partitions(self) -> int:  # partitions to create the topic with
         raise NotImplementedError

@@ -36,7 +36,7 @@ from collections.abc import AsyncIterator, Callable
 import attrs
 import trio
 
-from ..group.timers import Timer, Timers
+from ..group.timers import Timers
 from ..protocol import errors
 from ..protocol.records import InvalidRecords, build_batch, iter_batches, validate_batches
 from ..group.coordinator_base import InternalTopicCoordinator
@@ -125,6 +125,7 @@ def assign(members: dict[str, ShareMember], topics: dict[str, tuple[bytes, int]]
 
 
 class ShareCoordinator(InternalTopicCoordinator):
+    TIMER_KIND = "share"
     TOPIC = records.SHARE_STATE_TOPIC
     ABSENT_TOPIC_ERROR = errors.NONE
 
@@ -154,15 +155,6 @@ class ShareCoordinator(InternalTopicCoordinator):
                 await self._load()
             finally:
                 self.loaded.set()
-
-    async def _fire(self, t: Timer) -> None:
-        async with self._lock(t.group_id):
-            if not self.timers.consume(t):
-                return
-            try:
-                await t.fn()
-            except Exception:
-                log.exception("share timer %r failed", t.key)
 
     def _key_exists(self, key: str) -> bool:
         return key in self.groups

@@ -51,7 +51,7 @@ import trio
 
 from ..protocol.codec import Message
 from ..group.coordinator_base import InternalTopicCoordinator
-from ..group.timers import Timer, Timers
+from ..group.timers import Timers
 from ..protocol import errors
 from ..protocol.records import InvalidRecords, build_batch, decode_records, validate_batches
 from ..storage.log import iter_log_batches
@@ -122,6 +122,7 @@ def map_append_error(code: int) -> int:
 
 
 class TransactionCoordinator(InternalTopicCoordinator):
+    TIMER_KIND = "transaction"
     TOPIC = TRANSACTION_STATE_TOPIC
     def __init__(self, state: Any) -> None:
         self.state = state
@@ -168,15 +169,6 @@ class TransactionCoordinator(InternalTopicCoordinator):
 
     def _key_exists(self, key: str) -> bool:
         return key in self.txns
-
-    async def _fire(self, t: Timer) -> None:
-        async with self._lock(t.group_id):
-            if not self.timers.consume(t):
-                return
-            try:
-                await t.fn()
-            except Exception:
-                log.exception("transaction timer %r failed", t.key)
 
     def _spawn(self, fn: Any, *args: Any) -> None:
         n = self._nursery or getattr(self.state, "nursery", None)
