@@ -360,11 +360,13 @@ def test_bad_input_gets_kafka_codes_and_group_keeps_serving(fast_broker):
             # oversized member metadata: larger than __consumer_offsets' max.message.bytes
             huge = subscription("t") + b"\0" * 1_100_000
             big_result: dict = {}
+            big_joined = threading.Event()
 
             def big_member() -> None:
                 with RawClient(b, timeout=20) as bc:
                     big_result["join"] = r = join(bc, 5, g, session=3000, rebalance=3000,
                                                   protocols=[("range", huge)])
+                    big_joined.set()
                     big_result["sync"] = sync(bc, 3, g, r["generation_id"], r["member_id"])
 
             bt = threading.Thread(target=big_member)
@@ -375,6 +377,10 @@ def test_bad_input_gets_kafka_codes_and_group_keeps_serving(fast_broker):
             assert heartbeat(a, 3, g, 1, me) == errors.REBALANCE_IN_PROGRESS
             ja2 = join(a, 5, g, member_id=me, session=3000, rebalance=3000)
             assert ja2["generation_id"] == 2 and len(ja2["members"]) == 2
+            # the follower's SyncGroup must be parked before the leader's fails; one that
+            # arrives after the failure would rightly get REBALANCE_IN_PROGRESS instead
+            assert big_joined.wait(10)
+            time.sleep(0.5)
             s = sync(a, 3, g, 2, me, {m["member_id"]: b"X" for m in ja2["members"]})
             assert s["error_code"] == errors.UNKNOWN_SERVER_ERROR  # the group metadata did not fit
             bt.join()
