@@ -96,7 +96,11 @@ _p("listeners", "list", "PLAINTEXT://127.0.0.1:9092", "Listener URIs NAME://host
 _p("advertised.listeners", "list", None, "Listeners given to clients; default: listeners.")
 _p("listener.security.protocol.map", "string",
    "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL")
-_p("inter.broker.listener.name", "string", None)
+_p("inter.broker.listener.name", "string", None, "The listener brokers connect to each other on "
+   "(replication, coordinator and controller requests); or set security.inter.broker.protocol.")
+_p("security.inter.broker.protocol", "string", "PLAINTEXT", "Security protocol between brokers: the listener of "
+   "that name is used (when inter.broker.listener.name is not set).",
+   validator=_one_of("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"))
 _p("node.id", "int", 0, "This broker's id (alias broker.id). Kafka's default -1 is replaced by 0 for a lone broker.",
    _at_least(0))
 _p("broker.rack", "string", None)
@@ -380,6 +384,18 @@ class BrokerConfig:
         self.log_dirs = [Path(d.strip()) for d in self.values["log.dirs"].split(",") if d.strip()]
         if not self.log_dirs:
             raise ConfigError("log.dirs must name at least one directory")
+
+    def inter_broker_listener(self) -> Listener | None:
+        """The listener other brokers reach this one at: ``inter.broker.listener.name``,
+        else the listener named after ``security.inter.broker.protocol``; None if
+        no listener has that name (Kafka refuses to start; a lone broker does not
+        need one). Both set explicitly is an error, as in Kafka."""
+        name = self.values["inter.broker.listener.name"]
+        if name and self.sources.get("security.inter.broker.protocol") != "DEFAULT_CONFIG":
+            raise ConfigError("Only one of inter.broker.listener.name and security.inter.broker.protocol "
+                              "should be set.")
+        name = name or self.values["security.inter.broker.protocol"]
+        return next((lst for lst in self.listeners if lst.name == name), None)
 
     def _proto_of(self, name: str) -> str | None:
         for pair in str(self.values["listener.security.protocol.map"]).split(","):

@@ -42,7 +42,10 @@ from ..protocol import codec, errors
 from ..protocol.framing import FrameBuffer, decode_response, encode_request
 from ..protocol.records import InvalidRecords
 
+from ..security.sasl import SaslFailure
+
 if TYPE_CHECKING:
+    from ..security.listeners import InterBrokerSecurity
     from ..server.state import PartitionState
     from .node import ClusterNode
 
@@ -53,19 +56,47 @@ OFFSET_FOR_LEADER_EPOCH_VERSION = 3
 
 
 class BrokerClient:
-    """One connection to another broker: requests one at a time."""
+    """One connection to another broker: requests one at a time. With the
+    inter-broker listener's security it is TLS-wrapped and SASL-authenticated
+    (SaslHandshake v1 + SaslAuthenticate v2) before any other request."""
 
-    def __init__(self, stream: trio.SocketStream, client_id: str) -> None:
+    def __init__(self, stream: trio.abc.Stream, client_id: str) -> None:
         self.stream = stream
         self.client_id = client_id
         self.fb = FrameBuffer(1 << 30)
         self.corr = 0
 
     @classmethod
-    async def connect(cls, host: str, port: int, client_id: str, timeout: float) -> "BrokerClient":
+    async def connect(cls, host: str, port: int, client_id: str, timeout: float,
+                      security: "InterBrokerSecurity | None" = None) -> "BrokerClient":
         with trio.fail_after(timeout):
-            stream = await trio.open_tcp_stream(host, port)
-        return cls(stream, client_id)
+            stream: trio.abc.Stream = await trio.open_tcp_stream(host, port)
+            try:
+                if security is not None and security.ssl_context is not None:
+                    tls_stream = trio.SSLStream(stream, security.ssl_context, server_hostname=host)
+                    await tls_stream.do_handshake()
+                    stream = tls_stream
+                client = cls(stream, client_id)
+                if security is not None and security.mechanism is not None:
+                    await client._authenticate(security)
+            except BaseException:
+                with trio.CancelScope(shield=True):
+                    await stream.aclose()
+                raise
+        return client
+
+    async def _authenticate(self, security: "InterBrokerSecurity") -> None:
+        hs = await self.call(17, 1, {"mechanism": security.mechanism})
+        if hs["error_code"] != errors.NONE:
+            raise SaslFailure(f"SASL mechanism {security.mechanism} refused by the broker "
+                              f"(enabled: {hs.get('mechanisms')})")
+        mech = security.mechanism_client()
+        token: bytes | None = mech.first()
+        while token is not None:
+            resp = await self.call(36, 2, {"auth_bytes": token})
+            if resp["error_code"] != errors.NONE:
+                raise SaslFailure(f"inter-broker authentication failed: {resp.get('error_message')}")
+            token = mech.evaluate(resp["auth_bytes"] or b"")
 
     async def call(self, api_key: int, version: int, body: Message) -> Message:
         api = codec.api(api_key)
@@ -78,7 +109,7 @@ class BrokerClient:
             data = await self.stream.receive_some(1 << 20)
             if not data:
                 raise trio.BrokenResourceError("connection closed by the leader")
-            self.fb.feed(data)
+            self.fb.feed(data if isinstance(data, bytes) else bytes(data))
         corr, resp = decode_response(api, version, frame)
         if corr != self.corr:
             raise trio.BrokenResourceError(f"correlation id {corr} != {self.corr}")
@@ -135,10 +166,13 @@ class Fetcher:
                     await self._sleep_or_wake(backoff)
                     continue
                 try:
-                    self.conn = await BrokerClient.connect(
-                        info.host, info.port, f"replica-fetcher-{self.node.node_id}",
-                        int(cfg["replica.socket.timeout.ms"]) / 1000)
-                except (OSError, trio.TooSlowError) as e:
+                    self.conn = await self.node.connect_to(
+                        info, f"replica-fetcher-{self.node.node_id}", int(cfg["replica.socket.timeout.ms"]) / 1000)
+                except SaslFailure as e:  # a configuration problem: say so, keep retrying
+                    log.warning("fetcher for leader %d: %s", self.leader, e)
+                    await self._sleep_or_wake(backoff)
+                    continue
+                except (OSError, trio.TooSlowError, trio.BrokenResourceError, ValueError) as e:
                     log.debug("fetcher for leader %d: connect failed: %r", self.leader, e)
                     await self._sleep_or_wake(backoff)
                     continue

@@ -60,6 +60,7 @@ from ..storage.checkpoints import (
 from . import zkdata as zd
 from .assignment import AssignmentError, assign_replicas
 from .controller import Controller, NotController, write_topic
+from ..security.sasl import SaslFailure
 from .fetcher import BrokerClient, FetcherManager
 from .replica import LEADER, ReplicaManager, Replication
 from .scram_credentials import ZkCredentials
@@ -128,7 +129,9 @@ class ClusterNode:
         self.config = state.config
         self.node_id = state.node_id
         self.zk = zk
-        self.view = ClusterView(self.zk, self, (zd.DEFAULT_BROKER_ENTITY, str(self.node_id)))
+        inter = state.security.inter_broker
+        self.view = ClusterView(self.zk, self, (zd.DEFAULT_BROKER_ENTITY, str(self.node_id)),
+                                inter_broker_listener=inter.listener if inter is not None else None)
         # SCRAM credentials live in /config/users (every broker watches them)
         creds = ZkCredentials(state.security.scram, zk)
         creds.attach(self.view)
@@ -173,7 +176,8 @@ class ClusterNode:
 
     @staticmethod
     def _endpoint(b: BrokerInfo) -> BrokerEndpoint:
-        return BrokerEndpoint(b.node_id, b.host, b.port, b.rack)
+        return BrokerEndpoint(b.node_id, b.host, b.port, b.rack,
+                              tuple((e.listener, e.host, e.port) for e in b.endpoints))
 
     def broker(self, node_id: int) -> BrokerEndpoint | None:
         b = self.view.brokers.get(node_id)
@@ -217,6 +221,10 @@ class ClusterNode:
     async def replica_fetch(self, req: dict[str, Any], version: int, replica_id: int) -> dict[str, Any] | None:
         return await self.replicas.handle_replica_fetch(req, version, replica_id)
 
+    async def connect_to(self, b: BrokerInfo, client_id: str, timeout: float) -> BrokerClient:
+        """A connection to broker ``b``'s inter-broker listener, secured as that listener is."""
+        return await BrokerClient.connect(b.host, b.port, client_id, timeout, self.state.security.inter_broker)
+
     async def call(self, node_id: int, api_key: int, version: int, body: dict[str, Any]) -> dict[str, Any] | None:
         """One request to another broker over a kept connection; None if it
         failed. Requests to one broker take turns (the connection carries one
@@ -229,8 +237,8 @@ class ClusterNode:
                     b = self.view.brokers.get(node_id)
                     if b is None:
                         return None
-                    client = self._clients[node_id] = await BrokerClient.connect(
-                        b.host, b.port, f"txn-coordinator-{self.node_id}", 10.0)
+                    client = self._clients[node_id] = await self.connect_to(
+                        b, f"txn-coordinator-{self.node_id}", 10.0)
                 with trio.fail_after(30):
                     return await client.call(api_key, version, body)
             except Exception as e:  # connection refused/closed, timeout, undecodable answer
@@ -295,10 +303,18 @@ class ClusterNode:
         self._reapply_all()
         await self.controller.try_elect()
 
+    def _registered_endpoints(self) -> list[zd.RegisteredEndpoint]:
+        """Every listener with its advertised address, in ``listeners`` order."""
+        st = self.state
+        out = []
+        for lst in self.config.listeners:
+            host, port = st.advertised_by_listener.get(lst.name, (st.advertised_host, st.advertised_port))
+            out.append(zd.RegisteredEndpoint(lst.name, lst.protocol, host, port))
+        return out
+
     async def _register(self) -> None:
         path = zd.broker_path(self.node_id)
-        data = zd.encode_broker(self.node_id, self.state.advertised_host, self.state.advertised_port,
-                                self.state.rack)
+        data = zd.encode_broker(self.node_id, self._registered_endpoints(), self.state.rack)
         waited = False
         while True:
             try:
@@ -712,10 +728,10 @@ class ClusterNode:
             for b in [b for bid, b in sorted(self.view.brokers.items()) if bid != self.node_id]:
                 client: BrokerClient | None = None
                 try:
-                    client = await BrokerClient.connect(b.host, b.port, f"controller-{self.node_id}", 5.0)
+                    client = await self.connect_to(b, f"controller-{self.node_id}", 5.0)
                     while not shows((await client.call(3, 12, body))["topics"][0]):
                         await trio.sleep(0.02)
-                except (OSError, trio.BrokenResourceError, trio.TooSlowError, ValueError) as e:
+                except (OSError, trio.BrokenResourceError, trio.TooSlowError, ValueError, SaslFailure) as e:
                     log.info("asking broker %d for the metadata of %s failed: %r", b.node_id, name, e)
                 finally:
                     if client is not None:

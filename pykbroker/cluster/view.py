@@ -46,8 +46,10 @@ class ViewListener(Protocol):
 
 class ClusterView:
     def __init__(self, zk: "ZkClient", listener: ViewListener,
-                 broker_entities: tuple[str, ...] = (zd.DEFAULT_BROKER_ENTITY,)) -> None:
+                 broker_entities: tuple[str, ...] = (zd.DEFAULT_BROKER_ENTITY,),
+                 inter_broker_listener: str | None = None) -> None:
         self.zk = zk
+        self.inter_broker_listener = inter_broker_listener  # whose endpoint BrokerInfo.host/port name
         self.listener = listener
         self.broker_entities = broker_entities  # the /config/brokers/<entity> znodes watched
         self.broker_configs: dict[str, dict[str, str]] = {}
@@ -148,7 +150,7 @@ class ClusterView:
                 data, stat = await self.zk.get(zd.broker_path(bid))
             except NoNodeError:
                 continue
-            info = zd.decode_broker(bid, data, stat.czxid)
+            info = zd.decode_broker(bid, data, stat.czxid, self.inter_broker_listener)
             if info is not None:
                 brokers[bid] = info
         if brokers != self.brokers:

@@ -6,7 +6,7 @@ ZooKeeper browser (or ``zkCli.sh``) shows a familiar tree::
     /cluster/id                                   {"version":"1","id":"<22-char id>"}
     /controller          (ephemeral)              {"version":2,"brokerid":1,"timestamp":"...","kraftControllerEpoch":-1}
     /controller_epoch                             "3"
-    /brokers/ids/<id>    (ephemeral)              {"version":5,"host":..,"port":..,"endpoints":["PLAINTEXT://h:p"],
+    /brokers/ids/<id>    (ephemeral)              {"version":5,"host":..,"port":..,"endpoints":["PLAINTEXT://h:p",..],
                                                    "listener_security_protocol_map":{..},"jmx_port":-1,
                                                    "rack":..,"timestamp":"..."}
     /brokers/topics/<t>                           {"version":3,"topic_id":..,"partitions":{"0":[1,2,3]},
@@ -148,21 +148,45 @@ def decode_controller_epoch(data: bytes | None) -> int:
 # --- /brokers/ids/<id> ----------------------------------------------------------------------
 
 @attrs.frozen
+class RegisteredEndpoint:
+    """One listener a broker registered: ``NAME://host:port`` plus its security protocol."""
+
+    listener: str
+    protocol: str
+    host: str
+    port: int
+
+
+@attrs.frozen
 class BrokerInfo:
     node_id: int
-    host: str
+    host: str  # the endpoint other brokers reach it at (the inter-broker listener's)
     port: int
     rack: str | None
     epoch: int = -1  # czxid of the registration znode
+    endpoints: tuple[RegisteredEndpoint, ...] = ()  # every listener, in registration order
+
+    def endpoint(self, listener: str) -> tuple[str, int] | None:
+        """(host, port) of the named listener; None if the broker has no such listener."""
+        for ep in self.endpoints:
+            if ep.listener == listener:
+                return ep.host, ep.port
+        return None
 
 
-def encode_broker(node_id: int, host: str, port: int, rack: str | None, listener: str = "PLAINTEXT") -> bytes:
+def encode_broker(node_id: int, endpoints: Sequence[RegisteredEndpoint], rack: str | None) -> bytes:
+    """Kafka's version-5 registration: every listener in ``endpoints`` and
+    the listener → security protocol map; the legacy ``host``/``port`` are
+    the PLAINTEXT endpoint's (null/-1 when there is none), as Kafka writes them."""
+    if not endpoints:
+        raise ValueError("a broker registers at least one endpoint")
+    plain = next((e for e in endpoints if e.protocol == "PLAINTEXT"), None)
     js: dict[str, Any] = {
-        "listener_security_protocol_map": {listener: "PLAINTEXT"},
-        "endpoints": [f"{listener}://{host}:{port}"],
+        "listener_security_protocol_map": {e.listener: e.protocol for e in endpoints},
+        "endpoints": [f"{e.listener}://{_host_text(e.host)}:{e.port}" for e in endpoints],
         "jmx_port": -1,
-        "host": host,
-        "port": port,
+        "host": plain.host if plain is not None else None,
+        "port": plain.port if plain is not None else -1,
         "timestamp": str(int(time.time() * 1000)),
         "version": 5,
     }
@@ -171,21 +195,36 @@ def encode_broker(node_id: int, host: str, port: int, rack: str | None, listener
     return _dumps(js)
 
 
-def decode_broker(node_id: int, data: bytes | None, epoch: int) -> BrokerInfo | None:
+def _host_text(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def decode_broker(node_id: int, data: bytes | None, epoch: int, listener: str | None = None) -> BrokerInfo | None:
+    """A registration; ``host``/``port`` of the result are ``listener``'s
+    endpoint (the inter-broker listener), else the first endpoint's, else the
+    legacy fields. None when the znode names no usable endpoint."""
     js = _loads(data)
     if not isinstance(js, dict):
         return None
-    host, port = js.get("host"), js.get("port")
+    protocols = js.get("listener_security_protocol_map")
+    protocols = protocols if isinstance(protocols, dict) else {}
+    endpoints: list[RegisteredEndpoint] = []
     for ep in js.get("endpoints") or []:
-        # "PLAINTEXT://host:port" (first endpoint wins; host/port are legacy fields)
-        _, _, rest = str(ep).partition("://")
+        name, _, rest = str(ep).partition("://")
         h, _, p = rest.rpartition(":")
-        if h and p.isdigit():
-            host, port = h.strip("[]"), int(p)
-            break
-    if not host or not isinstance(port, int):
+        if name and h and p.isdigit():
+            endpoints.append(RegisteredEndpoint(name, str(protocols.get(name, name)), h.strip("[]"), int(p)))
+    host, port = js.get("host"), js.get("port")
+    chosen = next((e for e in endpoints if e.listener == listener), None) if listener else None
+    if chosen is None and endpoints:
+        chosen = endpoints[0]
+    if chosen is not None:
+        host, port = chosen.host, chosen.port
+    if not host or not isinstance(port, int) or port < 0:
         return None
-    return BrokerInfo(node_id, host, port, js.get("rack"), epoch)
+    if not endpoints:
+        endpoints.append(RegisteredEndpoint("PLAINTEXT", "PLAINTEXT", host, port))
+    return BrokerInfo(node_id, host, port, js.get("rack"), epoch, tuple(endpoints))
 
 
 # --- /brokers/topics/<t> ----------------------------------------------------------------------

@@ -55,8 +55,8 @@ async def handle(ctx: RequestContext, req: Message) -> Message:
                       f"endpoint of type {ENDPOINT_TYPES[wanted]}")
     # every live broker (this one alone, or a cluster's), the controller; this
     # broker's own address is the one of the listener the client is on
-    brokers = [{"broker_id": b.node_id, "host": h, "port": p, "rack": b.rack, "is_fenced": False}
-               for b in st.replicas.live_brokers() for h, p in [st.endpoint_for(b, ctx.listener)]]
+    brokers = [{"broker_id": b.node_id, "host": ep[0], "port": ep[1], "rack": b.rack, "is_fenced": False}
+               for b in st.replicas.live_brokers() for ep in [st.endpoint_for(b, ctx.listener)] if ep is not None]
     controller_id = st.replicas.controller_id()
     return {
         "throttle_time_ms": 0,

@@ -60,7 +60,8 @@ async def handle(ctx: RequestContext, req: Message) -> Message:
         if node_id is None or node_id == st.node_id:
             host, port = st.advertised_by_listener.get(ctx.listener, (st.advertised_host, st.advertised_port))
             return {"node_id": st.node_id, "host": host, "port": port}
-        ep = st.broker_endpoint(node_id)
+        b = st.replicas.broker(node_id)
+        ep = None if b is None else st.endpoint_for(b, ctx.listener)
         return no_node if ep is None else {"node_id": node_id, "host": ep[0], "port": ep[1]}
 
     if v >= 4:

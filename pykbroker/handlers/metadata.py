@@ -41,25 +41,33 @@ def broker_list(ctx: RequestContext) -> list[Message]:
     st = ctx.state
     out: list[Message] = []
     for b in st.replicas.live_brokers():
-        host, port = st.endpoint_for(b, ctx.listener)
-        out.append({"node_id": b.node_id, "host": host, "port": port, "rack": b.rack})
+        ep = st.endpoint_for(b, ctx.listener)
+        if ep is not None:  # a broker without the client's listener is left out, as Kafka does
+            out.append({"node_id": b.node_id, "host": ep[0], "port": ep[1], "rack": b.rack})
     return out
 
 
 def _partition(ctx: RequestContext, ts: "TopicState", p: "PartitionState") -> Message:
     """Kafka's ZkMetadataCache.getPartitionMetadata: a leader that is not live
     is -1 with LEADER_NOT_AVAILABLE; v0 lists only live replicas and says
-    REPLICA_NOT_AVAILABLE when some are not."""
-    info = ctx.state.replicas.partition_info(ts, p)
+    REPLICA_NOT_AVAILABLE when some are not; a live leader without the
+    client's listener is -1 with LISTENER_NOT_FOUND."""
+    st = ctx.state
+    info = st.replicas.partition_info(ts, p)
     replicas, isr, offline = info.replicas, info.isr, info.offline
     code = errors.NONE
+    leader_id = info.leader
     if info.leader < 0:
         code = errors.LEADER_NOT_AVAILABLE
+    elif info.leader != st.node_id and ctx.listener is not None:
+        b = st.replicas.broker(info.leader)
+        if b is not None and st.endpoint_for(b, ctx.listener) is None:
+            code, leader_id = errors.LISTENER_NOT_FOUND, -1
     elif ctx.api_version == 0 and offline:
         replicas = [r for r in replicas if r not in offline]
         isr = [r for r in isr if r not in offline]
         code = errors.REPLICA_NOT_AVAILABLE
-    return {"error_code": code, "partition_index": p.index, "leader_id": info.leader,
+    return {"error_code": code, "partition_index": p.index, "leader_id": leader_id,
             "leader_epoch": info.leader_epoch, "replica_nodes": replicas, "isr_nodes": isr,
             "offline_replicas": offline}
 

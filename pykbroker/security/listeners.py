@@ -57,6 +57,28 @@ class ListenerSecurity:
         raise ValueError(mechanism)
 
 
+@attrs.frozen
+class InterBrokerSecurity:
+    """How this broker connects to the others: the inter-broker listener's
+    name (whose registered endpoint it dials), TLS when the listener's
+    protocol has it, and SASL with ``sasl.mechanism.inter.broker.protocol``
+    and the ``username``/``password`` of that mechanism's JAAS line on the
+    listener (as Kafka's broker logs in to its peers)."""
+
+    listener: str
+    protocol: str
+    ssl_context: ssl.SSLContext | None = None
+    mechanism: str | None = None
+    username: str = ""
+    password: str = ""
+
+    def mechanism_client(self) -> sasl.MechanismClient:
+        if self.mechanism == "PLAIN":
+            return sasl.PlainClient(self.username, self.password)
+        assert self.mechanism in scram.MECHANISMS
+        return sasl.ScramClient(self.mechanism, self.username, self.password)
+
+
 class Security:
     """Every listener's security plus the broker's SCRAM credential store."""
 
@@ -70,12 +92,15 @@ class Security:
         # cluster, ZooKeeper (cluster/scram_credentials.py, set as the cluster is built)
         self.credential_sink: CredentialSink = FileCredentials(self.scram)
         self.listeners: dict[str, ListenerSecurity] = {}
-        if config["zookeeper.connect"] and config.listeners[0].protocol != "PLAINTEXT":
-            # brokers reach each other at the first listener (the registered endpoint)
-            raise ConfigError("cluster mode: the first listener is the one brokers use between them and "
-                              "must be PLAINTEXT (inter-broker security is not done yet)")
         for lst in config.listeners:
             self.listeners[lst.name] = self._resolve(lst.name, lst.protocol)
+        inter = config.inter_broker_listener()
+        if config["zookeeper.connect"] and inter is None:
+            raise ConfigError("inter.broker.listener.name must be a listener name defined in listeners "
+                              f"(or a listener named {config['security.inter.broker.protocol']} must exist): "
+                              + ",".join(lst.name for lst in config.listeners))
+        self.inter_broker: InterBrokerSecurity | None = (
+            self._inter_broker(inter.name, inter.protocol) if inter is not None else None)
         # the HTTP control endpoint over TLS: the ssl.* stores, overridable as listener.name.control.ssl.*
         self.control_ssl_context: ssl.SSLContext | None = None
         if config["pykbroker.control.listener"] and config["pykbroker.control.ssl.enable"]:
@@ -129,6 +154,27 @@ class Security:
                 elif handler and not handler.endswith("OAuthBearerUnsecuredValidatorCallbackHandler"):
                     raise ConfigError(f"Listener {name}: server callback handler {handler} is not supported")
         return ls
+
+    def _inter_broker(self, name: str, protocol: str) -> InterBrokerSecurity:
+        ctx = None
+        if protocol in ("SSL", "SASL_SSL"):
+            ctx = tls.client_context(lambda p: self._get(name, p), name)
+        if not protocol.startswith("SASL_"):
+            return InterBrokerSecurity(name, protocol, ctx)
+        mech = str(self.config["sasl.mechanism.inter.broker.protocol"] or "").upper()
+        if mech not in ("PLAIN", *scram.MECHANISMS):
+            raise ConfigError(f"sasl.mechanism.inter.broker.protocol {mech} is not supported between brokers "
+                              "(PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)")
+        if mech not in self.listeners[name].mechanisms:
+            raise ConfigError("sasl.mechanism.inter.broker.protocol must be included in sasl.enabled.mechanisms "
+                              f"of listener {name} when SASL is used for inter-broker communication")
+        entry = self._jaas(name, mech.lower())
+        user = entry.options.get("username") if entry is not None else None
+        password = entry.options.get("password") if entry is not None else None
+        if not user or password is None:
+            raise ConfigError(f"Listener {name}: inter-broker {mech} needs username and password in "
+                              f"listener.name.{name.lower()}.{mech.lower()}.sasl.jaas.config")
+        return InterBrokerSecurity(name, protocol, ctx, mech, user, password)
 
     def _jwks(self, name: str) -> dict[str, Any]:
         from .jwks import KeySet

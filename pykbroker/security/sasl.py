@@ -345,3 +345,89 @@ class OAuthBearerJwksServer(OAuthBearerUnsecuredServer):
         if not isinstance(user, str) or not user.strip():
             return f"no {self.principal_claim} claim", None, None
         return None, user, float(exp)
+
+
+# -- the client side (a broker authenticating to another broker) ------------------------------
+
+class MechanismClient:
+    """A client's side of one exchange: :meth:`first` is the first token;
+    :meth:`evaluate` answers a server challenge (None when nothing more is
+    sent); raises :class:`SaslFailure` when the server cannot be trusted."""
+
+    mechanism = ""
+
+    def first(self) -> bytes:
+        raise NotImplementedError
+
+    def evaluate(self, challenge: bytes) -> bytes | None:
+        raise NotImplementedError
+
+
+class PlainClient(MechanismClient):
+    mechanism = "PLAIN"
+
+    def __init__(self, username: str, password: str) -> None:
+        self.username, self.password = username, password
+
+    def first(self) -> bytes:
+        return b"\0" + self.username.encode() + b"\0" + self.password.encode()
+
+    def evaluate(self, challenge: bytes) -> bytes | None:
+        return None
+
+
+def _encode_saslname(s: str) -> str:
+    return s.replace("=", "=3D").replace(",", "=2C")
+
+
+class ScramClient(MechanismClient):
+    """RFC 5802's client: client-first, then the proof; the server's final
+    signature is checked, so a server without the credential is not trusted."""
+
+    def __init__(self, mechanism: str, username: str, password: str) -> None:
+        self.mechanism = mechanism
+        self.hash = sc.MECHANISMS[mechanism][0]
+        self.username, self.password = username, password
+        self._nonce = secrets.token_urlsafe(24)
+        self._bare = f"n={_encode_saslname(username)},r={self._nonce}"
+        self._server_signature = b""
+        self.stage = 0
+
+    def first(self) -> bytes:
+        return ("n,," + self._bare).encode()
+
+    def evaluate(self, challenge: bytes) -> bytes | None:
+        text = challenge.decode("utf-8", "replace")
+        if self.stage == 0:
+            fields = dict(_attrs(text))
+            nonce, salt_b64, iters = fields.get("r", ""), fields.get("s", ""), fields.get("i", "")
+            if not nonce.startswith(self._nonce) or not iters.isdigit():
+                raise SaslFailure("Invalid SCRAM server first message")
+            try:
+                salt = base64.b64decode(salt_b64, validate=True)
+            except (binascii.Error, ValueError):
+                raise SaslFailure("Invalid SCRAM server first message: bad salt") from None
+            salted = sc.salted_password(self.mechanism, self.password, salt, int(iters))
+            client_key = sc.hmac_(self.hash, salted, b"Client Key")
+            stored_key = hashlib.new(self.hash, client_key).digest()
+            without_proof = f"c={base64.b64encode(b'n,,').decode()},r={nonce}"
+            auth_message = f"{self._bare},{text},{without_proof}".encode()
+            signature = sc.hmac_(self.hash, stored_key, auth_message)
+            proof = bytes(a ^ b for a, b in zip(client_key, signature, strict=True))
+            server_key = sc.hmac_(self.hash, salted, b"Server Key")
+            self._server_signature = sc.hmac_(self.hash, server_key, auth_message)
+            self.stage = 1
+            return f"{without_proof},p={base64.b64encode(proof).decode()}".encode()
+        if self.stage == 1:
+            fields = dict(_attrs(text))
+            if "e" in fields:
+                raise SaslFailure(f"SCRAM authentication failed: {fields['e']}")
+            try:
+                got = base64.b64decode(fields.get("v", ""), validate=True)
+            except (binascii.Error, ValueError):
+                got = b""
+            if not hmac.compare_digest(got, self._server_signature):
+                raise SaslFailure("SCRAM server signature does not match")
+            self.stage = 2
+            return None
+        raise SaslFailure("Unexpected SCRAM message after completion")

@@ -1,4 +1,4 @@
-"""TLS server contexts from Kafka's ``ssl.*`` properties, and principals from
+"""TLS server (and inter-broker client) contexts from Kafka's ``ssl.*`` properties, and principals from
 client certificates.
 
 Key stores: ``ssl.keystore.type=PEM`` (``ssl.keystore.location`` holding the
@@ -62,10 +62,7 @@ def _pem(obj: Any) -> str:
     return pem.decode()
 
 
-def server_context(get: Callable[[str], Any], listener: str) -> ssl.SSLContext:
-    """An ``ssl.SSLContext`` for ``listener``; ``get(prop)`` reads a property
-    with the listener's override applied."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+def _versions(ctx: ssl.SSLContext, get: Callable[[str], Any], listener: str) -> None:
     versions = [v.strip() for v in (get("ssl.enabled.protocols") or "").split(",") if v.strip()]
     known = [_VERSIONS[v] for v in versions if v in _VERSIONS]
     if not known:
@@ -74,47 +71,91 @@ def server_context(get: Callable[[str], Any], listener: str) -> ssl.SSLContext:
     ctx.maximum_version = max(known)
     if get("ssl.cipher.suites"):
         ctx.set_ciphers(":".join(c.strip() for c in get("ssl.cipher.suites").split(",")))
-    # key store
+
+
+def _has_keystore(get: Callable[[str], Any]) -> bool:
+    return bool(get("ssl.keystore.location") or get("ssl.keystore.key") or get("ssl.keystore.certificate.chain"))
+
+
+def _load_keystore(ctx: ssl.SSLContext, get: Callable[[str], Any], listener: str) -> None:
     ktype = (get("ssl.keystore.type") or "JKS").upper()
     loc = get("ssl.keystore.location")
-    try:
-        if get("ssl.keystore.key") or get("ssl.keystore.certificate.chain"):
-            if not (get("ssl.keystore.key") and get("ssl.keystore.certificate.chain")):
-                raise ConfigError(f"Listener {listener}: ssl.keystore.key and ssl.keystore.certificate.chain "
-                                  "go together")
-            _load_chain_from_pem_text(ctx, get("ssl.keystore.key"), get("ssl.keystore.certificate.chain"),
-                                      get("ssl.key.password"))
-        elif not loc:
-            raise ConfigError(f"Listener {listener}: ssl.keystore.location is required for TLS")
-        elif ktype == "PEM":
-            ctx.load_cert_chain(loc, password=get("ssl.key.password"))
-        elif ktype == "PKCS12":
-            key, cert, extra = _pkcs12(loc, get("ssl.keystore.password"))
-            if key is None or cert is None:
-                raise ConfigError(f"Listener {listener}: {loc} holds no private key and certificate")
-            _load_chain_from_pem_text(ctx, _pem(key), "".join(_pem(c) for c in [cert, *extra]), None)
-        else:
-            raise ConfigError(f"Listener {listener}: ssl.keystore.type {ktype} is not supported (PEM, PKCS12)")
-        # trust store (client certificates)
-        ttype = (get("ssl.truststore.type") or "JKS").upper()
-        tloc = get("ssl.truststore.location")
-        if get("ssl.truststore.certificates"):
-            ctx.load_verify_locations(cadata=get("ssl.truststore.certificates"))
-        elif tloc and ttype == "PEM":
-            ctx.load_verify_locations(cafile=tloc)
-        elif tloc and ttype == "PKCS12":
-            _, cert, extra = _pkcs12(tloc, get("ssl.truststore.password"))
-            ctx.load_verify_locations(cadata="".join(_pem(c) for c in [cert, *extra] if c is not None))
-        elif tloc:
-            raise ConfigError(f"Listener {listener}: ssl.truststore.type {ttype} is not supported (PEM, PKCS12)")
-        else:
-            ctx.load_default_certs(ssl.Purpose.CLIENT_AUTH)
-    except (OSError, ssl.SSLError, ValueError) as e:
+    if get("ssl.keystore.key") or get("ssl.keystore.certificate.chain"):
+        if not (get("ssl.keystore.key") and get("ssl.keystore.certificate.chain")):
+            raise ConfigError(f"Listener {listener}: ssl.keystore.key and ssl.keystore.certificate.chain "
+                              "go together")
+        _load_chain_from_pem_text(ctx, get("ssl.keystore.key"), get("ssl.keystore.certificate.chain"),
+                                  get("ssl.key.password"))
+    elif not loc:
+        raise ConfigError(f"Listener {listener}: ssl.keystore.location is required for TLS")
+    elif ktype == "PEM":
+        ctx.load_cert_chain(loc, password=get("ssl.key.password"))
+    elif ktype == "PKCS12":
+        key, cert, extra = _pkcs12(loc, get("ssl.keystore.password"))
+        if key is None or cert is None:
+            raise ConfigError(f"Listener {listener}: {loc} holds no private key and certificate")
+        _load_chain_from_pem_text(ctx, _pem(key), "".join(_pem(c) for c in [cert, *extra]), None)
+    else:
+        raise ConfigError(f"Listener {listener}: ssl.keystore.type {ktype} is not supported (PEM, PKCS12)")
+
+
+def _load_truststore(ctx: ssl.SSLContext, get: Callable[[str], Any], listener: str, purpose: ssl.Purpose) -> None:
+    ttype = (get("ssl.truststore.type") or "JKS").upper()
+    tloc = get("ssl.truststore.location")
+    if get("ssl.truststore.certificates"):
+        ctx.load_verify_locations(cadata=get("ssl.truststore.certificates"))
+    elif tloc and ttype == "PEM":
+        ctx.load_verify_locations(cafile=tloc)
+    elif tloc and ttype == "PKCS12":
+        _, cert, extra = _pkcs12(tloc, get("ssl.truststore.password"))
+        ctx.load_verify_locations(cadata="".join(_pem(c) for c in [cert, *extra] if c is not None))
+    elif tloc:
+        raise ConfigError(f"Listener {listener}: ssl.truststore.type {ttype} is not supported (PEM, PKCS12)")
+    else:
+        ctx.load_default_certs(purpose)
+
+
+def _loading(listener: str) -> Callable[[Exception], ConfigError]:
+    def wrap(e: Exception) -> ConfigError:
         if isinstance(e, ConfigError):
-            raise
-        raise ConfigError(f"Listener {listener}: cannot load TLS key or certificates: {e}") from None
+            return e
+        return ConfigError(f"Listener {listener}: cannot load TLS key or certificates: {e}")
+    return wrap
+
+
+def server_context(get: Callable[[str], Any], listener: str) -> ssl.SSLContext:
+    """An ``ssl.SSLContext`` for ``listener``; ``get(prop)`` reads a property
+    with the listener's override applied."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    _versions(ctx, get, listener)
+    try:
+        _load_keystore(ctx, get, listener)
+        _load_truststore(ctx, get, listener, ssl.Purpose.CLIENT_AUTH)  # client certificates
+    except (OSError, ssl.SSLError, ValueError) as e:
+        raise _loading(listener)(e) from None
     auth = get("ssl.client.auth") or "none"
     ctx.verify_mode = {"required": ssl.CERT_REQUIRED, "requested": ssl.CERT_OPTIONAL}.get(auth, ssl.CERT_NONE)
+    return ctx
+
+
+def client_context(get: Callable[[str], Any], listener: str) -> ssl.SSLContext:
+    """The context a broker connects to another broker's ``listener`` with
+    (the inter-broker listener): the same trust store verifies the peer's
+    certificate, its host name checked unless
+    ``ssl.endpoint.identification.algorithm`` is empty (Kafka's default
+    ``https`` checks it); the key store, when set, is the broker's client
+    certificate (mTLS)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    _versions(ctx, get, listener)
+    try:
+        _load_truststore(ctx, get, listener, ssl.Purpose.SERVER_AUTH)
+        if _has_keystore(get):
+            _load_keystore(ctx, get, listener)
+    except (OSError, ssl.SSLError, ValueError) as e:
+        raise _loading(listener)(e) from None
+    algorithm = get("ssl.endpoint.identification.algorithm")
+    ctx.check_hostname = bool(algorithm and str(algorithm).strip())
+    ctx.verify_mode = ssl.CERT_REQUIRED
     return ctx
 
 

@@ -54,6 +54,8 @@ class BrokerEndpoint:
     host: str
     port: int
     rack: str | None
+    # every listener it registered: (listener name, host, port); empty = only host/port above
+    listeners: tuple[tuple[str, str, int], ...] = ()
 
 
 @attrs.frozen

@@ -313,13 +313,20 @@ class BrokerState:
         b = self.replicas.broker(node_id)
         return None if b is None else (b.host, b.port, b.rack)
 
-    def endpoint_for(self, b: BrokerEndpoint, listener: str | None) -> tuple[str, int]:
+    def endpoint_for(self, b: BrokerEndpoint, listener: str | None) -> tuple[str, int] | None:
         """(host, port) of broker ``b`` as told to a client on ``listener``:
-        this broker's own address on that listener; others' registered one
-        (a cluster registers one endpoint per broker, its first listener)."""
+        the address that broker registered for the same listener name (this
+        broker's own advertised one); None when it has no such listener
+        (Kafka leaves it out of Metadata). Without a listener (in-process
+        callers), the broker's inter-broker address."""
         if b.node_id == self.node_id and listener in self.advertised_by_listener:
             return self.advertised_by_listener[listener]
-        return b.host, b.port
+        if listener is None or not b.listeners:
+            return b.host, b.port
+        for name, host, port in b.listeners:
+            if name == listener:
+                return host, port
+        return None
 
     def live_broker_ids(self) -> list[int]:
         return [b.node_id for b in self.replicas.live_brokers()]

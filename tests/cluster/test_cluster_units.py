@@ -68,8 +68,9 @@ def test_znode_round_trips():
     assert ta == zd.TopicAssignment("t", tid, {0: (1, 2), 1: (2, 0)}, 4)
     st = zd.decode_state(zd.encode_state(2, 7, [2, 1], 3), 9, 123)
     assert st == zd.LeaderIsr(2, 7, (2, 1), 3, 9, 123)
-    b = zd.decode_broker(1, zd.encode_broker(1, "127.0.0.1", 9093, "r1"), 55)
-    assert b == zd.BrokerInfo(1, "127.0.0.1", 9093, "r1", 55)
+    ep = zd.RegisteredEndpoint("PLAINTEXT", "PLAINTEXT", "127.0.0.1", 9093)
+    b = zd.decode_broker(1, zd.encode_broker(1, [ep], "r1"), 55)
+    assert b == zd.BrokerInfo(1, "127.0.0.1", 9093, "r1", 55, (ep,))
     assert zd.decode_controller(zd.encode_controller(4)) == 4 and zd.decode_controller(b"junk") == -1
     assert zd.decode_config(zd.encode_config({"min.insync.replicas": "2"})) == {"min.insync.replicas": "2"}
     assert zd.decode_shutdown(zd.encode_shutdown(8, [("t", 1)])) == (8, [("t", 1)])
