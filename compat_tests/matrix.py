@@ -80,9 +80,6 @@ class Scenario:
 
 
 GROUP_APIS = ((10,), (11,), (12,), (13,), (14,))
-# A cluster's brokers register one endpoint each, the first (PLAINTEXT)
-# listener, so Metadata would send a secure client to a plaintext port.
-SECURE_CLUSTER_NA = "cluster brokers register only their PLAINTEXT listener (inter-broker security not done yet)"
 SCENARIOS = [
     Scenario("metadata", "connect and read metadata"),
     Scenario("produce_consume", "produce + consume: keys, headers, timestamps, null values"),
@@ -102,12 +99,9 @@ SCENARIOS = [
     Scenario("idempotent", "idempotent producer", ((22,),), EOS_REASON),
     Scenario("transactions", "transactions (commit + abort) read with read_committed",
              ((10,), (22,), (24,), (26,)), EOS_REASON),
-    Scenario("sasl_ssl_scram", "SASL_SSL + SCRAM-SHA-512: produce + consume", ((17,), (36,)), SECURITY_REASON,
-             not_on=(("cluster", SECURE_CLUSTER_NA),)),
-    Scenario("sasl_plaintext_plain", "SASL_PLAINTEXT + PLAIN: produce + consume", ((17,), (36,)), SECURITY_REASON,
-             not_on=(("cluster", SECURE_CLUSTER_NA),)),
-    Scenario("ssl_client_cert", "SSL with a client certificate (mTLS): produce + consume",
-             not_on=(("cluster", SECURE_CLUSTER_NA),)),
+    Scenario("sasl_ssl_scram", "SASL_SSL + SCRAM-SHA-512: produce + consume", ((17,), (36,)), SECURITY_REASON),
+    Scenario("sasl_plaintext_plain", "SASL_PLAINTEXT + PLAIN: produce + consume", ((17,), (36,)), SECURITY_REASON),
+    Scenario("ssl_client_cert", "SSL with a client certificate (mTLS): produce + consume"),
 ]
 SCENARIO_IDS = [s.id for s in SCENARIOS]
 SCENARIO_BY_ID = {s.id: s for s in SCENARIOS}

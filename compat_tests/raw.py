@@ -23,7 +23,7 @@ if str(_TESTS) not in sys.path:
 from rawclient import RawClient  # noqa: E402
 
 from pykbroker.protocol.primitives import ZERO_UUID  # noqa: E402
-from pykbroker.protocol.records import BatchHeader, iter_batches  # noqa: E402
+from pykbroker.protocol.records import BatchHeader, decode_records, iter_batches  # noqa: E402
 
 
 def _first(bs: str) -> str:
@@ -135,9 +135,23 @@ def wait_end_offset(bs: str, topic: str, partition: int, at_least: int, timeout:
         time.sleep(0.05)
 
 
+def values(bs: str, topic: str, partition: int = 0) -> list[bytes | None]:
+    """The values of the data records stored in the partition, in offset order."""
+    out: list[bytes | None] = []
+    for h, data in _fetch(bs, topic, partition, 0):
+        if not h.is_control:
+            out += [r.value for r in decode_records(data, h.position)]
+    return out
+
+
 def batches(bs: str, topic: str, partition: int = 0, offset: int = 0) -> list[BatchHeader]:
     """Headers of the record batches stored from ``offset`` on (Fetch v11, read_uncommitted)."""
-    out: list[BatchHeader] = []
+    return [h for h, _ in _fetch(bs, topic, partition, offset)]
+
+
+def _fetch(bs: str, topic: str, partition: int, offset: int) -> list[tuple[BatchHeader, bytes]]:
+    """Every stored batch from ``offset`` on, with the fetched buffer it is in."""
+    out: list[tuple[BatchHeader, bytes]] = []
     with RawClient(leader(bs, topic, partition)) as c:
         while True:
             body = {"replica_id": -1, "max_wait_ms": 0, "min_bytes": 1, "max_bytes": 64 << 20,
@@ -150,8 +164,9 @@ def batches(bs: str, topic: str, partition: int = 0, offset: int = 0) -> list[Ba
             (t,) = r["responses"]
             (p,) = t["partitions"]
             assert p["error_code"] == 0, p
-            got = list(iter_batches(bytes(p["records"] or b"")))
+            data = bytes(p["records"] or b"")
+            got = list(iter_batches(data))
             if not got:
                 return out
-            out += got
+            out += [(h, data) for h in got]
             offset = got[-1].next_offset

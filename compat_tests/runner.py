@@ -61,6 +61,51 @@ def _apis(alts: list[tuple[int, ...]]) -> str:
     return ", ".join(" or ".join(f"{_API_NAMES.get(k, k)} ({k})" for k in a) for a in alts)
 
 
+SECURE_USERS = {"alice": "alice-secret", "admin": "admin-secret"}
+
+
+def add_scram_users(zk: Any, users: dict[str, str]) -> None:
+    """SCRAM credentials in ZooKeeper (``/config/users/<user>``), as
+    ``kafka-configs --zookeeper ... --entity-type users`` writes them."""
+    from pykbroker.cluster import zkdata as zd
+    from pykbroker.security import scram
+
+    zk.ensure_path("/config/users")
+    for user, password in users.items():
+        creds = {m: scram.ScramCredential.from_password(m, password).to_text() for m in scram.MECHANISMS}
+        zk.create(f"/config/users/{user}", zd.encode_config(creds))
+
+
+class ClusterSecureTarget:
+    """The security scenarios on the cluster: each broker's listener named
+    after the protocol, found in its ZooKeeper registration (the ports are
+    chosen at start and change on a restart)."""
+
+    def __init__(self, cluster: Any, ca: Any, client: Any) -> None:
+        self.cluster, self.ca, self.client = cluster, ca, client
+
+    def _bootstrap(self, listener: str) -> str:
+        import json
+
+        out = []
+        for node in sorted(self.cluster.zk.get_children("/brokers/ids")):
+            reg = json.loads(self.cluster.zk.get(f"/brokers/ids/{node}")[0])
+            out += [ep.split("://", 1)[1] for ep in reg["endpoints"] if ep.startswith(f"{listener}://")]
+        return ",".join(out)
+
+    def settings(self, protocol: str, mechanism: str | None) -> dict[str, Any]:
+        return {"bootstrap": self._bootstrap(protocol), "protocol": protocol, "mechanism": mechanism,
+                "username": "alice", "password": SECURE_USERS["alice"], "ca": str(self.ca.ca_pem),
+                "cert": str(self.client.cert) if protocol == "SSL" else None,
+                "key": str(self.client.key) if protocol == "SSL" else None}
+
+    def create_topic(self, name: str) -> None:
+        raw.create_topic(str(self.cluster.bootstrap), name, 1)
+
+    def values(self, topic: str) -> list[bytes | None]:
+        return raw.values(str(self.cluster.bootstrap), topic)
+
+
 class CompatRun:
     def __init__(self, make_dir: Callable[[str], Path]) -> None:
         self.make_dir = make_dir
@@ -71,6 +116,7 @@ class CompatRun:
         self.advertised: set[int] = set()
         self.zk: Any = None  # ZkServer, started with the first cluster cell
         self.cluster: Any = None  # tests/cluster/clusterlib.Cluster
+        self.cluster_secure: ClusterSecureTarget | None = None  # its TLS/SASL listeners
         self.cluster_advertised: set[int] = set()
 
     # ------------------------------------------------------------ brokers
@@ -112,8 +158,19 @@ class CompatRun:
             self.zk.start()
         from clusterlib import Cluster
 
-        self.cluster = Cluster(self.zk.connect, self.make_dir("compat-cluster"), 3, CLUSTER_OVERRIDES)
+        from pykbroker.testing.security import TestCA, secure_properties
+
+        # every broker also has SSL (client certificates required), SASL_PLAINTEXT and
+        # SASL_SSL listeners (PLAIN users in the JAAS line, SCRAM users in ZooKeeper);
+        # brokers replicate over PLAINTEXT, the first listener
+        ca = TestCA(self.make_dir("compat-cluster-ca"))
+        server = ca.issue("localhost", server=True, filename="broker")
+        client = ca.issue("client", ou="test", filename="client")
+        props = secure_properties(ca, server, SECURE_USERS, mechanisms="PLAIN,SCRAM-SHA-256,SCRAM-SHA-512")
+        self.cluster = Cluster(self.zk.connect, self.make_dir("compat-cluster"), 3, {**CLUSTER_OVERRIDES, **props})
+        add_scram_users(self.cluster.zk, SECURE_USERS)
         self.cluster.start()
+        self.cluster_secure = ClusterSecureTarget(self.cluster, ca, client)
         bs = str(self.cluster.bootstrap)
         raw.controller(bs)  # a controller is elected
         self.cluster_advertised = set(raw.api_versions(bs))
@@ -141,6 +198,7 @@ class CompatRun:
         if self.cluster is not None:
             self.cluster.close()
         self.cluster = None
+        self.cluster_secure = None
 
     def close(self) -> None:
         self.close_broker()
@@ -194,7 +252,8 @@ class CompatRun:
                 return Result(PENDING, f"{family} reads records only as a consumer-group member: "
                                        f"consumer groups + committed offsets: issue 4 "
                                        f"(broker lacks {_apis(missing)})")
-        ctx = scenarios.Ctx(d, bootstrap, advertised, restart, family, scenario_id)
+        ctx = scenarios.Ctx(d, bootstrap, advertised, restart, family, scenario_id,
+                            secure=self.cluster_secure if topology == "cluster" else None)
         try:
             notes = scenarios.SCENARIO_FUNCS[scenario_id](ctx) or []
         except NoSuchFeature as e:

@@ -16,6 +16,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from collections.abc import Callable
+from typing import Any, Protocol
 
 from . import raw
 from .drivers import Ack, Driver, NoSuchFeature, Rec
@@ -32,6 +33,8 @@ class Ctx:
     restart_broker: Callable[[], None]
     family: str
     scenario: str
+    # the TLS/SASL listeners of the same topology (security scenarios); None: one in-process broker
+    secure: "SecureTarget | None" = None
 
     def name(self, what: str = "") -> str:
         return f"compat-{self.family}-{self.scenario}{'-' + what if what else ''}-{uuid.uuid4().hex[:8]}"
@@ -316,37 +319,69 @@ def transactions(ctx: Ctx) -> None:
         f"read_committed returned {[r.value for r in got[0]]}"
 
 
-_SECURE: list = []
+class SecureTarget(Protocol):
+    """Where the security scenarios run: listeners named after their protocol
+    (SSL with client certificates required, SASL_PLAINTEXT and SASL_SSL with
+    PLAIN and SCRAM users), a CA, a client certificate."""
+
+    def settings(self, protocol: str, mechanism: str | None) -> dict[str, Any]:
+        """The driver's ``sec`` for user alice on ``protocol``."""
+        ...
+
+    def create_topic(self, name: str) -> None: ...
+
+    def values(self, topic: str) -> list[bytes | None]:
+        """The values stored in partition 0, read without the client under test."""
+        ...
 
 
-def secure_broker():  # type: ignore[no-untyped-def]
-    """One in-process broker with TLS and SASL listeners (pykbroker.testing.security),
-    shared by the security cells of every family; stopped at exit."""
-    if not _SECURE:
+class SecureBrokerTarget:
+    """One in-process broker with TLS and SASL listeners
+    (pykbroker.testing.security), shared by the security cells of every
+    family; stopped at exit."""
+
+    def __init__(self) -> None:
         import atexit
         import tempfile
 
         from pykbroker.testing.security import SecureBroker, TestCA
 
-        kb = SecureBroker(TestCA(tempfile.mkdtemp(prefix="compat-ca-"))).start()
-        atexit.register(kb.stop)
-        _SECURE.append(kb)
+        self.kb = SecureBroker(TestCA(tempfile.mkdtemp(prefix="compat-ca-"))).start()
+        atexit.register(self.kb.stop)
+
+    def settings(self, protocol: str, mechanism: str | None) -> dict[str, Any]:
+        kb = self.kb
+        return {"bootstrap": kb.bootstrap_for(protocol), "protocol": protocol, "mechanism": mechanism,
+                "username": "alice", "password": kb.users["alice"], "ca": str(kb.ca.ca_pem),
+                "cert": str(kb.client.cert) if protocol == "SSL" else None,
+                "key": str(kb.client.key) if protocol == "SSL" else None}
+
+    def create_topic(self, name: str) -> None:
+        self.kb.thread.create_topic(name, 1)
+
+    def values(self, topic: str) -> list[bytes | None]:
+        return self.kb.thread.values(topic)
+
+
+_SECURE: list[SecureBrokerTarget] = []
+
+
+def secure_broker() -> SecureBrokerTarget:
+    if not _SECURE:
+        _SECURE.append(SecureBrokerTarget())
     return _SECURE[0]
 
 
 def secure(protocol: str, mechanism: str | None) -> Callable[[Ctx], None]:
     def run(ctx: Ctx) -> None:
-        kb = secure_broker()
-        sec = {"bootstrap": kb.bootstrap_for(protocol), "protocol": protocol, "mechanism": mechanism,
-               "username": "alice", "password": kb.users["alice"], "ca": str(kb.ca.ca_pem),
-               "cert": str(kb.client.cert) if protocol == "SSL" else None,
-               "key": str(kb.client.key) if protocol == "SSL" else None}
+        target = ctx.secure or secure_broker()
+        sec = target.settings(protocol, mechanism)
         topic = ctx.name()
-        kb.thread.create_topic(topic, 1)
+        target.create_topic(topic)
         values = [f"secure-{i}".encode() for i in range(5)]
         got = ctx.driver.secure_roundtrip(sec, topic, values)
         assert got == list(enumerate(values)), f"read back over {protocol}: {got}"
-        assert kb.thread.values(topic) == values, "stored records differ"
+        assert target.values(topic) == values, "stored records differ"
 
     return run
 

@@ -215,8 +215,9 @@ class BrokerProcess:
         if self.is_running():
             self.kill() if kill else self.stop()
         wait_port_free(self.bootstrap.rsplit(":", 1)[0], self.port, port_free_timeout)
-        listeners = self.overrides.get("listeners", "PLAINTEXT://127.0.0.1:0")
-        self.overrides["listeners"] = re.sub(r":0$", f":{self.port}", listeners)
+        # the first listener (the one in the ready line) keeps its port; others on port 0 get new ones
+        first, *rest = str(self.overrides.get("listeners", "PLAINTEXT://127.0.0.1:0")).split(",")
+        self.overrides["listeners"] = ",".join([re.sub(r":0$", f":{self.port}", first), *rest])
         want_port = self.port
         self._spawn()
         if self.port != want_port:

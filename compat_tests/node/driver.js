@@ -33,7 +33,7 @@ function client(bs) {
 function secureClient(sec) {
   // a TLS/SASL listener: sec = {bootstrap, protocol, mechanism, username, password, ca, cert, key} (PEM text)
   const conf = {
-    clientId: 'pykbroker-compat', brokers: [sec.bootstrap], logLevel: logLevel.WARN,
+    clientId: 'pykbroker-compat', brokers: sec.bootstrap.split(","), logLevel: logLevel.WARN,
     retry: { retries: 3, initialRetryTime: 100 },
   }
   if (sec.protocol.includes('SSL')) {
