@@ -38,6 +38,7 @@ from . import records
 from .classic import (COMPLETING_REBALANCE, DEAD, EMPTY, NO_GENERATION, PREPARING_REBALANCE, STABLE,
                       UNKNOWN_MEMBER_ID, ClassicGroup, ClassicMember, GroupError, Waiter)
 from ..protocol.codec import Message
+from .consumer import ConsumerGroup
 from .registry import GroupConfig, GroupRegistry, OffsetsLog
 
 log = logging.getLogger("pykbroker.group")
@@ -82,11 +83,17 @@ class ClassicOps:
         member_id = req["member_id"]
         waiter = Waiter()
         group = self.registry.groups.get(gid)
-        if group is not None and group.type == "consumer":
+        if isinstance(group, ConsumerGroup):
             if not group.is_empty():
                 waiter.complete(join_error(errors.INCONSISTENT_GROUP_PROTOCOL))
                 return waiter
-            self.registry.remove(gid)  # an empty consumer group becomes a classic one
+            tombstones = group.tombstones()  # an empty consumer group becomes a classic one
+            if tombstones:
+                err = await self.offsets_log.write(gid, tombstones)
+                if err:
+                    waiter.complete(join_error(append_error_to_response_error(err)))
+                    return waiter
+            self.registry.remove(gid)
             group = None
         if group is None:
             if member_id != UNKNOWN_MEMBER_ID:

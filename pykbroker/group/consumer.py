@@ -25,10 +25,12 @@ computed inside the heartbeat), Reconciling, Stable, Dead.
 The operations (ConsumerGroupHeartbeat) are :class:`~.consumer_ops.ConsumerOps`;
 this module is the group and member model and one reconciliation step.
 
-Deviation: consumer groups live in memory only (Kafka persists them in
-``__consumer_offsets``); after a restart members get UNKNOWN_MEMBER_ID and
-rejoin with epoch 0, and their committed offsets (which are persisted) are
-kept.
+Persistence: the group is kept in ``__consumer_offsets`` as Kafka's
+``ConsumerGroup*`` records (:mod:`.records`, types 3-8): :func:`group_records`
+is the whole group as a key → value map, and :meth:`ConsumerGroup.records_to_write`
+the difference from what was last written (changed records and tombstones).
+:func:`group_from_records` rebuilds a group from the replayed map, so a
+restart or a coordinator move keeps every member's epoch and assignment.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from typing import Any
 
 import attrs
 from ..protocol.codec import Message
+from . import records as R
 
 
 LEAVE_GROUP_MEMBER_EPOCH = -1
@@ -46,6 +49,9 @@ LEAVE_GROUP_STATIC_MEMBER_EPOCH = -2
 M_STABLE = "STABLE"
 M_UNREVOKED = "UNREVOKED_PARTITIONS"
 M_UNRELEASED = "UNRELEASED_PARTITIONS"
+# Kafka's MemberState byte values in ConsumerGroupCurrentMemberAssignmentValue
+_STATE_CODES = {M_STABLE: 0, M_UNREVOKED: 1, M_UNRELEASED: 2}
+_STATES = {v: k for k, v in _STATE_CODES.items()}
 
 Assignment = dict[bytes, set[int]]
 
@@ -98,6 +104,19 @@ class ConsumerGroup:
         self.owners: dict[tuple[bytes, int], tuple[str, int]] = {}  # partition -> (member, epoch)
         self.subscription_metadata: dict[str, tuple[bytes, int]] = {}
         self.protocol_type = "consumer"
+        self.persisted: dict[bytes, bytes] = {}  # the records last written (key -> value)
+
+    def records_to_write(self) -> tuple[dict[bytes, bytes], list[tuple[bytes, bytes | None]]]:
+        """The group's records now, and what must be appended to get there
+        from :attr:`persisted`: changed records, then tombstones of gone ones."""
+        now = group_records(self)
+        recs: list[tuple[bytes, bytes | None]] = [(k, v) for k, v in now.items() if self.persisted.get(k) != v]
+        recs += [(k, None) for k in self.persisted if k not in now]
+        return now, recs
+
+    def tombstones(self) -> list[tuple[bytes, bytes | None]]:
+        """Deleting the group: a tombstone for every record it has written."""
+        return [(k, None) for k in self.persisted]
 
     @property
     def state(self) -> str:
@@ -211,3 +230,82 @@ def reconcile(member: ConsumerMember, target_epoch: int, target: Assignment,
             return member
         return next_assignment(member.member_epoch + 1, member.assigned)
     return next_assignment(member.member_epoch, member.assigned)
+
+
+# -- persistence (Kafka's ConsumerGroup* records) ------------------------------------------
+
+def _tps(a: Assignment) -> list[Message]:
+    return [{"topic_id": tid, "partitions": sorted(parts)} for tid, parts in sorted(a.items()) if parts]
+
+
+def _assignment(tps: list[Message]) -> Assignment:
+    return {tp["topic_id"]: set(tp["partitions"]) for tp in tps if tp["partitions"]}
+
+
+def group_records(g: ConsumerGroup) -> dict[bytes, bytes]:
+    """The group as Kafka writes it: key -> value of every live record."""
+    gid = g.group_id
+    out: dict[bytes, bytes] = {}
+
+    def put(kind: int, value: dict[str, Any], member_id: str | None = None) -> None:
+        out[R.consumer_group_key(kind, gid, member_id)] = R.consumer_group_value(kind, value)
+
+    for m in g.members.values():
+        mid = m.member_id
+        put(R.KEY_CG_MEMBER_METADATA, {
+            "instance_id": m.instance_id, "rack_id": m.rack_id, "client_id": m.client_id,
+            "client_host": m.client_host, "subscribed_topic_names": list(m.subscribed_topic_names),
+            "subscribed_topic_regex": m.subscribed_topic_regex, "rebalance_timeout_ms": m.rebalance_timeout_ms,
+            "server_assignor": m.server_assignor}, mid)
+        if mid in g.target:
+            put(R.KEY_CG_TARGET_MEMBER, {"topic_partitions": _tps(g.target[mid])}, mid)
+        put(R.KEY_CG_CURRENT_MEMBER, {
+            "member_epoch": m.member_epoch, "previous_member_epoch": m.previous_member_epoch,
+            "state": _STATE_CODES[m.state], "assigned_partitions": _tps(m.assigned),
+            "partitions_pending_revocation": _tps(m.pending_revocation)}, mid)
+    put(R.KEY_CG_PARTITION_METADATA, {"epoch": g.group_epoch, "topics": [
+        {"topic_id": tid, "topic_name": name, "num_partitions": n, "partition_racks": []}
+        for name, (tid, n) in sorted(g.subscription_metadata.items())]})
+    put(R.KEY_CG_METADATA, {"epoch": g.group_epoch})
+    put(R.KEY_CG_TARGET_METADATA, {"assignment_epoch": g.assignment_epoch})
+    return out
+
+
+def group_from_records(gid: str, recs: dict[bytes, "R.ConsumerGroupRecord"]) -> ConsumerGroup | None:
+    """A group rebuilt from its replayed records (the last value of each key,
+    tombstones already applied); None when the group record itself is gone."""
+    by_kind: dict[int, dict[str | None, dict[str, Any]]] = {}
+    for r in recs.values():
+        if r.value is not None:
+            by_kind.setdefault(r.kind, {})[r.member_id] = r.value
+    meta = by_kind.get(R.KEY_CG_METADATA, {}).get(None)
+    if meta is None:
+        return None
+    g = ConsumerGroup(gid)
+    g.group_epoch = meta["epoch"]
+    target_meta = by_kind.get(R.KEY_CG_TARGET_METADATA, {}).get(None)
+    g.assignment_epoch = target_meta["assignment_epoch"] if target_meta is not None else g.group_epoch
+    pm = by_kind.get(R.KEY_CG_PARTITION_METADATA, {}).get(None)
+    if pm is not None:
+        g.subscription_metadata = {t["topic_name"]: (t["topic_id"], t["num_partitions"]) for t in pm["topics"]}
+    current = by_kind.get(R.KEY_CG_CURRENT_MEMBER, {})
+    for mid, mm in by_kind.get(R.KEY_CG_MEMBER_METADATA, {}).items():
+        assert mid is not None
+        m = ConsumerMember(mid, instance_id=mm["instance_id"], rack_id=mm["rack_id"],
+                           rebalance_timeout_ms=mm["rebalance_timeout_ms"], client_id=mm["client_id"],
+                           client_host=mm["client_host"], subscribed_topic_names=list(mm["subscribed_topic_names"]),
+                           subscribed_topic_regex=mm["subscribed_topic_regex"], server_assignor=mm["server_assignor"])
+        cur = current.get(mid)
+        if cur is not None:
+            m.member_epoch, m.previous_member_epoch = cur["member_epoch"], cur["previous_member_epoch"]
+            m.state = _STATES.get(cur["state"], M_STABLE)
+            m.assigned = _assignment(cur["assigned_partitions"])
+            m.pending_revocation = _assignment(cur["partitions_pending_revocation"])
+        g.update_member(m)
+    for mid, tv in by_kind.get(R.KEY_CG_TARGET_MEMBER, {}).items():
+        if mid in g.members:
+            g.target[mid] = _assignment(tv["topic_partitions"])
+    g.persisted = group_records(g)
+    for k in recs:  # stray records (e.g. of a member without metadata): tombstoned on the next write
+        g.persisted.setdefault(k, b"")
+    return g

@@ -4,6 +4,14 @@ the timers that fence members, as Kafka's
 
 Every method of :class:`ConsumerOps` runs with the group's lock held (taken
 by :class:`~pykbroker.group.coordinator.GroupCoordinator`).
+
+Every change is written to ``__consumer_offsets`` (the group's records that
+changed, :meth:`~.consumer.ConsumerGroup.records_to_write`) before the
+heartbeat is answered, as Kafka does; when the write fails the group goes
+back to what was last written and the member gets the write's error
+(COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR, ...). A timer's change (a
+member fenced) that cannot be written stays in memory and goes out with the
+next write.
 """
 
 from __future__ import annotations
@@ -17,10 +25,12 @@ from typing import TYPE_CHECKING
 from ..protocol import errors
 from . import assignors
 from .classic import GroupError
+from . import records
+from .classic_ops import append_error_to_response_error
 from .consumer import (LEAVE_GROUP_MEMBER_EPOCH, LEAVE_GROUP_STATIC_MEMBER_EPOCH, M_UNREVOKED, Assignment,
-                       ConsumerGroup, ConsumerMember, reconcile)
+                       ConsumerGroup, ConsumerMember, group_from_records, reconcile)
 from ..protocol.codec import Message
-from .registry import GroupConfig, GroupRegistry
+from .registry import GroupConfig, GroupRegistry, OffsetsLog
 
 if TYPE_CHECKING:
     from ..server.state import BrokerState
@@ -47,10 +57,51 @@ class ConsumerOps:
     """ConsumerGroupHeartbeat on the consumer groups of ``registry``; topics
     (for subscriptions) come from ``state``."""
 
-    def __init__(self, config: GroupConfig, registry: GroupRegistry, state: BrokerState) -> None:
+    def __init__(self, config: GroupConfig, registry: GroupRegistry, state: BrokerState,
+                 offsets_log: OffsetsLog) -> None:
         self.config = config
         self.registry = registry
         self.state = state
+        self.offsets_log = offsets_log
+
+    # -- persistence ------------------------------------------------------------------------
+    async def persist(self, group: ConsumerGroup, *, rollback: bool) -> int:
+        """Append what changed in ``group`` since the last write; an error code.
+        With ``rollback`` a failed write puts the last written group back."""
+        now, recs = group.records_to_write()
+        if not recs:
+            return errors.NONE
+        err = await self.offsets_log.write(group.group_id, recs)
+        if not err:
+            group.persisted = now
+            return errors.NONE
+        log.warning("consumer group %s: state not written: %s", group.group_id, errors.NAMES.get(err, err))
+        if rollback:
+            self._restore(group)
+        return append_error_to_response_error(err)
+
+    def _restore(self, group: ConsumerGroup) -> None:
+        gid = group.group_id
+        if self.registry.groups.get(gid) is not group:
+            return
+        replayed = {}
+        for k, v in group.persisted.items():
+            r = records.decode(k, v or None)
+            if isinstance(r, records.ConsumerGroupRecord):
+                replayed[k] = r
+        old = group_from_records(gid, replayed)
+        if old is None:
+            self.registry.remove(gid)
+        else:
+            self.registry.groups[gid] = old
+
+    def restore_timers(self, group: ConsumerGroup) -> None:
+        """A loaded group's members: session timeouts (and rebalance timeouts of
+        members revoking partitions) start again, as Kafka's coordinator does on load."""
+        for m in group.members.values():
+            self._schedule_cg_session_timeout(group, m.member_id)
+            if m.state == M_UNREVOKED:
+                self._schedule_cg_rebalance_timeout(group, m)
 
     def validate_heartbeat(self, req: Message, version: int) -> None:
         def bad(msg: str) -> GroupError:
@@ -93,6 +144,15 @@ class ConsumerOps:
 
     async def heartbeat(self, req: Message, client_id: str,
                         client_host: str) -> Message:
+        resp = self._heartbeat(req, client_id, client_host)
+        group = self.registry.groups.get(req["group_id"])
+        if isinstance(group, ConsumerGroup):
+            err = await self.persist(group, rollback=True)
+            if err:
+                raise GroupError(err, None)
+        return resp
+
+    def _heartbeat(self, req: Message, client_id: str, client_host: str) -> Message:
         epoch = req["member_epoch"]
         if epoch in (LEAVE_GROUP_MEMBER_EPOCH, LEAVE_GROUP_STATIC_MEMBER_EPOCH):
             return self._consumer_leave(req)
@@ -216,9 +276,8 @@ class ConsumerOps:
         g = self.registry.groups.get(gid)
         if g is None:
             if not create:
-                # Kafka answers GROUP_ID_NOT_FOUND (fatal for librdkafka); this broker
-                # does not persist consumer groups, so after a restart the member is
-                # told it is unknown and rejoins.
+                # Kafka answers GROUP_ID_NOT_FOUND (fatal for librdkafka); a group
+                # deleted or expired meanwhile: the member is told it is unknown and rejoins.
                 raise GroupError(errors.UNKNOWN_MEMBER_ID, f"Consumer group {gid} not found.")
             g = ConsumerGroup(gid)
             self.registry.groups[gid] = g
@@ -228,6 +287,8 @@ class ConsumerOps:
         if create and g.is_empty():
             self.registry.remove(gid)
             cg = ConsumerGroup(gid)
+            # the empty classic group's record is deleted with the first write
+            cg.persisted = {records.group_metadata_key(gid): b""}
             self.registry.groups[gid] = cg
             return cg
         raise GroupError(errors.GROUP_ID_NOT_FOUND, f"Group {gid} is not a consumer group.")
@@ -329,6 +390,7 @@ class ConsumerOps:
             if isinstance(cg, ConsumerGroup) and member_id in cg.members:
                 log.info("consumer group %s: member %s fenced, its session expired", gid, member_id)
                 self._fence_consumer_member(cg, member_id)
+                await self.persist(cg, rollback=False)
 
         self.registry.schedule(("cg-session", gid, member_id), self.config.consumer_session_timeout_ms, g, expire)
 
@@ -343,6 +405,7 @@ class ConsumerOps:
                     log.info("consumer group %s: member %s fenced, it did not revoke partitions within "
                              "its rebalance timeout", gid, member_id)
                     self._fence_consumer_member(cg, member_id)
+                    await self.persist(cg, rollback=False)
 
         timeout = m.rebalance_timeout_ms if m.rebalance_timeout_ms > 0 else self.config.consumer_session_timeout_ms
         self.registry.schedule(("cg-rebalance", gid, member_id), timeout, g, expire)

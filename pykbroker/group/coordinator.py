@@ -50,7 +50,7 @@ from . import records
 from ..util import now_ms
 from .classic import DEAD, STABLE, ClassicGroup, GroupError
 from .classic_ops import ClassicOps, join_error, sync_error
-from .consumer import Assignment, ConsumerGroup
+from .consumer import group_from_records, Assignment, ConsumerGroup
 from .consumer_ops import ConsumerOps
 from .coordinator_base import InternalTopicCoordinator
 from .offsets import OffsetStore, Offsets
@@ -81,7 +81,7 @@ class GroupCoordinator(InternalTopicCoordinator):
         self.registry = GroupRegistry()
         self.timers = self.registry.timers  # every group's timers (one Timers)
         self.classic = ClassicOps(self.config, self.registry, self)
-        self.consumer = ConsumerOps(self.config, self.registry, state)
+        self.consumer = ConsumerOps(self.config, self.registry, state, self)
         self.offset_store = OffsetStore(self.config, self.registry, self, self.classic)
         self._locks: dict[str, trio.Lock] = {}
         ts = state.topics.get(OFFSETS_TOPIC)
@@ -231,6 +231,7 @@ class GroupCoordinator(InternalTopicCoordinator):
 
     def _replay(self, recs: Iterable[tuple[bytes | None, bytes | None]]) -> None:
         last_group: dict[str, dict[str, Any] | None] = {}
+        consumer: dict[str, dict[bytes, records.ConsumerGroupRecord]] = {}  # KIP-848 records, last per key
         touched: set[str] = set()
         for key, value in recs:
             try:
@@ -244,11 +245,23 @@ class GroupCoordinator(InternalTopicCoordinator):
             elif isinstance(r, records.GroupRecord):
                 last_group[r.group] = r.value
                 touched.add(r.group)
+            elif isinstance(r, records.ConsumerGroupRecord):
+                assert key is not None
+                kept = consumer.setdefault(r.group, {})
+                if r.value is None:
+                    kept.pop(key, None)
+                else:
+                    kept[key] = r
+                touched.add(r.group)
         for gid in touched:
             if not self.offsets.get(gid):
                 self.offsets.pop(gid, None)
             v = last_group.get(gid)
-            if v is not None:
+            cg = group_from_records(gid, consumer[gid]) if consumer.get(gid) else None
+            if cg is not None:
+                self.groups[gid] = cg
+                self.consumer.restore_timers(cg)
+            elif v is not None:
                 g = ClassicGroup.from_metadata(gid, v)
                 self.groups[gid] = g
                 for m in g.members.values():

@@ -243,10 +243,12 @@ class OffsetStore:
                     expired.append((t, p))
                 else:
                     all_expired = False
-        recs = [(records.offset_commit_key(gid, t, p), None) for t, p in expired]
+        recs: list[tuple[bytes, bytes | None]] = [(records.offset_commit_key(gid, t, p), None) for t, p in expired]
         delete_group = group is not None and group.is_empty() and all_expired
         if delete_group and isinstance(group, ClassicGroup):
             recs.append((records.group_metadata_key(gid), None))
+        elif delete_group and isinstance(group, ConsumerGroup):
+            recs += group.tombstones()
         if not recs and not delete_group:
             return 0
         err = await self.offsets_log.write(gid, recs)
@@ -273,7 +275,7 @@ class OffsetStore:
         offs = self.offsets.get(gid, {})
         recs: list[tuple[bytes, bytes | None]] = [
             (records.offset_commit_key(gid, t, p), None) for (t, p) in offs]
-        recs.append((records.group_metadata_key(gid), None))
+        recs += g.tombstones() if isinstance(g, ConsumerGroup) else [(records.group_metadata_key(gid), None)]
         err = await self.offsets_log.write(gid, recs)
         if err:
             return append_error_to_response_error(err)

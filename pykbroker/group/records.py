@@ -18,7 +18,25 @@ value's schema version. The rest is the non-flexible (v0-3) or flexible
   groupInstanceId v3+, clientId, clientHost, rebalanceTimeout v1+,
   sessionTimeout, subscription, assignment). Written as v3.
 
-A null value is a tombstone (offset deleted / group deleted).
+KIP-848 consumer groups (Kafka's ``ConsumerGroup*`` coordinator records;
+keys are non-flexible, values flexible version 0, unknown tagged fields
+ignored):
+
+- type 3 ConsumerGroupMetadata, key group: value epoch (the group epoch).
+- type 4 ConsumerGroupPartitionMetadata, key group: value epoch, topics
+  (topicId, topicName, numPartitions, partitionRacks) — the subscribed
+  topics the target assignment was computed for.
+- type 5 ConsumerGroupMemberMetadata, key group + member: instanceId,
+  rackId, clientId, clientHost, subscribedTopicNames,
+  subscribedTopicRegex, rebalanceTimeoutMs, serverAssignor.
+- type 6 ConsumerGroupTargetAssignmentMetadata, key group: assignmentEpoch.
+- type 7 ConsumerGroupTargetAssignmentMember, key group + member: the
+  member's target partitions (topicId, partitions).
+- type 8 ConsumerGroupCurrentMemberAssignment, key group + member:
+  memberEpoch, previousMemberEpoch, state (0 stable, 1 unrevoked, 2
+  unreleased partitions), assigned partitions, partitions pending revocation.
+
+A null value is a tombstone (offset deleted / group deleted / member gone).
 """
 
 from __future__ import annotations
@@ -35,6 +53,13 @@ OFFSETS_TOPIC = "__consumer_offsets"
 KEY_LEGACY_OFFSET_COMMIT = 0
 KEY_OFFSET_COMMIT = 1
 KEY_GROUP_METADATA = 2
+KEY_CG_METADATA = 3
+KEY_CG_PARTITION_METADATA = 4
+KEY_CG_MEMBER_METADATA = 5
+KEY_CG_TARGET_METADATA = 6
+KEY_CG_TARGET_MEMBER = 7
+KEY_CG_CURRENT_MEMBER = 8
+CONSUMER_GROUP_KEYS = range(KEY_CG_METADATA, KEY_CG_CURRENT_MEMBER + 1)
 
 OFFSET_VALUE_VERSION = 3
 OFFSET_VALUE_VERSION_WITH_EXPIRE = 1
@@ -100,6 +125,58 @@ GROUP_METADATA_VALUE = _codec("GroupMetadataValue", [
 ]}], valid="0-4", flexible="4+")
 
 
+_GROUP_KEY_FIELDS = [{"name": "GroupId", "type": "string", "versions": "0"}]
+_MEMBER_KEY_FIELDS = [{"name": "GroupId", "type": "string", "versions": "0"},
+                      {"name": "MemberId", "type": "string", "versions": "0"}]
+CG_GROUP_KEY = _codec("ConsumerGroupKey", _GROUP_KEY_FIELDS)
+CG_MEMBER_KEY = _codec("ConsumerGroupMemberKey", _MEMBER_KEY_FIELDS)
+_TOPIC_PARTITIONS = {"name": "TopicPartitions", "versions": "0+", "fields": [
+    {"name": "TopicId", "type": "uuid", "versions": "0+"},
+    {"name": "Partitions", "type": "[]int32", "versions": "0+"},
+]}
+CG_VALUES: dict[int, MessageCodec] = {
+    KEY_CG_METADATA: _codec("ConsumerGroupMetadataValue", [
+        {"name": "Epoch", "type": "int32", "versions": "0+"},
+    ], flexible="0+"),
+    KEY_CG_PARTITION_METADATA: _codec("ConsumerGroupPartitionMetadataValue", [
+        {"name": "Epoch", "type": "int32", "versions": "0+"},
+        {"name": "Topics", "type": "[]TopicMetadata", "versions": "0+"},
+    ], [{"name": "TopicMetadata", "versions": "0+", "fields": [
+        {"name": "TopicId", "type": "uuid", "versions": "0+"},
+        {"name": "TopicName", "type": "string", "versions": "0+"},
+        {"name": "NumPartitions", "type": "int32", "versions": "0+"},
+        {"name": "PartitionRacks", "type": "[]PartitionRacks", "versions": "0+"},
+    ]}, {"name": "PartitionRacks", "versions": "0+", "fields": [
+        {"name": "Partition", "type": "int32", "versions": "0+"},
+        {"name": "Racks", "type": "[]string", "versions": "0+"},
+    ]}], flexible="0+"),
+    KEY_CG_MEMBER_METADATA: _codec("ConsumerGroupMemberMetadataValue", [
+        {"name": "InstanceId", "type": "string", "versions": "0+", "nullableVersions": "0+"},
+        {"name": "RackId", "type": "string", "versions": "0+", "nullableVersions": "0+"},
+        {"name": "ClientId", "type": "string", "versions": "0+"},
+        {"name": "ClientHost", "type": "string", "versions": "0+"},
+        {"name": "SubscribedTopicNames", "type": "[]string", "versions": "0+"},
+        {"name": "SubscribedTopicRegex", "type": "string", "versions": "0+", "nullableVersions": "0+"},
+        {"name": "RebalanceTimeoutMs", "type": "int32", "versions": "0+", "default": "-1"},
+        {"name": "ServerAssignor", "type": "string", "versions": "0+", "nullableVersions": "0+"},
+    ], flexible="0+"),
+    KEY_CG_TARGET_METADATA: _codec("ConsumerGroupTargetAssignmentMetadataValue", [
+        {"name": "AssignmentEpoch", "type": "int32", "versions": "0+"},
+    ], flexible="0+"),
+    KEY_CG_TARGET_MEMBER: _codec("ConsumerGroupTargetAssignmentMemberValue", [
+        {"name": "TopicPartitions", "type": "[]TopicPartitions", "versions": "0+"},
+    ], [_TOPIC_PARTITIONS], flexible="0+"),
+    KEY_CG_CURRENT_MEMBER: _codec("ConsumerGroupCurrentMemberAssignmentValue", [
+        {"name": "MemberEpoch", "type": "int32", "versions": "0+"},
+        {"name": "PreviousMemberEpoch", "type": "int32", "versions": "0+"},
+        {"name": "State", "type": "int8", "versions": "0+"},
+        {"name": "AssignedPartitions", "type": "[]TopicPartitions", "versions": "0+"},
+        {"name": "PartitionsPendingRevocation", "type": "[]TopicPartitions", "versions": "0+"},
+    ], [_TOPIC_PARTITIONS], flexible="0+"),
+}
+_MEMBER_KEYED = (KEY_CG_MEMBER_METADATA, KEY_CG_TARGET_MEMBER, KEY_CG_CURRENT_MEMBER)
+
+
 # -- typed records ------------------------------------------------------------------------
 
 @attrs.frozen
@@ -123,6 +200,27 @@ class OffsetRecord:
 class GroupRecord:
     group: str
     value: dict[str, Any] | None  # decoded GroupMetadataValue (snake_case keys); None = tombstone
+
+
+@attrs.frozen
+class ConsumerGroupRecord:
+    """One KIP-848 record: ``kind`` is its key type (3-8), ``member_id``
+    set for the member-keyed kinds (5, 7, 8); ``value`` decoded, None = tombstone."""
+
+    kind: int
+    group: str
+    member_id: str | None
+    value: dict[str, Any] | None
+
+
+def consumer_group_key(kind: int, group: str, member_id: str | None = None) -> bytes:
+    if kind in _MEMBER_KEYED:
+        return _with_version(kind, CG_MEMBER_KEY.encode({"group_id": group, "member_id": member_id}, 0))
+    return _with_version(kind, CG_GROUP_KEY.encode({"group_id": group}, 0))
+
+
+def consumer_group_value(kind: int, value: dict[str, Any]) -> bytes:
+    return _with_version(0, CG_VALUES[kind].encode(value, 0))
 
 
 def _with_version(version: int, body: bytes) -> bytes:
@@ -149,9 +247,9 @@ def group_metadata_value(value: dict[str, Any]) -> bytes:
     return _with_version(GROUP_VALUE_VERSION, GROUP_METADATA_VALUE.encode(value, GROUP_VALUE_VERSION))
 
 
-def decode(key: bytes | None, value: bytes | None) -> OffsetRecord | GroupRecord | None:
+def decode(key: bytes | None, value: bytes | None) -> OffsetRecord | GroupRecord | ConsumerGroupRecord | None:
     """Decode one record of ``__consumer_offsets``; None for record types
-    this broker does not keep (KIP-848, share and streams group records)."""
+    this broker does not keep (share and streams group records)."""
     if key is None or len(key) < 2:
         raise ValueError("record without a versioned key")
     (ktype,) = _I16.unpack_from(key, 0)
@@ -178,4 +276,14 @@ def decode(key: bytes | None, value: bytes | None) -> OffsetRecord | GroupRecord
                 for m in gv["members"]:
                     m["rebalance_timeout"] = m["session_timeout"]
         return GroupRecord(k["group"], gv)
+    if ktype in CONSUMER_GROUP_KEYS:
+        member_keyed = ktype in _MEMBER_KEYED
+        k, _ = (CG_MEMBER_KEY if member_keyed else CG_GROUP_KEY).decode(key, 0, 2)
+        cv = None
+        if value is not None:
+            (vv,) = _I16.unpack_from(value, 0)
+            if vv != 0:
+                raise ValueError(f"unknown version {vv} of consumer group record type {ktype}")
+            cv, _ = CG_VALUES[ktype].decode(value, 0, 2)
+        return ConsumerGroupRecord(ktype, k["group_id"], k["member_id"] if member_keyed else None, cv)
     return None

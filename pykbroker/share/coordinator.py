@@ -22,7 +22,7 @@ whole state is appended as one snapshot record (:mod:`.records`) through
 (compacted), before the request is answered. On start every partition of
 that topic is read back; records acquired before the restart come back
 AVAILABLE with their delivery counts, and the groups reappear Empty.
-Membership itself is not persisted (as this broker's KIP-848 groups).
+Membership itself is not persisted (KIP-848 consumer groups are: group/consumer.py).
 """
 
 from __future__ import annotations

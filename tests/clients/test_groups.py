@@ -618,6 +618,53 @@ def test_librdkafka_consumer_protocol_kip848(broker_factory, fleet_factory, uniq
     ledger.check_exactly_once(recs)
 
 
+def test_librdkafka_consumer_protocol_group_survives_a_broker_restart(broker_factory, fleet_factory,
+                                                                        unique_topic):
+    """Issue 15 item 5: a KIP-848 group is kept in __consumer_offsets, so after
+    a broker restart the members carry on with their member ids, epochs and
+    partitions: no revoke, no lost partitions, no new assignment."""
+    from rawclient import RawClient
+
+    b = broker_factory({**BROKER, "group.consumer.session.timeout.ms": 8000})
+    create_topic(b.bootstrap, unique_topic, 6)
+    recs = make_records(unique_topic, 1200)
+    produce_recs(b.bootstrap, unique_topic, recs[:600])
+    fleet = fleet_factory("confluent-kafka", b.bootstrap, unique_topic)
+    group = f"durable848-{uuid.uuid4().hex[:6]}"
+    ledger = Ledger()
+    ms = [fleet.member(group, extra={"group.protocol": "consumer"}, ledger=ledger) for _ in range(3)]
+    wait_for(lambda: split(ms, [2, 2, 2])() and ledger.has_all(recs[:600]), ms, what="2/2/2 (KIP-848)")
+    # one leaves: the group epoch (4 by now) is one a group started afresh would not have
+    ms[0].paused.set()
+    ms[0].commit()
+    ms[0].close()
+    ms = ms[1:]
+    wait_for(lambda: split(ms, [3, 3])(), ms, what="3/3 (KIP-848)")
+    for m in ms:
+        m.commit()
+
+    def describe() -> dict:
+        with RawClient(b.bootstrap) as rc:
+            d = rc.call(69, 0, {"group_ids": [group]})["groups"][0]
+        assert d["error_code"] == 0, d
+        return {m["member_id"]: (m["member_epoch"], sorted(m["assignment"]["topic_partitions"][0]["partitions"]))
+                for m in d["members"]} | {"": d["group_epoch"]}
+
+    time.sleep(1.0)  # every member's heartbeat has confirmed its epoch
+    before = describe()
+    assert before[""] >= 4
+    callbacks = [(list(m.m.assigns), list(m.m.revokes)) for m in ms]
+    assignments = [m.assignment() for m in ms]
+    b.restart()
+    produce_recs(b.bootstrap, unique_topic, recs[600:])
+    wait_for(lambda: ledger.has_all(recs), ms, what="the rest after the restart")
+    time.sleep(2.0)  # several heartbeats on the restarted broker
+    assert describe() == before
+    assert [(m.m.assigns, m.m.revokes) for m in ms] == callbacks
+    assert [m.assignment() for m in ms] == assignments
+    ledger.check_exactly_once(recs)
+
+
 KILLED_CONSUMER = textwrap.dedent("""
     import sys
     from confluent_kafka import Consumer

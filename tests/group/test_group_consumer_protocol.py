@@ -185,3 +185,82 @@ async def test_new_topic_matching_regex_triggers_assignment(tmp_path, nursery):
     t2 = c.state.create_topic("logs-b", 1).topic_id
     r = await c.consumer_group_heartbeat(hb("g", "m", r["member_epoch"], full=False, owned={t1: {0, 1}}), 1, "c", "/h")
     assert parts(r) == {t1: {0, 1}, t2: {0}}
+
+
+# -- durable consumer groups (Kafka's ConsumerGroup* records in __consumer_offsets) --------------
+
+async def _reconciled_two_members(c, tid):
+    r1 = await c.consumer_group_heartbeat(hb("g"), 1, "c1", "/h")
+    m1 = r1["member_id"]
+    await c.consumer_group_heartbeat(hb("g", "m2-id", regex="^t$", topics=()), 1, "c2", "/h")
+    r = await c.consumer_group_heartbeat(hb("g", m1, 1, full=False, owned=None), 1, "c1", "/h")
+    keep = parts(r)[tid]
+    await c.consumer_group_heartbeat(hb("g", m1, 1, full=False, owned={tid: keep}), 1, "c1", "/h")
+    await c.consumer_group_heartbeat(hb("g", "m2-id", 2, full=False, owned=None), 1, "c2", "/h")
+    assert c.groups["g"].state == "Stable"
+    return m1, keep, set(range(6)) - keep
+
+
+async def test_consumer_group_survives_a_restart_with_epochs_and_assignments(tmp_path, nursery):
+    st = make_state(tmp_path)
+    async with trio.open_nursery() as first:
+        c = await start(first, st)
+        tid = st.create_topic("t", 6).topic_id
+        m1, keep1, keep2 = await _reconciled_two_members(c, tid)
+        before = c.groups["g"]
+        first.cancel_scope.cancel()
+    st.close()
+    st2 = make_state(tmp_path, group_consumer_session_timeout_ms=3000)
+    c2 = st2.group_coordinator
+    nursery.start_soon(c2.run)
+    await c2.loaded.wait()
+    g = c2.groups["g"]
+    assert (g.group_epoch, g.assignment_epoch, g.state) == (before.group_epoch, before.assignment_epoch, "Stable")
+    assert g.subscription_metadata == {"t": (tid, 6)}
+    assert {m: (x.member_epoch, x.assigned, x.subscribed_topic_names, x.subscribed_topic_regex, x.client_id)
+            for m, x in g.members.items()} == {
+        m1: (2, {tid: keep1}, ["t"], None, "c1"), "m2-id": (2, {tid: keep2}, [], "^t$", "c2")}
+    assert g.target == before.target
+    check_exclusive(g)
+    # the members carry on at their epoch: no rejoin, no new assignment
+    r = await c2.consumer_group_heartbeat(hb("g", m1, 2, full=False, owned={tid: keep1}), 1, "c1", "/h")
+    assert r["error_code"] == 0 and r["member_epoch"] == 2 and r["assignment"] is None
+    r = await c2.consumer_group_heartbeat(hb("g", "m2-id", 2, full=False, owned={tid: keep2}), 1, "c2", "/h")
+    assert r["error_code"] == 0 and r["member_epoch"] == 2 and r["assignment"] is None
+    assert g.group_epoch == before.group_epoch
+    # a member that does not come back is fenced after its session timeout (timers restart on load)
+    with trio.fail_after(10):
+        while "m2-id" in g.members:
+            await c2.consumer_group_heartbeat(hb("g", m1, g.members[m1].member_epoch, full=False,
+                                                 owned={tid: g.members[m1].assigned.get(tid, set())}), 1, "c1", "/h")
+            await trio.sleep(0.3)
+    st2.close()
+
+
+async def test_consumer_group_leave_and_delete_written_as_tombstones(tmp_path, nursery):
+    st = make_state(tmp_path)
+    async with trio.open_nursery() as first:
+        c = await start(first, st)
+        tid = st.create_topic("t", 6).topic_id
+        m1, _, _ = await _reconciled_two_members(c, tid)
+        r = await c.consumer_group_heartbeat(hb("g", "m2-id", -1, full=False, owned=None), 1, "c2", "/h")
+        assert r["error_code"] == 0
+        r = await c.consumer_group_heartbeat(hb("g", m1, -1, full=False, owned=None), 1, "c1", "/h")
+        assert r["error_code"] == 0 and c.groups["g"].state == "Empty"
+        epoch = c.groups["g"].group_epoch
+        first.cancel_scope.cancel()
+    st.close()
+    st2 = make_state(tmp_path)
+    c2 = st2.group_coordinator
+    nursery.start_soon(c2.run)
+    await c2.loaded.wait()
+    g = c2.groups["g"]
+    assert g.state == "Empty" and not g.members and g.group_epoch == epoch and not g.target
+    assert await c2.delete_groups(["g"]) == [("g", 0)]
+    st2.close()
+    st3 = make_state(tmp_path)
+    c3 = st3.group_coordinator
+    nursery.start_soon(c3.run)
+    await c3.loaded.wait()
+    assert "g" not in c3.groups
+    st3.close()
