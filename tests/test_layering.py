@@ -1,6 +1,7 @@
 """The package's layers point one way (docs/architecture.md):
 
-    util/protocol <- storage <- config/topic_configs <- group/txn <- handlers <- server <- cluster/broker/cli/admin <- testing
+    util/protocol <- storage <- config/topic_configs <- group/txn <- handlers <- server
+        <- cluster/broker/cli/admin <- testing
 
 A module may import its own layer and the layers below it, never above.
 Every import counts, module-level and function-local alike, except those
