@@ -48,6 +48,7 @@ PREFERRED: dict[int, int] = {
     32: 4,   # DescribeConfigs
     37: 2,   # CreatePartitions
     44: 1,   # IncrementalAlterConfigs
+    69: 1,   # ConsumerGroupDescribe
 }
 
 EARLIEST = -2
@@ -419,10 +420,25 @@ class KafkaClient:
         return [out[k] for k in sorted(out)]
 
     def describe_group(self, group: str) -> Message:
+        """DescribeGroups' answer for the group. A KIP-848 consumer group (to
+        which DescribeGroups may answer Dead) is described with
+        ConsumerGroupDescribe, in the same shape; its members carry their
+        partitions as ``assigned``: [(topic, partition)]."""
         conn = self.coordinator(group)
         resp = conn.call(15, {"groups": [group], "include_authorized_operations": False})
         g: Message = resp["groups"][0]
         check(g["error_code"], f"DescribeGroups {group!r}", g.get("error_message"))
+        if g["group_state"] == "Dead" and 69 in conn.versions:
+            r = conn.call(69, {"group_ids": [group], "include_authorized_operations": False})["groups"][0]
+            if r["error_code"] == 0:
+                members = [{"member_id": m["member_id"], "group_instance_id": m["instance_id"],
+                            "client_id": m["client_id"], "client_host": m["client_host"],
+                            "member_metadata": b"", "member_assignment": b"",
+                            "assigned": [(tp["topic_name"], p) for tp in m["assignment"]["topic_partitions"]
+                                         for p in tp["partitions"]]}
+                           for m in r["members"]]
+                g = {"error_code": 0, "group_id": group, "group_state": r["group_state"],
+                     "protocol_type": "consumer", "protocol_data": r["assignor_name"], "members": members}
         return g
 
     def committed(self, group: str) -> dict[tuple[str, int], int]:

@@ -14,8 +14,9 @@ CONSUMER-ID HOST CLIENT-ID (log end offset = the high watermark, lag = log
 end − committed). Offsets are reset only in an empty group (no members), as
 Kafka; ``--dry-run`` prints the plan and changes nothing. ``--to-offset``
 and ``--shift-by`` are clamped to [log start offset, log end offset] as
-Kafka does. Classic consumer groups are described with their members;
-for other groups the offsets and lag are shown without members.
+Kafka does. Consumer groups (classic, and KIP-848 ones through
+ConsumerGroupDescribe) are described with their members; other groups'
+offsets and lag are shown without members.
 """
 
 from __future__ import annotations
@@ -102,6 +103,10 @@ def members_assignment(group: dict[str, Any]) -> dict[tuple[str, int], dict[str,
         return out
     schema = codec.load_data_schema("consumer_protocol_assignment")
     for m in group["members"]:
+        if "assigned" in m:  # a KIP-848 group's member (KafkaClient.describe_group)
+            for tp in m["assigned"]:
+                out[tp] = m
+            continue
         data = bytes(m["member_assignment"] or b"")
         if len(data) < 2:
             continue

@@ -318,3 +318,67 @@ def test_groups_reset_offsets_dry_run_then_execute(sh: Any, kafka_topic_factory:
         assert rc == status and message in err, (args, err)
     rc, _, err = sh("groups", "--describe")
     assert rc == 2 and "--group" in err
+
+
+def test_groups_describe_a_kip848_consumer_group(sh: Any, kafka_topic_factory: Any, kafka_bootstrap: str) -> None:
+    from confluent_kafka import Consumer, Producer
+
+    t = kafka_topic_factory(partitions=2)
+    group = _name("cli-848")
+    p = Producer({"bootstrap.servers": kafka_bootstrap})
+    for i in range(20):
+        p.produce(t, value=b"v", partition=i % 2)
+    p.flush()
+    c = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": group, "group.protocol": "consumer",
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False, "client.id": "kip848"})
+    try:
+        c.subscribe([t])
+        got = 0
+        deadline = time.monotonic() + 30
+        while got < 20 and time.monotonic() < deadline:
+            m = c.poll(0.5)
+            if m is not None and m.error() is None:
+                got += 1
+        assert got == 20
+        c.commit(asynchronous=False)
+        rc, out, _ = sh("groups", "--describe", "--group", group)
+        assert rc == 0
+        rows = _describe_rows(out)
+        assert [r[:6] + r[8:] for r in rows] == [[group, t, "0", "10", "10", "0", "kip848"],
+                                                 [group, t, "1", "10", "10", "0", "kip848"]]
+        assert "has no active members" not in out
+        rc, out, _ = sh("groups", "--describe", "--group", group, "--state")
+        assert "Stable" in out and ("uniform" in out or "range" in out)
+    finally:
+        c.close()
+
+
+def test_commands_against_a_three_broker_cluster(capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch, shared_cluster: Any,
+                                                 unique_topic: str) -> None:
+    """Leaders spread over three brokers, the controller on one: requests are
+    routed as Kafka's clients route them."""
+    b = shared_cluster.bootstrap
+
+    def sh(cmd: str, *args: str, stdin: str | None = None) -> tuple[int, str, str]:
+        return run(capsys, monkeypatch, cmd, "--bootstrap-server", b, *args, stdin=stdin)
+
+    t = unique_topic
+    assert sh("topics", "--create", "--topic", t, "--partitions", "6", "--replication-factor", "3")[0] == 0
+    rc, out, _ = sh("topics", "--describe", "--topic", t)
+    leaders = set(re.findall(r"\tLeader: (\d+)", out))
+    assert len(leaders) == 3 and "ReplicationFactor: 3" in out
+    lines = "".join(f"k{i}\tv{i}\n" for i in range(300))
+    rc, out, _ = sh("produce", "--topic", t, "--property", "parse.key=true", "--print-offsets", stdin=lines)
+    assert rc == 0 and len(out.splitlines()) == 300
+    rc, out, err = sh("consume", "--topic", t, "--from-beginning", "--max-messages", "300", "--print-key")
+    assert rc == 0 and sorted(out.splitlines()) == sorted(f"k{i}\tv{i}" for i in range(300))
+    group = _name("cli-cluster")
+    c = _group_consume(b, t, group, 100)
+    c.close()
+    rows = _describe_rows(sh("groups", "--describe", "--group", group)[1])
+    assert sum(int(r[5]) for r in rows) == 200 and sum(int(r[3]) for r in rows) == 100
+    assert sh("groups", "--reset-offsets", "--group", group, "--all-topics", "--to-latest", "--execute")[0] == 0
+    rows = _describe_rows(sh("groups", "--describe", "--group", group)[1])
+    assert {r[5] for r in rows} == {"0"}
+    assert sh("topics", "--delete", "--topic", t)[0] == 0
