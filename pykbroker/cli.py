@@ -24,7 +24,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(
         prog="pykbroker",
         description="A Kafka-protocol broker. Properties use Kafka's names "
-        "(listeners, log.dirs, num.partitions, ...).")
+        "(listeners, log.dirs, num.partitions, ...).",
+        epilog="Kafka's shell tools, as clients of any Kafka broker (docs/cli.md): "
+        "pykbroker topics|groups|produce|consume --help; the control endpoint's client: "
+        "pykbroker ctl --help.")
     ap.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     ap.add_argument("properties", nargs="?", help="a server.properties file")
     ap.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
