@@ -3,7 +3,8 @@
 ``client.py`` is a small blocking Kafka client on our own sans-IO codec
 (``pykbroker.protocol``): it talks the wire protocol to any broker, a real
 Kafka included. ``topics.py``, ``groups.py`` and ``console.py`` are the
-``topics``, ``groups`` and ``produce``/``consume`` commands on top of it.
+``topics``, ``groups`` and ``produce``/``consume`` commands on top of it;
+``membership.py`` is the classic group member behind ``consume --group``.
 Nothing here imports the broker: the commands start in milliseconds.
 """
 

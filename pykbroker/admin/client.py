@@ -40,6 +40,10 @@ PREFERRED: dict[int, int] = {
     8: 8,    # OffsetCommit (v10 names topics by id)
     9: 7,    # OffsetFetch (v8+ batches groups)
     10: 3,   # FindCoordinator (v4+ batches keys)
+    11: 7,   # JoinGroup
+    12: 4,   # Heartbeat
+    13: 4,   # LeaveGroup
+    14: 5,   # SyncGroup
     15: 5,   # DescribeGroups
     16: 4,   # ListGroups
     18: 3,   # ApiVersions
@@ -97,13 +101,18 @@ class Connection:
         self.address = (host, port)
         self.client_id = client_id
         self.timeout = timeout
-        try:
-            self.sock = socket.create_connection(self.address, timeout=timeout)
-        except OSError as e:
-            raise ClientError(f"cannot connect to {host}:{port}: {e.strerror or e}") from None
-        self.sock.settimeout(timeout)
         self._corr = 0
         self.versions: dict[int, tuple[int, int]] = {}
+        self._in_flight = False
+        self._connect()
+
+    def _connect(self) -> None:
+        host, port = self.address
+        try:
+            self.sock = socket.create_connection(self.address, timeout=self.timeout)
+        except OSError as e:
+            raise ClientError(f"cannot connect to {host}:{port}: {e.strerror or e}") from None
+        self.sock.settimeout(self.timeout)
         self._negotiate()
 
     def close(self) -> None:
@@ -135,6 +144,18 @@ class Connection:
         return self._roundtrip(api_key, self.version(api_key) if version is None else version, body)
 
     def _roundtrip(self, api_key: int, version: int, body: Message) -> Message:
+        if self._in_flight:
+            # a request was interrupted (Ctrl-C, a timeout) before its answer was read:
+            # that answer would come next, so start over on a new socket
+            self.close()
+            self._in_flight = False
+            self._connect()
+        self._in_flight = True
+        resp = self._exchange(api_key, version, body)
+        self._in_flight = False
+        return resp
+
+    def _exchange(self, api_key: int, version: int, body: Message) -> Message:
         api = codec.api(api_key)
         self._corr += 1
         frame = encode_request(api, version, self._corr, body, client_id=self.client_id)

@@ -25,12 +25,15 @@ import argparse
 import base64
 import binascii
 import json
+import signal
 import sys
+import threading
 import time
 from typing import Any
 
 from . import common
 from .client import ClientError, KafkaClient, TopicMeta, check, partition_for_key
+from .membership import GroupMember
 from ..protocol.records import (
     Record,
     COMPRESSION_GZIP,
@@ -208,6 +211,8 @@ class Consume(common.CommandBody):
                         "(default latest)")
         ap.add_argument("--from-beginning", action="store_true", help="start at the earliest offset "
                         "(default: only new records)")
+        ap.add_argument("--group", help="consume as a member of this consumer group (classic protocol, "
+                        "range assignment): start at its committed offsets, commit as it goes")
         ap.add_argument("--max-messages", type=int, metavar="N", help="stop after N records")
         ap.add_argument("--timeout-ms", type=int, metavar="MS", help="stop when no record came for MS")
         ap.add_argument("--isolation-level", choices=["read_uncommitted", "read_committed"],
@@ -237,54 +242,135 @@ class Consume(common.CommandBody):
                 raise common.UsageError(f"--offset {ns.offset!r}: earliest, latest or a number") from None
             if start < 0:
                 raise common.UsageError("--offset must not be negative")
+        if ns.group is not None and (ns.partition is not None or ns.offset is not None):
+            raise common.UsageError("--group excludes --partition and --offset (the group assigns partitions)")
         fmt = _Formatter(props, ns.key_format, ns.value_format)
-        isolation = 1 if ns.isolation_level == "read_committed" else 0
-        count = 0
         progress = common.Progress(ns.progress, f"consumed from {ns.topic}")
+        loop = _ConsumeLoop(ns, fmt, progress)
+        main_thread = threading.current_thread() is threading.main_thread()
+        # SIGTERM as Ctrl-C: commit (with --group), leave the group, print the summary
+        old_handler = signal.signal(signal.SIGTERM, _interrupt) if main_thread else None
         try:
             with common.connect(ns) as client:
-                topic = client.topic(ns.topic)
-                if ns.partition is not None:
-                    if ns.partition not in topic.partitions:
-                        raise ClientError(f"topic {ns.topic!r} has no partition {ns.partition} "
-                                          f"(it has {len(topic.partitions)})")
-                    parts = [ns.partition]
-                else:
-                    parts = list(topic.partitions)
-                earliest = ns.from_beginning or ns.offset == "earliest"
-                offsets = client.list_offsets(topic, {p: -2 if earliest else -1 for p in parts}, isolation)
-                if start is not None:
-                    lo = client.list_offsets(topic, {ns.partition: -2}, isolation)[ns.partition]
-                    hi = client.list_offsets(topic, {ns.partition: -1}, isolation)[ns.partition]
-                    if not lo <= start <= hi:
-                        raise ClientError(f"offset {start} is out of range for {ns.topic}-{ns.partition} "
-                                          f"[{lo}, {hi}]")
-                    offsets[ns.partition] = start
-                last = time.monotonic()
-                while True:
-                    got = False
-                    wait = 500 if ns.timeout_ms is None else max(0, min(500, ns.timeout_ms))
-                    for fp in client.fetch(topic, offsets, max_wait_ms=wait, isolation_level=isolation):
-                        if fp.error_code:
-                            check(fp.error_code, f"Fetch {ns.topic}-{fp.partition}")
-                        for r in fp.records:
-                            sys.stdout.write(fmt.format(ns.topic, fp.partition, r))
-                            count += 1
-                            progress.add()
-                            got = True
-                            if ns.max_messages is not None and count >= ns.max_messages:
-                                sys.stdout.flush()
-                                return 0
-                        offsets[fp.partition] = fp.next_offset
-                    sys.stdout.flush()
-                    now = time.monotonic()
-                    if got:
-                        last = now
-                    elif ns.timeout_ms is not None and (now - last) * 1000 >= ns.timeout_ms:
-                        return 0
+                loop.run(client, start)
         finally:
+            if main_thread:
+                signal.signal(signal.SIGTERM, old_handler)
             progress.done()
-            print(f"Processed a total of {count} messages", file=sys.stderr)
+            print(f"Processed a total of {loop.count} messages", file=sys.stderr)
+        return 0
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+class _ConsumeLoop:
+    """Fetch, print, and with ``--group`` be a member of the group: heartbeat
+    between fetches, commit every 5 s and at the end (the offset after the
+    last record printed), rejoin when the group rebalances."""
+
+    COMMIT_INTERVAL = 5.0
+
+    def __init__(self, ns: argparse.Namespace, fmt: _Formatter, progress: common.Progress) -> None:
+        self.ns = ns
+        self.fmt = fmt
+        self.progress = progress
+        self.isolation = 1 if ns.isolation_level == "read_committed" else 0
+        self.count = 0
+        self.member: GroupMember | None = None
+        self.offsets: dict[int, int] = {}
+
+    def _start_offsets(self, client: KafkaClient, topic: TopicMeta, parts: list[int],
+                       committed: dict[int, int]) -> dict[int, int]:
+        earliest = self.ns.from_beginning or self.ns.offset == "earliest"
+        missing = [p for p in parts if p not in committed]
+        out = {p: committed[p] for p in parts if p in committed}
+        if missing:
+            out.update(client.list_offsets(topic, {p: -2 if earliest else -1 for p in missing}, self.isolation))
+        return out
+
+    def _join(self, client: KafkaClient, topic: TopicMeta) -> None:
+        assert self.member is not None
+        assigned = self.member.join().get(topic.name, [])
+        self.offsets = self._start_offsets(client, topic, assigned, self.member.committed(topic.name))
+        print(f"joined group {self.ns.group!r} (generation {self.member.generation}): "
+              f"partitions {assigned}", file=sys.stderr)
+
+    def _commit(self, topic: TopicMeta) -> bool:
+        assert self.member is not None
+        return self.member.commit({(topic.name, p): o for p, o in self.offsets.items()})
+
+    def run(self, client: KafkaClient, start: int | None) -> None:
+        ns = self.ns
+        topic = client.topic(ns.topic)
+        if ns.group is not None:
+            self.member = GroupMember(client, ns.group, [ns.topic])
+            self._join(client, topic)
+            try:
+                self._loop(client, topic)
+            finally:
+                try:
+                    self._commit(topic)
+                finally:
+                    self.member.leave()
+            return
+        if ns.partition is not None:
+            if ns.partition not in topic.partitions:
+                raise ClientError(f"topic {ns.topic!r} has no partition {ns.partition} "
+                                  f"(it has {len(topic.partitions)})")
+            parts = [ns.partition]
+        else:
+            parts = list(topic.partitions)
+        self.offsets = self._start_offsets(client, topic, parts, {})
+        if start is not None:
+            lo = client.list_offsets(topic, {ns.partition: -2}, self.isolation)[ns.partition]
+            hi = client.list_offsets(topic, {ns.partition: -1}, self.isolation)[ns.partition]
+            if not lo <= start <= hi:
+                raise ClientError(f"offset {start} is out of range for {ns.topic}-{ns.partition} [{lo}, {hi}]")
+            self.offsets[ns.partition] = start
+        self._loop(client, topic)
+
+    def _loop(self, client: KafkaClient, topic: TopicMeta) -> None:
+        ns = self.ns
+        last = last_commit = time.monotonic()
+        while True:
+            got = False
+            wait = 500 if ns.timeout_ms is None else max(0, min(500, ns.timeout_ms))
+            if self.offsets:
+                fetched = client.fetch(topic, self.offsets, max_wait_ms=wait, isolation_level=self.isolation)
+            else:  # a group member without partitions: wait, heartbeat
+                time.sleep(wait / 1000)
+                fetched = iter(())
+            for fp in fetched:
+                if fp.error_code:
+                    check(fp.error_code, f"Fetch {ns.topic}-{fp.partition}")
+                for r in fp.records:
+                    sys.stdout.write(self.fmt.format(ns.topic, fp.partition, r))
+                    self.offsets[fp.partition] = r.offset + 1
+                    self.count += 1
+                    self.progress.add()
+                    got = True
+                    if ns.max_messages is not None and self.count >= ns.max_messages:
+                        sys.stdout.flush()
+                        return
+                self.offsets[fp.partition] = max(self.offsets[fp.partition], fp.next_offset)
+            sys.stdout.flush()
+            now = time.monotonic()
+            if got:
+                last = now
+            elif ns.timeout_ms is not None and (now - last) * 1000 >= ns.timeout_ms:
+                return
+            if self.member is not None:
+                ok = True
+                if now - last_commit >= self.COMMIT_INTERVAL:
+                    ok = self._commit(topic)
+                    last_commit = now
+                if ok and self.member.heartbeat_due():
+                    ok = self.member.heartbeat()
+                if not ok:
+                    self._commit(topic)  # refused once the generation is gone: the next owner re-reads
+                    self._join(client, topic)
 
 
 class _Formatter:

@@ -382,3 +382,79 @@ def test_commands_against_a_three_broker_cluster(capsys: pytest.CaptureFixture[s
     rows = _describe_rows(sh("groups", "--describe", "--group", group)[1])
     assert {r[5] for r in rows} == {"0"}
     assert sh("topics", "--delete", "--topic", t)[0] == 0
+
+
+def test_consume_with_a_group_commits_and_resumes(sh: Any, kafka_topic_factory: Any, kafka_bootstrap: str) -> None:
+    t = kafka_topic_factory(partitions=1)
+    group = _name("cli-consume-group")
+    assert sh("produce", "--topic", t, stdin="".join(f"m{i}\n" for i in range(1000)))[0] == 0
+    rc, out, err = sh("consume", "--topic", t, "--group", group, "--from-beginning", "--max-messages", "400")
+    assert rc == 0 and out.splitlines() == [f"m{i}" for i in range(400)]
+    assert "partitions [0]" in err
+    committed, end = _kp_lag(kafka_bootstrap, t, group, 1)[0]
+    assert (committed, end) == (400, 1000)
+    rows = _describe_rows(sh("groups", "--describe", "--group", group)[1])
+    assert rows == [[group, t, "0", "400", "1000", "600", "-", "-", "-"]]
+    # the next run resumes at the committed offset (--from-beginning only applies without one)
+    rc, out, _ = sh("consume", "--topic", t, "--group", group, "--from-beginning", "--timeout-ms", "1000")
+    assert rc == 0 and out.splitlines() == [f"m{i}" for i in range(400, 1000)]
+    assert _kp_lag(kafka_bootstrap, t, group, 1)[0] == (1000, 1000)
+    rc, _, err = sh("consume", "--topic", t, "--group", group, "--partition", "0")
+    assert rc == 2 and "--group excludes --partition" in err
+
+
+def test_consume_group_members_share_partitions(sh: Any, kafka_topic_factory: Any, kafka_bootstrap: str) -> None:
+    """A CLI member and a kafka-python member split the partitions (range
+    assignment, the CLI rejoins on the rebalance), as two Kafka consumers do."""
+    import subprocess
+    import sys
+
+    t = kafka_topic_factory(partitions=4)
+    group = _name("cli-members")
+    proc = subprocess.Popen([sys.executable, "-m", "pykbroker", "consume", "--bootstrap-server", kafka_bootstrap,
+                             "--topic", t, "--group", group, "--timeout-ms", "20000", "--print-partition"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    kc = None
+    try:
+        deadline = time.monotonic() + 20
+        rows: list[list[str]] = []
+        while time.monotonic() < deadline:
+            rows = _describe_rows(sh("groups", "--describe", "--group", group)[1]) \
+                if "Stable" in sh("groups", "--describe", "--group", group, "--state")[1] else []
+            if len(rows) == 4:
+                break
+            time.sleep(0.3)
+        assert {r[8] for r in rows} == {"pykbroker-cli"} and len(rows) == 4
+        kc = KafkaConsumer(t, bootstrap_servers=kafka_bootstrap, group_id=group, client_id="kp-member",
+                           enable_auto_commit=False, session_timeout_ms=10000)
+        owners: dict[str, set[str]] = {}
+        while time.monotonic() < deadline + 20:
+            kc.poll(timeout_ms=200)
+            rc, out, _ = sh("groups", "--describe", "--group", group)
+            owners = {}
+            for r in _describe_rows(out) if "Stable" in sh("groups", "--describe", "--group", group,
+                                                           "--state")[1] else []:
+                owners.setdefault(r[8], set()).add(r[2])
+            if set(owners) == {"pykbroker-cli", "kp-member"}:
+                break
+        assert {k: len(v) for k, v in owners.items()} == {"pykbroker-cli": 2, "kp-member": 2}
+        p = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+        for i in range(40):
+            p.send(t, value=b"x%d" % i, partition=i % 4)
+        p.flush()
+        p.close()
+        got = 0
+        end = time.monotonic() + 15
+        while got < 20 and time.monotonic() < end:
+            for msgs in kc.poll(timeout_ms=300).values():
+                got += len(msgs)
+        assert got == 20
+    finally:
+        if kc is not None:
+            kc.close()
+        proc.terminate()  # as Ctrl-C: commits, leaves the group
+        out, err = proc.communicate(20)
+    assert proc.returncode == 130 and "Processed a total of 20 messages" in err
+    mine = {line.split("\t")[0] for line in out.splitlines()}
+    assert len(mine) == 2 and mine == {f"Partition:{p}" for p in owners["pykbroker-cli"]}
+    assert len(out.splitlines()) == 20
