@@ -458,3 +458,27 @@ def test_consume_group_members_share_partitions(sh: Any, kafka_topic_factory: An
     mine = {line.split("\t")[0] for line in out.splitlines()}
     assert len(mine) == 2 and mine == {f"Partition:{p}" for p in owners["pykbroker-cli"]}
     assert len(out.splitlines()) == 20
+
+
+def test_range_assignor_and_consumer_protocol_bytes() -> None:
+    from pykbroker.admin.membership import (
+        decode_assignment,
+        decode_subscription,
+        encode_assignment,
+        encode_subscription,
+        range_assign,
+    )
+
+    subs = {"b": ["t", "u"], "a": ["t"], "c": ["u"]}
+    assert range_assign(subs, {"t": 5, "u": 1}) == {"a": {"t": [0, 1, 2]}, "b": {"t": [3, 4], "u": [0]}, "c": {}}
+    assert decode_subscription(encode_subscription(["u", "t"])) == ["t", "u"]
+    data = encode_assignment({"t": [0, 2]})
+    assert decode_assignment(data) == {"t": [0, 2]}
+    # version 0, one topic "t" (int16 length + bytes), partitions [0, 2], null user data
+    assert data == bytes.fromhex("0000" "00000001" "0001") + b"t" + bytes.fromhex("00000002" "00000000"
+                                                                                 "00000002" "ffffffff")
+
+
+def test_groups_describe_unknown_group(sh: Any) -> None:
+    rc, out, err = sh("groups", "--describe", "--group", "no-such-group-xyz")
+    assert rc == 1 and "consumer group 'no-such-group-xyz' does not exist" in err and out == ""
