@@ -51,6 +51,7 @@ PREFERRED: dict[int, int] = {
     20: 4,   # DeleteTopics (v6 adds ids)
     32: 4,   # DescribeConfigs
     37: 2,   # CreatePartitions
+    42: 2,   # DeleteGroups
     44: 1,   # IncrementalAlterConfigs
     69: 1,   # ConsumerGroupDescribe
 }
@@ -474,6 +475,12 @@ class KafkaClient:
                 if p["committed_offset"] >= 0:
                     out[(t["name"], p["partition_index"])] = p["committed_offset"]
         return out
+
+    def delete_group(self, group: str) -> None:
+        """DeleteGroups: an empty group and its offsets (NON_EMPTY_GROUP otherwise)."""
+        resp = self.coordinator(group).call(42, {"groups_names": [group]})
+        for r in resp["results"]:
+            check(r["error_code"], f"cannot delete group {group!r}")
 
     def commit(self, group: str, offsets: dict[tuple[str, int], int]) -> None:
         """Commit as an admin (generation -1, no member): only for an empty group."""

@@ -4,6 +4,7 @@
 
     pykbroker groups --bootstrap-server HOST:PORT --list
     pykbroker groups --describe --group G [--state]      # lag per partition
+    pykbroker groups --delete --group G                  # an empty group and its offsets
     pykbroker groups --reset-offsets --group G --topic T[:P,P...] | --all-topics
         --to-earliest | --to-latest | --to-datetime 2026-01-02T03:04:05.000 | --shift-by N | --to-offset N
         [--dry-run (the default) | --execute]
@@ -42,6 +43,7 @@ class Groups(common.CommandBody):
         act.add_argument("--list", action="store_true", help="list the groups")
         act.add_argument("--describe", action="store_true", help="offsets and lag per partition")
         act.add_argument("--reset-offsets", action="store_true", help="move an empty group's offsets")
+        act.add_argument("--delete", action="store_true", help="delete empty groups and their offsets")
         ap.add_argument("--group", action="append", default=[], help="the group (repeatable)")
         ap.add_argument("--all-groups", action="store_true", help="describe every group")
         ap.add_argument("--state", action="store_true", help="describe: the group's state and members "
@@ -83,6 +85,13 @@ class Groups(common.CommandBody):
                         describe_state(client, g)
                     else:
                         describe(client, g)
+                return 0
+            if ns.delete:
+                if not ns.group:
+                    raise common.UsageError("--delete needs --group G (repeatable)")
+                for g in ns.group:
+                    client.delete_group(g)
+                    print(f"Deletion of requested consumer groups ('{g}') was successful.")
                 return 0
             if len(ns.group) != 1:
                 raise common.UsageError("--reset-offsets needs exactly one --group")

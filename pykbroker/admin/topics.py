@@ -3,7 +3,8 @@
 ::
 
     pykbroker topics --bootstrap-server HOST:PORT --list
-    pykbroker topics --describe [--topic REGEX] [--offsets]
+    pykbroker topics --describe [--topic REGEX] [--offsets] [--under-replicated-partitions]
+        [--unavailable-partitions]
     pykbroker topics --create --topic T [--partitions N] [--replication-factor R] [--config k=v ...]
     pykbroker topics --alter --topic REGEX [--partitions N] [--config k=v ...] [--delete-config k ...]
     pykbroker topics --delete --topic REGEX [--if-exists]
@@ -19,9 +20,10 @@ from __future__ import annotations
 
 import argparse
 import re
+from collections.abc import Callable
 
 from . import common
-from .client import ClientError, KafkaClient, TopicMeta, check
+from .client import ClientError, KafkaClient, PartitionMeta, TopicMeta, check
 
 TOPIC_RESOURCE = 2
 DYNAMIC_TOPIC_CONFIG = 1
@@ -52,6 +54,10 @@ class Topics(common.CommandBody):
         ap.add_argument("--exclude-internal", action="store_true", help="leave out internal topics")
         ap.add_argument("--offsets", action="store_true", help="describe: log start offset and high "
                         "watermark of each partition")
+        ap.add_argument("--under-replicated-partitions", action="store_true",
+                        help="describe: only partitions whose ISR is smaller than their replica set")
+        ap.add_argument("--unavailable-partitions", action="store_true",
+                        help="describe: only partitions without a leader")
         return ap
 
     def run(self, ns: argparse.Namespace) -> int:
@@ -82,7 +88,12 @@ class Topics(common.CommandBody):
             if not names and ns.topic and not ns.if_exists:
                 raise ClientError(f"topic {ns.topic!r} does not exist")
             if ns.describe:
-                describe(client, names, ns.offsets)
+                only = None
+                if ns.under_replicated_partitions or ns.unavailable_partitions:
+                    def only(p: PartitionMeta) -> bool:
+                        return bool((ns.under_replicated_partitions and len(p.isr) < len(p.replicas))
+                                    or (ns.unavailable_partitions and p.leader < 0))
+                describe(client, names, ns.offsets, only)
             elif ns.alter:
                 for n in names:
                     alter(client, n, ns.partitions, configs, ns.delete_config)
@@ -114,7 +125,10 @@ def create(client: KafkaClient, topic: str, partitions: int | None, rf: int | No
     return 0
 
 
-def describe(client: KafkaClient, names: list[str], offsets: bool) -> None:
+def describe(client: KafkaClient, names: list[str], offsets: bool,
+             only: Callable[[PartitionMeta], bool] | None = None) -> None:
+    """Kafka's layout; with ``only`` (the --under-replicated/--unavailable
+    filters) just the matching partition lines, without the topic lines."""
     if not names:
         return
     meta = client.metadata(names)
@@ -124,19 +138,28 @@ def describe(client: KafkaClient, names: list[str], offsets: bool) -> None:
         check(t.error_code, f"topic {name!r}")
         rf = len(next(iter(t.partitions.values())).replicas) if t.partitions else 0
         cfg = ",".join(f"{k}={v}" for k, v in overrides.get(name, {}).items())
+        if only is not None:
+            for p in t.partitions.values():
+                if only(p):
+                    print(_partition_line(name, p))
+            continue
         print(f"Topic: {name}\tTopicId: {t.topic_id}\tPartitionCount: {len(t.partitions)}\t"
               f"ReplicationFactor: {rf}\tConfigs: {cfg}")
         starts, ends = (_offsets(client, t) if offsets else ({}, {}))
         for p in t.partitions.values():
-            line = (f"\tTopic: {name}\tPartition: {p.partition}\tLeader: "
-                    f"{p.leader if p.leader >= 0 else 'none'}\tReplicas: {_ids(p.replicas)}\t"
-                    f"Isr: {_ids(p.isr)}")
-            if p.offline:
-                line += f"\tOffline: {_ids(p.offline)}"
+            line = _partition_line(name, p)
             if offsets:
                 line += f"\tLogStartOffset: {starts.get(p.partition, '-')}\t" \
                         f"HighWatermark: {ends.get(p.partition, '-')}"
             print(line)
+
+
+def _partition_line(name: str, p: PartitionMeta) -> str:
+    line = (f"\tTopic: {name}\tPartition: {p.partition}\tLeader: {p.leader if p.leader >= 0 else 'none'}\t"
+            f"Replicas: {_ids(p.replicas)}\tIsr: {_ids(p.isr)}")
+    if p.offline:
+        line += f"\tOffline: {_ids(p.offline)}"
+    return line
 
 
 def _ids(ids: list[int]) -> str:

@@ -259,9 +259,19 @@ def test_groups_describe_lag_agrees_with_kafka_python(sh: Any, kafka_topic_facto
 
     # catch up: lag 0
     c = _group_consume(kafka_bootstrap, t, group, 600)
-    c.close()
+    try:
+        rows = _describe_rows(sh("groups", "--describe", "--group", group)[1])
+        assert rows[0][:6] == [group, t, "0", "1000", "1000", "0"]
+        rc, out, err = sh("groups", "--delete", "--group", group)
+        assert rc == 1 and "NON_EMPTY_GROUP" in err
+    finally:
+        c.close()
     rows = _describe_rows(sh("groups", "--describe", "--group", group)[1])
     assert rows == [[group, t, "0", "1000", "1000", "0", "-", "-", "-"]]
+    rc, out, _ = sh("groups", "--delete", "--group", group)
+    assert (rc, out) == (0, f"Deletion of requested consumer groups ('{group}') was successful.\n")
+    assert sh("groups", "--describe", "--group", group)[0] == 1
+    assert group not in sh("groups", "--list")[1].splitlines()
 
 
 def test_groups_reset_offsets_dry_run_then_execute(sh: Any, kafka_topic_factory: Any,
@@ -368,6 +378,12 @@ def test_commands_against_a_three_broker_cluster(capsys: pytest.CaptureFixture[s
     rc, out, _ = sh("topics", "--describe", "--topic", t)
     leaders = set(re.findall(r"\tLeader: (\d+)", out))
     assert len(leaders) == 3 and "ReplicationFactor: 3" in out
+    deadline = time.monotonic() + 20  # followers join the ISR
+    while sh("topics", "--describe", "--topic", t, "--under-replicated-partitions")[1] \
+            and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert sh("topics", "--describe", "--topic", t, "--under-replicated-partitions")[1] == ""
+    assert sh("topics", "--describe", "--topic", t, "--unavailable-partitions")[1] == ""
     lines = "".join(f"k{i}\tv{i}\n" for i in range(300))
     rc, out, _ = sh("produce", "--topic", t, "--property", "parse.key=true", "--print-offsets", stdin=lines)
     assert rc == 0 and len(out.splitlines()) == 300
@@ -377,7 +393,9 @@ def test_commands_against_a_three_broker_cluster(capsys: pytest.CaptureFixture[s
     c = _group_consume(b, t, group, 100)
     c.close()
     rows = _describe_rows(sh("groups", "--describe", "--group", group)[1])
-    assert sum(int(r[5]) for r in rows) == 200 and sum(int(r[3]) for r in rows) == 100
+    kp = _kp_lag(b, t, group, 6)  # only partitions with a commit are listed, as Kafka's tool does
+    assert {int(r[2]): (int(r[3]), int(r[4])) for r in rows} == {p: v for p, v in kp.items() if v[0] is not None}
+    assert sum(int(r[3]) for r in rows) == 100 and all(int(r[5]) == int(r[4]) - int(r[3]) for r in rows)
     assert sh("groups", "--reset-offsets", "--group", group, "--all-topics", "--to-latest", "--execute")[0] == 0
     rows = _describe_rows(sh("groups", "--describe", "--group", group)[1])
     assert {r[5] for r in rows} == {"0"}
