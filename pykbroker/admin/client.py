@@ -58,6 +58,7 @@ PREFERRED: dict[int, int] = {
 
 EARLIEST = -2
 LATEST = -1
+MAX_RESPONSE = 256 << 20  # a bigger size prefix means the peer does not speak Kafka
 
 
 class ClientError(Exception):
@@ -165,12 +166,18 @@ class Connection:
             if api_key == 0 and body.get("acks") == 0:
                 return {}
             (size,) = struct.unpack(">i", self._recv(4))
+            if not 4 <= size <= MAX_RESPONSE:
+                raise ClientError(f"{self.address[0]}:{self.address[1]} is not a Kafka broker? "
+                                  f"(an answer of {size} bytes)")
             data = self._recv(size)
-        except (OSError, TimeoutError) as e:
+        except OSError as e:
             raise ClientError(f"{api.name} to {self.address[0]}:{self.address[1]}: "
-                              f"{e.strerror if isinstance(e, OSError) and e.strerror else e or 'timed out'}"
-                              ) from None
-        corr, resp = decode_response(api, version, data)
+                              f"{e.strerror or e or 'timed out'}") from None
+        try:
+            corr, resp = decode_response(api, version, data)
+        except Exception as e:  # the codec's DecodeError, or worse: a peer that is no Kafka broker
+            raise ClientError(f"{api.name} from {self.address[0]}:{self.address[1]}: "
+                              f"an answer that does not parse ({e})") from None
         if corr != self._corr:
             raise ClientError(f"{api.name}: answer to request {corr}, expected {self._corr}")
         return resp

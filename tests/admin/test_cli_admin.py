@@ -111,6 +111,30 @@ def test_unreachable_broker(capsys: pytest.CaptureFixture[str], monkeypatch: pyt
     assert rc == 1 and "is not host:port" in err
 
 
+def test_a_peer_that_is_not_kafka(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """An HTTP server where a broker was expected: a clear error, no hang."""
+    import socket
+    import threading
+
+    srv = socket.create_server(("127.0.0.1", 0))
+
+    def answer() -> None:
+        conn, _ = srv.accept()
+        conn.recv(1024)
+        conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+        time.sleep(2)
+        conn.close()
+
+    threading.Thread(target=answer, daemon=True).start()
+    try:
+        port = srv.getsockname()[1]
+        t0 = time.monotonic()
+        rc, _, err = run(capsys, monkeypatch, "topics", "--bootstrap-server", f"127.0.0.1:{port}", "--list")
+        assert rc == 1 and "is not a Kafka broker?" in err and time.monotonic() - t0 < 2
+    finally:
+        srv.close()
+
+
 def test_produce_keyed_like_the_java_client_and_consume_in_order(sh: Any, kafka_topic_factory: Any,
                                                                   kafka_bootstrap: str) -> None:
     t = kafka_topic_factory(partitions=4)
