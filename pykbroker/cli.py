@@ -14,6 +14,7 @@ from pathlib import Path
 import trio
 
 from . import __version__
+from .admin import COMMANDS as ADMIN_COMMANDS  # Kafka's shell tools (imports nothing heavy)
 from .config import BrokerConfig, ConfigError, read_properties
 
 log = logging.getLogger("pykbroker")
@@ -23,7 +24,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(
         prog="pykbroker",
         description="A Kafka-protocol broker. Properties use Kafka's names "
-        "(listeners, log.dirs, num.partitions, ...).")
+        "(listeners, log.dirs, num.partitions, ...).",
+        epilog="Kafka's shell tools, as clients of any Kafka broker (docs/cli.md): "
+        "pykbroker topics|groups|produce|consume --help; the control endpoint's client: "
+        "pykbroker ctl --help.")
     ap.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     ap.add_argument("properties", nargs="?", help="a server.properties file")
     ap.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
@@ -128,6 +132,10 @@ def main(argv: list[str] | None = None) -> int:
         from .ctl import main as ctl_main
 
         return ctl_main(args[1:])
+    if args and args[0] in ADMIN_COMMANDS:  # Kafka's shell tools (admin/): a client, not the broker
+        from .admin import run as admin_run
+
+        return admin_run(args[0], args[1:])
     ns = parse_args(argv)
     logging.basicConfig(level=ns.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

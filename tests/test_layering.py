@@ -1,6 +1,7 @@
 """The package's layers point one way (docs/architecture.md):
 
-    util/protocol <- storage <- config/topic_configs <- group/txn <- handlers <- server <- cluster/broker/cli <- testing
+    util/protocol <- storage <- config/topic_configs <- group/txn <- handlers <- server
+        <- cluster/broker/cli/admin <- testing
 
 A module may import its own layer and the layers below it, never above.
 Every import counts, module-level and function-local alike, except those
@@ -28,7 +29,7 @@ RANK: dict[str, int] = {
     "group": 3, "txn": 3, "share": 3, "security": 3,
     "handlers": 4,
     "server": 5,
-    "cluster": 6, "broker": 6, "cli": 6, "ctl": 6, "__main__": 6, "": 6,
+    "cluster": 6, "broker": 6, "cli": 6, "ctl": 6, "admin": 6, "__main__": 6, "": 6,
     "testing": 7,
 }
 
