@@ -284,6 +284,62 @@ def test_static_members_keep_their_generation_when_the_coordinator_moves(mc):
     mc.wait_full_isr("__consumer_offsets", 6)
 
 
+def test_consumer_protocol_members_keep_their_epochs_when_the_coordinator_moves(mc):
+    """Issue 15 item 5 on a cluster: a KIP-848 group (librdkafka,
+    group.protocol=consumer) is loaded by the new coordinator from its
+    replica of __consumer_offsets, so members keep ids, epochs and
+    partitions; no revoke or lost-partition callback."""
+    from confluent_kafka import Consumer
+
+    from rawclient import RawClient
+
+    topic, group = "coord-move-848", "coord-move-848-group"
+    mc.create_topic(topic, 4, 3)
+    calls: list[tuple[str, str, list[int]]] = []
+
+    def consumer(name: str) -> Any:
+        c = Consumer({"bootstrap.servers": mc.bootstrap, "group.id": group, "group.protocol": "consumer",
+                      "auto.offset.reset": "earliest"})
+        c.subscribe([topic], on_assign=lambda _c, ps: calls.append((name, "assign", [p.partition for p in ps])),
+                    on_revoke=lambda _c, ps: calls.append((name, "revoke", [p.partition for p in ps])),
+                    on_lost=lambda _c, ps: calls.append((name, "lost", [p.partition for p in ps])))
+        return c
+
+    def poll(cs: list[Any], seconds: float) -> None:
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < seconds:
+            for c in cs:
+                c.poll(0.05)
+
+    def describe() -> dict:
+        node = _coordinator(mc, group)
+        with RawClient(mc.brokers[node].bootstrap) as rc:
+            d = rc.call(69, 0, {"group_ids": [group]})["groups"][0]
+        assert d["error_code"] == 0, d
+        return {m["member_id"]: (m["member_epoch"], sorted(m["assignment"]["topic_partitions"][0]["partitions"]))
+                for m in d["members"]} | {"": d["group_epoch"]}
+
+    a, b = consumer("a"), consumer("b")
+    try:
+        deadline = time.monotonic() + 60
+        while not (len(a.assignment()) == 2 and len(b.assignment()) == 2):
+            assert time.monotonic() < deadline, "group did not settle"
+            poll([a, b], 0.2)
+        poll([a, b], 1.5)
+        before, seen = describe(), list(calls)
+        old = _coordinator(mc, group)
+        t0 = time.monotonic()
+        mc.restart(old)  # controlled shutdown: the leadership of the group's partition moves first
+        assert _coordinator(mc, group) != old
+        poll([a, b], max(0.0, 8 - (time.monotonic() - t0)))  # heartbeats go on with the new coordinator
+        assert describe() == before
+        assert calls == seen
+    finally:
+        a.close()
+        b.close()
+    mc.wait_full_isr("__consumer_offsets", 6)
+
+
 def test_transactions_go_on_when_the_transaction_coordinator_moves(mc):
     """The transaction coordinator moves with __transaction_state's leadership:
     the producer finds the new one and commits at single-broker speed; a
