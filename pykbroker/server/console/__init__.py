@@ -67,8 +67,9 @@ def _fmt_ts(ms: int) -> str:
     return datetime.datetime.fromtimestamp(ms / 1000, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
 
 
-def render_bytes(b: bytes | None, fmt: str) -> tuple[str, str]:
-    """(shown text, note) of a key, value or header value in ``fmt``."""
+def render_bytes(b: bytes | None, fmt: str, *, note_json: bool = True) -> tuple[str, str]:
+    """(shown text, note) of a key, value or header value in ``fmt``
+    (json: pretty-printed when it parses, else text, noted if ``note_json``)."""
     if b is None:
         return "null", ""
     if fmt == "hex":
@@ -81,7 +82,7 @@ def render_bytes(b: bytes | None, fmt: str) -> tuple[str, str]:
         try:
             return json.dumps(json.loads(text), indent=2, ensure_ascii=False), ""
         except ValueError:
-            return text, "not JSON: shown as text"
+            return text, "not JSON: shown as text" if note_json else ""
     return text, ""
 
 
@@ -358,11 +359,11 @@ class Console:
                            f"(the high watermark)")
         rows = []
         for r in inspect.records(self.state, ts.name, p.index, offset=offset, limit=limit):
-            key_text, key_note = render_bytes(r["key"], fmt)
+            key_text, key_note = render_bytes(r["key"], fmt, note_json=False)
             value_text, value_note = render_bytes(r["value"], fmt)
             rows.append({"offset": r["offset"], "timestamp": r["timestamp"], "key": key_text, "key_note": key_note,
                          "value": value_text, "value_note": value_note,
-                         "headers": [(k, *render_bytes(v, fmt)) for k, v in r["headers"]]})
+                         "headers": [(k, *render_bytes(v, fmt, note_json=False)) for k, v in r["headers"]]})
         return {"template": "messages.html", "topic": ts, "partition": p.index, "offset": offset, "limit": limit,
                 "fmt": fmt, "formats": FORMATS, "timestamp": timestamp, "rows": rows, "start": start, "hw": hw,
                 "message": message, "error": error, "status": status, "form": form}
