@@ -47,7 +47,8 @@ async def call(state: "BrokerState", key: int, req: dict[str, Any]) -> dict[str,
     v = VERSIONS[key]
     spec = codec.api(key)
     full, _ = spec.request.decode(spec.request.encode(req, v), v)
-    ctx = RequestContext(state, key, v, 0, "pykbroker-console", peer="console", listener="CONSOLE")
+    ctx = RequestContext(state, key, v, 0, "pykbroker-console", peer="console",
+                         listener=state.config.listeners[0].name)
     resp = await h.fn(ctx, full)
     if resp is None:
         raise AdminError(errors.UNKNOWN_SERVER_ERROR, "no response")
