@@ -54,6 +54,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ..config import is_loopback
 from . import inspect
 from .faults import FaultRuleError
 from .metrics import render
@@ -130,7 +131,7 @@ async def serve_control(broker: "Broker", *, task_status: Any = trio.TASK_STATUS
         console = Console(broker)
         routes += console.routes()
     routes.append(Route("/{path:path}", _json_endpoint(broker), methods=METHODS))
-    app: ASGIApp = Starlette(routes=routes)
+    app: ASGIApp = OriginCheck(Starlette(routes=routes), host)
     user, password = broker.config["pykbroker.control.auth.user"], broker.config["pykbroker.control.auth.password"]
     if user:
         app = BasicAuth(app, user, password or "")
@@ -141,6 +142,46 @@ async def serve_control(broker: "Broker", *, task_status: Any = trio.TASK_STATUS
         if console is not None:
             nursery.start_soon(console.run)
         task_status.started((host, bound))
+
+
+class OriginCheck:
+    """Requests a browser was tricked into sending are refused (403):
+
+    - a change (any method but GET/HEAD) whose ``Origin`` is another site
+      (cross-site request forgery: a page elsewhere posting a form to
+      127.0.0.1);
+    - on a loopback listener, a ``Host`` that is not a loopback name or
+      address (DNS rebinding: another site's name resolved to 127.0.0.1).
+    Clients that send no ``Origin`` (curl, urllib, ``pykbroker ctl``) are
+    not affected."""
+
+    def __init__(self, app: ASGIApp, listen_host: str) -> None:
+        self.app = app
+        self.loopback_only = is_loopback(listen_host)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = dict(scope["headers"])
+            host = headers.get(b"host", b"").decode("latin-1")
+            why = None
+            if self.loopback_only and host and not is_loopback(_hostname(host)):
+                why = f"refused: Host {host!r} is not a loopback address"
+            origin = headers.get(b"origin")
+            if why is None and scope["method"] not in ("GET", "HEAD") and origin is not None:
+                o = origin.decode("latin-1")
+                if o == "null" or o.partition("://")[2] != host:
+                    why = f"refused: a cross-origin request from {o!r}"
+            if why is not None:
+                await Response(_json({"error": why}), 403, media_type="application/json")(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _hostname(host: str) -> str:
+    """The name in a Host header (without the port; IPv6 in brackets)."""
+    if host.startswith("["):
+        return host[1:].partition("]")[0]
+    return host.rpartition(":")[0] if host.count(":") == 1 else host
 
 
 class BasicAuth:

@@ -112,3 +112,38 @@ def test_no_console_flag():
     assert build_config(parse_args(["--no-console"]))["pykbroker.console.enable"] is False
     zk = build_config(parse_args(["--override", "zookeeper.connect=127.0.0.1:2181"]))
     assert zk["pykbroker.console.enable"] is False  # a cluster member: only when asked
+
+
+def test_cross_site_and_rebinding_requests_are_refused():
+    import http.client
+
+    from pykbroker.testing import BrokerThread
+
+    with BrokerThread({"pykbroker.console.enable": True}, control=True) as b:
+        host, port = b.control_url.removeprefix("http://").split(":")
+
+        def req(method: str, path: str, headers: dict[str, str], body: str = "") -> tuple[int, str]:
+            c = http.client.HTTPConnection(host, int(port), timeout=10)
+            try:
+                c.request(method, path, body=body or None, headers=headers)
+                r = c.getresponse()
+                return r.status, r.read().decode()
+            finally:
+                c.close()
+
+        form = {"Content-Type": "application/x-www-form-urlencoded"}
+        # a form posted from another site (CSRF): refused, nothing created
+        code, body = req("POST", "/console/topics", {**form, "Origin": "http://evil.example"}, "name=csrf")
+        assert code == 403 and "cross-origin" in json.loads(body)["error"]
+        code, body = req("POST", "/faults", {"Origin": "null", "Content-Type": "text/plain"},
+                         '{"action": "fail", "api": "Produce", "error": "NOT_LEADER_OR_FOLLOWER"}')
+        assert code == 403
+        assert "csrf" not in b.topics() and b.faults.list() == []
+        # DNS rebinding: another site's name pointing at 127.0.0.1
+        code, body = req("GET", "/topics", {"Host": f"evil.example:{port}"})
+        assert code == 403 and "loopback" in json.loads(body)["error"]
+        # the same form from the console's own page, and clients without Origin, pass
+        code, _ = req("POST", "/console/topics", {**form, "Origin": f"http://{host}:{port}"}, "name=same-site")
+        assert code == 200 and "same-site" in b.topics()
+        assert req("GET", "/health", {"Host": f"localhost:{port}"})[0] == 200
+        assert req("GET", "/health", {})[0] == 200
