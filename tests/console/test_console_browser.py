@@ -81,6 +81,31 @@ def css_all(drv, sel: str):
     return drv.find_elements(By.CSS_SELECTOR, sel)
 
 
+def retry(fn):
+    """``fn()``, again if the page's live part was swapped meanwhile (it is
+    replaced every 2 s, which makes elements found before stale)."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    for _ in range(20):
+        try:
+            return fn()
+        except StaleElementReferenceException:
+            time.sleep(0.05)
+    return fn()
+
+
+def text(drv, sel: str) -> str:
+    return retry(lambda: css(drv, sel).text)
+
+
+def texts(drv, sel: str) -> list[str]:
+    return retry(lambda: [e.text for e in css_all(drv, sel)])
+
+
+def attrs(drv, sel: str, name: str) -> list[str]:
+    return retry(lambda: [e.get_attribute(name) for e in css_all(drv, sel)])
+
+
 def wait_text(drv, sel: str, want: str, timeout: float = 20) -> None:
     """Until the element's text is ``want`` (the page updating itself)."""
     from selenium.webdriver.support.ui import WebDriverWait
@@ -108,7 +133,12 @@ def submit(drv, form_id: str, fields: dict[str, str]) -> None:
         else:
             el.clear()
             el.send_keys(value)
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    old = drv.find_element("tag name", "html")
     form.find_element("css selector", "button[type=submit]").click()
+    WebDriverWait(drv, 30).until(EC.staleness_of(old), "the form's answer never loaded")
 
 
 def admin(kafka):
@@ -134,25 +164,20 @@ def test_topic_page_lists_a_client_topic_with_partitions_and_offsets(kafka, brow
     p.flush(30)
     p.close()
     browser.get(f"{kafka.control_url}/console/topics")
-    row = css(browser, 'tr[data-topic="orders"]')
-    assert row.find_elements("css selector", "td")[1].text == "3"
-    assert row.find_elements("css selector", "td")[2].text == "14"
+    assert texts(browser, 'tr[data-topic="orders"] td')[1:3] == ["3", "14"]
     shot(browser, "topics")
     browser.get(f"{kafka.control_url}/console/topics/orders")
-    assert css(browser, "#topic-name").text == "orders"
-    rows = css_all(browser, "#partitions tr[data-partition]")
-    assert [r.get_attribute("data-partition") for r in rows] == ["0", "1", "2"]
-    for r in rows:
-        n = counts[int(r.get_attribute("data-partition"))]
-        assert r.find_element("css selector", ".log-start").text == "0"
-        assert r.find_element("css selector", ".hw").text == str(n)
-        assert r.find_element("css selector", ".lso").text == str(n)
-        assert r.find_element("css selector", ".leo").text == str(n)
-    assert css(browser, 'tr[data-config="cleanup.policy"] .value').text == "delete"
+    assert text(browser, "#topic-name") == "orders"
+    assert attrs(browser, "#partitions tr[data-partition]", "data-partition") == ["0", "1", "2"]
+    for part, n in counts.items():
+        row = f'#partitions tr[data-partition="{part}"]'
+        assert text(browser, f"{row} .log-start") == "0"
+        assert [text(browser, f"{row} {c}") for c in (".hw", ".lso", ".leo")] == [str(n)] * 3
+    assert text(browser, 'tr[data-config="cleanup.policy"] .value') == "delete"
     shot(browser, "topic")
     browser.get(f"{kafka.control_url}/console/cluster")
-    assert css(browser, "#controller").text == str(kafka.broker.config.node_id)
-    assert css(browser, "#under-count").text == "0" and css(browser, "#offline-count").text == "0"
+    assert text(browser, "#controller") == str(kafka.broker.config.node_id)
+    assert text(browser, "#under-count") == "0" and text(browser, "#offline-count") == "0"
     shot(browser, "cluster")
 
 
@@ -181,13 +206,13 @@ def test_group_lag_matches_the_client_and_drops_live(kafka, browser):
         client_lag = c.end_offsets([tp])[tp] - c.committed(tp)
         assert client_lag == 600
         browser.get(f"{kafka.control_url}/console/groups/invoices")
-        assert css(browser, "#total-lag").text == str(client_lag)
-        row = css(browser, f'#offsets tr[data-topic="{topic}"][data-partition="0"]')
-        assert row.find_element("css selector", ".committed").text == "400"
-        assert row.find_element("css selector", ".lag").text == "600"
-        assert css(browser, "#group-state").text == "Stable"
-        members = css_all(browser, "#members tr td:nth-child(4)")
-        assert members and f"{topic}: 0" in members[0].text
+        assert text(browser, "#total-lag") == str(client_lag)
+        row = f'#offsets tr[data-topic="{topic}"][data-partition="0"]'
+        assert text(browser, f"{row} .committed") == "400"
+        assert text(browser, f"{row} .lag") == "600"
+        assert text(browser, "#group-state") == "Stable"
+        members = texts(browser, "#members tr td:nth-child(4)")
+        assert members and f"{topic}: 0" in members[0]
         time.sleep(1.5)  # a few lag samples for the chart
         shot(browser, "group")
         # catch up: the open page follows without a reload
@@ -209,8 +234,8 @@ def test_group_lag_matches_the_client_and_drops_live(kafka, browser):
     browser.get(f"{kafka.control_url}/console/groups/invoices")
     wait_text(browser, "#group-state", "Empty")
     submit(browser, "reset-offsets", {"topic": topic, "partition": "0", "to": "earliest"})
-    assert "reset" in css(browser, "#message").text
-    assert css(browser, "#total-lag").text == "1000"
+    assert "reset" in text(browser, "#message")
+    assert text(browser, "#total-lag") == "1000"
     c2 = KafkaConsumer(bootstrap_servers=kafka.bootstrap, group_id="invoices", enable_auto_commit=False)
     try:
         assert c2.committed(tp) == 0
@@ -218,7 +243,7 @@ def test_group_lag_matches_the_client_and_drops_live(kafka, browser):
         c2.close()
     # an offset out of range: a clear message, nothing changed
     submit(browser, "reset-offsets", {"topic": topic, "partition": "0", "to": "offset", "offset": "5000"})
-    assert "out of range" in css(browser, "#error").text
+    assert "out of range" in text(browser, "#error")
 
 
 def test_message_browser_shows_key_json_value_and_headers(kafka, browser):
@@ -232,27 +257,27 @@ def test_message_browser_shows_key_json_value_and_headers(kafka, browser):
     p.flush(30)
     p.close()
     browser.get(f"{kafka.control_url}/console/topics/{topic}/messages?partition=0&offset=0&format=json")
-    row = css(browser, '#records tr[data-offset="0"]')
-    assert row.find_element("css selector", ".key pre").text == "c-42"
-    shown = row.find_element("css selector", ".value pre").text
+    row = '#records tr[data-offset="0"]'
+    assert text(browser, f"{row} .key pre") == "c-42"
+    shown = text(browser, f"{row} .value pre")
     assert json.loads(shown) == value and "\n" in shown  # pretty-printed
-    headers = row.find_element("css selector", ".headers").text
+    headers = text(browser, f"{row} .headers")
     assert "trace-id: abc123" in headers and "source: billing" in headers
     shot(browser, "messages")
     browser.get(f"{kafka.control_url}/console/topics/{topic}/messages?partition=0&offset=0&format=hex")
-    assert css(browser, '#records tr[data-offset="0"] .key pre').text == b"c-42".hex(" ")
+    assert text(browser, '#records tr[data-offset="0"] .key pre') == b"c-42".hex(" ")
     # produce a test record on the page, then browse it
     browser.get(f"{kafka.control_url}/console/topics/{topic}/messages")
     submit(browser, "produce", {"key": "page-key", "value": '{"from": "the page"}', "headers": "h1=v1"})
-    assert "at offset 1" in css(browser, "#message").text
+    assert "at offset 1" in text(browser, "#message")
     browser.get(f"{kafka.control_url}/console/topics/{topic}/messages?offset=1&format=json")
-    row = css(browser, '#records tr[data-offset="1"]')
-    assert row.find_element("css selector", ".key pre").text == "page-key"
-    assert json.loads(row.find_element("css selector", ".value pre").text) == {"from": "the page"}
-    assert "h1: v1" in row.find_element("css selector", ".headers").text
+    row = '#records tr[data-offset="1"]'
+    assert text(browser, f"{row} .key pre") == "page-key"
+    assert json.loads(text(browser, f"{row} .value pre")) == {"from": "the page"}
+    assert "h1: v1" in text(browser, f"{row} .headers")
     # browse from a timestamp: the first record at or after it
     browser.get(f"{kafka.control_url}/console/topics/{topic}/messages?timestamp=0&format=text")
-    assert css_all(browser, "#records tr[data-offset]")[0].get_attribute("data-offset") == "0"
+    assert attrs(browser, "#records tr[data-offset]", "data-offset")[0] == "0"
 
 
 def test_config_change_on_the_page_is_seen_by_describe_configs(kafka, browser):
@@ -261,8 +286,8 @@ def test_config_change_on_the_page_is_seen_by_describe_configs(kafka, browser):
     topic = kafka.create_topic("configurable", 1)
     browser.get(f"{kafka.control_url}/console/topics/{topic}")
     submit(browser, "alter-config", {"config": "retention.ms", "value": "3600000"})
-    assert css(browser, "#message").text == "retention.ms set to 3600000"
-    assert css(browser, 'tr[data-config="retention.ms"] td:nth-child(3)').text == "DYNAMIC_TOPIC_CONFIG"
+    assert text(browser, "#message") == "retention.ms set to 3600000"
+    assert text(browser, 'tr[data-config="retention.ms"] td:nth-child(3)') == "DYNAMIC_TOPIC_CONFIG"
     a = admin(kafka)
     try:
         res = a.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
@@ -272,23 +297,23 @@ def test_config_change_on_the_page_is_seen_by_describe_configs(kafka, browser):
     assert (entry["value"], entry["config_source"]) == ("3600000", "DYNAMIC_TOPIC_CONFIG")
     # an invalid value: Kafka's message on the page, the old value kept
     submit(browser, "alter-config", {"config": "retention.ms", "value": "soon"})
-    assert "INVALID_CONFIG" in css(browser, "#error").text
-    assert css(browser, 'tr[data-config="retention.ms"] .value').text == "3600000"
+    assert "INVALID_CONFIG" in text(browser, "#error")
+    assert text(browser, 'tr[data-config="retention.ms"] .value') == "3600000"
 
 
 def test_create_and_delete_a_topic_on_the_page(kafka, browser):
     browser.get(f"{kafka.control_url}/console/topics")
     submit(browser, "create-topic", {"name": "made-on-page", "partitions": "4", "configs": "cleanup.policy=compact"})
-    assert css(browser, "#message").text == "created topic made-on-page"
+    assert text(browser, "#message") == "created topic made-on-page"
     assert kafka.call(lambda: kafka.broker.state.topics["made-on-page"].configs) == {"cleanup.policy": "compact"}
     assert kafka.topics()["made-on-page"] == 4
     submit(browser, "create-topic", {"name": "made-on-page", "partitions": "1"})
-    assert "TOPIC_ALREADY_EXISTS" in css(browser, "#error").text
+    assert "TOPIC_ALREADY_EXISTS" in text(browser, "#error")
     submit(browser, "create-topic", {"name": "bad name!", "partitions": "1"})
-    assert "INVALID_TOPIC_EXCEPTION" in css(browser, "#error").text
+    assert "INVALID_TOPIC_EXCEPTION" in text(browser, "#error")
     browser.get(f"{kafka.control_url}/console/topics/made-on-page")
     submit(browser, "delete-topic", {"confirm": "wrong"})
-    assert "confirm" in css(browser, "#error").text
+    assert "confirm" in text(browser, "#error")
     submit(browser, "delete-topic", {"confirm": "made-on-page"})
     assert browser.current_url.endswith("/console/topics")
     assert "made-on-page" not in kafka.topics()
@@ -308,8 +333,7 @@ def test_throughput_page(kafka, browser):
             p.flush(10)
             c.poll(timeout_ms=50)
         browser.get(f"{kafka.control_url}/console/throughput")
-        row = css(browser, f'#throughput tr[data-topic="{topic}"]')
-        cells = [td.text for td in row.find_elements("css selector", "td")]
+        cells = texts(browser, f'#throughput tr[data-topic="{topic}"] td')
         assert float(cells[1]) > 0, cells  # records/s in
         assert not cells[4].startswith("0 B"), cells  # bytes/s out
         shot(browser, "throughput")
@@ -324,15 +348,15 @@ def test_bad_input_gets_a_clear_message_and_the_broker_keeps_serving(kafka, brow
 
     url = kafka.control_url
     browser.get(f"{url}/console/topics/no-such-topic")
-    assert css(browser, "#error").text == "unknown topic 'no-such-topic'"
+    assert text(browser, "#error") == "unknown topic 'no-such-topic'"
     browser.get(f"{url}/console/groups/no-such-group")
-    assert "unknown group" in css(browser, "#error").text
+    assert "unknown group" in text(browser, "#error")
     topic = kafka.create_topic("small", 1)
     for query, words in (("offset=999999", "out of range"), ("limit=100000000", "limit must be between"),
                          ("partition=7", "has partitions 0 to 0"), ("offset=abc", "must be an integer"),
                          ("format=xml", "format must be one of"), ("timestamp=yesterday", "timestamp must be")):
         browser.get(f"{url}/console/topics/{topic}/messages?{query}")
-        assert words in css(browser, "#error").text, query
+        assert words in text(browser, "#error"), query
 
     def status(path: str, data: bytes | None = None, ctype: str | None = None) -> tuple[int, str]:
         req = urllib.request.Request(url + path, data=data)
@@ -361,3 +385,85 @@ def test_bad_input_gets_a_clear_message_and_the_broker_keeps_serving(kafka, brow
     assert json.loads(status("/health")[1])["status"] == "ok"
     browser.get(f"{url}/console/topics")
     assert css(browser, f'tr[data-topic="{topic}"]') is not None
+
+
+def test_consumer_protocol_group_page(kafka, browser):
+    """A KIP-848 group (confluent-kafka, group.protocol=consumer): its type,
+    the member's assignment, committed offset and lag."""
+    ck = pytest.importorskip("confluent_kafka")
+    from kafka import KafkaProducer
+
+    topic = kafka.create_topic("kip848", 2)
+    p = KafkaProducer(bootstrap_servers=kafka.bootstrap)
+    for i in range(20):
+        p.send(topic, value=b"r%d" % i, partition=i % 2)
+    p.flush(30)
+    p.close()
+    c = ck.Consumer({"bootstrap.servers": kafka.bootstrap, "group.id": "kip848-group", "group.protocol": "consumer",
+                     "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    try:
+        c.subscribe([topic])
+        got = []
+        deadline = time.monotonic() + 60
+        while len(got) < 20 and time.monotonic() < deadline:
+            m = c.poll(0.5)
+            if m is not None and m.error() is None:
+                got.append(m)
+        assert len(got) == 20
+        c.commit(offsets=[ck.TopicPartition(topic, 0, 4), ck.TopicPartition(topic, 1, 7)], asynchronous=False)
+        browser.get(f"{kafka.control_url}/console/groups/kip848-group")
+        assert text(browser, "#group-state") == "Stable"
+        assert "type consumer" in text(browser, "#live p")
+        assert text(browser, "#total-lag") == str((10 - 4) + (10 - 7))
+        lags = dict(zip(attrs(browser, "#offsets tr[data-topic]", "data-partition"),
+                        texts(browser, "#offsets tr[data-topic] .lag")))
+        assert lags == {"0": "6", "1": "3"}
+        assert f"{topic}: 0, 1" in text(browser, "#members tr td:nth-child(4)")
+    finally:
+        c.close()
+
+
+def test_share_group_page(kafka, browser):
+    """A share group (confluent-kafka's ShareConsumer): type, member and
+    assignment, start offset and lag; reset on the page once it is empty."""
+    ck = pytest.importorskip("confluent_kafka")
+    if not hasattr(ck, "ShareConsumer"):
+        pytest.skip("confluent-kafka without ShareConsumer")
+    from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
+    from kafka import KafkaProducer
+
+    topic, group = kafka.create_topic("jobs", 1), "job-workers"
+    p = KafkaProducer(bootstrap_servers=kafka.bootstrap)
+    for i in range(10):
+        p.send(topic, value=b"job-%d" % i, partition=0)
+    p.flush(30)
+    p.close()
+    a = AdminClient({"bootstrap.servers": kafka.bootstrap})
+    res = ConfigResource(ResourceType.GROUP, group, incremental_configs=[
+        ConfigEntry("share.auto.offset.reset", "earliest", incremental_operation=AlterConfigOpType.SET)])
+    for f in a.incremental_alter_configs([res]).values():
+        f.result()
+    c = ck.ShareConsumer({"bootstrap.servers": kafka.bootstrap, "group.id": group})
+    try:
+        c.subscribe([topic])
+        got = 0
+        deadline = time.monotonic() + 60
+        while got < 10 and time.monotonic() < deadline:
+            got += sum(1 for m in c.poll(0.5) if m.error() is None)
+        assert got == 10
+        c.commit_sync()  # acknowledges what was delivered: the start offset moves to 10
+        browser.get(f"{kafka.control_url}/console/groups/{group}")
+        assert "type share" in text(browser, "#live p")
+        assert f"{topic}: 0" in text(browser, "#members tr td:nth-child(4)")
+        wait_text(browser, "#offsets .committed", "10")
+        assert text(browser, "#total-lag") == "0"
+        time.sleep(1)  # lag samples for the chart
+        browser.refresh()
+        shot(browser, "share-group")
+    finally:
+        c.close()
+    browser.get(f"{kafka.control_url}/console/groups/{group}")
+    wait_text(browser, "#group-state", "Empty", timeout=30)
+    submit(browser, "reset-offsets", {"topic": topic, "to": "earliest"})
+    assert "reset" in text(browser, "#message")
+    assert text(browser, "#offsets .committed") == "0" and text(browser, "#total-lag") == "10"

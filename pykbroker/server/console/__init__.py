@@ -131,7 +131,15 @@ class Console:
         self.env.filters.update(bytes=_fmt_bytes, ts=_fmt_ts, q=lambda s: quote(str(s), safe=""))
 
     async def run(self) -> None:
-        await self.history.run(self.interval)
+        await self.history.run(self.interval, self._share_lag)
+
+    async def _share_lag(self) -> dict[str, int]:
+        """Total lag of every share group (for the history)."""
+        out = {}
+        for gid, kind in (await admin.list_groups(self.state)).items():
+            if kind["type"] == "share":
+                out[gid] = sum(o["lag"] or 0 for o in await admin.share_offsets(self.state, gid))
+        return out
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -373,12 +381,21 @@ class Console:
         names = set(listed) | set(inspect.list_groups(self.state))
         rows = []
         for gid in sorted(names):
-            g = inspect.group(self.state, gid)
             kind = listed.get(gid, {})
+            g = await self._group_view(gid, kind.get("type", "classic"))
             rows.append({"group_id": gid, "type": kind.get("type", "classic"),
                          "state": kind.get("state") or g["state"], "members": len(g["members"]),
                          "total_lag": g["total_lag"], "partitions": len(g["offsets"])})
         return rows
+
+    async def _group_view(self, gid: str, gtype: str) -> dict[str, Any]:
+        """``inspect.group``, with a share group's start offsets and lag."""
+        g = inspect.group(self.state, gid)
+        if gtype == "share":
+            g["offsets"] = await admin.share_offsets(self.state, gid)
+            g["total_lag"] = sum(o["lag"] or 0 for o in g["offsets"])
+            g["members"] = await admin.group_members(self.state, gid, gtype)
+        return g
 
     async def groups(self, request: Request, form: dict[str, str]) -> dict[str, Any]:
         return {"template": "groups.html", "rows": await self._group_rows()}
@@ -386,18 +403,18 @@ class Console:
     async def group(self, request: Request, form: dict[str, str]) -> dict[str, Any]:
         gid = request.path_params["gid"]
         listed = await admin.list_groups(self.state)
-        g = inspect.group(self.state, gid)
         kind = listed.get(gid)
+        gtype = (kind or {}).get("type", "classic")
+        g = await self._group_view(gid, gtype)
         if kind is None and g["state"] == "Dead":
             raise BadInput(f"unknown group {gid!r}", 404)
-        gtype = (kind or {}).get("type", "classic")
         state = (kind or {}).get("state") or g["state"]
         message = error = None
         status = 200
         if request.method == "POST":
             try:
-                message = await self._reset(gid, state, g, form)
-                g = inspect.group(self.state, gid)
+                message = await self._reset(gid, gtype, state, form)
+                g = await self._group_view(gid, gtype)
                 self.history.sample_group(gid, g["total_lag"])
             except (BadInput, admin.AdminError) as e:
                 error, status = str(e), 400
@@ -410,7 +427,7 @@ class Console:
                 "chart": chart, "message": message, "error": error, "status": status, "topics": topics,
                 "empty": state in ("Empty", "Dead"), "form": form}
 
-    async def _reset(self, gid: str, state: str, g: dict[str, Any], form: dict[str, str]) -> str:
+    async def _reset(self, gid: str, gtype: str, state: str, form: dict[str, str]) -> str:
         if state not in ("Empty", "Dead"):
             raise BadInput(f"group {gid} is {state}: offsets can be reset only when it has no members "
                            "(stop its consumers first)")
@@ -439,7 +456,10 @@ class Console:
             else:
                 raise BadInput("choose where to reset to: earliest, latest, offset or timestamp")
             offsets[(ts.name, i)] = off
-        await admin.commit_offsets(self.state, gid, offsets)
+        if gtype == "share":
+            await admin.alter_share_offsets(self.state, gid, offsets)
+        else:
+            await admin.commit_offsets(self.state, gid, offsets)
         return "reset " + ", ".join(f"{t}-{p} to {o}" for (t, p), o in sorted(offsets.items()))
 
     async def throughput(self, request: Request, form: dict[str, str]) -> dict[str, Any]:

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from ..state import BrokerState
 
 # which version of each API the console speaks (topic names, not ids)
-VERSIONS = {0: 11, 2: 8, 8: 8, 15: 5, 16: 5, 19: 7, 20: 6, 32: 4, 44: 1, 69: 1, 77: 1}
+VERSIONS = {0: 11, 2: 8, 8: 8, 15: 5, 16: 5, 19: 7, 20: 6, 32: 4, 44: 1, 69: 1, 77: 1, 90: 1, 91: 0}
 CONFIG_SOURCES = {1: "DYNAMIC_TOPIC_CONFIG", 2: "DYNAMIC_BROKER_CONFIG", 3: "DYNAMIC_DEFAULT_BROKER_CONFIG",
                   4: "STATIC_BROKER_CONFIG", 5: "DEFAULT_CONFIG", 6: "DYNAMIC_BROKER_LOGGER_CONFIG",
                   7: "CLIENT_METRICS_CONFIG", 8: "GROUP_CONFIG"}
@@ -195,3 +195,35 @@ async def group_members(state: "BrokerState", group: str, group_type: str) -> li
         out.append({"member_id": m["member_id"], "client_id": m["client_id"], "client_host": m["client_host"],
                     "instance_id": m.get("group_instance_id"), "assignment": assignment})
     return out
+
+
+async def share_offsets(state: "BrokerState", group: str) -> list[dict[str, Any]]:
+    """A share group's start offset and lag per partition
+    (DescribeShareGroupOffsets v1), as rows like ``inspect.group``'s offsets."""
+    resp = await call(state, 90, {"groups": [{"group_id": group, "topics": None}]})
+    g = resp["groups"][0]
+    if g["error_code"] != errors.NONE:
+        return []
+    out = []
+    for t in g["topics"]:
+        for p in t["partitions"]:
+            if p["error_code"] != errors.NONE or p["start_offset"] < 0:
+                continue
+            ps = state.partition(t["topic_name"], p["partition_index"])
+            out.append({"topic": t["topic_name"], "partition": p["partition_index"],
+                        "committed": p["start_offset"], "high_watermark": ps.high_watermark if ps else None,
+                        "lag": p["lag"] if p["lag"] >= 0 else None})
+    return sorted(out, key=lambda o: (o["topic"], o["partition"]))
+
+
+async def alter_share_offsets(state: "BrokerState", group: str, offsets: dict[tuple[str, int], int]) -> None:
+    """Set an empty share group's start offsets (AlterShareGroupOffsets)."""
+    by_topic: dict[str, list[dict[str, Any]]] = {}
+    for (t, p), off in sorted(offsets.items()):
+        by_topic.setdefault(t, []).append({"partition_index": p, "start_offset": off})
+    resp = await call(state, 91, {"group_id": group, "topics": [{"topic_name": t, "partitions": ps}
+                                                                  for t, ps in by_topic.items()]})
+    _check(resp["error_code"], resp["error_message"])
+    for t in resp["responses"]:
+        for p in t["partitions"]:
+            _check(p["error_code"], p["error_message"] or f"{t['topic_name']}-{p['partition_index']}")

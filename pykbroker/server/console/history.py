@@ -15,6 +15,7 @@ from __future__ import annotations
 import collections
 import logging
 from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
 
 import attrs
 import trio
@@ -130,10 +131,17 @@ class History:
         s = list(self.topics.get(topic) or ())
         return [(b.t, self._between(a, b)) for a, b in zip(s, s[1:])]
 
-    async def run(self, interval: float) -> None:
+    async def run(self, interval: float,
+                  more_lag: "Callable[[], Awaitable[dict[str, int]]] | None" = None) -> None:
+        """Sample every ``interval`` s; ``more_lag`` gives the total lag of
+        groups ``inspect`` does not cover (share groups)."""
         while True:
             try:
-                self.sample(trio.current_time())
+                now = trio.current_time()
+                self.sample(now)
+                if more_lag is not None:
+                    for gid, lag in (await more_lag()).items():
+                        self.lag.setdefault(gid, collections.deque(maxlen=KEEP)).append((now, lag))
             except Exception:  # a sample must never stop the broker
                 log.exception("console sampling failed")
             await trio.sleep(interval)
