@@ -372,6 +372,17 @@ def test_bad_input_gets_a_clear_message_and_the_broker_keeps_serving(kafka, brow
     assert status("/console/topics/nope/messages")[0] == 404
     assert status("/console/topics", b"x" * (200 * 1024), "application/x-www-form-urlencoded")[0] == 413
     assert status("/console/topics", b"{}", "application/json")[0] == 415
+    form = "application/x-www-form-urlencoded"
+    for path, data, code, words in (
+            (f"/console/topics/{topic}/messages", b"partition=99&value=x", 400, "partition must be between 0 and 0"),
+            (f"/console/topics/{topic}/config", b"config=no.such.config&value=1", 400, "INVALID_CONFIG"),
+            (f"/console/topics/{topic}/config", b"config=segment.bytes&value=-5", 400, "INVALID_CONFIG"),
+            ("/console/topics/nope/delete", b"confirm=nope", 404, "unknown topic"),
+            ("/console/topics/nope/config", b"config=retention.ms&value=1", 404, "unknown topic"),
+            ("/console/topics", b"name=x&partitions=-3", 400, "partitions must be between"),
+            ("/console/groups/nobody", b"topic=small&to=earliest", 404, "unknown group")):
+        got, page = status(path, data, form)
+        assert got == code and words in page, (path, got, page[-600:])
     code, body = status(f"/topics/{topic}/records?limit=99999999")
     assert code == 400 and "limit" in json.loads(body)["error"]
     code, body = status("/topics/nope/records")
