@@ -213,7 +213,11 @@ def test_group_lag_matches_the_client_and_drops_live(kafka, browser):
         assert text(browser, "#group-state") == "Stable"
         members = texts(browser, "#members tr td:nth-child(4)")
         assert members and f"{topic}: 0" in members[0]
-        time.sleep(1.5)  # a few lag samples for the chart
+        # a few lag samples for the chart: wait for the page's own refresh
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        WebDriverWait(browser, 20).until(lambda d: css(d, "#live").get_attribute("data-refreshed"))
+        assert text(browser, "#total-lag") == "600"
         shot(browser, "group")
         # catch up: the open page follows without a reload
         while got < 1000 and time.monotonic() < deadline:

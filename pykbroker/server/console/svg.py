@@ -36,7 +36,8 @@ def line_chart(series: list[tuple[str, list[tuple[float, float]]]], *, width: in
     span = max(t1 - t0, 1e-9)
     parts.append(f'<text x="{pad_l - 4}" y="{pad_t + 8}" class="axis" text-anchor="end">{_fmt(vmax)}</text>')
     parts.append(f'<text x="{pad_l - 4}" y="{pad_t + h}" class="axis" text-anchor="end">0</text>')
-    parts.append(f'<text x="{pad_l}" y="{height - 4}" class="axis">-{span:.0f} s</text>')
+    since = f"{span:.0f}" if span >= 10 else f"{span:.1f}"
+    parts.append(f'<text x="{pad_l}" y="{height - 4}" class="axis">-{since} s</text>')
     parts.append(f'<text x="{width - pad_r}" y="{height - 4}" class="axis" text-anchor="end">now</text>')
     for i, (label, s) in enumerate(series):
         color = COLORS[i % len(COLORS)]
