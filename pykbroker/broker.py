@@ -141,6 +141,27 @@ class Broker:
         for listener, name in zip(self.listeners, self._listener_names, strict=True):
             nursery.start_soon(self._accept_loop, listener, state.security.listeners[name])
 
+    async def open_console(self, listener: str) -> str | None:
+        """Open the control endpoint with the web console on ``listener``
+        after start (the ``pykbroker`` command's default for a single node);
+        its modules are imported in a worker thread, so serving goes on
+        meanwhile. None, with a warning, if the address is taken."""
+        import importlib
+
+        if self._nursery is None:
+            raise RuntimeError("the broker is not started")
+        await trio.to_thread.run_sync(importlib.import_module, "pykbroker.server.console")
+        from .server.control import serve_control
+
+        self.config.set("pykbroker.control.listener", listener, "DEFAULT_CONFIG")
+        try:
+            self.control_bound = await self._nursery.start(serve_control, self)
+        except OSError as e:
+            log.warning("web console not started: cannot listen on %s (%s); choose another address with "
+                        "--control HOST:PORT", listener, e)
+            return None
+        return self.control_url
+
     async def _accept_loop(self, listener: trio.SocketListener, security: ListenerSecurity) -> None:
         limits = self.connection_limits
         async with trio.open_nursery() as conns:

@@ -41,7 +41,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--trace", action="store_true",
                     help="log every request and response, decoded (logger pykbroker.trace)")
     ap.add_argument("--control", metavar="HOST:PORT",
-                    help="open the HTTP control endpoint (metrics, fault rules) on a loopback address")
+                    help="open the HTTP control endpoint (metrics, fault rules, the web console) on a "
+                    "loopback address (default for a single node: the console on " + DEFAULT_CONSOLE + ")")
+    ap.add_argument("--no-console", action="store_true",
+                    help="no web console (pykbroker.console.enable=false)")
     return ap.parse_args(argv)
 
 
@@ -64,6 +67,12 @@ def build_config(ns: argparse.Namespace) -> BrokerConfig:
         overrides["pykbroker.trace"] = "true"
     if getattr(ns, "control", None):
         overrides["pykbroker.control.listener"] = ns.control
+    if getattr(ns, "no_console", False):
+        overrides["pykbroker.console.enable"] = "false"
+    # the single-node dev command: the web console on by default (docs/console.md)
+    given = {**file_props, **overrides}
+    if "pykbroker.console.enable" not in given and not given.get("zookeeper.connect"):
+        overrides["pykbroker.console.enable"] = "true"
     return BrokerConfig(overrides=overrides, file_props=file_props)
 
 
@@ -83,10 +92,20 @@ async def run(config: BrokerConfig, started_at: float) -> None:
                   + (f"control={broker.control_url}, " if broker.control_url else "")
                   + f"{ms:.0f} ms)", flush=True)
             settle_gc()
+            if config["pykbroker.console.enable"] and not config["pykbroker.control.listener"]:
+                # after the ready line, so start-up is not slowed by the HTTP stack
+                url = await broker.open_console(DEFAULT_CONSOLE)
+                if url:
+                    print(f"pykbroker console: {url}/console", flush=True)
+            elif config["pykbroker.console.enable"] and broker.control_url:
+                print(f"pykbroker console: {broker.control_url}/console", flush=True)
             async for signum in signals:
                 log.info("received %s, shutting down", signal.Signals(signum).name)
                 break
     log.info("stopped")
+
+
+DEFAULT_CONSOLE = "127.0.0.1:9644"
 
 
 def settle_gc() -> None:

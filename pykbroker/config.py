@@ -245,10 +245,18 @@ _p("pykbroker.log.cleaner.isolation", "string", "process", "Where the log cleane
 _p("pykbroker.storage", "string", "disk", "Log storage engine: disk (Kafka's layout under log.dirs) or "
    "memory (nothing on disk, nothing survives a restart; for tests).", _one_of("disk", "memory"))
 _p("pykbroker.control.listener", "string", None, "host:port of the HTTP control endpoint (/metrics, "
-   "fault rules, records, groups); off when unset; loopback addresses only.",
-   lambda v: _check_loopback(v))
+   "fault rules, records, groups, the web console); off when unset; loopback addresses only, unless "
+   "pykbroker.control.ssl.enable and a login (pykbroker.control.auth.*) are configured.",
+   lambda v: _check_host_port(v))
 _p("pykbroker.control.ssl.enable", "bool", False, "Serve the control endpoint over TLS (https) with the "
    "ssl.* stores, overridable as listener.name.control.ssl.*.")
+_p("pykbroker.control.auth.user", "string", None, "A login for the control endpoint and the console "
+   "(HTTP Basic, asked on every route); with TLS it allows a non-loopback control listener.")
+_p("pykbroker.control.auth.password", "password", None, "The password of pykbroker.control.auth.user.")
+_p("pykbroker.console.enable", "bool", False, "Serve the web console (/console) on the control "
+   "endpoint; the pykbroker command turns it on (and the endpoint, on 127.0.0.1:9644) for a single node.")
+_p("pykbroker.console.sample.interval.ms", "int", 1000, "How often the console samples offsets, "
+   "sizes and group lag for its charts (kept in memory, the last 600 samples).", _at_least(100))
 _p("pykbroker.as.version", "string", None, "Emulate this Kafka release's API version ranges "
    "(2.8, 3.0 ... 3.9, 4.0 ... 4.3).", check_release)
 _p("pykbroker.trace", "bool", False, "Log every request and response, decoded (logger pykbroker.trace).")
@@ -257,14 +265,16 @@ _p("pykbroker.metrics.enable", "bool", True, "Count requests, errors, latency an
    "(served on the control endpoint's /metrics).")
 
 
-def _check_loopback(v: str) -> str | None:
-    host, sep, port = v.rpartition(":")
-    host = host.strip("[]")
+def _check_host_port(v: str) -> str | None:
+    _host, sep, port = v.rpartition(":")
     if not sep or not port.isdigit():
         return "expected host:port"
-    if host not in ("localhost", "::1") and not host.startswith("127."):
-        return "the control endpoint has no authentication: only loopback addresses are allowed"
     return None
+
+
+def is_loopback(host: str) -> bool:
+    host = host.strip("[]")
+    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 def _check(prop: Prop, raw: object, value: Any) -> None:
@@ -384,6 +394,15 @@ class BrokerConfig:
         self.log_dirs = [Path(d.strip()) for d in self.values["log.dirs"].split(",") if d.strip()]
         if not self.log_dirs:
             raise ConfigError("log.dirs must name at least one directory")
+        control = self.values["pykbroker.control.listener"]
+        if control and not is_loopback(control.rpartition(":")[0]) and not (
+                self.values["pykbroker.control.ssl.enable"] and self.values["pykbroker.control.auth.user"]
+                and self.values["pykbroker.control.auth.password"]):
+            raise ConfigError(
+                f"Invalid value {control} for configuration pykbroker.control.listener: without TLS and a "
+                "login the control endpoint is for loopback addresses only (127.0.0.1, ::1, localhost); to "
+                "listen on another address set pykbroker.control.ssl.enable=true and "
+                "pykbroker.control.auth.user/pykbroker.control.auth.password")
 
     def inter_broker_listener(self) -> Listener | None:
         """The listener other brokers reach this one at: ``inter.broker.listener.name``,

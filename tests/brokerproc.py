@@ -117,6 +117,9 @@ class BrokerProcess:
     ) -> None:
         self.name = name
         self.command = list(command) if command else [sys.executable, "-m", "pykbroker"]
+        # the real broker's command opens the web console by default; test
+        # brokers do without it (an override can turn it on)
+        self._default_command = not command
         self.config_file = config_file
         self.extra_args = list(extra_args)
         self.extra_env = dict(env or {})
@@ -181,6 +184,8 @@ class BrokerProcess:
             args.append(str(self.config_file))
         for k, v in self.overrides.items():
             args += ["--override", f"{k}={v}"]
+        if self._default_command and "pykbroker.console.enable" not in self.overrides:
+            args += ["--override", "pykbroker.console.enable=false"]
         args += self.extra_args
         return args
 

@@ -1,9 +1,18 @@
-"""The HTTP control endpoint (``pykbroker.control.listener=127.0.0.1:PORT``).
+"""The HTTP control endpoint (``pykbroker.control.listener=HOST:PORT``) and,
+with ``pykbroker.console.enable``, the web console (``server/console/``).
 
-Off unless that property is set; loopback addresses only (config check),
-since it has no authentication. A deliberately tiny HTTP/1.1 server on trio:
-one request per connection (``Connection: close``), JSON in and out, bodies
-up to 1 MiB.
+An ASGI app (Starlette) served by Hypercorn's trio worker inside the
+broker's own nursery: the same event loop as the Kafka listeners, so every
+route reads the broker state directly, with no locks and no threads.
+Starlette, Hypercorn and Jinja2 are imported only when the listener is
+configured (this module is imported lazily by ``broker.py``), so a broker
+without it starts as fast as before.
+
+Off unless ``pykbroker.control.listener`` is set. Loopback addresses only,
+unless ``pykbroker.control.ssl.enable=true`` and a login
+(``pykbroker.control.auth.user`` / ``.password``, HTTP Basic) are both
+configured (config check). With a login every route asks for it.
+JSON in and out, request bodies up to 1 MiB.
 
     GET    /                        this list
     GET    /health                  {"status": "ok", ...}
@@ -14,42 +23,53 @@ up to 1 MiB.
     GET    /faults/ID               one rule
     DELETE /faults/ID               remove one rule
     GET    /topics                  topics, partitions and offsets
-    GET    /topics/NAME/records     ?partition=P&offset=O&limit=N
+    GET    /topics/NAME/records     ?partition=P&offset=O&limit=N (N at most 10000)
     GET    /groups                  every group with state and lag
     GET    /groups/ID               one group's state, offsets and lag
     GET    /versions                the ApiVersions ranges being advertised
     GET    /trace                   ?limit=N, the last trace events (pykbroker.trace=true)
+    GET    /console/...             the web console (docs/console.md), when enabled
 
 Record keys, values and header values are given as UTF-8 text when they
-decode, else as ``{"base64": "..."}``.
+decode, else as ``{"base64": "..."}``. Errors are ``{"error": "..."}`` with
+a 4xx status (5xx only for a bug, which is logged; the broker keeps serving).
 """
 
 from __future__ import annotations
 
 import base64
-import functools
+import hmac
 import json
 import logging
+import socket
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ..config import is_loopback
 from . import inspect
 from .faults import FaultRuleError
 from .metrics import render
 
 if TYPE_CHECKING:
+    import ssl
+
     from ..broker import Broker
 
 log = logging.getLogger("pykbroker.control")
 
-MAX_HEADER = 16 * 1024
 MAX_BODY = 1024 * 1024
-IO_TIMEOUT = 10.0
-
-_REASONS = {200: "OK", 201: "Created", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-            408: "Request Timeout", 411: "Length Required", 413: "Payload Too Large", 500: "Internal Server Error"}
+MAX_RECORDS_LIMIT = 10_000
+IO_TIMEOUT = 10
+METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
 
 
 class HttpError(Exception):
@@ -63,85 +83,154 @@ def parse_listener(value: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
+class _Config(HypercornConfig):
+    """Hypercorn's config with the broker's own TLS context (the ``ssl.*``
+    stores, ``listener.name.control.*``; security/listeners.py) instead of
+    Hypercorn's certfile/keyfile."""
+
+    def __init__(self, ssl_context: "ssl.SSLContext | None") -> None:
+        super().__init__()
+        self._ssl_context = ssl_context
+
+    @property
+    def ssl_enabled(self) -> bool:
+        return self._ssl_context is not None
+
+    def create_ssl_context(self) -> "ssl.SSLContext | None":
+        return self._ssl_context
+
+
+def hypercorn_config(host: str, port: int, ssl_context: "ssl.SSLContext | None") -> HypercornConfig:
+    cfg = _Config(ssl_context)
+    cfg.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    cfg.accesslog = None
+    cfg.errorlog = log
+    cfg.read_timeout = IO_TIMEOUT
+    cfg.keep_alive_timeout = IO_TIMEOUT
+    cfg.ssl_handshake_timeout = IO_TIMEOUT
+    cfg.graceful_timeout = 1.0
+    cfg.include_server_header = False
+    cfg.alpn_protocols = ["http/1.1"]
+    return cfg
+
+
 async def serve_control(broker: "Broker", *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    """Serve the control app (and the console) until cancelled; reports the
+    bound ``(host, port)``."""
     host, port = parse_listener(broker.config["pykbroker.control.listener"])
-    listeners = await trio.open_tcp_listeners(port, host=host)
-    bound = listeners[0].socket.getsockname()
-    log.info("control endpoint on %s://%s:%d/", "https" if broker.state.security.control_ssl_context else "http",
-             host, bound[1])
-    task_status.started((host, bound[1]))
-    await trio.serve_listeners(functools.partial(_serve, broker), listeners)
-
-
-async def _serve(broker: "Broker", stream: Any) -> None:
+    if port:  # a taken address fails here, as OSError, before anything starts
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
     ssl_context = broker.state.security.control_ssl_context  # pykbroker.control.ssl.enable
-    if ssl_context is not None:
-        stream = trio.SSLStream(stream, ssl_context, server_side=True, https_compatible=True)
+    routes: list[BaseRoute] = []
+    console = None
+    if broker.config["pykbroker.console.enable"]:
+        from .console import Console
+
+        console = Console(broker)
+        routes += console.routes()
+    routes.append(Route("/{path:path}", _json_endpoint(broker), methods=METHODS))
+    app: ASGIApp = OriginCheck(Starlette(routes=routes), host)
+    user, password = broker.config["pykbroker.control.auth.user"], broker.config["pykbroker.control.auth.password"]
+    if user:
+        app = BasicAuth(app, user, password or "")
+    async with trio.open_nursery() as nursery:
+        binds = await nursery.start(serve, app, hypercorn_config(host, port, ssl_context))
+        bound = int(binds[0].rpartition(":")[2])
+        log.info("control endpoint on %s://%s:%d/", "https" if ssl_context else "http", host, bound)
+        if console is not None:
+            nursery.start_soon(console.run)
+        task_status.started((host, bound))
+
+
+class OriginCheck:
+    """Requests a browser was tricked into sending are refused (403):
+
+    - a change (any method but GET/HEAD) whose ``Origin`` is another site
+      (cross-site request forgery: a page elsewhere posting a form to
+      127.0.0.1);
+    - on a loopback listener, a ``Host`` that is not a loopback name or
+      address (DNS rebinding: another site's name resolved to 127.0.0.1).
+    Clients that send no ``Origin`` (curl, urllib, ``pykbroker ctl``) are
+    not affected."""
+
+    def __init__(self, app: ASGIApp, listen_host: str) -> None:
+        self.app = app
+        self.loopback_only = is_loopback(listen_host)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = dict(scope["headers"])
+            host = headers.get(b"host", b"").decode("latin-1")
+            why = None
+            if self.loopback_only and host and not is_loopback(_hostname(host)):
+                why = f"refused: Host {host!r} is not a loopback address"
+            origin = headers.get(b"origin")
+            if why is None and scope["method"] not in ("GET", "HEAD") and origin is not None:
+                o = origin.decode("latin-1")
+                if o == "null" or o.partition("://")[2] != host:
+                    why = f"refused: a cross-origin request from {o!r}"
+            if why is not None:
+                await Response(_json({"error": why}), 403, media_type="application/json")(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _hostname(host: str) -> str:
+    """The name in a Host header (without the port; IPv6 in brackets)."""
+    if host.startswith("["):
+        return host[1:].partition("]")[0]
+    return host.rpartition(":")[0] if host.count(":") == 1 else host
+
+
+class BasicAuth:
+    """HTTP Basic authentication on every route (``pykbroker.control.auth.*``)."""
+
+    def __init__(self, app: ASGIApp, user: str, password: str) -> None:
+        self.app = app
+        self.expected = b"Basic " + base64.b64encode(f"{user}:{password}".encode())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            got = dict(scope["headers"]).get(b"authorization", b"")
+            if not hmac.compare_digest(got, self.expected):
+                await Response(_json({"error": "authentication required"}), 401, media_type="application/json",
+                               headers={"WWW-Authenticate": 'Basic realm="pykbroker"'})(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
+    """The request body, refused (413) past ``limit`` bytes."""
+    try:
+        if int(request.headers.get("content-length", "0")) > limit:
+            raise HttpError(413, "body too large")
+    except ValueError:
+        raise HttpError(400, "bad Content-Length") from None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise HttpError(413, "body too large")
+    return bytes(body)
+
+
+def _json_endpoint(broker: "Broker") -> Any:
+    async def endpoint(request: Request) -> Response:
         try:
-            with trio.fail_after(IO_TIMEOUT):
-                await stream.do_handshake()
-        except (trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError, OSError):
-            await trio.aclose_forcefully(stream)
-            return
-    async with stream:
-        try:
-            with trio.fail_after(IO_TIMEOUT):
-                method, target, body = await _read_request(stream)
-            status, ctype, payload = _route(broker, method, target, body)
+            body = await read_body(request)
+            raw = request.scope.get("raw_path")  # still percent-encoded: _route unquotes each segment
+            path = raw.decode("latin-1") if raw else request.url.path
+            target = path + (f"?{request.url.query}" if request.url.query else "")
+            status, ctype, payload = _route(broker, request.method, target, body)
         except HttpError as e:
             status, ctype, payload = e.status, "application/json", _json({"error": str(e)})
-        except trio.TooSlowError:
-            status, ctype, payload = 408, "application/json", _json({"error": "request timed out"})
-        except (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError):
-            return
         except Exception as e:  # never take the broker down
             log.exception("control endpoint failed")
             status, ctype, payload = 500, "application/json", _json({"error": repr(e)})
-        head = (f"HTTP/1.1 {status} {_REASONS.get(status, 'OK')}\r\n"
-                f"Content-Type: {ctype}\r\nContent-Length: {len(payload)}\r\n"
-                f"Connection: close\r\n\r\n").encode("latin-1")
-        try:
-            with trio.fail_after(IO_TIMEOUT):
-                await stream.send_all(head + payload)
-        except (trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError, ConnectionError):
-            pass
-
-
-async def _read_request(stream: Any) -> tuple[str, str, bytes]:
-    buf = bytearray()
-    while b"\r\n\r\n" not in buf:
-        if len(buf) > MAX_HEADER:
-            raise HttpError(413, "request header too large")
-        data = await stream.receive_some(65536)
-        if not data:
-            raise trio.BrokenResourceError("closed before the request header ended")
-        buf += data
-    head, _, rest = bytes(buf).partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    try:
-        method, target, _version = lines[0].split(" ", 2)
-    except ValueError:
-        raise HttpError(400, "bad request line") from None
-    headers = {}
-    for line in lines[1:]:
-        k, sep, v = line.partition(":")
-        if sep:
-            headers[k.strip().lower()] = v.strip()
-    if "chunked" in headers.get("transfer-encoding", "").lower():
-        raise HttpError(411, "chunked bodies are not supported; send Content-Length")
-    try:
-        length = int(headers.get("content-length", "0"))
-    except ValueError:
-        raise HttpError(400, "bad Content-Length") from None
-    if length > MAX_BODY or length < 0:
-        raise HttpError(413, "body too large")
-    body = bytearray(rest)
-    while len(body) < length:
-        data = await stream.receive_some(65536)
-        if not data:
-            raise HttpError(400, "body shorter than Content-Length")
-        body += data
-    return method.upper(), target, bytes(body[:length])
+        return Response(payload, status, media_type=ctype)
+    return endpoint
 
 
 def _json(obj: Any) -> bytes:
@@ -172,6 +261,7 @@ ROUTES = [
     "DELETE /faults/ID", "GET /topics", "GET /topics/NAME/records?partition=&offset=&limit=",
     "GET /groups", "GET /groups/ID", "GET /versions", "GET /trace?limit=",
 ]
+CONSOLE_ROUTE = "GET /console"
 
 
 def _route(broker: "Broker", method: str, target: str, body: bytes) -> tuple[int, str, bytes]:
@@ -188,7 +278,8 @@ def _route(broker: "Broker", method: str, target: str, body: bytes) -> tuple[int
 
     if not path:
         need("GET")
-        return 200, J, _json({"endpoints": ROUTES})
+        routes = ROUTES + ([CONSOLE_ROUTE] if broker.config["pykbroker.console.enable"] else [])
+        return 200, J, _json({"endpoints": routes})
     head = path[0]
     if head == "health" and len(path) == 1:
         need("GET")
@@ -246,9 +337,12 @@ def _route(broker: "Broker", method: str, target: str, body: bytes) -> tuple[int
                      "size_bytes": p.log.size} for p in ts.partitions]})
             return 200, J, _json(out)
         if len(path) == 3 and path[2] == "records":
+            limit = _int(q, "limit")
+            if limit is not None and not 0 <= limit <= MAX_RECORDS_LIMIT:
+                raise HttpError(400, f"limit must be between 0 and {MAX_RECORDS_LIMIT}")
             try:
                 recs = inspect.records(state, path[1], _int(q, "partition"), offset=_int(q, "offset"),
-                                       limit=_int(q, "limit"))
+                                       limit=limit)
             except KeyError as e:
                 raise HttpError(404, str(e.args[0])) from None
             for r in recs:

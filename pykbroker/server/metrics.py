@@ -230,6 +230,9 @@ class Instrumentation:
         self.metrics_enabled = bool(cfg["pykbroker.metrics.enable"])
         self.faults = FaultInjector()
         self.tracer: Tracer | None = Tracer(int(cfg["pykbroker.trace.max.chars"])) if cfg["pykbroker.trace"] else None
+        # fn(ctx, response body) after each handled request: the console's
+        # bytes-out-per-topic meter (server/console/history.py), when enabled
+        self.topic_meter: Callable[[Any, Message], None] | None = None
 
     def enable_trace(self, max_chars: int | None = None) -> Tracer:
         if self.tracer is None:
@@ -239,7 +242,7 @@ class Instrumentation:
     async def dispatch(self, ctx: Any, h: Any, req: Message, nbytes_in: int,
                        call: Callable[[Any, Any, Message], Awaitable[Message | None]]) -> list[Any] | None:
         tracer = self.tracer
-        if tracer is None and not self.metrics_enabled and not self.faults.active:
+        if tracer is None and not self.metrics_enabled and not self.faults.active and self.topic_meter is None:
             body = await call(h, ctx, req)
             if body is None:
                 return None
@@ -266,6 +269,8 @@ class Instrumentation:
                 tracer.closed(ctx, h.name, str(e), dt)
             raise
         dt = time.perf_counter() - t0
+        if self.topic_meter is not None and body is not None:
+            self.topic_meter(ctx, body)
         if self.metrics_enabled:
             self.metrics.observe(h.name, ctx.api_version, dt, nbytes_in, _size(parts), has_error(body))
         if tracer is not None:

@@ -53,7 +53,7 @@ def preload() -> None:
     from ..protocol import codec
     from .. import group  # noqa: F401 - imported to load it now
     from .. import broker  # noqa: F401 - imported to load it now
-    from ..server import control, faults, inspect, metrics  # noqa: F401 - imported to load it now
+    from ..server import faults, inspect, metrics  # noqa: F401 - imported to load it now
     from ..storage import memory  # noqa: F401 - imported to load it now
 
     load_all()

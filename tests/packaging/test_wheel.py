@@ -34,6 +34,7 @@ import sys
 import tarfile
 import textwrap
 import time
+import urllib.request
 import zipfile
 from email.parser import Parser
 from pathlib import Path
@@ -133,6 +134,9 @@ def test_wheel_carries_specs_license_and_metadata(installed):
                 if n.startswith("pykbroker/protocol_specs/") and n.endswith(".json")}
     assert in_wheel == specs, f"missing from the wheel: {sorted(specs - in_wheel)}"
     assert "pykbroker/protocol_specs/__init__.py" in names
+    # the web console's templates and static files (server/console/)
+    for f in ("templates/base.html", "templates/topic.html", "static/console.css", "static/console.js"):
+        assert f"pykbroker/server/console/{f}" in names, f
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
     assert not any(n.startswith(("tests/", "compat_tests/", "protocol_specs/")) for n in names)
 
@@ -205,10 +209,11 @@ def test_installed_broker_round_trips_1000_records_with_librdkafka(installed, tm
     from confluent_kafka.admin import AdminClient, NewTopic
 
     port = _free_port()
+    console_port = _free_port()
     data = tmp_path / "data"
     proc = subprocess.Popen(
         [str(installed.script), "--override", f"listeners=PLAINTEXT://127.0.0.1:{port}",
-         "--override", f"log.dirs={data}"],
+         "--override", f"log.dirs={data}", "--control", f"127.0.0.1:{console_port}"],
         cwd=installed.cwd, env=installed.env, stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -251,6 +256,13 @@ def test_installed_broker_round_trips_1000_records_with_librdkafka(installed, tm
             consumer.close()
         assert got == [(0, i, f"k{i}".encode(), f"record-{i:04d}".encode()) for i in range(n)]
         assert (data / f"{topic}-0" / "00000000000000000000.log").is_file()
+        # the web console, served from the wheel's own templates and static files
+        console = f"http://127.0.0.1:{console_port}/console"
+        with urllib.request.urlopen(f"{console}/topics/{topic}", timeout=10) as r:
+            page = r.read().decode()
+        assert r.status == 200 and f'<span id="topic-name">{topic}</span>' in page
+        with urllib.request.urlopen(f"{console}/static/console.css", timeout=10) as r:
+            assert r.status == 200 and r.read()
     finally:
         proc.terminate()
         try:
