@@ -29,6 +29,7 @@ from ..storage.manager import validate_topic_name
 from ..txn import producers as txn_producers
 from ..share import ShareCoordinator
 from ..txn.coordinator import TransactionCoordinator
+from .fetch_sessions import FetchSessionCache
 from .log_tasks import LogTasks
 from .metrics import Instrumentation
 from .replicas import BrokerEndpoint, LeadershipListener, LocalReplicas, Replicas
@@ -132,6 +133,8 @@ class BrokerState:
         self.txn_coordinator = TransactionCoordinator(self)
         # share groups (KIP-932): __share_group_state loads before share requests are served
         self.share_coordinator = ShareCoordinator(self)
+        # incremental fetch sessions (KIP-227, server/fetch_sessions.py)
+        self.fetch_sessions = FetchSessionCache(config["max.incremental.fetch.session.cache.slots"])
         # retention, compaction, flush.ms, file deletion (run by log_tasks.run)
         self.log_tasks = LogTasks(self)
 
