@@ -117,6 +117,9 @@ class BrokerState:
             self.api_version_caps = {k: hi for k, (lo, hi) in api_version_ranges.items()}
             self.api_version_floors = {k: lo for k, (lo, hi) in api_version_ranges.items()}
         self._api_versions_cache: list[dict[str, Any]] | None = None
+        # ApiVersions' FinalizedFeaturesEpoch: the finalized features derive from the advertised
+        # versions, so it grows each time those are computed anew (handlers/api_versions.py)
+        self.finalized_features_epoch: int = 0
         self.nursery: trio.Nursery | None = nursery  # background work (flushes, coordinator tasks)
         self._bg_flushing: set[PartitionState] = set()
         # request hooks: metrics, trace, fault rules (server/metrics.py)
@@ -170,6 +173,7 @@ class BrokerState:
                 out = [dict(e, min_version=max(e["min_version"], floors.get(e["api_key"], 0))) for e in out]
                 out = [e for e in out if e["min_version"] <= e["max_version"]]
             self._api_versions_cache = out
+            self.finalized_features_epoch += 1
         return self._api_versions_cache
 
     # -- topics of the local logs (a lone broker; LocalReplicas) ------------------------------
