@@ -191,3 +191,18 @@ def test_new_instance_fences_the_old(shared_broker):
         assert new.end(True)["error_code"] == 0
         values, aborted, _ = _read_committed(c, topic, 0)
         assert values == [b"new"] and aborted == [old.pid]
+
+
+def test_kafka_python_describe_features(shared_broker):
+    """Admin clients' DescribeFeatures is ApiVersions: kafka-python's shows the levels."""
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=shared_broker.bootstrap)
+    try:
+        f = admin.describe_features()
+    finally:
+        admin.close()
+    assert f["transaction.version"]["supported"] == (0, 2)
+    assert f["transaction.version"]["finalized"] == (2, 2)
+    assert f["group.version"]["finalized"] == (1, 1)
+    assert f["transaction.version"]["finalized_epoch"] is not None
