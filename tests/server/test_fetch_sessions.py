@@ -326,3 +326,34 @@ def test_sessions_do_not_survive_a_restart(broker_factory, unique_topic):
     with RawClient(b.bootstrap) as c:
         s.c = c
         assert s.fetch({}, epoch=s.epoch)["error_code"] == errors.FETCH_SESSION_ID_NOT_FOUND
+
+
+def test_a_caught_up_consumer_of_1000_partitions_sends_and_gets_almost_nothing(broker_factory):
+    """The point of KIP-227 (numbers for docs/bench.md): a full fetch of 1,000
+    idle partitions is tens of kilobytes each way, an incremental one a few bytes."""
+    from pykbroker.protocol import codec
+    from pykbroker.protocol.framing import decode_response, encode_request
+
+    b = broker_factory({"pykbroker.storage": "memory"})
+    with RawClient(b.bootstrap, timeout=60) as c:
+        tid = _create(c, "many", 1000)
+        parts = {p: 0 for p in range(1000)}
+        s = Session(c, 17, "many", tid)
+        sizes = []
+        for _ in range(3):
+            body = {"replica_id": -1, "max_wait_ms": 0, "min_bytes": 0, "max_bytes": 1 << 20,
+                    "isolation_level": 0, "session_id": s.id, "session_epoch": s.epoch,
+                    "topics": [{"topic_id": tid, "partitions": [
+                        {"partition": p, "current_leader_epoch": -1, "fetch_offset": o, "last_fetched_epoch": -1,
+                         "log_start_offset": -1, "partition_max_bytes": 1 << 20} for p, o in parts.items()]}]
+                    if s.id == 0 else [], "forgotten_topics_data": [], "rack_id": ""}
+            frame = encode_request(codec.api(1), 17, 7, body)
+            c.send_frame(frame)
+            resp = c.read_frame()
+            sizes.append((len(frame), len(resp) + 4))
+            _, r = decode_response(codec.api(1), 17, resp)
+            assert r["error_code"] == 0 and r["session_id"] > 0
+            s.id, s.epoch = r["session_id"], s.epoch + 1
+        (full_req, full_resp), *incremental = sizes
+        assert full_req > 30_000 and full_resp > 30_000
+        assert all(req < 100 and resp < 100 for req, resp in incremental), sizes
