@@ -161,15 +161,16 @@ def _session_fields(ctx: RequestContext, req: Message) -> tuple[list[tuple[PartK
     return adds, forget
 
 
-def _session_groups(v: int, session: FetchSession) -> tuple[list[Group], list[PartKey]]:
+def _session_groups(session: FetchSession) -> tuple[list[Group], list[PartKey]]:
     """A session's partitions as runs of one topic, in the session's order."""
     groups: list[Group] = []
     keys = list(session.partitions)
-    for key in keys:
-        cp = session.partitions[key]
-        if groups and groups[-1][1 if v >= 13 else 0] == key[0]:
+    last: object = None  # the key's topic (id from v13, else name): the session's keys are of one kind
+    for key, cp in session.partitions.items():
+        if key[0] == last:
             groups[-1][2].append(cp.request())
         else:
+            last = key[0]
             groups.append((cp.topic, cp.topic_id, [cp.request()]))
     return groups, keys
 
@@ -212,7 +213,7 @@ async def handle(ctx: RequestContext, req: Message) -> Message:
             return {"throttle_time_ms": 0, "error_code": fctx.error, "session_id": 0, "responses": []}
         kind, session = fctx.kind, fctx.session
     if session is not None:
-        groups, keys = _session_groups(v, session)
+        groups, keys = _session_groups(session)
     else:
         groups = [(t["topic"], t["topic_id"], t["partitions"]) for t in req["topics"]]
     deadline = trio.current_time() + max(req["max_wait_ms"], 0) / 1000

@@ -68,8 +68,10 @@ class CachedPartition:
     last_fetched_epoch: int = -1
     high_watermark: int = -1  # last answered (-1: answer next time)
     local_log_start_offset: int = -1  # last answered
+    entry: dict[str, Any] | None = attrs.field(default=None, init=False)  # request() built once per change
 
     def update_request(self, fp: dict[str, Any]) -> None:
+        self.entry = None
         self.fetch_offset = fp["fetch_offset"]
         self.partition_max_bytes = fp["partition_max_bytes"]
         self.current_leader_epoch = fp["current_leader_epoch"]
@@ -77,11 +79,13 @@ class CachedPartition:
         self.last_fetched_epoch = fp["last_fetched_epoch"]
 
     def request(self) -> dict[str, Any]:
-        """The partition as a Fetch request entry (what the session reads)."""
-        return {"partition": self.partition, "current_leader_epoch": self.current_leader_epoch,
-                "fetch_offset": self.fetch_offset, "last_fetched_epoch": self.last_fetched_epoch,
-                "log_start_offset": self.log_start_offset,
-                "partition_max_bytes": self.partition_max_bytes}
+        """The partition as a Fetch request entry (what the session reads; not to be changed)."""
+        if self.entry is None:
+            self.entry = {"partition": self.partition, "current_leader_epoch": self.current_leader_epoch,
+                          "fetch_offset": self.fetch_offset, "last_fetched_epoch": self.last_fetched_epoch,
+                          "log_start_offset": self.log_start_offset,
+                          "partition_max_bytes": self.partition_max_bytes}
+        return self.entry
 
     def must_respond(self, resp: dict[str, Any], has_records: bool) -> bool:
         """Whether an incremental answer includes this partition; updates what it was told."""
