@@ -1,6 +1,7 @@
 """Fetch sessions (KIP-227): the cache (pure) and the wire, one case per test.
 
-The wire tests speak raw Fetch at v12 (topic names) and v17 (topic ids):
+The wire tests speak raw Fetch at v7 (the first with sessions), v12 (topic
+names, flexible) and v17 (topic ids):
 full requests open sessions, incremental ones carry only changes and get
 only changed partitions back, forgotten partitions leave the session, and
 the session errors come back as Kafka's.
@@ -186,7 +187,7 @@ class Session:
         return out
 
 
-@pytest.mark.parametrize("v", [12, 17])
+@pytest.mark.parametrize("v", [7, 12, 17])
 def test_full_then_incremental(shared_broker, unique_topic, v):
     with RawClient(shared_broker.bootstrap) as c:
         tid = _create(c, unique_topic, 4)
