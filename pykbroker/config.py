@@ -162,6 +162,10 @@ _p("pykbroker.ssl.handshake.timeout.ms", "long", 10000, "A TLS handshake not don
    _at_least(1))
 # topics / logs
 _p("num.partitions", "int", 1, validator=_at_least(1))
+_p("max.request.partition.size.limit", "int", 2000,
+   "Most partitions one DescribeTopicPartitions answer lists (then a cursor).", _at_least(1))
+_p("max.incremental.fetch.session.cache.slots", "int", 1000,
+   "Incremental fetch sessions (KIP-227) the broker keeps; 0 answers every fetch sessionless.", _at_least(0))
 _p("default.replication.factor", "int", 1, validator=_at_least(1))
 _p("auto.create.topics.enable", "bool", True)
 _p("delete.topic.enable", "bool", True)

@@ -5,7 +5,17 @@
   INVALID_REQUEST (Kafka's check).
 - A request above v4 never reaches this handler: the server answers it with
   a v0 body, UNSUPPORTED_VERSION and our ranges (see server.connection).
-- v3+: supported/finalized features are left empty (no feature flags yet).
+- v3+: features (KIP-584), as a Kafka 4.x broker lists them, each finalized
+  at the level the advertised API versions serve (derived, so release
+  emulation narrows them too; level 0 is not listed as finalized):
+  ``transaction.version`` 0-2, finalized 2 when EndTxn v5, Produce v12 and
+  TxnOffsetCommit v5 are advertised (KIP-890 part 2: Java 4.x producers then
+  skip AddPartitionsToTxn/AddOffsetsToTxn and take the bumped epoch from
+  EndTxn), else 0; ``group.version`` 0-1, finalized 1 with
+  ConsumerGroupHeartbeat (KIP-848); ``share.version`` 0-1, finalized 1 with
+  ShareGroupHeartbeat (KIP-932). The finalized epoch grows whenever the
+  advertised versions change (``BrokerState.finalized_features_epoch``).
+  Admin clients' DescribeFeatures is this request.
 """
 
 from __future__ import annotations
@@ -23,6 +33,27 @@ if TYPE_CHECKING:
 _SOFTWARE = re.compile(r"^[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?$")
 
 
+# feature -> (supported max level, [(level, {api key: lowest max version it needs})], highest first)
+FEATURES: dict[str, tuple[int, list[tuple[int, dict[int, int]]]]] = {
+    "group.version": (1, [(1, {68: 0})]),
+    "share.version": (1, [(1, {76: 1})]),
+    "transaction.version": (2, [(2, {26: 5, 0: 12, 28: 5})]),
+}
+
+
+def features(api_keys: list[dict[str, int]]) -> tuple[list[Message], list[Message]]:
+    """(supported, finalized) feature lists for these advertised API ranges."""
+    top = {k["api_key"]: k["max_version"] for k in api_keys}
+    supported, finalized = [], []
+    for name, (max_level, levels) in sorted(FEATURES.items()):
+        supported.append({"name": name, "min_version": 0, "max_version": max_level})
+        for level, needs in levels:
+            if all(top.get(key, -1) >= v for key, v in needs.items()):
+                finalized.append({"name": name, "min_version_level": level, "max_version_level": level})
+                break
+    return supported, finalized
+
+
 @handler(18, 0, 4)
 async def handle(ctx: RequestContext, req: Message) -> Message:
     error = errors.NONE
@@ -30,7 +61,12 @@ async def handle(ctx: RequestContext, req: Message) -> Message:
         for v in (req["client_software_name"], req["client_software_version"]):
             if not _SOFTWARE.match(v or ""):
                 error = errors.INVALID_REQUEST
-    return {"error_code": error, "api_keys": ctx.state.api_versions(), "throttle_time_ms": 0}
+    api_keys = ctx.state.api_versions()
+    body: Message = {"error_code": error, "api_keys": api_keys, "throttle_time_ms": 0}
+    if ctx.api_version >= 3:
+        body["supported_features"], body["finalized_features"] = features(api_keys)
+        body["finalized_features_epoch"] = ctx.state.finalized_features_epoch
+    return body
 
 
 def unsupported_version_body(ctx_state: BrokerState) -> Message:

@@ -18,9 +18,16 @@
   log offline after an I/O failure), UNKNOWN_TOPIC_OR_PARTITION,
   UNKNOWN_TOPIC_ID (v13+), FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH (v9+,
   current_leader_epoch check).
-- Fetch sessions (KIP-227): answered sessionless (session_id 0), which every
-  client handles by sending full fetch requests; a request naming a session
-  id we never gave out gets FETCH_SESSION_ID_NOT_FOUND.
+- Fetch sessions (KIP-227, v7+; the cache is server/fetch_sessions.py):
+  epoch 0 is a full request that opens a session (its id in the answer, 0
+  when the cache has no slot), epoch -1 a sessionless one (closing the
+  named session), epoch > 0 an incremental one: the request's partitions
+  and forgotten topics update the session, every partition of the session
+  is read, and the answer lists only partitions with records, a changed
+  high watermark or log start offset, or an error (topics may repeat: the
+  answered partitions move to the end of the session's order). Top-level
+  FETCH_SESSION_ID_NOT_FOUND, INVALID_FETCH_SESSION_EPOCH,
+  FETCH_SESSION_TOPIC_ID_ERROR (a session used with and without topic ids).
 - v12+ tagged fields (diverging epoch, current leader) left at defaults;
   v13+ topic ids; v16+ node endpoints.
 - Cluster mode (zookeeper.connect): consumers get NOT_LEADER_OR_FOLLOWER
@@ -45,6 +52,7 @@ from ..txn.producers import aborted_transactions
 from . import RequestContext, handler
 
 if TYPE_CHECKING:
+    from ..server.fetch_sessions import FetchSession, PartKey
     from ..server.topics import PartitionState
 
 
@@ -61,7 +69,11 @@ def _check_epoch(requested: int, current: int) -> int:
     return errors.FENCED_LEADER_EPOCH if requested < current else errors.UNKNOWN_LEADER_EPOCH
 
 
-def _collect(ctx: RequestContext, req: Message) -> tuple[list[Message], int, list[PartitionState]]:
+# (topic name, topic id, partition request entries): the requested topics, or a session's runs
+Group = tuple[str, bytes, list[Message]]
+
+
+def _collect(ctx: RequestContext, req: Message, groups: list[Group]) -> tuple[list[Message], int, list[PartitionState]]:
     """One pass over the requested partitions: (responses, bytes, partitions)."""
     st = ctx.state
     v = ctx.api_version
@@ -73,15 +85,15 @@ def _collect(ctx: RequestContext, req: Message) -> tuple[list[Message], int, lis
     total = 0
     watched: list[PartitionState] = []
     out = []
-    for t in req["topics"]:
+    for topic, topic_id, partitions in groups:
         if v >= 13:
-            ts = st.topics_by_id.get(t["topic_id"])
+            ts = st.topics_by_id.get(topic_id)
             missing = errors.UNKNOWN_TOPIC_ID
         else:
-            ts = st.topics.get(t["topic"])
+            ts = st.topics.get(topic)
             missing = errors.UNKNOWN_TOPIC_OR_PARTITION
         parts_out = []
-        for fp in t["partitions"]:
+        for fp in partitions:
             idx = fp["partition"]
             if ts is None or not 0 <= idx < len(ts.partitions):
                 parts_out.append(_empty(idx, missing if ts is None else errors.UNKNOWN_TOPIC_OR_PARTITION))
@@ -123,25 +135,91 @@ def _collect(ctx: RequestContext, req: Message) -> tuple[list[Message], int, lis
                                                        [] if read_committed else None),
                               "preferred_read_replica": -1,
                               "records": res.chunks if size else b""})
-        out.append({"topic": t["topic"], "topic_id": t["topic_id"], "partitions": parts_out})
+        out.append({"topic": topic, "topic_id": topic_id, "partitions": parts_out})
     return out, total, watched
+
+
+def _session_key(v: int, topic: str, topic_id: bytes, partition: int) -> PartKey:
+    return (topic_id, partition) if v >= 13 else (topic, partition)
+
+
+def _session_fields(ctx: RequestContext, req: Message) -> tuple[list[tuple[PartKey, str, bytes, Message]],
+                                                                 list[PartKey]]:
+    """The request's partitions (key, topic name, topic id, entry) and forgotten partitions."""
+    v = ctx.api_version
+    by_id = ctx.state.topics_by_id
+    adds = []
+    for t in req["topics"]:
+        topic = t["topic"]
+        if v >= 13:
+            ts = by_id.get(t["topic_id"])
+            topic = ts.name if ts is not None else ""
+        for fp in t["partitions"]:
+            adds.append((_session_key(v, topic, t["topic_id"], fp["partition"]), topic, t["topic_id"], fp))
+    forget = [_session_key(v, t["topic"], t["topic_id"], i)
+              for t in req["forgotten_topics_data"] for i in t["partitions"]]
+    return adds, forget
+
+
+def _session_groups(session: FetchSession) -> tuple[list[Group], list[PartKey]]:
+    """A session's partitions as runs of one topic, in the session's order."""
+    groups: list[Group] = []
+    keys = list(session.partitions)
+    last: object = None  # the key's topic (id from v13, else name): the session's keys are of one kind
+    for key, cp in session.partitions.items():
+        if key[0] == last:
+            groups[-1][2].append(cp.request())
+        else:
+            last = key[0]
+            groups.append((cp.topic, cp.topic_id, [cp.request()]))
+    return groups, keys
+
+
+def _incremental_answer(session: FetchSession, keys: list[PartKey], responses: list[Message]) -> list[Message]:
+    """Only the partitions that changed, regrouped; the answered ones move to the end."""
+    out: list[Message] = []
+    answered: list[PartKey] = []
+    flat = ((t, p) for t in responses for p in t["partitions"])
+    for key, (t, p) in zip(keys, flat):
+        cp = session.partitions.get(key)
+        if cp is None or not cp.must_respond(p, bool(p["records"])):
+            continue  # unchanged (or forgotten meanwhile)
+        answered.append(key)
+        if out and out[-1]["topic"] == t["topic"] and out[-1]["topic_id"] == t["topic_id"]:
+            out[-1]["partitions"].append(p)
+        else:
+            out.append({"topic": t["topic"], "topic_id": t["topic_id"], "partitions": [p]})
+    session.rotate(answered)
+    return out
 
 
 @handler(1, 4, 18)
 async def handle(ctx: RequestContext, req: Message) -> Message:
     v = ctx.api_version
-    if v >= 7 and req["session_id"] != 0:
-        return {"throttle_time_ms": 0, "error_code": errors.FETCH_SESSION_ID_NOT_FOUND,
-                "session_id": 0, "responses": []}
     replica_id = req["replica_state"]["replica_id"] if v >= 15 else req["replica_id"]
     if replica_id >= 0:  # a follower's fetch (None: no followers here, served as a consumer's)
         answer = await ctx.state.replicas.replica_fetch(req, v, replica_id)
         if answer is not None:
             return answer
+    sessions = ctx.state.fetch_sessions
+    kind = "sessionless"
+    session: FetchSession | None = None
+    keys: list[PartKey] = []
+    adds: list[tuple[PartKey, str, bytes, Message]] = []
+    if v >= 7:
+        adds, forget = _session_fields(ctx, req)
+        fctx = sessions.new_context(req["session_id"], req["session_epoch"], v >= 13, adds, forget)
+        if fctx.kind == "error":
+            return {"throttle_time_ms": 0, "error_code": fctx.error, "session_id": 0, "responses": []}
+        kind, session = fctx.kind, fctx.session
+    if session is not None:
+        groups, keys = _session_groups(session)
+    else:
+        groups = [(t["topic"], t["topic_id"], t["partitions"]) for t in req["topics"]]
     deadline = trio.current_time() + max(req["max_wait_ms"], 0) / 1000
     min_bytes = req["min_bytes"]
     while True:
-        responses, total, watched = _collect(ctx, req)
+        responses, total, watched = _collect(ctx, req, groups)
         has_error = any(p["error_code"] for t in responses for p in t["partitions"])
         if total >= min_bytes or has_error or not watched or trio.current_time() >= deadline:
             break
@@ -152,9 +230,16 @@ async def handle(ctx: RequestContext, req: Message) -> Message:
             await ev.wait()
         for p in watched:
             p.waiters.discard(ev)
-    body = {"throttle_time_ms": 0, "error_code": errors.NONE, "session_id": 0,
+    session_id = 0
+    if session is not None:
+        responses = _incremental_answer(session, keys, responses)
+        session_id = session.id
+    elif kind == "full":
+        flat = (p for t in responses for p in t["partitions"])
+        session_id = sessions.maybe_create(replica_id >= 0, v >= 13,
+                                           ((key, topic, tid, fp, p) for (key, topic, tid, fp), p in zip(adds, flat)))
+    body = {"throttle_time_ms": 0, "error_code": errors.NONE, "session_id": session_id,
             "responses": responses}
     if v >= 16:
         body["node_endpoints"] = []
     return body
-

@@ -345,6 +345,19 @@ def render(state: "BrokerState", groups: list[dict[str, Any]] | None = None) -> 
     family("pykbroker_bytes_out_total", "counter", "Response bytes sent.")
     lines.append(f"pykbroker_bytes_out_total {m.bytes_out}")
 
+    fs = state.fetch_sessions
+    for name, kind, help_, value in (
+            ("pykbroker_fetch_sessions", "gauge", "Incremental fetch sessions cached (KIP-227).", len(fs)),
+            ("pykbroker_fetch_session_partitions", "gauge", "Partitions over all cached fetch sessions.",
+             fs.num_partitions),
+            ("pykbroker_fetch_sessions_created_total", "counter", "Fetch sessions opened.", fs.created),
+            ("pykbroker_fetch_session_evictions_total", "counter", "Fetch sessions evicted from the cache.",
+             fs.evictions),
+            ("pykbroker_incremental_fetches_total", "counter", "Incremental fetch requests served.",
+             fs.incremental_requests)):
+        family(name, kind, help_)
+        lines.append(f"{name} {value}")
+
     parts = []
     for tname in sorted(state.topics):
         ts = state.topics[tname]

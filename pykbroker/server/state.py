@@ -29,6 +29,7 @@ from ..storage.manager import validate_topic_name
 from ..txn import producers as txn_producers
 from ..share import ShareCoordinator
 from ..txn.coordinator import TransactionCoordinator
+from .fetch_sessions import FetchSessionCache
 from .log_tasks import LogTasks
 from .metrics import Instrumentation
 from .replicas import BrokerEndpoint, LeadershipListener, LocalReplicas, Replicas
@@ -116,6 +117,9 @@ class BrokerState:
             self.api_version_caps = {k: hi for k, (lo, hi) in api_version_ranges.items()}
             self.api_version_floors = {k: lo for k, (lo, hi) in api_version_ranges.items()}
         self._api_versions_cache: list[dict[str, Any]] | None = None
+        # ApiVersions' FinalizedFeaturesEpoch: the finalized features derive from the advertised
+        # versions, so it grows each time those are computed anew (handlers/api_versions.py)
+        self.finalized_features_epoch: int = 0
         self.nursery: trio.Nursery | None = nursery  # background work (flushes, coordinator tasks)
         self._bg_flushing: set[PartitionState] = set()
         # request hooks: metrics, trace, fault rules (server/metrics.py)
@@ -132,6 +136,8 @@ class BrokerState:
         self.txn_coordinator = TransactionCoordinator(self)
         # share groups (KIP-932): __share_group_state loads before share requests are served
         self.share_coordinator = ShareCoordinator(self)
+        # incremental fetch sessions (KIP-227, server/fetch_sessions.py)
+        self.fetch_sessions = FetchSessionCache(config["max.incremental.fetch.session.cache.slots"])
         # retention, compaction, flush.ms, file deletion (run by log_tasks.run)
         self.log_tasks = LogTasks(self)
 
@@ -167,6 +173,7 @@ class BrokerState:
                 out = [dict(e, min_version=max(e["min_version"], floors.get(e["api_key"], 0))) for e in out]
                 out = [e for e in out if e["min_version"] <= e["max_version"]]
             self._api_versions_cache = out
+            self.finalized_features_epoch += 1
         return self._api_versions_cache
 
     # -- topics of the local logs (a lone broker; LocalReplicas) ------------------------------

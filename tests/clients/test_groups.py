@@ -539,6 +539,127 @@ def test_librdkafka_cooperative_sticky(broker_factory, fleet_factory, unique_top
         assert all(not r for r in m.m.revokes[revokes_before[m.name]:])
 
 
+def _events(ms: list[Runner]) -> dict[str, tuple[int, int]]:
+    """Per member: (assign callbacks, revoke callbacks with partitions)."""
+    return {m.name: (len(m.m.assigns), sum(1 for r in m.m.revokes if r)) for m in ms}
+
+
+def test_librdkafka_cooperative_sticky_callback_counts(broker_factory, fleet_factory, unique_topic):
+    """As Kafka: a member that leaves, then one that unsubscribes, causes exactly one
+    incremental assign (of the freed partitions only) on each remaining member and no
+    revoke; the unsubscribing member sees exactly one revoke of everything it owned."""
+    b = broker_factory(BROKER)
+    create_topic(b.bootstrap, unique_topic, 6)
+    recs = make_records(unique_topic, 1800)
+    produce_recs(b.bootstrap, unique_topic, recs[:600])
+    fleet = fleet_factory("confluent-kafka", b.bootstrap, unique_topic)
+    group = f"coop-n-{uuid.uuid4().hex[:6]}"
+    extra = {"partition.assignment.strategy": "cooperative-sticky"}
+    ledger = Ledger()
+    ms = [fleet.member(group, extra=extra, ledger=ledger) for _ in range(3)]
+    wait_for(lambda: split(ms, [2, 2, 2])() and ledger.has_all(recs[:600]), ms, what="2/2/2")
+    time.sleep(1.5)  # settled: any follow-up round is over
+    owned = {m.name: m.assignment() for m in ms}
+    before = _events(ms)
+    ms[0].paused.set()
+    ms[0].commit()
+    ms[0].close()
+    produce_recs(b.bootstrap, unique_topic, recs[600:1200])
+    rest = ms[1:]
+    wait_for(lambda: split(rest, [3, 3])() and ledger.has_all(recs[:1200]), rest, what="3/3")
+    time.sleep(1.5)
+    for m in rest:
+        assigns, revokes = _events([m])[m.name]
+        assert (assigns - before[m.name][0], revokes - before[m.name][1]) == (1, 0), (m.name, m.m.assigns)
+        assert m.m.assigns[-1] == m.assignment() - owned[m.name] and len(m.m.assigns[-1]) == 1
+    # the second member unsubscribes (stays alive): one revoke there, one assign of three on the last
+    quitter, last = rest
+    owned = {m.name: m.assignment() for m in rest}
+    before = _events(rest)
+    quitter.call(quitter.m.c.unsubscribe)
+    produce_recs(b.bootstrap, unique_topic, recs[1200:])
+    wait_for(lambda: last.assignment() == set(range(6)) and ledger.has_all(recs), rest, what="6 on the last")
+    time.sleep(1.5)
+    assert quitter.assignment() == set()
+    assert _events([quitter])[quitter.name][1] - before[quitter.name][1] == 1
+    assert [r for r in quitter.m.revokes if r][-1] == owned[quitter.name]
+    assert _events([last])[last.name] == (before[last.name][0] + 1, before[last.name][1])
+    assert last.m.assigns[-1] == owned[quitter.name]
+    ledger.check_exactly_once(recs)
+
+
+def test_librdkafka_commit_after_the_rebalance_moved_on_fails(broker_factory, unique_topic):
+    """A member still in its revoke callback when the rebalance completes without it
+    (past its rebalance timeout, max.poll.interval.ms) commits there: Kafka refuses
+    (the member is gone: UNKNOWN_MEMBER_ID), nothing is stored, and the partitions'
+    new owner resumes at the last commit that succeeded."""
+    from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+    b = broker_factory(BROKER)
+    create_topic(b.bootstrap, unique_topic, 2)
+    recs = make_records(unique_topic, 20, partitions=2)
+    produce_recs(b.bootstrap, unique_topic, recs)
+    group = f"late-commit-{uuid.uuid4().hex[:6]}"
+    conf = {"bootstrap.servers": b.bootstrap, "group.id": group, "auto.offset.reset": "earliest",
+            "enable.auto.commit": False, "session.timeout.ms": 3000, "heartbeat.interval.ms": 300,
+            "max.poll.interval.ms": 3000}
+    late: dict[str, Any] = {}
+
+    def slow_revoke(c: Any, parts: list) -> None:
+        if not parts or "error" in late:
+            return
+        time.sleep(5)  # the group moves on without this member meanwhile
+        try:
+            c.commit(offsets=[TopicPartition(unique_topic, p, 7) for p in (0, 1)], asynchronous=False)
+            late["error"] = None
+        except KafkaException as e:
+            late["error"] = e.args[0].code()
+
+    a = Consumer(conf)
+    a.subscribe([unique_topic], on_revoke=slow_revoke)
+    seen = 0
+    deadline = time.monotonic() + DEADLINE
+    while seen < 20 and time.monotonic() < deadline:
+        m = a.poll(0.2)
+        seen += m is not None and not m.error()
+    assert seen == 20
+    a.commit(offsets=[TopicPartition(unique_topic, p, 3) for p in (0, 1)], asynchronous=False)
+
+    b_seen: dict[int, list[int]] = {0: [], 1: []}
+    b_committed: dict[int, int] = {}
+    stop = threading.Event()
+
+    def run_b() -> None:  # the second member, in its own thread (one thread per client)
+        c = Consumer(conf)
+        c.subscribe([unique_topic])
+        try:
+            while not stop.is_set():
+                m = c.poll(0.2)
+                if m is not None and not m.error():
+                    b_seen[m.partition()].append(m.offset())
+            b_committed.update({tp.partition: tp.offset for tp in c.committed(
+                [TopicPartition(unique_topic, p) for p in (0, 1)], timeout=10)})
+        finally:
+            c.close()
+
+    t = threading.Thread(target=run_b, daemon=True)
+    t.start()
+    try:
+        deadline = time.monotonic() + DEADLINE
+        while "error" not in late and time.monotonic() < deadline:
+            a.poll(0.2)
+        wait_for(lambda: all(len(v) >= 7 for v in b_seen.values()), [], what="the new owner reads")
+    finally:
+        stop.set()
+        t.join(30)
+        a.close()
+    from confluent_kafka import KafkaError
+
+    assert late["error"] in (KafkaError.UNKNOWN_MEMBER_ID, KafkaError.ILLEGAL_GENERATION), late
+    assert b_committed == {0: 3, 1: 3}  # the late commit stored nothing
+    assert b_seen == {0: list(range(3, 10)), 1: list(range(3, 10))}
+
+
 def describe(bootstrap: str, group: str) -> dict:
     from rawclient import RawClient
 

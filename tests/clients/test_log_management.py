@@ -766,3 +766,67 @@ def test_shutdown_during_compaction_is_prompt_and_clean(broker_factory, unique_t
     for o, k, v, _ in read_all(b.bootstrap, unique_topic, timeout=60):
         got[k] = (o, v)
     assert got == latest
+
+
+def test_librdkafka_resets_out_of_range_offsets(broker_factory, unique_topic):
+    """librdkafka 2.15/2.16 once failed to parse the Fetch v16 answer to an
+    out-of-range fetch ("Protocol parse failure for Fetch v16(flex)") and
+    then never reset. Below the log start offset and past the end, with
+    auto.offset.reset earliest and latest: the partition error parses, the
+    consumer resets and reads the right records."""
+    import logging
+
+    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka.admin import AdminClient
+
+    b = broker_factory()
+    create_topic(b.bootstrap, unique_topic, 1)
+    produce(b.bootstrap, unique_topic, [(None, b"v%d" % i) for i in range(10)])
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})
+    for f in admin.delete_records([TopicPartition(unique_topic, 0, 5)]).values():
+        f.result(10)
+
+    class Lines(logging.Handler):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lines: list[str] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.lines.append(record.getMessage())
+
+    logs = Lines()
+    logger = logging.getLogger(f"rdkafka-{unique_topic}")
+    logger.addHandler(logs)
+    logger.setLevel(logging.DEBUG)
+
+    def consume(start: int, reset: str, n: int, then: list[bytes] = (), end: int = -1) -> list[tuple[int, bytes]]:
+        c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": f"oor-{start}-{reset}",
+                      "auto.offset.reset": reset, "enable.auto.commit": False, "debug": "fetch,protocol"},
+                     logger=logger)
+        got: list[tuple[int, bytes]] = []
+        try:
+            c.assign([TopicPartition(unique_topic, 0, start)])
+            deadline = time.monotonic() + 20
+            fetching_at_end = f"Fetch topic {unique_topic} [0] at offset {end} "
+            produced = not then
+            while len(got) < n and time.monotonic() < deadline:
+                m = c.poll(0.2)
+                # once reset to the end and fetching there (librdkafka's fetch debug line)
+                if not produced and any(fetching_at_end in line for line in logs.lines):
+                    produced = True
+                    produce(b.bootstrap, unique_topic, [(None, v) for v in then])
+                if m is not None:
+                    assert not m.error(), m.error()
+                    got.append((m.offset(), m.value()))
+        finally:
+            c.close()
+        return got
+
+    want = [(i, b"v%d" % i) for i in range(5, 10)]
+    assert consume(0, "earliest", 5) == want  # below the log start offset
+    assert consume(1000, "earliest", 5) == want  # past the end
+    # past the end and below the start with "latest": from the end, so only what comes after
+    assert consume(1000, "latest", 1, then=[b"late-1"], end=10) == [(10, b"late-1")]
+    assert consume(2, "latest", 1, then=[b"late-2"], end=11) == [(11, b"late-2")]
+    assert not [line for line in logs.lines if "parse failure" in line.lower()]
+    assert sum("offset reset" in line for line in logs.lines) >= 4
