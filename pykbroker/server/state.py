@@ -28,6 +28,8 @@ from ..storage.engines import open_log_store
 from ..storage.manager import validate_topic_name
 from ..txn import producers as txn_producers
 from ..share import ShareCoordinator
+from ..telemetry import TelemetryManager
+from ..telemetry.manager import TELEMETRY_APIS
 from ..txn.coordinator import TransactionCoordinator
 from .log_tasks import LogTasks
 from .metrics import Instrumentation
@@ -115,6 +117,10 @@ class BrokerState:
         if api_version_ranges is not None:
             self.api_version_caps = {k: hi for k, (lo, hi) in api_version_ranges.items()}
             self.api_version_floors = {k: lo for k, (lo, hi) in api_version_ranges.items()}
+        if not config["pykbroker.client.telemetry.enable"]:
+            # KIP-714's APIs only with a telemetry receiver, as Kafka (telemetry/manager.py)
+            caps = self.api_version_caps or {e["api_key"]: e["max_version"] for e in advertised()}
+            self.api_version_caps = {k: v for k, v in caps.items() if k not in TELEMETRY_APIS}
         self._api_versions_cache: list[dict[str, Any]] | None = None
         self.nursery: trio.Nursery | None = nursery  # background work (flushes, coordinator tasks)
         self._bg_flushing: set[PartitionState] = set()
@@ -132,6 +138,8 @@ class BrokerState:
         self.txn_coordinator = TransactionCoordinator(self)
         # share groups (KIP-932): __share_group_state loads before share requests are served
         self.share_coordinator = ShareCoordinator(self)
+        # client telemetry (KIP-714): client-metrics subscriptions and pushed metrics
+        self.telemetry = TelemetryManager(config)
         # retention, compaction, flush.ms, file deletion (run by log_tasks.run)
         self.log_tasks = LogTasks(self)
 
