@@ -96,6 +96,8 @@ _p("listeners", "list", "PLAINTEXT://127.0.0.1:9092", "Listener URIs NAME://host
 _p("advertised.listeners", "list", None, "Listeners given to clients; default: listeners.")
 _p("listener.security.protocol.map", "string",
    "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL")
+_p("telemetry.max.bytes", "int", 1048576, "Largest PushTelemetry metrics payload accepted (KIP-714).",
+   validator=_at_least(1))
 _p("inter.broker.listener.name", "string", None, "The listener brokers connect to each other on "
    "(replication, coordinator and controller requests); or set security.inter.broker.protocol.")
 _p("security.inter.broker.protocol", "string", "PLAINTEXT", "Security protocol between brokers: the listener of "
@@ -248,6 +250,9 @@ _p("pykbroker.log.cleaner.isolation", "string", "process", "Where the log cleane
 # pykbroker-specific: testing and observability (docs/testing.md)
 _p("pykbroker.storage", "string", "disk", "Log storage engine: disk (Kafka's layout under log.dirs) or "
    "memory (nothing on disk, nothing survives a restart; for tests).", _one_of("disk", "memory"))
+_p("pykbroker.client.telemetry.enable", "boolean", False, "Advertise and serve client telemetry (KIP-714: "
+   "GetTelemetrySubscriptions, PushTelemetry); pushed metrics go to /metrics. Kafka advertises these APIs only "
+   "when a metrics reporter implementing ClientTelemetry is configured; this is that switch.")
 _p("pykbroker.control.listener", "string", None, "host:port of the HTTP control endpoint (/metrics, "
    "fault rules, records, groups, the web console); off when unset; loopback addresses only, unless "
    "pykbroker.control.ssl.enable and a login (pykbroker.control.auth.*) are configured.",

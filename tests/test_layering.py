@@ -26,7 +26,7 @@ RANK: dict[str, int] = {
     "util": 0, "protocol": 0,
     "storage": 1,
     "config": 2, "topic_configs": 2,
-    "group": 3, "txn": 3, "share": 3, "security": 3,
+    "group": 3, "txn": 3, "share": 3, "security": 3, "telemetry": 3,
     "handlers": 4,
     "server": 5,
     "cluster": 6, "broker": 6, "cli": 6, "ctl": 6, "admin": 6, "__main__": 6, "": 6,

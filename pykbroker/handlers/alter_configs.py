@@ -27,7 +27,7 @@
   them become the defaults of every topic without an override.
 - BROKER_LOGGER (8) and any other type: INVALID_REQUEST "Unknown resource
   type 8" (legacy AlterConfigs never supported loggers); CLIENT_METRICS
-  (16) and GROUP (32): INVALID_REQUEST (not supported by this broker).
+  (16) and GROUP (32): INVALID_REQUEST (IncrementalAlterConfigs only).
 - validate_only: every check, nothing changed.
 """
 
@@ -119,6 +119,15 @@ async def process(ctx: RequestContext, resources: list[Message], incremental: bo
                     share.group_configs.alter(name, ops, validate_only)
                 except GroupConfigError as e:
                     raise tc.AlterError(e.code, e.message) from None
+            elif rtype == CLIENT_METRICS and incremental:
+                from ..telemetry.manager import ClientMetricsConfigError
+
+                try:
+                    ctx.state.telemetry.alter(name, ops, validate_only)
+                except ClientMetricsConfigError as e:
+                    raise tc.AlterError(errors.INVALID_CONFIG, e.message) from None
+                except OSError as e:
+                    raise tc.AlterError(errors.UNKNOWN_SERVER_ERROR, f"cannot persist the subscription: {e}") from None
             elif rtype in (CLIENT_METRICS, GROUP):
                 raise tc.AlterError(errors.INVALID_REQUEST,
                                     f"Altering {'CLIENT_METRICS' if rtype == CLIENT_METRICS else 'GROUP'} "

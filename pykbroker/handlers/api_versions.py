@@ -61,6 +61,8 @@ async def handle(ctx: RequestContext, req: Message) -> Message:
         for v in (req["client_software_name"], req["client_software_version"]):
             if not _SOFTWARE.match(v or ""):
                 error = errors.INVALID_REQUEST
+        if not error and ctx.auth is not None:  # kept for KIP-714's client matching
+            ctx.auth.client_software = (req["client_software_name"], req["client_software_version"])
     api_keys = ctx.state.api_versions()
     body: Message = {"error_code": error, "api_keys": api_keys, "throttle_time_ms": 0}
     if ctx.api_version >= 3:

@@ -21,8 +21,9 @@ Read-only view of the configuration, following Kafka's ConfigHelper:
 - BROKER_LOGGER (8): our node id lists the Python loggers ("root" first)
   with their effective level in log4j names (source 6); empty name or
   another id: INVALID_REQUEST as Kafka.
-- CLIENT_METRICS (16): no subscriptions exist, so an empty list (empty
-  name: INVALID_REQUEST). GROUP (32): the share-group configs
+- CLIENT_METRICS (16): a client-metrics subscription's ``metrics``,
+  ``interval.ms`` and ``match`` (source 7 when set, 5 default; an unknown
+  name: the defaults; empty name: INVALID_REQUEST). GROUP (32): the share-group configs
   (pykbroker/share/group_configs.py), default or dynamic (source 8).
   Any other type fails the whole request: INVALID_REQUEST for every
   resource with Kafka's default message.
@@ -43,6 +44,7 @@ from ..protocol import errors
 from . import RequestContext, handler
 
 TOPIC, BROKER, BROKER_LOGGER, CLIENT_METRICS, GROUP = 2, 4, 8, 16, 32
+CLIENT_METRICS_CONFIG = 7  # ConfigSource of a client-metrics subscription's set value
 KNOWN_TYPES = {TOPIC: "TOPIC", BROKER: "BROKER", BROKER_LOGGER: "BROKER_LOGGER",
                CLIENT_METRICS: "CLIENT_METRICS", GROUP: "GROUP"}
 
@@ -153,7 +155,11 @@ def _describe(ctx: RequestContext, res: Message, include_synonyms: bool,
         if not name:
             raise ResourceError(errors.INVALID_REQUEST,
                                 "Client metrics subscription name must not be empty")
-        return []
+        return [{"name": k, "value": v, "read_only": False,
+                 "config_source": tc.DEFAULT_CONFIG if default else CLIENT_METRICS_CONFIG, "is_sensitive": False,
+                 "synonyms": [], "config_type": 3 if k == "interval.ms" else 7,
+                 "documentation": None}
+                for k, v, default in st.telemetry.describe(name) if not keys or k in keys]
     raise ResourceError(errors.INVALID_REQUEST, f"Unsupported resource type: {KNOWN_TYPES[rtype]}")
 
 

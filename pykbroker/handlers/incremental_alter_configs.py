@@ -25,6 +25,10 @@
 - GROUP (32): SET/DELETE of the share-group configs
   (pykbroker/share/group_configs.py: share.auto.offset.reset, ...); an
   unknown name: INVALID_CONFIG "Unknown group config name: x".
+- CLIENT_METRICS (16): a client-metrics subscription (KIP-714,
+  pykbroker/telemetry/manager.py): ``metrics``, ``interval.ms``, ``match``;
+  SET/DELETE, APPEND/SUBTRACT on the lists; deleting every config removes
+  the subscription; a bad name or value: INVALID_CONFIG with Kafka's message.
 - validate_only: every check, nothing changed.
 """
 

@@ -64,6 +64,8 @@ class ConnectionAuth:
         self.close_after_response = False
         self.reauthenticating = False
         self.expires_at: float | None = None  # clock() time the session ends
+        # (name, version) from ApiVersions v3+ (client telemetry matches on them)
+        self.client_software: tuple[str, str] | None = None
 
     @property
     def authenticated(self) -> bool:

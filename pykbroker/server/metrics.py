@@ -389,7 +389,25 @@ def render(state: "BrokerState", groups: list[dict[str, Any]] | None = None) -> 
     for r in instr.faults.list():
         labels = _labels(rule=r['id'], action=r['action'], api=r['api'] or '*')
         lines.append(f"pykbroker_fault_rule_hits_total{labels} {r['hits']}")
+
+    telemetry = state.telemetry
+    series = telemetry.snapshot()
+    family("pykbroker_client_metric", "gauge", "Metrics pushed by clients (KIP-714 PushTelemetry), "
+           "the latest value per client instance and series; name = the client's metric name.")
+    for labels_, name, _kind, metric_value in series:
+        lines.append(f"pykbroker_client_metric{_labels(**{**_safe(labels_), 'name': name})} {_fmt(metric_value)}")
+    family("pykbroker_client_telemetry_instances", "gauge", "Client instances known from GetTelemetrySubscriptions.")
+    lines.append(f"pykbroker_client_telemetry_instances {len(telemetry.instances)}")
     return "\n".join(lines) + "\n"
+
+
+def _safe(labels: dict[str, str]) -> dict[str, str]:
+    """Prometheus label names: [a-zA-Z_][a-zA-Z0-9_]* (OTLP attribute keys have dots)."""
+    out = {}
+    for k, v in labels.items():
+        name = "".join(c if c.isalnum() or c == "_" else "_" for c in k) or "_"
+        out[name if not name[0].isdigit() else "_" + name] = v
+    return out
 
 
 # -- structured logs -----------------------------------------------------------------------------------

@@ -28,6 +28,8 @@ from ..storage.engines import open_log_store
 from ..storage.manager import validate_topic_name
 from ..txn import producers as txn_producers
 from ..share import ShareCoordinator
+from ..telemetry import TelemetryManager
+from ..telemetry.manager import TELEMETRY_APIS
 from ..txn.coordinator import TransactionCoordinator
 from .fetch_sessions import FetchSessionCache
 from .log_tasks import LogTasks
@@ -116,6 +118,10 @@ class BrokerState:
         if api_version_ranges is not None:
             self.api_version_caps = {k: hi for k, (lo, hi) in api_version_ranges.items()}
             self.api_version_floors = {k: lo for k, (lo, hi) in api_version_ranges.items()}
+        if not config["pykbroker.client.telemetry.enable"]:
+            # KIP-714's APIs only with a telemetry receiver, as Kafka (telemetry/manager.py)
+            caps = self.api_version_caps or {e["api_key"]: e["max_version"] for e in advertised()}
+            self.api_version_caps = {k: v for k, v in caps.items() if k not in TELEMETRY_APIS}
         self._api_versions_cache: list[dict[str, Any]] | None = None
         # ApiVersions' FinalizedFeaturesEpoch: the finalized features derive from the advertised
         # versions, so it grows each time those are computed anew (handlers/api_versions.py)
@@ -138,6 +144,8 @@ class BrokerState:
         self.share_coordinator = ShareCoordinator(self)
         # incremental fetch sessions (KIP-227, server/fetch_sessions.py)
         self.fetch_sessions = FetchSessionCache(config["max.incremental.fetch.session.cache.slots"])
+        # client telemetry (KIP-714): client-metrics subscriptions and pushed metrics
+        self.telemetry = TelemetryManager(config)
         # retention, compaction, flush.ms, file deletion (run by log_tasks.run)
         self.log_tasks = LogTasks(self)
 
