@@ -81,7 +81,9 @@ _shared: list[BrokerProcess] = []
 def shared_broker(tmp_path_factory):
     b = BrokerProcess(name="shared_broker")
     _shared.append(b)
-    b.start(None, log_dir=tmp_path_factory.mktemp("shared-broker-data"))
+    # every API advertised (client telemetry too: librdkafka clients of the shared
+    # broker then ask for subscriptions, and get none)
+    b.start({"pykbroker.client.telemetry.enable": True}, log_dir=tmp_path_factory.mktemp("shared-broker-data"))
     yield b
     b.stop()
 
