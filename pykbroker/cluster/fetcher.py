@@ -50,6 +50,7 @@ log = logging.getLogger("pykbroker.cluster.fetcher")
 
 FETCH_VERSION = 12
 OFFSET_FOR_LEADER_EPOCH_VERSION = 3
+THROTTLE_BACKOFF_S = 0.1  # a fetcher whose every partition is throttled looks again after this
 
 
 class BrokerClient:
@@ -175,6 +176,12 @@ class Fetcher:
                 with trio.fail_after(timeout):
                     await self._truncate(trunc)
                 continue
+            if self.node.follower_quota.exceeded():
+                # Kafka's shouldFollowerThrottle: throttled replicas wait for the next fetch
+                ready = [fs for fs in ready if not self.node.replicas.follower_throttled(fs.p)]
+                if not ready:
+                    await self._sleep_or_wake(THROTTLE_BACKOFF_S)
+                    continue
             interrupted = False
             with trio.CancelScope() as scope:
                 self.fetch_scope = scope
@@ -289,6 +296,8 @@ class Fetcher:
                 fs, offset = entry
                 if self.parts.get((fs.p.topic, fs.p.index)) is not fs:
                     continue
+                if r["records"] and node.follower_quota.enabled() and node.replicas.follower_throttled(fs.p):
+                    node.follower_quota.record(len(r["records"]))
                 self._on_partition(fs, offset, r)
 
     def _on_partition(self, fs: FetchState, offset: int, r: Message) -> None:
