@@ -24,6 +24,10 @@ that leader and one connection to it:
    seen the new state yet: retried shortly. A broken connection is retried
    after ``replica.fetch.backoff.ms``.
 
+Throttles (``cluster/throttle.py``): while the follower quota is exceeded,
+partitions throttled on this follower and outside the ISR are left out of
+the fetch; their bytes are recorded as they come.
+
 Adding a partition interrupts a long-poll in flight (the connection is
 dropped and reopened), so a new follower starts fetching at once instead of
 after up to ``replica.fetch.wait.max.ms``: this matters for failover time.

@@ -29,6 +29,10 @@ Follows Kafka's ``Partition``/``ReplicaManager`` (ZooKeeper era):
   watermark passes the batch, then answers NOT_ENOUGH_REPLICAS_AFTER_APPEND
   if the ISR shrank below it meanwhile, NOT_LEADER_OR_FOLLOWER if leadership
   was lost (even briefly), REQUEST_TIMED_OUT after the request's timeout.
+- **Throttles** (``throttle.py``): a replica fetch for a throttled
+  partition from a follower outside the ISR gets no records while the
+  leader quota is exceeded. A replica being reassigned away is not taken
+  back into the ISR.
 - **Fencing**: nothing is appended or acknowledged unless the broker holds
   a ZooKeeper session lease (see ``zk.py``) and is not fenced (connection to
   ZooKeeper lost, not re-synced yet).
