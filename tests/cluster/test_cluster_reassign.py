@@ -16,6 +16,8 @@ cluster of real broker processes.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 from clusterlib import Cluster, wait_until
@@ -210,6 +212,11 @@ def test_cancel_halfway_restores_the_replica_set(cluster_factory):
         assert c not in cl.state("cx", p)["isr"]
         assert admin.list_partition_reassignments() == {
             tp: {"replicas": [b, c, a], "adding_replicas": [c], "removing_replicas": [a]}}
+        # the command-line tool sees it too (the installed entry point, a process of its own)
+        out = subprocess.run([sys.executable, "-m", "pykbroker", "reassign", "--bootstrap-server",
+                              cl.running_bootstrap(), "--list"], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout == f"cx-{p}: replicas {[b, c, a]}, adding {[c]}, removing {[a]}\n"
         assert admin.alter_partition_reassignments({tp: None}) == {tp: None}
         # the origin as Kafka keeps it, RS - adding: [b, a] (the order of the full set)
         wait_until(lambda: moved(cl, "cx", p, [a, b], ordered=False), 30, "the original replica set back")
