@@ -586,6 +586,8 @@ class Controller:
             partitions, adding, removing = dict(ta.partitions), dict(ta.adding), dict(ta.removing)
             changed = False
             for p, target in parts.items():
+                if p not in ta.partitions:
+                    continue  # gone meanwhile (answered below)
                 current = ta.partitions[p]
                 origin = ta.origin(p)
                 # RS = target + origin as Kafka; replicas that were being added and
@@ -614,7 +616,9 @@ class Controller:
         else:
             return {(topic, p): (errors.REQUEST_TIMED_OUT, "lost every race for the topic's assignment")
                     for p in parts}
-        return {(topic, p): (errors.NONE, None) for p in parts}
+        ta = self.view.topics.get(topic)
+        return {(topic, p): (errors.NONE, None) if ta is not None and p in ta.partitions
+                else (errors.UNKNOWN_TOPIC_OR_PARTITION, "The partition does not exist.") for p in parts}
 
     async def _progress_reassignments(self) -> None:
         """Complete every move whose target replicas are all in the ISR."""

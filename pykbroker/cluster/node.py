@@ -776,6 +776,8 @@ class ClusterNode:
                 "reassign", wanted=wanted)
         except NotController as e:
             raise _not_controller() from e
+        except KazooException as e:
+            raise errors.KafkaError(errors.UNKNOWN_SERVER_ERROR, f"ZooKeeper: {e!r}") from e
         return results
 
     def list_reassignments(self, partitions: list[tuple[str, int]] | None
