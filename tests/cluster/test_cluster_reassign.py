@@ -12,6 +12,7 @@ cluster of real broker processes.
   every record is there, in order.
 - Cancelling half-way puts the original replica set back at once, drops the
   half-copied replica and loses nothing.
+- A replica moved away while its broker was down is deleted when it starts.
 """
 
 from __future__ import annotations
@@ -231,3 +232,27 @@ def test_cancel_halfway_restores_the_replica_set(cluster_factory):
         assert values[:count] == [RECORD + b"%d" % i for i in range(count)]
     finally:
         admin.close()
+
+
+def test_replica_removed_while_its_broker_was_down_is_deleted_at_start(cluster_factory):
+    from kafka import TopicPartition
+
+    cl = cluster_factory()
+    cl.create_topic("gone", 3, 2)
+    p, (a, b), c = pick(cl, "gone")
+    count = fill(cl, "gone", p, 3)
+    assert cl.log_dir(b, "gone", p).exists()
+    cl.brokers[b].stop(timeout=60)
+    wait_until(lambda: b not in cl.state("gone", p)["isr"], 30, f"broker {b} out of the ISR")
+    admin = kp_admin(cl)
+    try:
+        tp = TopicPartition("gone", p)
+        assert admin.alter_partition_reassignments({tp: [a, c]}) == {tp: None}
+        wait_until(lambda: moved(cl, "gone", p, [a, c]), 60, "the move to complete without broker b")
+    finally:
+        admin.close()
+    assert cl.log_dir(b, "gone", p).exists()  # it was down: nobody told it yet
+    cl.brokers[b].restart()
+    cl.wait_registered([b])
+    wait_until(lambda: not cl.log_dir(b, "gone", p).exists(), 30, "the stale replica deleted at start")
+    assert consume_values(cl.running_bootstrap(), "gone", p, count) == [RECORD + b"%d" % i for i in range(count)]
