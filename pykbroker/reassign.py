@@ -20,7 +20,9 @@ a plan ``{"version":1,"partitions":[{"topic":"t","partition":0,"replicas":[1,2],
   brokers outside the list move, then replicas move from the broker holding
   the most to the one holding the fewest until every broker holds its fair
   share (within one); with racks set (and not ``--disable-rack-aware``) a
-  move prefers a broker on a rack the partition does not use yet. Then
+  replica leaving a broker goes preferably to a rack the partition does not
+  use yet, and a balancing move never leaves a partition on fewer racks
+  (racks win over an even spread, as in Kafka's rack-aware placement). Then
   preferred leaders (first replicas) are balanced by swapping the order
   within partitions, without moving data.
 - ``--execute`` sends AlterPartitionReassignments to the controller for
@@ -120,29 +122,34 @@ def _balance_replicas(parts: dict[int, list[int]], brokers: dict[int, str | None
                 dest = _candidates(parts, p, b, brokers, counts, rack_aware)[0]
                 parts[p][i] = dest
                 counts[dest] += 1
-    # then from the fullest broker to the emptiest, one replica at a time
+    # then from fuller to emptier brokers, one replica at a time; with racks a
+    # move may not leave a partition on fewer racks (racks win over balance)
     for _ in range(sum(len(r) for r in parts.values()) * len(brokers)):
-        hi = max(brokers, key=lambda b: (counts[b], -b))
-        lo = min(brokers, key=lambda b: (counts[b], b))
-        if counts[hi] - counts[lo] <= 1:
+        move = _best_move(parts, brokers, counts, rack_aware)
+        if move is None:
             return
-        best: tuple[int, int] | None = None  # (rack penalty, partition)
-        for p in sorted(parts):
-            if hi not in parts[p] or lo in parts[p]:
-                continue
-            others = [b for b in parts[p] if b != hi]
-            lo_rack = brokers[lo]
-            penalty = 1 if rack_aware and lo_rack is not None and lo_rack in _racks_of(others, brokers) else 0
-            if best is None or penalty < best[0]:
-                best = (penalty, p)
-                if penalty == 0:
-                    break
-        if best is None:
-            return  # every partition on hi already has lo: nothing to move
-        p = best[1]
+        p, hi, lo = move
         parts[p][parts[p].index(hi)] = lo
         counts[hi] -= 1
         counts[lo] += 1
+
+
+def _best_move(parts: dict[int, list[int]], brokers: dict[int, str | None], counts: Counter[int],
+               rack_aware: bool) -> tuple[int, int, int] | None:
+    """(partition, from, to): the first allowed move between the pair of
+    brokers whose counts differ most (by more than one)."""
+    pairs = sorted(((hi, lo) for hi in brokers for lo in brokers if counts[hi] - counts[lo] > 1),
+                   key=lambda hl: (counts[hl[1]] - counts[hl[0]], hl[0], hl[1]))
+    for hi, lo in pairs:
+        for p in sorted(parts):
+            reps = parts[p]
+            if hi not in reps or lo in reps:
+                continue
+            after = [lo if b == hi else b for b in reps]
+            if rack_aware and len(_racks_of(after, brokers)) < len(_racks_of(reps, brokers)):
+                continue
+            return p, hi, lo
+    return None
 
 
 def _balance_leaders(parts: dict[int, list[int]], brokers: dict[int, str | None]) -> None:

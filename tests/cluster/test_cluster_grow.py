@@ -282,3 +282,22 @@ def test_no_rebalance_when_disabled(cluster_factory):
     cl.wait_full_isr("nobal", 3)
     time.sleep(4)  # several check intervals
     assert all(cl.leader("nobal", p) != victim for p in mine)
+
+
+def test_generated_plan_is_rack_aware(cluster_factory, tmp_path):
+    racks = {0: "r1", 1: "r2", 2: "r1"}
+    cl = cluster_factory(per_broker={i: {"broker.rack": r} for i, r in racks.items()})
+    cl.create_topic("racked", 6, 2)
+    racks[cl.add_broker({"broker.rack": "r2"})] = "r2"
+    wait_until(lambda: all(3 in metadata_brokers(cl, i) for i in range(4)), 30, "every broker to know broker 3")
+    grown = generate(cl, "racked", "0,1,2,3", tmp_path / "grow.json")
+    assert Counter(b for r in grown.values() for b in r) == {0: 3, 1: 3, 2: 3, 3: 3}
+    drained = generate(cl, "racked", "0,1,3", tmp_path / "drain.json")
+    for plan in (grown, drained):
+        for tp, reps in plan.items():
+            assert {racks[b] for b in reps} == {"r1", "r2"}, (tp, reps)
+    assert all(2 not in r for r in drained.values())
+    # without rack information on some broker the tool refuses unless told to ignore racks
+    out = io.StringIO()
+    assert reassign.main(["--bootstrap-server", cl.running_bootstrap(), "--generate", "--topics", "racked",
+                          "--broker-list", "0,1,2,3", "--disable-rack-aware"], out=out) == 0

@@ -107,3 +107,16 @@ def test_topic_znode_with_a_move_in_progress():
     js = json.loads(data)
     assert js["adding_replicas"] == {"0": [3]} and js["removing_replicas"] == {"0": [2]}
     assert json.loads(zd.encode_topic(tid, {0: [1]}))["adding_replicas"] == {}
+
+
+def test_plan_racks_win_over_an_even_spread():
+    # one r1 broker left: it keeps a replica of every partition
+    cur = {("t", p): r for p, r in enumerate([[0, 1], [1, 2], [2, 3], [3, 0], [0, 1], [2, 3]])}
+    brokers = {0: "r1", 1: "r2", 3: "r2"}
+    full = {0: "r1", 1: "r2", 2: "r1", 3: "r2"}
+    new = plan(cur, brokers)
+    assert all({full[b] for b in r} == {"r1", "r2"} for r in new.values()), new
+    assert Counter(b for r in new.values() for b in r)[0] == 6
+    # without rack awareness the spread is even
+    flat = plan(cur, brokers, rack_aware=False)
+    assert Counter(b for r in flat.values() for b in r) == {0: 4, 1: 4, 3: 4}
