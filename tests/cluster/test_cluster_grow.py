@@ -8,6 +8,8 @@
   acknowledged record is there exactly once, in order per key; the new
   broker leads partitions (auto.leader.rebalance.enable with a short
   interval); the old replicas' directories are gone.
+- A generated plan on brokers with racks keeps every partition on both
+  racks, growing and draining.
 - Draining: every replica moved off broker 2 (a plan for brokers 0 and 1)
   while a consumer group consumes; broker 2 then stops with no partition
   offline and the group has consumed everything.
