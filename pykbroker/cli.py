@@ -1,4 +1,7 @@
-"""``pykbroker [server.properties] [--override key=value ...]`` (Kafka's convention)."""
+"""``pykbroker [server.properties] [--override key=value ...]`` (Kafka's convention).
+
+``pykbroker ctl ...`` is the control endpoint's client (ctl.py),
+``pykbroker reassign ...`` the partition reassignment tool (reassign.py)."""
 
 from __future__ import annotations
 
@@ -155,6 +158,11 @@ def main(argv: list[str] | None = None) -> int:
         from .admin import run as admin_run
 
         return admin_run(args[0], args[1:])
+
+    if args and args[0] == "reassign":  # kafka-reassign-partitions (reassign.py)
+        from .reassign import main as reassign_main
+
+        return reassign_main(args[1:])
     ns = parse_args(argv)
     logging.basicConfig(level=ns.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

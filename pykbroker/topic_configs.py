@@ -136,6 +136,8 @@ DYNAMIC_BROKER_CONFIGS: frozenset[str] = frozenset(
         # producer state
         "producer.id.expiration.ms", "transaction.partition.verification.enable",
         "metric.reporters",
+        # replication quotas (cluster/throttle.py)
+        "leader.replication.throttled.rate", "follower.replication.throttled.rate",
     })
 
 

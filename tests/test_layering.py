@@ -29,7 +29,7 @@ RANK: dict[str, int] = {
     "group": 3, "txn": 3, "share": 3, "security": 3, "telemetry": 3,
     "handlers": 4,
     "server": 5,
-    "cluster": 6, "broker": 6, "cli": 6, "ctl": 6, "admin": 6, "__main__": 6, "": 6,
+    "cluster": 6, "broker": 6, "cli": 6, "ctl": 6, "admin": 6, "reassign": 6, "__main__": 6, "": 6,
     "testing": 7,
 }
 

@@ -31,6 +31,17 @@ As Kafka's ZooKeeper-era ``KafkaController``:
   ``leader.imbalance.check.interval.seconds`` when a broker leads less than
   ``leader.imbalance.per.broker.percentage`` % of what it is preferred for
   less) and unclean election on request.
+- **Partition reassignment** (AlterPartitionReassignments, Kafka 2.4+'s
+  KIP-455 in ZooKeeper mode): the topic znode holds the full replica set
+  RS = distinct(target + current) with ``adding_replicas`` (target - origin)
+  and ``removing_replicas`` (RS - target), so a new controller resumes a
+  move where it was. Brokers open (and start fetching) the replicas they are
+  added to from the topic znode. Once every target replica is in the ISR
+  the controller writes, in one multi-op, the state (leadership moved to the
+  first live in-sync target replica if the leader leaves, ISR cut to the
+  target, leader epoch + 1) and the topic znode (RS = target, nothing
+  adding or removing); removed replicas stop and delete their logs when
+  they see it. Cancelling (null target) reassigns back to the origin.
 - **Topics**: CreateTopics / CreatePartitions / DeleteTopics are served by
   the controller (other brokers answer NOT_CONTROLLER, as Kafka's ZooKeeper
   mode does); auto-created topics are written by any broker and picked up
@@ -193,6 +204,7 @@ class Controller:
         try:
             if kind in ("brokers", "topics", "shutdowns", "states"):
                 await self._reconcile()
+                await self._progress_reassignments()
             elif kind == "create_topic":
                 _answer(reply, await self._create_topic(**{k: v for k, v in arg.items() if k != "reply"}))
             elif kind == "create_partitions":
@@ -203,6 +215,10 @@ class Controller:
                 _answer(reply, None)
             elif kind == "elect":
                 _answer(reply, await self._elect(arg["partitions"], arg["election_type"]))
+            elif kind == "reassign":
+                _answer(reply, await self._alter_reassignments(arg["wanted"]))
+            elif kind == "reassignments":
+                await self._progress_reassignments()
         except _Fenced:
             if reply is not None:
                 reply.fail(NotController())
@@ -223,6 +239,7 @@ class Controller:
         await self.view.refresh_topics(full=True)
         self.live = {}
         await self._reconcile(first=True)
+        await self._progress_reassignments()  # moves a former controller left in flight
 
     def _live_sets(self) -> tuple[dict[int, int], set[int], set[int]]:
         """(live brokers -> epoch, bounced since last time, shutting down)."""
@@ -495,7 +512,7 @@ class Controller:
         preferred_of: dict[int, list[tuple[str, int]]] = {}
         for ta in self.view.topics.values():
             for p, replicas in ta.partitions.items():
-                if replicas:
+                if replicas and not ta.reassigning(p):  # Kafka leaves partitions being moved alone
                     preferred_of.setdefault(replicas[0], []).append((ta.name, p))
         todo: list[tuple[str, int]] = []
         for b, parts in preferred_of.items():
@@ -508,6 +525,164 @@ class Controller:
         if todo:
             log.info("controller: preferred leader election for %d partitions (leader imbalance)", len(todo))
             await self._elect(todo, PREFERRED)
+
+    # --- partition reassignment (KIP-455, ZooKeeper mode) ---------------------------------------------------
+    def _validate_target(self, ta: TopicAssignment | None, p: int, target: list[int]) -> tuple[int, str] | None:
+        """Kafka's KafkaController.validateReplicas: (code, message) or None."""
+        if not target:
+            return errors.INVALID_REPLICA_ASSIGNMENT, "Empty replica list specified in partition reassignment."
+        if len(set(target)) != len(target):
+            return (errors.INVALID_REPLICA_ASSIGNMENT,
+                    f"Duplicate replica ids in partition reassignment replica list: {target}")
+        if any(r < 0 for r in target):
+            return errors.INVALID_REPLICA_ASSIGNMENT, f"Invalid broker id in replica list: {target}"
+        origin = ta.origin(p) if ta is not None and p in ta.partitions else ()
+        adding = [r for r in target if r not in origin]
+        live = sorted(self.view.brokers)
+        if any(r not in live for r in adding):
+            return (errors.INVALID_REPLICA_ASSIGNMENT,
+                    f"Replica assignment has brokers that are not alive. Replica list: {adding}, "
+                    f"live broker list: {live}")
+        return None
+
+    async def _alter_reassignments(self, wanted: dict[tuple[str, int], list[int] | None]
+                                   ) -> dict[tuple[str, int], tuple[int, str | None]]:
+        """Validate, then write the new replica sets of every valid partition
+        to its topic znode (a partition with a bad target is left as it is)."""
+        out: dict[tuple[str, int], tuple[int, str | None]] = {}
+        todo: dict[str, dict[int, tuple[int, ...]]] = {}
+        for (t, p), target in wanted.items():
+            ta = self.view.topics.get(t)
+            if target is None:
+                if ta is None or not ta.reassigning(p):
+                    out[(t, p)] = (errors.NO_REASSIGNMENT_IN_PROGRESS, None)
+                    continue
+                new = ta.origin(p)  # cancel: back to the replicas before the move
+            else:
+                bad = self._validate_target(ta, p, target)
+                if bad is not None:
+                    out[(t, p)] = bad
+                    continue
+                new = tuple(target)
+            if ta is None or p not in ta.partitions:
+                out[(t, p)] = (errors.UNKNOWN_TOPIC_OR_PARTITION, "The partition does not exist.")
+                continue
+            todo.setdefault(t, {})[p] = new
+        for t, parts in todo.items():
+            out.update(await self._start_reassignments(t, parts))
+        await self._progress_reassignments()
+        return out
+
+    async def _start_reassignments(self, topic: str, parts: dict[int, tuple[int, ...]]
+                                   ) -> dict[tuple[str, int], tuple[int, str | None]]:
+        from kazoo.exceptions import BadVersionError
+
+        for _ in range(10):
+            await self.view.refresh_topic(topic)
+            ta = self.view.topics.get(topic)
+            if ta is None:
+                return {(topic, p): (errors.UNKNOWN_TOPIC_OR_PARTITION, "The partition does not exist.")
+                        for p in parts}
+            partitions, adding, removing = dict(ta.partitions), dict(ta.adding), dict(ta.removing)
+            changed = False
+            for p, target in parts.items():
+                if p not in ta.partitions:
+                    continue  # gone meanwhile (answered below)
+                current = ta.partitions[p]
+                origin = ta.origin(p)
+                # RS = target + origin as Kafka; replicas that were being added and
+                # are no longer wanted stay (as removing) until the move completes,
+                # so they leave the ISR and their logs go like any removed replica
+                full = tuple(dict.fromkeys(target + origin + current))
+                add = tuple(r for r in target if r not in origin)
+                rem = tuple(r for r in full if r not in target)
+                if full == current and add == adding.get(p, ()) and rem == removing.get(p, ()):
+                    continue
+                changed = True
+                partitions[p] = full
+                adding[p], removing[p] = add, rem
+                log.info("%s-%d: reassigning %s -> %s (adding %s, removing %s)", topic, p, list(current),
+                         list(target), list(add), list(rem))
+            if not changed:
+                break
+            try:
+                await self._multi([("set_data", (zd.topic_path(topic),
+                                                 zd.encode_topic(ta.topic_id, partitions, adding, removing)),
+                                    {"version": ta.version})])
+            except BadVersionError:
+                continue
+            await self.view.refresh_topic(topic)
+            break
+        else:
+            return {(topic, p): (errors.REQUEST_TIMED_OUT, "lost every race for the topic's assignment")
+                    for p in parts}
+        ta = self.view.topics.get(topic)
+        return {(topic, p): (errors.NONE, None) if ta is not None and p in ta.partitions
+                else (errors.UNKNOWN_TOPIC_OR_PARTITION, "The partition does not exist.") for p in parts}
+
+    async def _progress_reassignments(self) -> None:
+        """Complete every move whose target replicas are all in the ISR."""
+        for ta in list(self.view.topics.values()):
+            for p in sorted(ta.partitions):
+                if ta.reassigning(p):
+                    await self._maybe_complete(ta.name, p)
+
+    async def _maybe_complete(self, topic: str, p: int) -> None:
+        from kazoo.exceptions import BadVersionError, NoNodeError
+
+        ta = self.view.topics.get(topic)
+        st = self.view.states.get((topic, p))
+        if ta is None or st is None or not ta.reassigning(p):
+            return
+        target = ta.target(p)
+        if not set(target) <= set(st.isr):
+            return  # phase A: the new replicas are catching up
+        now, _, sd = self._live_sets()
+        usable = [r for r in target if r in now and r not in sd and r in st.isr]
+        if st.leader in target and st.leader in usable:
+            leader = st.leader
+        elif usable:
+            leader = usable[0]
+        else:
+            return  # no target replica can lead now; the next broker change retries
+        isr = tuple(r for r in st.isr if r in target)
+        partitions = dict(ta.partitions)
+        partitions[p] = target
+        adding = {q: r for q, r in ta.adding.items() if q != p}
+        removing = {q: r for q, r in ta.removing.items() if q != p}
+        epoch = st.leader_epoch + 1
+        try:
+            results = await self._multi([
+                ("set_data", (zd.state_path(topic, p), zd.encode_state(leader, epoch, isr, self.epoch)),
+                 {"version": st.version}),
+                ("set_data", (zd.topic_path(topic), zd.encode_topic(ta.topic_id, partitions, adding, removing)),
+                 {"version": ta.version}),
+            ])
+        except (BadVersionError, NoNodeError):
+            await self.view.refresh_topic(topic)
+            await self.view.refresh_state(topic, p)
+            return  # the watch that changed them brings us back here
+        log.info("%s-%d: reassignment complete: replicas %s, leader %d -> %d (epoch %d), ISR %s", topic, p,
+                 list(target), st.leader, leader, epoch, list(isr))
+        stat = results[1]
+        await self.view.refresh_topic(topic)
+        if hasattr(stat, "version"):
+            self.view.apply_state(topic, p, LeaderIsr(leader, epoch, isr, self.epoch, stat.version, stat.mzxid))
+
+    def list_reassignments(self, partitions: list[tuple[str, int]] | None
+                           ) -> dict[tuple[str, int], tuple[list[int], list[int], list[int]]]:
+        """(replicas, adding, removing) of the partitions being reassigned
+        (of those asked for; others are left out, as Kafka)."""
+        if not self.active:
+            raise NotController()
+        if partitions is None:
+            partitions = [(ta.name, p) for ta in self.view.topics.values() for p in sorted(ta.partitions)]
+        out: dict[tuple[str, int], tuple[list[int], list[int], list[int]]] = {}
+        for t, p in partitions:
+            ta = self.view.topics.get(t)
+            if ta is not None and ta.reassigning(p):
+                out[(t, p)] = (list(ta.partitions[p]), list(ta.adding.get(p, ())), list(ta.removing.get(p, ())))
+        return out
 
     # --- topics --------------------------------------------------------------------------------------------
     def placement_brokers(self) -> dict[int, str | None]:
@@ -549,7 +724,8 @@ class Controller:
                 extra = assign_replicas(brokers, total - current, rf, fixed_start=start, start_partition=current)
                 new.update({p: tuple(r) for p, r in extra.items()})
             try:
-                await self.zk.set(zd.topic_path(name), zd.encode_topic(ta.topic_id, new), version=ta.version)
+                await self.zk.set(zd.topic_path(name), zd.encode_topic(ta.topic_id, new, ta.adding, ta.removing),
+                                  version=ta.version)
             except BadVersionError:
                 continue
             await self.view.refresh_topic(name)

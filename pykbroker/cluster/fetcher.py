@@ -24,6 +24,10 @@ that leader and one connection to it:
    seen the new state yet: retried shortly. A broken connection is retried
    after ``replica.fetch.backoff.ms``.
 
+Throttles (``cluster/throttle.py``): while the follower quota is exceeded,
+partitions throttled on this follower and outside the ISR are left out of
+the fetch; their bytes are recorded as they come.
+
 Adding a partition interrupts a long-poll in flight (the connection is
 dropped and reopened), so a new follower starts fetching at once instead of
 after up to ``replica.fetch.wait.max.ms``: this matters for failover time.
@@ -53,6 +57,7 @@ log = logging.getLogger("pykbroker.cluster.fetcher")
 
 FETCH_VERSION = 12
 OFFSET_FOR_LEADER_EPOCH_VERSION = 3
+THROTTLE_BACKOFF_S = 0.1  # a fetcher whose every partition is throttled looks again after this
 
 
 class BrokerClient:
@@ -209,6 +214,12 @@ class Fetcher:
                 with trio.fail_after(timeout):
                     await self._truncate(trunc)
                 continue
+            if self.node.follower_quota.exceeded():
+                # Kafka's shouldFollowerThrottle: throttled replicas wait for the next fetch
+                ready = [fs for fs in ready if not self.node.replicas.follower_throttled(fs.p)]
+                if not ready:
+                    await self._sleep_or_wake(THROTTLE_BACKOFF_S)
+                    continue
             interrupted = False
             with trio.CancelScope() as scope:
                 self.fetch_scope = scope
@@ -323,6 +334,8 @@ class Fetcher:
                 fs, offset = entry
                 if self.parts.get((fs.p.topic, fs.p.index)) is not fs:
                     continue
+                if r["records"] and node.follower_quota.enabled() and node.replicas.follower_throttled(fs.p):
+                    node.follower_quota.record(len(r["records"]))
                 self._on_partition(fs, offset, r)
 
     def _on_partition(self, fs: FetchState, offset: int, r: Message) -> None:

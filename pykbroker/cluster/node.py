@@ -64,6 +64,7 @@ from ..security.sasl import SaslFailure
 from .fetcher import BrokerClient, FetcherManager
 from .replica import LEADER, ReplicaManager, Replication
 from .scram_credentials import ZkCredentials
+from .throttle import ReplicationQuota
 from .view import ClusterView
 from .zk import ZkClient
 from .zkdata import BrokerInfo, LeaderIsr, TopicAssignment
@@ -136,6 +137,11 @@ class ClusterNode:
         creds = ZkCredentials(state.security.scram, zk)
         creds.attach(self.view)
         state.security.credential_sink = creds
+        cfg = self.config
+        window = (lambda: int(cfg["replication.quota.window.num"]),
+                  lambda: int(cfg["replication.quota.window.size.seconds"]))
+        self.leader_quota = ReplicationQuota(lambda: int(cfg["leader.replication.throttled.rate"]), *window)
+        self.follower_quota = ReplicationQuota(lambda: int(cfg["follower.replication.throttled.rate"]), *window)
         self.replicas = ReplicaManager(self)
         self.fetchers = FetcherManager(self)
         self.controller = Controller(self)
@@ -473,7 +479,27 @@ class ClusterNode:
             if self.node_id in replicas and p.log is None:
                 self._open_log(ts, p, count, configs)
             self.replicas.apply(p, self.view.states.get((name, i)), replicas)
+            if self.node_id not in replicas and i in new.partitions:
+                self._remove_replica(ts, p)
         self.controller.notify("topics")
+
+    def _remove_replica(self, ts: TopicState, p: PartitionState) -> None:
+        """This broker is no longer a replica of ``p`` (a reassignment moved
+        it away, perhaps while we were down): stop it and delete its log
+        (Kafka's StopReplica with delete). The role is already gone."""
+        logs = self.state.logs
+        if logs is None or logs.get(ts.name, p.index) is None:
+            return
+        self.fetchers.remove(p)
+        p.log = None  # type: ignore[assignment]
+        p.notify()
+        try:
+            logs.delete_partition(ts.name, p.index)
+        except Exception:
+            log.exception("deleting the log of %s-%d failed", ts.name, p.index)
+            return
+        self._hw_checkpoints.pop((ts.name, p.index), None)
+        log.info("%s-%d: replica removed; log deleted", ts.name, p.index)
 
     def _open_log(self, ts: TopicState, p: PartitionState, count: int, configs: dict[str, str]) -> None:
         logs = self.state.logs
@@ -526,6 +552,8 @@ class ClusterNode:
         ta = self.view.topics.get(topic)
         replicas = tuple(ta.partitions.get(partition, ())) if ta is not None else ()
         self.replicas.apply(ts.partitions[partition], st, replicas)
+        if ta is not None and ta.reassigning(partition):
+            self.controller.notify("reassignments")  # the ISR may have caught up with the target
 
     def _reapply_all(self) -> None:
         for name, ts in list(self.state.topics.items()):
@@ -754,6 +782,26 @@ class ClusterNode:
         await self.wait_for(lambda: all(self.view.leader_of(t, p) == lid for (t, p), lid in expected.items()),
                             timeout_ms)
         return results
+
+    async def alter_reassignments(self, wanted: dict[tuple[str, int], list[int] | None],
+                                  timeout_ms: int) -> dict[tuple[str, int], tuple[int, str | None]]:
+        """Start (or cancel: None) partition moves; the controller answers
+        once the new replica sets are in ZooKeeper, not when data has moved."""
+        try:
+            results: dict[tuple[str, int], tuple[int, str | None]] = await self.controller.request(
+                "reassign", wanted=wanted)
+        except NotController as e:
+            raise _not_controller() from e
+        except KazooException as e:
+            raise errors.KafkaError(errors.UNKNOWN_SERVER_ERROR, f"ZooKeeper: {e!r}") from e
+        return results
+
+    def list_reassignments(self, partitions: list[tuple[str, int]] | None
+                           ) -> dict[tuple[str, int], tuple[list[int], list[int], list[int]]]:
+        try:
+            return self.controller.list_reassignments(partitions)
+        except NotController as e:
+            raise _not_controller() from e
 
     # --- the config store: ZooKeeper (Kafka's AdminZkClient.changeConfigs) --------------------------
     async def _write_config(self, path: str, entity_path: str, configs: dict[str, str]) -> None:

@@ -29,6 +29,10 @@ Follows Kafka's ``Partition``/``ReplicaManager`` (ZooKeeper era):
   watermark passes the batch, then answers NOT_ENOUGH_REPLICAS_AFTER_APPEND
   if the ISR shrank below it meanwhile, NOT_LEADER_OR_FOLLOWER if leadership
   was lost (even briefly), REQUEST_TIMED_OUT after the request's timeout.
+- **Throttles** (``throttle.py``): a replica fetch for a throttled
+  partition from a follower outside the ISR gets no records while the
+  leader quota is exceeded. A replica being reassigned away is not taken
+  back into the ISR.
 - **Fencing**: nothing is appended or acknowledged unless the broker holds
   a ZooKeeper session lease (see ``zk.py``) and is not fenced (connection to
   ZooKeeper lost, not re-synced yet).
@@ -45,6 +49,7 @@ import trio
 from ..protocol.codec import Message
 from ..protocol import errors
 from . import zkdata as zd
+from .throttle import is_throttled
 from .zkdata import LeaderIsr
 
 if TYPE_CHECKING:
@@ -348,6 +353,9 @@ class ReplicaManager:
         fs = r.followers.get(f)
         if fs is None or not self.isr_eligible(f) or not self.node.can_lead():
             return
+        ta = self.node.view.topics.get(p.topic)
+        if ta is not None and f in ta.removing.get(p.index, ()):
+            return  # being reassigned away: it leaves with the move's end, not back into the ISR
         if fs.leo >= p.log.high_watermark and fs.leo >= r.epoch_start_offset >= 0:
             new_isr = tuple(list(r.isr) + [f])
             log.info("%s-%d: expanding ISR from %s to %s", p.topic, p.index, list(r.isr), list(new_isr))
@@ -406,6 +414,18 @@ class ReplicaManager:
                     if p.repl is not None and p.repl.role == LEADER:
                         self.maybe_shrink_isr(p)
 
+    def leader_throttled(self, p: "PartitionState") -> bool:
+        """``p`` is listed in its topic's leader.replication.throttled.replicas for this broker."""
+        ts = self.state.topics.get(p.topic)
+        return ts is not None and is_throttled(ts.log_config.leader_replication_throttled_replicas, p.index,
+                                               self.node_id)
+
+    def follower_throttled(self, p: "PartitionState") -> bool:
+        """This broker's replica of ``p`` is throttled as a follower and is not in the ISR."""
+        ts = self.state.topics.get(p.topic)
+        return (ts is not None and self.node_id not in p.repl.isr
+                and is_throttled(ts.log_config.follower_replication_throttled_replicas, p.index, self.node_id))
+
     # --- replica fetch request (leader side) ----------------------------------------------------------------
     def _replica_partition(self, p: "PartitionState", fp: Message, replica_id: int, first: bool,
                            acc: "_Budget") -> Message:
@@ -436,11 +456,21 @@ class ReplicaManager:
                 return out
         from ..storage.log import OffsetOutOfRange
 
+        throttled = replica_id not in r.isr and self.leader_throttled(p)
+        if throttled and self.node.leader_quota.exceeded():
+            # Kafka's shouldLeaderThrottle: no data for a catching-up throttled replica now
+            if first:
+                self.update_follower(p, replica_id, offset, fp["log_start_offset"], leo)
+            return {"partition_index": idx, "error_code": errors.NONE, "high_watermark": plog.high_watermark,
+                    "last_stable_offset": plog.high_watermark, "log_start_offset": lso,
+                    "aborted_transactions": None, "preferred_read_replica": -1, "records": b""}
         try:
             res = plog.read(offset, max(min(fp["partition_max_bytes"], acc.remaining), 0), max_offset=None,
                             min_one_message=acc.min_one)
         except OffsetOutOfRange:
             return _error_part(idx, errors.OFFSET_OUT_OF_RANGE, hw, lso)
+        if throttled:
+            self.node.leader_quota.record(res.size)
         if first:
             self.update_follower(p, replica_id, offset, fp["log_start_offset"], leo)
             hw = plog.high_watermark

@@ -231,16 +231,40 @@ def decode_broker(node_id: int, data: bytes | None, epoch: int, listener: str | 
 
 @attrs.frozen
 class TopicAssignment:
+    """A topic znode. During a reassignment (Kafka 2.4+, KIP-455) a
+    partition's replicas are the full set RS = (target + origin, distinct),
+    ``adding`` lists target - origin and ``removing`` origin - target."""
+
     name: str
     topic_id: bytes
     partitions: dict[int, tuple[int, ...]]  # partition -> replicas (preferred leader first)
     version: int = -1  # znode version
+    adding: dict[int, tuple[int, ...]] = attrs.field(factory=dict)
+    removing: dict[int, tuple[int, ...]] = attrs.field(factory=dict)
+
+    def reassigning(self, p: int) -> bool:
+        return bool(self.adding.get(p) or self.removing.get(p))
+
+    def origin(self, p: int) -> tuple[int, ...]:
+        """The replicas before the reassignment in progress (RS - adding)."""
+        adding = self.adding.get(p, ())
+        return tuple(r for r in self.partitions.get(p, ()) if r not in adding)
+
+    def target(self, p: int) -> tuple[int, ...]:
+        """The replicas after it (RS - removing)."""
+        removing = self.removing.get(p, ())
+        return tuple(r for r in self.partitions.get(p, ()) if r not in removing)
 
 
-def encode_topic(topic_id: bytes, partitions: Mapping[int, Sequence[int]]) -> bytes:
+def encode_topic(topic_id: bytes, partitions: Mapping[int, Sequence[int]],
+                 adding: Mapping[int, Sequence[int]] | None = None,
+                 removing: Mapping[int, Sequence[int]] | None = None) -> bytes:
+    def _map(m: Mapping[int, Sequence[int]] | None) -> dict[str, list[int]]:
+        return {str(p): list(r) for p, r in sorted((m or {}).items()) if r}
+
     return _dumps({"version": 3, "topic_id": kafka_uuid_str(topic_id),
                    "partitions": {str(p): list(r) for p, r in sorted(partitions.items())},
-                   "adding_replicas": {}, "removing_replicas": {}})
+                   "adding_replicas": _map(adding), "removing_replicas": _map(removing)})
 
 
 def decode_topic(name: str, data: bytes | None, version: int) -> TopicAssignment | None:
@@ -250,9 +274,11 @@ def decode_topic(name: str, data: bytes | None, version: int) -> TopicAssignment
     try:
         topic_id = kafka_uuid_from_str(js["topic_id"]) if js.get("topic_id") else bytes(16)
         parts = {int(p): tuple(int(b) for b in r) for p, r in js["partitions"].items()}
-    except (ValueError, TypeError):
+        adding, removing = ({int(p): tuple(int(b) for b in r) for p, r in (js.get(k) or {}).items() if r}
+                            for k in ("adding_replicas", "removing_replicas"))
+    except (ValueError, TypeError, AttributeError):
         return None
-    return TopicAssignment(name, topic_id, parts, version)
+    return TopicAssignment(name, topic_id, parts, version, adding, removing)
 
 
 # --- /brokers/topics/<t>/partitions/<p>/state ----------------------------------------------------

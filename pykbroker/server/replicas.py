@@ -161,6 +161,17 @@ class Replicas(Protocol):
                             timeout_ms: int) -> dict[tuple[str, int], tuple[int, str | None]]:
         """(error code, message) per partition. KafkaError: NOT_CONTROLLER."""
 
+    async def alter_reassignments(self, wanted: dict[tuple[str, int], list[int] | None],
+                                  timeout_ms: int) -> dict[tuple[str, int], tuple[int, str | None]]:
+        """Start moving partitions to new replica sets (None: cancel the move
+        in progress); (error code, message) per partition. KafkaError:
+        NOT_CONTROLLER."""
+
+    def list_reassignments(self, partitions: list[tuple[str, int]] | None
+                           ) -> dict[tuple[str, int], tuple[list[int], list[int], list[int]]]:
+        """(replicas, adding, removing) of the partitions being moved, of
+        ``partitions`` (None: all). KafkaError: NOT_CONTROLLER."""
+
     def auto_create(self, name: str, partitions: int, replication_factor: int,
                     configs: dict[str, str] | None) -> TopicState | None:
         """Create a topic with broker defaults (Metadata, Produce, internal
@@ -284,6 +295,40 @@ class LocalReplicas:
         # the only replica always leads: nothing ever needs an election
         return {(t, i): (errors.ELECTION_NOT_NEEDED, None) if self.state.topics.partition(t, i) is not None
                 else (errors.UNKNOWN_TOPIC_OR_PARTITION, UNKNOWN_PARTITION) for t, i in partitions}
+
+    async def alter_reassignments(self, wanted: dict[tuple[str, int], list[int] | None],
+                                  timeout_ms: int) -> dict[tuple[str, int], tuple[int, str | None]]:
+        # a one-broker cluster, as Kafka's controller answers it: the only
+        # replica set is [this broker] (already in place), any other broker is
+        # not alive, and nothing is ever being moved
+        me = self.state.node_id
+        out: dict[tuple[str, int], tuple[int, str | None]] = {}
+        for (t, i), target in wanted.items():
+            known = self.state.topics.partition(t, i) is not None
+            if target is None:
+                out[(t, i)] = (errors.NO_REASSIGNMENT_IN_PROGRESS, None)
+            elif not target:
+                out[(t, i)] = (errors.INVALID_REPLICA_ASSIGNMENT,
+                               "Empty replica list specified in partition reassignment.")
+            elif len(set(target)) != len(target):
+                out[(t, i)] = (errors.INVALID_REPLICA_ASSIGNMENT,
+                               f"Duplicate replica ids in partition reassignment replica list: {target}")
+            elif any(r < 0 for r in target):
+                out[(t, i)] = (errors.INVALID_REPLICA_ASSIGNMENT, f"Invalid broker id in replica list: {target}")
+            elif any(r != me for r in target):
+                adding = [r for r in target if not (known and r == me)]
+                out[(t, i)] = (errors.INVALID_REPLICA_ASSIGNMENT,
+                               f"Replica assignment has brokers that are not alive. Replica list: {adding}, "
+                               f"live broker list: {[me]}")
+            elif not known:
+                out[(t, i)] = (errors.UNKNOWN_TOPIC_OR_PARTITION, UNKNOWN_PARTITION)
+            else:
+                out[(t, i)] = (errors.NONE, None)
+        return out
+
+    def list_reassignments(self, partitions: list[tuple[str, int]] | None
+                           ) -> dict[tuple[str, int], tuple[list[int], list[int], list[int]]]:
+        return {}
 
     def auto_create(self, name: str, partitions: int, replication_factor: int,
                     configs: dict[str, str] | None) -> TopicState | None:

@@ -419,28 +419,34 @@ class LogManager:
         self._by_id.pop(meta.topic_id, None)
         self._write_topics()
         for p in range(meta.partitions):
-            plog = self._logs.pop((name, p), None)
-            self._dir_of.pop((name, p), None)
-            if plog is None:
-                continue
-            d = plog.dir
-            if d is None:  # nothing kept in files
-                plog.delete()
-                continue
-            plog.close_files()
-            target = d.with_name(f"{d.name}.{uuid.uuid4().hex}-delete")
-            try:
-                os.rename(d, target)
-            except FileNotFoundError:
-                continue
-            if self.async_delete:
-                # Kafka removes "-delete" directories after file.delete.delay.ms
-                # in the background; fetches in flight keep their fds meanwhile
-                due = int(time.time() * 1000) + plog.config.file_delete_delay_ms
-                self.pending_dir_deletes.append((due, target))
-            else:
-                shutil.rmtree(target, ignore_errors=True)
+            self.delete_partition(name, p)
         return meta
+
+    def delete_partition(self, name: str, p: int) -> None:
+        """Close one partition's log and remove its directory (renamed to
+        ``<dir>.<uuid>-delete`` first, as Kafka); the topic stays known. A
+        deleted topic's partitions, or a replica moved to other brokers."""
+        plog = self._logs.pop((name, p), None)
+        self._dir_of.pop((name, p), None)
+        if plog is None:
+            return
+        d = plog.dir
+        if d is None:  # nothing kept in files
+            plog.delete()
+            return
+        plog.close_files()
+        target = d.with_name(f"{d.name}.{uuid.uuid4().hex}-delete")
+        try:
+            os.rename(d, target)
+        except FileNotFoundError:
+            return
+        if self.async_delete:
+            # Kafka removes "-delete" directories after file.delete.delay.ms
+            # in the background; fetches in flight keep their fds meanwhile
+            due = int(time.time() * 1000) + plog.config.file_delete_delay_ms
+            self.pending_dir_deletes.append((due, target))
+        else:
+            shutil.rmtree(target, ignore_errors=True)
 
     def due_dir_deletes(self, now_ms: int) -> list[Path]:
         """Deleted topics' directories whose delay has passed (taken off the list)."""

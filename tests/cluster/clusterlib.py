@@ -100,6 +100,21 @@ class Cluster:
         self.wait_registered(range(self.n))
         return self
 
+    def add_broker(self, overrides: dict | None = None) -> int:
+        """Start one more broker (the next node id) and wait for its registration."""
+        i = len(self.brokers)
+        self.brokers.append(BrokerProcess(name=f"broker{i}", ready_timeout=60))
+        self.n = len(self.brokers)
+        if overrides:
+            self.per_broker[i] = dict(overrides)
+        self.brokers[i].start(self.broker_overrides(i), log_dir=self.root / f"broker{i}")
+        self.wait_registered([i])
+        return i
+
+    def topic_znode(self, topic: str) -> dict:
+        data, _ = self.zk.get(f"/brokers/topics/{topic}")
+        return json.loads(data)
+
     def close(self) -> None:
         keep = os.environ.get("PYKBROKER_CLUSTER_LOGS")  # a directory: every broker's whole log goes there
         for b in self.brokers:

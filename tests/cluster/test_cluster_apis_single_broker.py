@@ -1,6 +1,7 @@
 """The replication APIs on a lone broker (no ZooKeeper): every version of
-OffsetForLeaderEpoch (23) and ElectLeaders (43), and the replica id of a
-Fetch being ignored there."""
+OffsetForLeaderEpoch (23), ElectLeaders (43), AlterPartitionReassignments
+(45) and ListPartitionReassignments (46), and the replica id of a Fetch
+being ignored there."""
 
 from __future__ import annotations
 
@@ -84,3 +85,56 @@ def test_lone_broker_ignores_replica_id(shared_broker, unique_topic):
                 "forgotten_topics_data": [], "rack_id": ""}
         p = c.call(1, 12, body)["responses"][0]["partitions"][0]
         assert p["error_code"] == 0 and p["high_watermark"] == 2 and len(p["records"]) > 0
+
+
+@pytest.mark.parametrize("v", versions(45))
+def test_alter_partition_reassignments_lone_broker(shared_broker, unique_topic, v):
+    """A one-broker cluster, as Kafka's controller answers it."""
+    with RawClient(shared_broker.bootstrap) as c:
+        _topic_with_records(c, unique_topic, 1)
+        me = c.call(3, 9, {"topics": None, "allow_auto_topic_creation": False})["brokers"][0]["node_id"]
+
+        def alter(parts: list[tuple[str, int, list[int] | None]], **kw) -> dict:
+            topics: dict[str, list] = {}
+            for t, p, reps in parts:
+                topics.setdefault(t, []).append({"partition_index": p, "replicas": reps})
+            body = {"timeout_ms": 5000, "topics": [{"name": t, "partitions": ps} for t, ps in topics.items()]}
+            body.update(kw)
+            return c.call(45, v, body)
+
+        r = alter([(unique_topic, 0, [me]), (unique_topic, 0 + 1, [me]), (unique_topic + "-none", 0, [me])])
+        assert (r["error_code"], r["error_message"], r["throttle_time_ms"]) == (0, None, 0)
+        got = {(t["name"], p["partition_index"]): (p["error_code"], p["error_message"])
+               for t in r["responses"] for p in t["partitions"]}
+        assert got == {(unique_topic, 0): (0, None),
+                       (unique_topic, 1): (errors.UNKNOWN_TOPIC_OR_PARTITION, "The partition does not exist."),
+                       (unique_topic + "-none", 0): (errors.UNKNOWN_TOPIC_OR_PARTITION,
+                                                     "The partition does not exist.")}
+        for reps, code, msg in [
+            ([], errors.INVALID_REPLICA_ASSIGNMENT, "Empty replica list specified in partition reassignment."),
+            ([me, me], errors.INVALID_REPLICA_ASSIGNMENT,
+             f"Duplicate replica ids in partition reassignment replica list: {[me, me]}"),
+            ([-1], errors.INVALID_REPLICA_ASSIGNMENT, "Invalid broker id in replica list: [-1]"),
+            ([me + 100], errors.INVALID_REPLICA_ASSIGNMENT,
+             f"Replica assignment has brokers that are not alive. Replica list: [{me + 100}], "
+             f"live broker list: [{me}]"),
+            (None, errors.NO_REASSIGNMENT_IN_PROGRESS, None),
+        ]:
+            p = alter([(unique_topic, 0, reps)])["responses"][0]["partitions"][0]
+            assert (p["error_code"], p["error_message"]) == (code, msg), reps
+        if v >= 1:
+            r = alter([(unique_topic, 0, [me])], allow_replication_factor_change=False)
+            assert r["allow_replication_factor_change"] is False
+            assert r["responses"][0]["partitions"][0]["error_code"] == 0
+        # nothing moved: still one replica, here
+        md = c.call(3, 9, {"topics": [{"name": unique_topic}], "allow_auto_topic_creation": False})
+        assert md["topics"][0]["partitions"][0]["replica_nodes"] == [me]
+
+
+@pytest.mark.parametrize("v", versions(46))
+def test_list_partition_reassignments_lone_broker(shared_broker, unique_topic, v):
+    with RawClient(shared_broker.bootstrap) as c:
+        _topic_with_records(c, unique_topic, 1)
+        for topics in (None, [{"name": unique_topic, "partition_indexes": [0, 5]}]):
+            r = c.call(46, v, {"timeout_ms": 1000, "topics": topics})
+            assert (r["error_code"], r["error_message"], r["topics"]) == (0, None, [])
