@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from collections.abc import Callable
 import attrs
 
 from ..protocol import errors
+from ..storage.checkpoints import atomic_write
 
 log = logging.getLogger("pykbroker.share")
 
@@ -200,9 +200,4 @@ class GroupConfigs:
     def _save(self) -> None:
         if self.path is None:
             return
-        tmp = self.path.with_name(FILE_NAME + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(self.overrides, f, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        atomic_write(self.path, json.dumps(self.overrides, sort_keys=True).encode())

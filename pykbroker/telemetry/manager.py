@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import time
 import uuid
@@ -56,6 +55,7 @@ from typing import Any
 import attrs
 
 from ..protocol import errors
+from ..storage.checkpoints import atomic_write
 from ..protocol.records import COMPRESSION_GZIP, COMPRESSION_LZ4, COMPRESSION_NONE, COMPRESSION_SNAPPY, COMPRESSION_ZSTD
 from . import otlp
 
@@ -197,12 +197,7 @@ class TelemetryManager:
     def _save(self) -> None:
         if self.path is None:
             return
-        tmp = self.path.with_name(FILE_NAME + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(self.configs, f, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        atomic_write(self.path, json.dumps(self.configs, sort_keys=True).encode())
 
     def resources(self) -> list[str]:
         return sorted(self.configs)
