@@ -23,12 +23,15 @@ def fd_soft_limit() -> int:
 
 def open_fd_count() -> int:
     """How many file descriptors the process has open (-1 if unknown)."""
+    import errno
     import os
 
     for d in ("/proc/self/fd", "/dev/fd"):
         try:
             return len(os.listdir(d)) - 1  # the listing's own fd
-        except OSError:
+        except OSError as e:
+            if e.errno in (errno.EMFILE, errno.ENFILE):  # not even one left to look
+                return fd_soft_limit()
             continue
     return -1
 
