@@ -207,6 +207,18 @@ class OpenSegments:
 OPEN_SEGMENTS = OpenSegments()
 
 
+def _open_with_relief(path: Path, flags: int) -> int:
+    """os.open; on EMFILE/ENFILE half the open segments let their fd go
+    first and the open is retried once."""
+    try:
+        return os.open(path, flags, 0o644)
+    except OSError as e:
+        if e.errno not in (errno.EMFILE, errno.ENFILE):
+            raise
+    OPEN_SEGMENTS.shrink(max(len(OPEN_SEGMENTS) // 2, 1))
+    return os.open(path, flags, 0o644)
+
+
 def set_max_open_segments(n: int) -> None:
     """Bound the open segment log files (0: half the fd soft limit)."""
     OPEN_SEGMENTS.max_open = n
@@ -248,7 +260,7 @@ class LogSegment:
         self._fh: FileHandle | None = None
         self._closed = False
         if create:
-            fd = os.open(self.log_path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC | os.O_CREAT | os.O_EXCL, 0o644)
+            fd = _open_with_relief(self.log_path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC | os.O_CREAT | os.O_EXCL)
             self._fh = FileHandle(fd)
             self._size = 0
             OPEN_SEGMENTS.open(self)
@@ -569,6 +581,10 @@ class LogSegment:
             self._rolling_ts = max(h.max_timestamp for h in headers)
         start = self._size
         fh = self._handle()
+        if self._bytes_since_index + len(view) - last.size > self.index_interval_bytes:
+            # an index entry follows: its files open before the data goes in,
+            # so a lack of fds fails the append cleanly rather than half-way
+            self._open_index_fds()
         try:
             write_all(fh.fd, view)
         except BaseException:
@@ -591,11 +607,12 @@ class LogSegment:
         self._next_offset = last.next_offset
 
     def _open_index_fds(self) -> None:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
         if self._idx_fd is None:
-            self._idx_fd = os.open(self.index_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+            self._idx_fd = _open_with_relief(self.index_path, flags)
             self._idx_fh = FileHandle(self._idx_fd)
         if self._ti_fd is None:
-            self._ti_fd = os.open(self.timeindex_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+            self._ti_fd = _open_with_relief(self.timeindex_path, flags)
             self._ti_fh = FileHandle(self._ti_fd)
 
     def _append_index_entry(self, offset: int, position: int) -> None:
