@@ -170,3 +170,41 @@ def test_sync_group_of_a_closed_connection_is_cancelled(broker_factory) -> None:
                                   "protocol_name": "range", "assignments": []})
         assert ls2["error_code"] == 0
     assert "Traceback" not in b.log, b.log_tail(60)
+
+
+def test_share_fetch_long_poll_of_a_closed_connection_is_cancelled(broker_factory) -> None:
+    import uuid
+
+    b = broker_factory({"group.share.record.lock.duration.ms": "1000"})
+    with RawClient(b.bootstrap) as c:
+        resp = c.call(19, 7, {"topics": [{"name": "sq", "num_partitions": 1, "replication_factor": 1,
+                                          "assignments": [], "configs": []}], "timeout_ms": 5000,
+                              "validate_only": False})
+        tid = bytes(resp["topics"][0]["topic_id"])
+        member = uuid.uuid4().hex
+        hb = c.call(76, 1, {"group_id": "sg", "member_id": member, "member_epoch": 0, "rack_id": None,
+                            "subscribed_topic_names": ["sq"]})
+        assert hb["error_code"] == 0, hb
+    base = open_sockets(b.pid)
+    clients = []
+    for _ in range(20):  # share sessions of one member: each its own long poll on an empty partition
+        c = RawClient(b.bootstrap)
+        c.send_frame(c.encode(78, 1, {
+            "group_id": "sg", "member_id": member, "share_session_epoch": 0, "max_wait_ms": 600_000,
+            "min_bytes": 1, "max_bytes": 1 << 20, "max_records": 100, "batch_size": 100, "is_renew_ack": False,
+            "topics": [{"topic_id": tid, "partitions": [{"partition_index": 0, "partition_max_bytes": 0,
+                                                          "acknowledgement_batches": []}]}],
+            "forgotten_topics_data": []}))
+        clients.append(c)
+    deadline = time.monotonic() + 10
+    while open_sockets(b.pid) < base + 20 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    for c in clients:
+        c.close()
+    t0 = time.monotonic()
+    while open_sockets(b.pid) > base and time.monotonic() - t0 < 10:
+        time.sleep(0.02)
+    assert open_sockets(b.pid) <= base, "parked ShareFetches kept their sockets"
+    assert time.monotonic() - t0 < 1.5
+    assert "Traceback" not in b.log, b.log_tail(60)
