@@ -36,7 +36,7 @@ import trio
 
 from ..protocol import errors
 from ..protocol.records import BatchHeader
-from ..storage.manager import StorageFailureError, TopicAlreadyExistsError
+from ..storage.manager import StorageFailureError
 from ..util import fd_headroom
 from ..topic_configs import apply_dynamic_state
 from .topics import PartitionState, TopicState
@@ -189,9 +189,6 @@ UNKNOWN_PARTITION = "The partition does not exist."
 
 log = logging.getLogger("pykbroker.state")
 
-#: creations of this many partitions or more run in a worker thread
-OFF_LOOP_PARTITIONS = 64
-
 #: file descriptors kept free for connections, fetches and the logs' own use:
 #: with fewer left, topic and partition creations are refused
 FD_RESERVE = 64
@@ -215,9 +212,6 @@ class LocalReplicas:
 
     def __init__(self, state: "BrokerState") -> None:
         self.state = state
-        # CreateTopics/CreatePartitions/DeleteTopics one at a time (big
-        # creations run in a worker thread)
-        self._admin_lock = trio.Lock()
         logs = state.logs
         assert logs is not None
         for meta in list(logs.topics.values()):  # a lone broker's topics: those of its log directories
@@ -298,38 +292,22 @@ class LocalReplicas:
     async def create_topic(self, name: str, partitions: int, replication_factor: int, configs: dict[str, str],
                            assignment: dict[int, list[int]] | None, timeout_ms: int) -> bytes:
         check_fd_headroom(name, partitions)
-        async with self._admin_lock:
-            if name in self.state.topics:
-                raise errors.KafkaError(errors.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists.")
-            try:
-                if partitions < OFF_LOOP_PARTITIONS:
-                    return self.state.create_topic(name, partitions, configs).topic_id
-                configs = dict(configs or {})
-                ts = await self.state.topics.create_off_loop(name, partitions, configs,
-                                                             self.state.topic_config(configs))
-                return ts.topic_id
-            except StorageFailureError as e:  # rolled back: nothing of the topic is left
-                raise errors.KafkaError(errors.KAFKA_STORAGE_ERROR, str(e)) from e
-            except TopicAlreadyExistsError as e:  # being auto-created meanwhile
-                raise errors.KafkaError(errors.TOPIC_ALREADY_EXISTS, str(e)) from e
+        try:
+            return self.state.create_topic(name, partitions, configs).topic_id
+        except StorageFailureError as e:  # rolled back: nothing of the topic is left
+            raise errors.KafkaError(errors.KAFKA_STORAGE_ERROR, str(e)) from e
 
     async def create_partitions(self, name: str, total: int, assignment: list[list[int]] | None,
                                 timeout_ms: int) -> None:
         ts = self.state.topics.get(name)
-        new = total - (len(ts.partitions) if ts is not None else 0)
-        check_fd_headroom(name, new)
-        async with self._admin_lock:
-            try:
-                if new < OFF_LOOP_PARTITIONS or name not in self.state.topics:
-                    self.state.create_partitions(name, total)
-                else:
-                    await self.state.topics.add_partitions_off_loop(name, total)
-            except StorageFailureError as e:  # rolled back: the topic keeps its partitions
-                raise errors.KafkaError(errors.KAFKA_STORAGE_ERROR, str(e)) from e
+        check_fd_headroom(name, total - (len(ts.partitions) if ts is not None else 0))
+        try:
+            self.state.create_partitions(name, total)
+        except StorageFailureError as e:  # rolled back: the topic keeps its partitions
+            raise errors.KafkaError(errors.KAFKA_STORAGE_ERROR, str(e)) from e
 
     async def delete_topic(self, name: str, timeout_ms: int) -> None:
-        async with self._admin_lock:
-            self.state.delete_topic(name)
+        self.state.delete_topic(name)
 
     async def elect_leaders(self, partitions: list[tuple[str, int]], election_type: int,
                             timeout_ms: int) -> dict[tuple[str, int], tuple[int, str | None]]:
@@ -339,9 +317,6 @@ class LocalReplicas:
 
     def auto_create(self, name: str, partitions: int, replication_factor: int,
                     configs: dict[str, str] | None) -> TopicState | None:
-        logs = self.state.logs
-        if logs is not None and logs.is_creating(name):
-            return None  # a CreateTopics of that name is under way
         try:
             check_fd_headroom(name, partitions)
             return self.state.create_topic(name, partitions, configs)

@@ -147,25 +147,6 @@ class TopicRegistry(Mapping[str, TopicState]):
         log.info("created topic %s with %d partitions", name, partitions)
         return self.adopt(meta, log_config)
 
-    async def create_off_loop(self, name: str, partitions: int, configs: dict[str, str],
-                              log_config: LogConfig) -> TopicState:
-        """:meth:`create` with the directories and files made in a worker
-        thread (a big CreateTopics does not stall the other clients)."""
-        topic_id = uuid.uuid4().bytes
-        meta = await trio.to_thread.run_sync(
-            lambda: self.logs.create_topic(name, partitions, configs, topic_id=topic_id))
-        log.info("created topic %s with %d partitions", name, partitions)
-        return self.adopt(meta, log_config)
-
-    async def add_partitions_off_loop(self, name: str, total: int) -> None:
-        """:meth:`add_partitions` with the files made in a worker thread."""
-        ts = self._by_name[name]
-        await trio.to_thread.run_sync(self.logs.create_partitions, name, total)
-        for i in range(len(ts.partitions), total):
-            plog = self.logs.get(name, i)
-            assert plog is not None
-            ts.partitions.append(PartitionState(name, i, plog))
-
     def delete(self, name: str) -> None:
         if self.unregister(name) is None:
             raise KeyError(name)

@@ -30,7 +30,6 @@ import logging
 import os
 import re
 import shutil
-import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -157,14 +156,6 @@ class LogManager:
         self.pending_dir_deletes: list[tuple[int, Path]] = []
         # cluster mode turns this off: only partitions this broker replicates get a log
         self.create_missing_partitions = True
-        # topics whose partitions are being created (possibly in a worker
-        # thread): a second creation of the name is refused meanwhile
-        self._creating: set[str] = set()
-        self._creating_lock = threading.Lock()
-
-    def is_creating(self, name: str) -> bool:
-        """Whether ``name``'s partitions are being created right now."""
-        return name in self._creating
 
     # --- config ------------------------------------------------------------------------
 
@@ -413,14 +404,7 @@ class LogManager:
         if topic_id in self._by_id:
             raise TopicAlreadyExistsError(f"Topic id {kafka_uuid_str(topic_id)} is already in use.")
         meta = TopicMeta(name, topic_id, partitions, configs)
-        with self._creating_lock:
-            if name in self._creating or name in self.topics:
-                raise TopicAlreadyExistsError(f"Topic '{name}' already exists.")
-            self._creating.add(name)
-        try:
-            self._create_partitions_then(meta, 0, config, None)
-        finally:
-            self._creating.discard(name)
+        self._create_partitions_then(meta, 0, config, None)
         return meta
 
     def _create_partitions_then(self, meta: TopicMeta, first: int, config: LogConfig,
@@ -540,14 +524,7 @@ class LogManager:
         if new_total == meta.partitions:
             raise InvalidPartitionsError(f"Topic already has {meta.partitions} partitions.")
         new = attrs.evolve(meta, partitions=new_total)
-        with self._creating_lock:
-            if name in self._creating:
-                raise InvalidPartitionsError(f"Partitions of '{name}' are being created.")
-            self._creating.add(name)
-        try:
-            self._create_partitions_then(new, meta.partitions, self.config_for(new.configs), meta)
-        finally:
-            self._creating.discard(name)
+        self._create_partitions_then(new, meta.partitions, self.config_for(new.configs), meta)
         return new
 
     def alter_topic_configs(self, name: str, configs: Mapping[str, str]) -> TopicMeta:
