@@ -213,6 +213,8 @@ class Broker:
     async def _serve(self, stream: trio.SocketStream, ip: str, security: ListenerSecurity) -> None:
         try:
             await serve_connection(self.state, stream, self.connection_limits, security)
+        except Exception:  # never let one connection take the listener (and the broker) down
+            log.exception("connection from %s failed", ip)
         finally:
             self.connection_limits.release(ip)
 

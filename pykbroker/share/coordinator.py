@@ -254,6 +254,7 @@ class ShareCoordinator(InternalTopicCoordinator):
         only while it waits for records, never half-way through acquiring
         and persisting them (acquired records of a lost response are
         released by their lock timeout, as in Kafka)."""
+        await self.loaded.wait()  # unbounded: outside the shield
         with trio.CancelScope(shield=True):
             async with self.group_lock(gid):
                 yield
