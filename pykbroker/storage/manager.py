@@ -358,6 +358,8 @@ class LogManager:
         os.rename(path, target)
 
     def _pick_dir(self) -> Path:
+        if len(self.log_dirs) == 1:  # the common case: no count over every partition (O(n) each)
+            return self.log_dirs[0]
         counts = {d: 0 for d in self.log_dirs}
         for d in self._dir_of.values():
             counts[d] = counts.get(d, 0) + 1
