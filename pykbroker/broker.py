@@ -6,7 +6,10 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
+import time
 from typing import Any
 
 import trio
@@ -46,6 +49,12 @@ class Broker:
         self._nursery: trio.Nursery | None = None
         self._cancel: trio.CancelScope | None = None
         self._limits: ConnectionLimits | None = None
+        # a descriptor held in reserve: when accept fails for lack of fds it
+        # is given up for a moment to accept and close the waiting connection
+        # (refused at once instead of hanging in the backlog)
+        self._spare_fd: int | None = None
+        self._fd_refusals = 0
+        self._fd_refusal_logged = 0.0
 
     @property
     def connection_limits(self) -> ConnectionLimits:
@@ -138,6 +147,7 @@ class Broker:
             from .server.control import serve_control
 
             self.control_bound = await nursery.start(serve_control, self)
+        self._reserve_fd()
         for listener, name in zip(self.listeners, self._listener_names, strict=True):
             nursery.start_soon(self._accept_loop, listener, state.security.listeners[name])
 
@@ -173,8 +183,11 @@ class Broker:
                 except (trio.ClosedResourceError, trio.BrokenResourceError):
                     return
                 except OSError as e:  # e.g. EMFILE: keep serving the others
-                    log.warning("accept failed: %s", e)
-                    await trio.sleep(0.01)
+                    if e.errno in (errno.EMFILE, errno.ENFILE):
+                        await self._refuse_for_fds(listener, e)
+                    else:
+                        log.warning("accept failed: %s", e)
+                        await trio.sleep(0.01)
                     continue
                 try:
                     ip = stream.socket.getpeername()[0]
@@ -187,9 +200,42 @@ class Broker:
                     continue
                 conns.start_soon(self._serve, stream, ip, security)
 
+    def _reserve_fd(self) -> None:
+        if self._spare_fd is None:
+            try:
+                self._spare_fd = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                pass
+
+    async def _refuse_for_fds(self, listener: trio.SocketListener, e: OSError) -> None:
+        """Out of file descriptors: close the connection waiting to be accepted
+        (with the reserve descriptor) and say so, at most every 10 s; existing
+        connections and partitions keep being served."""
+        self._fd_refusals += 1
+        now = time.monotonic()
+        if now - self._fd_refusal_logged >= 10:
+            log.error("refusing new connections: out of file descriptors (%s); %d refused so far. "
+                      "Raise the fd limit (ulimit -n) or lower pykbroker.log.max.open.segments",
+                      e.strerror or e, self._fd_refusals)
+            self._fd_refusal_logged = now
+        if self._spare_fd is not None:
+            os.close(self._spare_fd)
+            self._spare_fd = None
+            try:
+                with trio.move_on_after(0.05):
+                    sock, _addr = await listener.socket.accept()
+                    sock.close()
+            except OSError:
+                pass
+            finally:
+                self._reserve_fd()
+        await trio.sleep(0.01)
+
     async def _serve(self, stream: trio.SocketStream, ip: str, security: ListenerSecurity) -> None:
         try:
             await serve_connection(self.state, stream, self.connection_limits, security)
+        except Exception:  # never let one connection take the listener (and the broker) down
+            log.exception("connection from %s failed", ip)
         finally:
             self.connection_limits.release(ip)
 
@@ -204,6 +250,9 @@ class Broker:
         for listener in self.listeners:
             await listener.aclose()
         self.listeners = []
+        if self._spare_fd is not None:
+            os.close(self._spare_fd)
+            self._spare_fd = None
         if self._state is not None:
             await self._state.replicas.shutdown()  # no-op if already done
             await trio.to_thread.run_sync(self._state.close)

@@ -249,6 +249,9 @@ _p("producer.id.expiration.check.interval.ms", "int", 600000, validator=_at_leas
 _p("transaction.state.log.segment.bytes", "int", 104857600, validator=_at_least(1))
 # pykbroker-specific (no Kafka equivalent)
 _p("pykbroker.fetch.sendfile", "bool", True, "Serve fetch data with os.sendfile where possible.")
+_p("pykbroker.log.max.open.segments", "int", 0, "Segment log files kept open at once (least recently "
+   "used closed first, reopened on use; written, unflushed ones too): 0 = half the process's file "
+   "descriptor limit (RLIMIT_NOFILE).", _at_least(0))
 _p("pykbroker.log.cleaner.isolation", "string", "process", "Where the log cleaner's record work runs: "
    "process (worker processes, never holding the broker's GIL) or thread.", _one_of("process", "thread"))
 # pykbroker-specific: testing and observability (docs/testing.md)

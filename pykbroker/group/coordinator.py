@@ -462,8 +462,11 @@ class GroupCoordinator(InternalTopicCoordinator):
         err = self.availability(gid)
         if err:
             return join_error(err, req["member_id"])
-        async with self._lock(gid):
-            waiter = await self.classic.join(req, version, client_id or "", client_host)
+        # the state change is never cut short (the connection cancels a join
+        # whose client went away): only the wait for the rebalance is
+        with trio.CancelScope(shield=True):
+            async with self._lock(gid):
+                waiter = await self.classic.join(req, version, client_id or "", client_host)
         response: Message = await waiter.wait()
         return response
 
@@ -473,8 +476,9 @@ class GroupCoordinator(InternalTopicCoordinator):
         err = self.availability(req["group_id"])
         if err:
             return sync_error(err)
-        async with self._lock(req["group_id"]):
-            waiter = await self.classic.sync(req, version)
+        with trio.CancelScope(shield=True):  # as join_group
+            async with self._lock(req["group_id"]):
+                waiter = await self.classic.sync(req, version)
         response: Message = await waiter.wait()
         return response
 

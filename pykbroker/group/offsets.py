@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from ..protocol import errors
 from . import records
-from ..util import now_ms
+from ..util import LONG_MAX, now_ms
 from .classic import DEAD, EMPTY, PREPARING_REBALANCE, STABLE, ClassicGroup, GroupError
 from .classic_ops import ClassicOps, append_error_to_response_error
 from .consumer import ConsumerGroup
@@ -76,7 +76,9 @@ class OffsetStore:
                 and member_id in group.members:
             self.classic.reschedule_heartbeat(group, group.members[member_id])
         now = now_ms()
-        expire = now + retention_ms if retention_ms is not None and retention_ms >= 0 else -1
+        # a retention time near Long.MAX_VALUE (v2-v4) means forever: saturate
+        # rather than overflow the record's int64 (found by the fuzzer)
+        expire = min(now + retention_ms, LONG_MAX) if retention_ms is not None and retention_ms >= 0 else -1
         out: dict[tuple[str, int], int] = {}
         recs = []
         values = []

@@ -26,9 +26,13 @@ Bounds (:class:`ConnectionLimits`, one per broker, made by the listener):
 - ``max.connections`` (the accept loop waits for a free slot) and
   ``max.connections.per.ip`` / ``max.connections.per.ip.overrides`` (the
   new connection is closed at once), as Kafka's acceptor does.
-- While a Fetch is parked, the socket is watched: if the client closes
-  it, the request is cancelled at once and the socket released (instead of
-  lingering in CLOSE_WAIT until max_wait_ms, which may be days).
+- While a Fetch, ShareFetch, JoinGroup or SyncGroup is parked, the socket
+  is watched: if the client closes it, the request is cancelled at once
+  and the socket released (instead of lingering in CLOSE_WAIT until
+  max_wait_ms, which may be days, or until the rebalance completes). The
+  group keeps the member as Kafka does (its response is simply never
+  delivered; the session timeout removes it; records a ShareFetch
+  acquired are released by their lock timeout).
 """
 
 from __future__ import annotations
@@ -59,11 +63,12 @@ SENDFILE_MIN = 32 * 1024
 
 
 # Requests that may wait a long time for something else: their socket is
-# watched for the client going away. Only Fetch (read-only, safe to cancel
-# anywhere): JoinGroup/SyncGroup change group state under the group's lock
-# before they park, and cancelling them there is not safe without the
-# coordinator's help (their sockets are released when the phase completes).
-PARKING_APIS = frozenset({1})
+# watched for the client going away. Fetch is read-only (safe to cancel
+# anywhere); JoinGroup/SyncGroup and ShareFetch change group state under
+# the group's lock before they park, and their coordinators shield that
+# part, so a cancel lands only on the wait (group/coordinator.py,
+# share/coordinator.py steady_lock).
+PARKING_APIS = frozenset({1, 11, 14, 78})
 RECV_SIZE = 256 * 1024
 
 

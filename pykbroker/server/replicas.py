@@ -27,6 +27,7 @@ watermark.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any, Protocol
 from collections.abc import Callable
 
@@ -35,6 +36,8 @@ import trio
 
 from ..protocol import errors
 from ..protocol.records import BatchHeader
+from ..storage.manager import StorageFailureError
+from ..util import fd_headroom
 from ..topic_configs import apply_dynamic_state
 from .topics import PartitionState, TopicState
 
@@ -197,6 +200,26 @@ class Replicas(Protocol):
 UNKNOWN_PARTITION = "The partition does not exist."
 
 
+log = logging.getLogger("pykbroker.state")
+
+#: file descriptors kept free for connections, fetches and the logs' own use:
+#: with fewer left, topic and partition creations are refused
+FD_RESERVE = 64
+
+
+def check_fd_headroom(name: str, partitions: int) -> None:
+    """KAFKA_STORAGE_ERROR when the process is short of file descriptors (the
+    broker keeps serving what it has rather than failing half-way)."""
+    free = fd_headroom()
+    if free < FD_RESERVE:
+        log.warning("refusing to create %d partitions of %s: only %d file descriptors left "
+                    "(RLIMIT_NOFILE; %d are kept in reserve)", partitions, name, free, FD_RESERVE)
+        raise errors.KafkaError(
+            errors.KAFKA_STORAGE_ERROR,
+            f"Not creating partitions of '{name}': the broker is short of file descriptors "
+            f"({free} left under its limit)")
+
+
 class LocalReplicas:
     """A lone broker: a one-node cluster that leads every partition."""
 
@@ -281,11 +304,20 @@ class LocalReplicas:
     # -- topics --------------------------------------------------------------------------------------------
     async def create_topic(self, name: str, partitions: int, replication_factor: int, configs: dict[str, str],
                            assignment: dict[int, list[int]] | None, timeout_ms: int) -> bytes:
-        return self.state.create_topic(name, partitions, configs).topic_id
+        check_fd_headroom(name, partitions)
+        try:
+            return self.state.create_topic(name, partitions, configs).topic_id
+        except StorageFailureError as e:  # rolled back: nothing of the topic is left
+            raise errors.KafkaError(errors.KAFKA_STORAGE_ERROR, str(e)) from e
 
     async def create_partitions(self, name: str, total: int, assignment: list[list[int]] | None,
                                 timeout_ms: int) -> None:
-        self.state.create_partitions(name, total)
+        ts = self.state.topics.get(name)
+        check_fd_headroom(name, total - (len(ts.partitions) if ts is not None else 0))
+        try:
+            self.state.create_partitions(name, total)
+        except StorageFailureError as e:  # rolled back: the topic keeps its partitions
+            raise errors.KafkaError(errors.KAFKA_STORAGE_ERROR, str(e)) from e
 
     async def delete_topic(self, name: str, timeout_ms: int) -> None:
         self.state.delete_topic(name)
@@ -332,7 +364,12 @@ class LocalReplicas:
 
     def auto_create(self, name: str, partitions: int, replication_factor: int,
                     configs: dict[str, str] | None) -> TopicState | None:
-        return self.state.create_topic(name, partitions, configs)
+        try:
+            check_fd_headroom(name, partitions)
+            return self.state.create_topic(name, partitions, configs)
+        except (StorageFailureError, errors.KafkaError) as e:  # as if auto-creation were off
+            log.warning("auto-creating topic %s failed: %s", name, e)
+            return None
 
     # -- the config store: the topics metadata file of the log directory ---------------------------
     def _logs(self) -> LogStore:

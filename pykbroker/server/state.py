@@ -26,6 +26,7 @@ from ..storage.log_config import LogConfig
 from ..storage.api import LogStore
 from ..storage.engines import open_log_store
 from ..storage.manager import validate_topic_name
+from ..storage.segment import set_max_open_segments
 from ..txn import producers as txn_producers
 from ..share import ShareCoordinator
 from ..telemetry import TelemetryManager
@@ -59,6 +60,7 @@ def open_logs(config: BrokerConfig, cluster_id: str | None = None) -> LogStore:
                           cluster_id=cluster_id if cluster_id is not None else config["cluster.id"])
     if cluster_id is not None:
         logs.create_missing_partitions = False  # topics come from ZooKeeper
+    set_max_open_segments(int(config["pykbroker.log.max.open.segments"]))
     logs.load()
     return logs
 

@@ -247,6 +247,18 @@ class ShareCoordinator(InternalTopicCoordinator):
         async with self._lock(gid):
             yield
 
+    @asynccontextmanager
+    async def steady_lock(self, gid: str) -> AsyncIterator[None]:
+        """:meth:`group_lock` with the state change under it shielded: a
+        ShareFetch whose client went away is cancelled (server/connection.py)
+        only while it waits for records, never half-way through acquiring
+        and persisting them (acquired records of a lost response are
+        released by their lock timeout, as in Kafka)."""
+        await self.loaded.wait()  # unbounded: outside the shield
+        with trio.CancelScope(shield=True):
+            async with self.group_lock(gid):
+                yield
+
     def _other_group_type(self, gid: str) -> bool:
         gc = getattr(self.state, "group_coordinator", None)
         return gc is not None and gid in getattr(gc, "groups", {})
@@ -565,7 +577,7 @@ class ShareCoordinator(InternalTopicCoordinator):
             return dict(base, error_code=errors.INVALID_REQUEST,
                         error_message="Renew acknowledgement without IsRenewAck.")
         results: dict[TP, dict[str, Any]] = {}
-        async with self.group_lock(gid):
+        async with self.steady_lock(gid):
             g = self.groups.get(gid)
             code, s = self._session(g, mid, epoch)
             if code:
@@ -596,7 +608,7 @@ class ShareCoordinator(InternalTopicCoordinator):
         leaders = {}
         fetched: dict[TP, tuple[bytes, list[dict[str, int]]]] = {}
         while True:
-            async with self.group_lock(gid):
+            async with self.steady_lock(gid):
                 g = self.groups.get(gid)
                 if g is None or mid not in g.sessions:
                     break

@@ -69,7 +69,8 @@ class LocalLog:
             segment.append(buf, headers)
         except OSError as e:
             try:
-                actual = os.fstat(segment.fd).st_size
+                fh = segment.file_handle
+                actual = os.fstat(fh.fd).st_size
             except OSError:
                 actual = -1
             if actual != segment.size:
@@ -231,9 +232,9 @@ class LocalLog:
                 if target > self.recovery_point:
                     self.recovery_point = target
                 self.last_flush_ms = now_ms if now_ms is not None else _now_ms()
-                active = self.segments.active
+                # index fds are reopened by the next index entry
                 for s in dirty:
-                    if s is not active and not s.dirty and not s.closed:
+                    if not s.dirty and not s.closed:
                         s.close_index_files()
 
     def close(self) -> None:

@@ -14,6 +14,13 @@ directory, written durably (temp file, fsync, rename, fsync directory).
 Deleting a topic renames its partition directories to
 ``<topic>-<p>.<uuid>-delete`` and removes them; directories of unknown topics
 (or of another topic id) found at load are renamed ``...-stray`` (kept).
+
+Creating a topic or partitions is all-or-nothing: every partition directory
+is created first and the topic metadata written last; a failure on the way
+(ENOSPC, EMFILE, ...) removes the partitions already created. A crash in
+between leaves directories no topic owns: at the next start those holding no
+records are removed (a half-created topic), others renamed ``-stray``.
+Registered partitions whose directory is missing are created at load.
 """
 
 from __future__ import annotations
@@ -98,6 +105,12 @@ class TopicAlreadyExistsError(TopicError):
 
 class InvalidPartitionsError(TopicError):
     error_code = 37  # INVALID_PARTITIONS
+
+
+class StorageFailureError(TopicError):
+    """Creating partition logs failed (disk full, no file descriptors, ...);
+    nothing of the request was kept."""
+    error_code = 56  # KAFKA_STORAGE_ERROR
 
 
 @attrs.frozen
@@ -208,7 +221,7 @@ class LogManager:
                 meta = self.topics.get(topic)
                 stored = read_partition_metadata(path / PARTITION_METADATA)
                 if meta is None or p >= meta.partitions or (stored is not None and stored != meta.topic_id):
-                    self._make_stray(path)
+                    self._discard_unowned(path, stored, meta is None or p >= meta.partitions)
                     continue
                 if (topic, p) in self._logs:
                     raise RuntimeError(
@@ -324,6 +337,20 @@ class LogManager:
             doc["broker_configs"] = {k: dict(v) for k, v in sorted(self.dynamic_configs.items())}
         atomic_write(self.log_dirs[0] / TOPICS_FILE, (json.dumps(doc, indent=1) + "\n").encode("utf-8"))
 
+    def _discard_unowned(self, path: Path, stored_id: bytes | None, unregistered: bool) -> None:
+        """A partition directory no registered topic partition owns. One a
+        creation made (its partition.metadata names a topic id not
+        registered) but holding no records was left by a creation a crash
+        interrupted (the topic metadata is written last): removed. Any
+        other is kept aside as ``-stray``."""
+        if unregistered and stored_id is not None and stored_id not in self._by_id \
+                and not _holds_records(path):
+            log.warning("removing %s: a partition directory without records of no registered topic "
+                        "(a topic or partition creation interrupted by a crash)", path)
+            shutil.rmtree(path, ignore_errors=True)
+            return
+        self._make_stray(path)
+
     @staticmethod
     def _make_stray(path: Path) -> None:
         target = path.with_name(f"{path.name}.{uuid.uuid4().hex}-stray")
@@ -331,6 +358,8 @@ class LogManager:
         os.rename(path, target)
 
     def _pick_dir(self) -> Path:
+        if len(self.log_dirs) == 1:  # the common case: no count over every partition (O(n) each)
+            return self.log_dirs[0]
         counts = {d: 0 for d in self.log_dirs}
         for d in self._dir_of.values():
             counts[d] = counts.get(d, 0) + 1
@@ -377,17 +406,54 @@ class LogManager:
         if topic_id in self._by_id:
             raise TopicAlreadyExistsError(f"Topic id {kafka_uuid_str(topic_id)} is already in use.")
         meta = TopicMeta(name, topic_id, partitions, configs)
-        self.topics[name] = meta
-        self._by_id[topic_id] = meta
-        try:
-            self._write_topics()
-        except BaseException:
-            del self.topics[name]
-            del self._by_id[topic_id]
-            raise
-        for p in range(partitions):
-            self._create_partition(meta, p, config)
+        self._create_partitions_then(meta, 0, config, None)
         return meta
+
+    def _create_partitions_then(self, meta: TopicMeta, first: int, config: LogConfig,
+                                old: TopicMeta | None) -> None:
+        """Create partitions ``first``.. of ``meta``, then record ``meta``
+        durably (replacing ``old``); on any failure remove what was created
+        and restore ``old`` (StorageFailureError for an OSError)."""
+        created: list[int] = []
+        try:
+            for p in range(first, meta.partitions):
+                created.append(p)  # before: a half-made directory goes too
+                self._create_partition(meta, p, config)
+            self.topics[meta.name] = meta
+            self._by_id[meta.topic_id] = meta
+            self._write_topics()
+        except BaseException as e:
+            if old is None:
+                self.topics.pop(meta.name, None)
+                self._by_id.pop(meta.topic_id, None)
+            else:
+                self.topics[meta.name] = old
+                self._by_id[old.topic_id] = old
+            self._remove_partitions(meta.name, created)
+            if isinstance(e, OSError):
+                what = "topic" if old is None else "partitions of topic"
+                log.error("creating the %s %s failed after %d of %d partitions, rolled back: %s",
+                          what, meta.name, len(created) - 1, meta.partitions - first, e)
+                raise StorageFailureError(
+                    f"Creating {meta.partitions - first} partitions of '{meta.name}' failed and was rolled "
+                    f"back: {e.strerror or e}") from e
+            raise
+
+    def _remove_partitions(self, name: str, partitions: list[int]) -> None:
+        """Roll back just-created partitions: close and remove their logs."""
+        for p in partitions:
+            plog = self._logs.pop((name, p), None)
+            d = self._dir_of.pop((name, p), None)
+            try:
+                if plog is not None:
+                    plog.delete()
+                    continue
+                for ld in ([d] if d is not None else self.log_dirs):
+                    path = ld / partition_dir_name(name, p)
+                    if path.is_dir():
+                        shutil.rmtree(path, ignore_errors=True)
+            except Exception as e:  # keep removing the others; a leftover is discarded at load
+                log.warning("rolling back partition %s-%d: %s", name, p, e)
 
     def ensure_partition(self, name: str, topic_id: bytes, partitions: int, configs: Mapping[str, str],
                          partition: int) -> PartitionStore:
@@ -466,17 +532,7 @@ class LogManager:
         if new_total == meta.partitions:
             raise InvalidPartitionsError(f"Topic already has {meta.partitions} partitions.")
         new = attrs.evolve(meta, partitions=new_total)
-        self.topics[name] = new
-        self._by_id[new.topic_id] = new
-        try:
-            self._write_topics()
-        except BaseException:
-            self.topics[name] = meta
-            self._by_id[meta.topic_id] = meta
-            raise
-        config = self.config_for(new.configs)
-        for p in range(meta.partitions, new_total):
-            self._create_partition(new, p, config)
+        self._create_partitions_then(new, meta.partitions, self.config_for(new.configs), meta)
         return new
 
     def alter_topic_configs(self, name: str, configs: Mapping[str, str]) -> TopicMeta:
@@ -574,12 +630,28 @@ class LogManager:
             raise errors[0]
 
 
+def _holds_records(path: Path) -> bool:
+    """Whether a partition directory has a non-empty segment, or no segment
+    at all, or anything unreadable (to be safe: kept aside, not removed)."""
+    segments = 0
+    try:
+        for entry in os.scandir(path):
+            if entry.name.endswith(".log"):
+                segments += 1
+                if entry.stat().st_size > 0:
+                    return True
+    except OSError:
+        return True
+    return segments == 0
+
+
 __all__ = [
     "CLEAN_SHUTDOWN_FILE",
     "InvalidConfigError",
     "InvalidPartitionsError",
     "InvalidTopicError",
     "LogManager",
+    "StorageFailureError",
     "TOPICS_FILE",
     "TopicAlreadyExistsError",
     "TopicError",

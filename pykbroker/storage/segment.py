@@ -17,16 +17,27 @@ index files are only appended to (and rewritten on truncation/recovery). A
 zero-filled tail (real Kafka preallocates index files of the active segment)
 is ignored and trimmed. Indexes of inactive segments are loaded lazily.
 
+Open files are a bounded resource: a segment opens its log file on first use
+and :data:`OPEN_SEGMENTS` (an LRU bounded by ``pykbroker.log.max.open.segments``)
+lets the least recently used ones go, so 10,000 partitions of several
+segments each do not need a descriptor per file. Index files are opened only
+to append (and closed once flushed). Every user of a segment's fd holds its
+:class:`FileHandle`, so an fd let go while in use stays open until that use ends.
+
 Not thread-safe except :meth:`flush`, which only fsyncs (see PartitionLog).
 """
 
 from __future__ import annotations
 
 import bisect
+import errno
 import operator
 import os
 import struct
+import threading
 import time
+import weakref
+from collections import OrderedDict
 from array import array
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -44,7 +55,7 @@ from ..protocol.records import (
     batch_crc,
     decode_records,
 )
-from ..util import INT_MAX as INT32_MAX
+from ..util import INT_MAX as INT32_MAX, fd_soft_limit
 
 OFFSET_INDEX_ENTRY_SIZE = 8
 TIME_INDEX_ENTRY_SIZE = 12
@@ -112,6 +123,110 @@ class FileHandle:
             pass
 
 
+def _fsync_path(path: Path) -> None:
+    """fsync a file not held open (Linux flushes the inode's dirty pages
+    whatever descriptor wrote them)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class OpenSegments:
+    """The segments whose log file is open, least recently used first; past
+    ``max_open`` (0: half the fd soft limit) the oldest let their fd go (a
+    later use reopens it). Thread-safe: reads may run in worker threads."""
+
+    def __init__(self, max_open: int = 0) -> None:
+        self._lock = threading.Lock()
+        self._lru: OrderedDict[int, weakref.ref[LogSegment]] = OrderedDict()
+        self.max_open = max_open
+        self.evictions = 0
+
+    @property
+    def limit(self) -> int:
+        return self.max_open if self.max_open > 0 else max(fd_soft_limit() // 2, 16)
+
+    def __len__(self) -> int:
+        return len(self._lru)
+
+    def open(self, seg: LogSegment) -> FileHandle:
+        """``seg``'s log file handle, opened (and registered) if needed, marked
+        most recently used. On EMFILE/ENFILE half the open segments let go
+        and the open is retried once."""
+        with self._lock:
+            fh = seg._fh
+            if fh is None or fh.closed:
+                try:
+                    fh = seg._open_log_file()
+                except OSError as e:
+                    if e.errno not in (errno.EMFILE, errno.ENFILE):
+                        raise
+                    self._evict_locked(max(len(self._lru) // 2, 1), exclude=seg)
+                    fh = seg._open_log_file()
+                seg._fh = fh
+            key = id(seg)
+            if key in self._lru:
+                self._lru.move_to_end(key)
+            else:
+                self._lru[key] = weakref.ref(seg)
+                over = len(self._lru) - self.limit
+                if over > 0:
+                    self._evict_locked(over, exclude=seg)
+            return fh
+
+    def forget(self, seg: LogSegment) -> None:
+        with self._lock:
+            self._lru.pop(id(seg), None)
+
+    def shrink(self, n: int) -> int:
+        """Let the ``n`` least recently used segments' fds go (fd pressure)."""
+        with self._lock:
+            return self._evict_locked(n)
+
+    def _evict_locked(self, n: int, exclude: LogSegment | None = None) -> int:
+        done = 0
+        for key in list(self._lru):
+            if done >= n:
+                break
+            seg = self._lru[key]()
+            if seg is exclude and seg is not None:
+                continue
+            del self._lru[key]
+            if seg is not None and seg._fh is not None:
+                # dropped, not closed: a reader holding the handle keeps it
+                # open until it lets go (FileHandle closes on the last reference)
+                seg._fh = None
+                self.evictions += 1
+            done += 1
+        return done
+
+
+#: every open segment of the process (``pykbroker.log.max.open.segments``)
+OPEN_SEGMENTS = OpenSegments()
+
+
+def _open_with_relief(path: Path, flags: int) -> int:
+    """os.open; on EMFILE/ENFILE half the open segments let their fd go
+    first and the open is retried once."""
+    try:
+        return os.open(path, flags, 0o644)
+    except OSError as e:
+        if e.errno not in (errno.EMFILE, errno.ENFILE):
+            raise
+    OPEN_SEGMENTS.shrink(max(len(OPEN_SEGMENTS) // 2, 1))
+    return os.open(path, flags, 0o644)
+
+
+def set_max_open_segments(n: int) -> None:
+    """Bound the open segment log files (0: half the fd soft limit)."""
+    OPEN_SEGMENTS.max_open = n
+    over = len(OPEN_SEGMENTS) - OPEN_SEGMENTS.limit
+    if over > 0:
+        OPEN_SEGMENTS.shrink(over)
+
+
 @attrs.frozen
 class TimestampAndOffset:
     timestamp: int
@@ -142,13 +257,15 @@ class LogSegment:
         self.roll_jitter_ms = roll_jitter_ms
         self.suffix = suffix  # "" normally; ".cleaned"/".swap" while the cleaner builds it
         self._set_paths(suffix)
-        flags = os.O_RDWR | os.O_APPEND | os.O_CLOEXEC
-        if create:
-            flags |= os.O_CREAT | os.O_EXCL
-        self.fd: int = os.open(self.log_path, flags, 0o644)
-        self._fh: FileHandle | None = FileHandle(self.fd)
-        self._size = os.fstat(self.fd).st_size
+        self._fh: FileHandle | None = None
         self._closed = False
+        if create:
+            fd = _open_with_relief(self.log_path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC | os.O_CREAT | os.O_EXCL)
+            self._fh = FileHandle(fd)
+            self._size = 0
+            OPEN_SEGMENTS.open(self)
+        else:
+            self._size = os.fstat(self._handle().fd).st_size
         # in-memory indexes (absolute offsets)
         self._idx_off = array("q")
         self._idx_pos = array("q")
@@ -167,6 +284,8 @@ class LogSegment:
         self.dirty = False  # unflushed writes (log or index files)
         if create:
             self._write_index_files(b"", b"")
+            # empty files: the directory's fsync makes them durable
+            self.dirty = False
             self._loaded = True
 
     def __repr__(self) -> str:
@@ -180,15 +299,39 @@ class LogSegment:
 
     # --- basic properties -------------------------------------------------------
 
+    def _open_log_file(self) -> FileHandle:
+        if self._closed:
+            raise OSError(errno.EBADF, f"segment {self.base_offset} of {self.dir} is closed")
+        return FileHandle(os.open(self.log_path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC))
+
+    def _handle(self) -> FileHandle:
+        """The log file's handle, (re)opened if it was let go; hold it (not
+        just its fd) for as long as the fd is used."""
+        return OPEN_SEGMENTS.open(self)
+
     @property
-    def file_handle(self) -> FileHandle | None:
-        """The handle owning :attr:`fd` (file regions keep it alive)."""
-        return self._fh
+    def fd(self) -> int:
+        """The log file's fd (only while :attr:`file_handle` is held)."""
+        return self._handle().fd
+
+    @property
+    def file_handle(self) -> FileHandle:
+        """The handle owning the log file's fd (file regions keep it alive)."""
+        return self._handle()
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the log file's fd is open now (tests, metrics)."""
+        fh = self._fh
+        return fh is not None and not fh.closed
 
     @property
     def last_modified_ms(self) -> int:
         """The log file's mtime in ms (Kafka's LogSegment.lastModified)."""
-        return int(os.fstat(self.fd).st_mtime * 1000)
+        fh = self._fh
+        if fh is not None and not fh.closed:
+            return int(os.fstat(fh.fd).st_mtime * 1000)
+        return int(os.stat(self.log_path).st_mtime * 1000)
 
     def set_last_modified(self, ms: int) -> None:
         os.utime(self.log_path, (ms / 1000, ms / 1000))
@@ -260,7 +403,8 @@ class LogSegment:
     def rolling_timestamp(self) -> int | None:
         """The first batch's max timestamp (Kafka's rollingBasedTimestamp), None if empty."""
         if self._rolling_ts is None and self._size >= BATCH_OVERHEAD:
-            h = unpack_header(pread_exact(self.fd, BATCH_OVERHEAD, 0), 0, 0)
+            fh = self._handle()
+            h = unpack_header(pread_exact(fh.fd, BATCH_OVERHEAD, 0), 0, 0)
             self._rolling_ts = h.max_timestamp
         return self._rolling_ts
 
@@ -305,7 +449,8 @@ class LogSegment:
         pos = start
         buf = b""
         buf_start = pos
-        fd = self.fd
+        fh = self._handle()  # held while the generator runs
+        fd = fh.fd
         while end - pos >= BATCH_OVERHEAD:
             off = pos - buf_start
             if off + BATCH_OVERHEAD > len(buf):
@@ -326,7 +471,8 @@ class LogSegment:
         return None
 
     def read_bytes(self, position: int, length: int) -> bytes:
-        return pread_exact(self.fd, length, position)
+        fh = self._handle()
+        return pread_exact(fh.fd, length, position)
 
     def _lookup_position(self, offset: int) -> int:
         """Offset index lookup: position of the indexed batch with the largest
@@ -434,11 +580,16 @@ class LogSegment:
         if self._size == 0:
             self._rolling_ts = max(h.max_timestamp for h in headers)
         start = self._size
+        fh = self._handle()
+        if self._bytes_since_index + len(view) - last.size > self.index_interval_bytes:
+            # an index entry follows: its files open before the data goes in,
+            # so a lack of fds fails the append cleanly rather than half-way
+            self._open_index_fds()
         try:
-            write_all(self.fd, view)
+            write_all(fh.fd, view)
         except BaseException:
             # never leave a torn batch behind a later append
-            os.ftruncate(self.fd, start)
+            os.ftruncate(fh.fd, start)
             raise
         self.dirty = True
         pos = start
@@ -456,11 +607,12 @@ class LogSegment:
         self._next_offset = last.next_offset
 
     def _open_index_fds(self) -> None:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
         if self._idx_fd is None:
-            self._idx_fd = os.open(self.index_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+            self._idx_fd = _open_with_relief(self.index_path, flags)
             self._idx_fh = FileHandle(self._idx_fd)
         if self._ti_fd is None:
-            self._ti_fd = os.open(self.timeindex_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+            self._ti_fd = _open_with_relief(self.timeindex_path, flags)
             self._ti_fh = FileHandle(self._ti_fd)
 
     def _append_index_entry(self, offset: int, position: int) -> None:
@@ -553,7 +705,8 @@ class LogSegment:
             pos = idx_pos[-1]
             if self._size - pos < BATCH_OVERHEAD:
                 return False
-            h = unpack_header(pread_exact(self.fd, BATCH_OVERHEAD, pos), 0, pos)
+            fh = self._handle()
+            h = unpack_header(pread_exact(fh.fd, BATCH_OVERHEAD, pos), 0, pos)
             if h.magic != MAGIC_V2 or h.batch_length < MIN_BATCH_LENGTH or h.last_offset != idx_off[-1]:
                 return False
         self._idx_off, self._idx_pos, self._ti_ts, self._ti_off = idx_off, idx_pos, ti_ts, ti_off
@@ -607,7 +760,9 @@ class LogSegment:
         self._rolling_ts = None
         idx_out = bytearray()
         ti_out = bytearray()
-        size = os.fstat(self.fd).st_size
+        fh = self._handle()
+        fd = fh.fd
+        size = os.fstat(fd).st_size
         valid = 0
         last_index_entry = 0
         next_offset = self.base_offset
@@ -617,13 +772,13 @@ class LogSegment:
         while size - pos >= BATCH_OVERHEAD:
             off = pos - buf_start
             if off < 0 or off + BATCH_OVERHEAD > len(buf):
-                buf = pread_exact(self.fd, min(_RECOVER_CHUNK, size - pos), pos)
+                buf = pread_exact(fd, min(_RECOVER_CHUNK, size - pos), pos)
                 buf_start, off = pos, 0
             h = unpack_header(buf, off, pos)
             if h.batch_length < MIN_BATCH_LENGTH or h.magic != MAGIC_V2 or pos + h.size > size:
                 break
             if off + h.size > len(buf):
-                buf = pread_exact(self.fd, max(min(_RECOVER_CHUNK, size - pos), h.size), pos)
+                buf = pread_exact(fd, max(min(_RECOVER_CHUNK, size - pos), h.size), pos)
                 buf_start, off = pos, 0
                 if len(buf) < h.size:
                     break
@@ -653,7 +808,7 @@ class LogSegment:
             pos += h.size
         truncated = size - valid
         if truncated:
-            os.ftruncate(self.fd, valid)
+            os.ftruncate(fd, valid)
         self._size = valid
         self._next_offset = next_offset
         self._bytes_since_index = valid - last_index_entry
@@ -677,6 +832,8 @@ class LogSegment:
         write_all(self._idx_fd, idx)
         write_all(self._ti_fd, ti)
         self.dirty = True
+        # kept open only to append entries (flush fsyncs them by path)
+        self.close_index_files()
 
     # --- truncation ------------------------------------------------------------------------
 
@@ -699,7 +856,7 @@ class LogSegment:
         truncated = 0
         if h is not None:
             truncated = self._size - h.position
-            os.ftruncate(self.fd, h.position)
+            os.ftruncate(self._handle().fd, h.position)
             self._size = h.position
         if self._size == 0:
             self.created_ms = int(time.time() * 1000) if now_ms is None else now_ms
@@ -714,23 +871,34 @@ class LogSegment:
         """fsync the log and index files. Safe to call from a worker thread
         while the owner appends (only fsyncs; a racing append stays dirty) and
         on a segment released meanwhile (its handles stay open while used)."""
-        fh, idx_fh, ti_fh = self._fh, self._idx_fh, self._ti_fh
-        if fh is None or fh.closed:
+        if self._closed:
             return
+        fh, idx_fh, ti_fh = self._fh, self._idx_fh, self._ti_fh
+        paths = (self.log_path, self.index_path, self.timeindex_path)
         self.dirty = False
         try:
-            os.fsync(fh.fd)
-            for h in (idx_fh, ti_fh):
+            for h, path in zip((fh, idx_fh, ti_fh), paths):
                 if h is not None and not h.closed:
                     os.fsync(h.fd)
+                else:  # let go (or never opened): the data is in the inode's pages
+                    try:
+                        _fsync_path(path)
+                    except FileNotFoundError:
+                        if self._closed:  # retired or deleted meanwhile
+                            return
+                        if path is not paths[0]:
+                            continue  # no index file (yet): nothing to sync
+                        raise
         except BaseException:
             self.dirty = True
             raise
 
-    def close_index_files(self) -> None:
-        """Release the index append fds (inactive, flushed segments)."""
+    def close_index_files(self, *, now: bool = False) -> None:
+        """Let the index append fds go (reopened by the next entry). Dropped,
+        not closed, unless ``now``: a flush in a worker thread may still hold
+        them (they close with the last reference)."""
         for fh in (self._idx_fh, self._ti_fh):
-            if fh is not None:
+            if fh is not None and now:
                 fh.close()
         self._idx_fh = self._ti_fh = None
         self._idx_fd = self._ti_fd = None
@@ -743,7 +911,8 @@ class LogSegment:
                 self._maybe_append_time_entry(self._max_ts, self._max_ts_offset, skip_full_check=True)
         finally:
             self._closed = True
-            self.close_index_files()
+            self.close_index_files(now=True)
+            OPEN_SEGMENTS.forget(self)
             if self._fh is not None:
                 self._fh.close()
 
@@ -754,6 +923,7 @@ class LogSegment:
         self._idx_fh = self._ti_fh = None
         self._idx_fd = self._ti_fd = None
         self._fh = None
+        OPEN_SEGMENTS.forget(self)
 
     def change_file_suffixes(self, old: str, new: str) -> None:
         """Rename the segment's files from ``<name><old>`` to ``<name><new>``
@@ -807,7 +977,10 @@ class LogSegment:
 
 
 __all__ = [
+    "OPEN_SEGMENTS",
     "FileHandle",
+    "OpenSegments",
+    "set_max_open_segments",
     "INDEX_SUFFIX",
     "LOG_SUFFIX",
     "LogSegment",

@@ -170,7 +170,8 @@ class LogSegments:
             start = h.position
             end = self._read_end(i, start, limit, max_bytes - total, min_one_message and total == 0, h.size)
             if end > start:
-                chunks.append(FileRegion(seg.fd, start, end - start, seg.file_handle))
+                fh = seg.file_handle
+                chunks.append(FileRegion(fh.fd, start, end - start, fh))
                 total += end - start
                 if first_offset < 0:
                     first_offset = h.base_offset

@@ -366,6 +366,17 @@ async def test_offset_retention_expiry(tmp_path, nursery):
     assert c.fetch_offsets("live", [("t", [0])])[1][0][1][0][1].offset == 3
 
 
+async def test_offset_commit_retention_of_long_max_never_expires(tmp_path, nursery):
+    """OffsetCommit v2-v4 with retention_time_ms = Long.MAX_VALUE (fuzzer
+    finding: the expire timestamp overflowed its int64 and the handler failed)."""
+    c = await start(nursery, make_state(tmp_path))
+    c.state.create_topic("t", 1)
+    r = await c.commit_offsets("forever", -1, "", None, 2**63 - 1, 4, [("t", 0, 5, -1, "")])
+    assert r == {("t", 0): 0}
+    assert await c.expire_offsets(c.groups["forever"].state_timestamp + 10 * 365 * 24 * 3600 * 1000) == 0
+    assert c.offsets["forever"][("t", 0)].offset == 5
+
+
 async def test_delete_groups(tmp_path, nursery):
     c = await start(nursery, make_state(tmp_path))
     c.state.create_topic("t", 1)

@@ -1,0 +1,190 @@
+"""Issue 18, item 3 (storage side): topic and partition creation is
+all-or-nothing, start-up repairs or discards what a crash left half-made,
+and segment log files are opened lazily under a bounded LRU."""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+from pathlib import Path
+
+import pytest
+from storage_helpers import append, records_of
+
+from pykbroker.storage import manager as manager_mod
+from pykbroker.storage.log import PartitionLog
+from pykbroker.storage.log_config import LogConfig
+from pykbroker.storage.manager import TOPICS_FILE, LogManager, StorageFailureError
+from pykbroker.storage.segment import OPEN_SEGMENTS, set_max_open_segments
+
+
+def _values(lg) -> list[bytes]:  # type: ignore[no-untyped-def]
+    """Every record's value, read through the log's read path (file regions)."""
+    out: list[bytes] = []
+    offset = lg.log_start_offset
+    while offset < lg.log_end_offset:
+        res = lg.read(offset, 1 << 20)
+        recs = records_of(res.read_bytes())
+        out += [r.value for r in recs if r.offset >= offset]
+        offset = recs[-1].offset + 1
+    return out
+
+
+def _mgr(root: Path) -> LogManager:
+    m = LogManager([root], LogConfig())
+    m.load(now_ms=10_000)
+    return m
+
+
+def _fail_at(monkeypatch: pytest.MonkeyPatch, k: int, err: int) -> list[int]:
+    """PartitionLog.open raises OSError(err) at its k-th call (0-based)
+    after creating the partition directory, as a failing mkdir/open would."""
+    calls: list[int] = []
+    real = PartitionLog.open
+
+    def fake(path: Path, *a, **kw):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) - 1 == k:
+            Path(path).mkdir(parents=True, exist_ok=True)
+            (Path(path) / "00000000000000000000.log").write_bytes(b"")
+            raise OSError(err, os.strerror(err))
+        return real(path, *a, **kw)
+
+    monkeypatch.setattr(manager_mod.PartitionLog, "open", staticmethod(fake))
+    return calls
+
+
+def _registered(root: Path) -> dict[str, int]:
+    doc = json.loads((root / TOPICS_FILE).read_text())
+    return {t["name"]: t["partitions"] for t in doc["topics"]}
+
+
+def _dirs(root: Path, topic: str) -> list[str]:
+    return sorted(e.name for e in root.iterdir() if e.is_dir() and e.name.startswith(topic + "-"))
+
+
+@pytest.mark.parametrize("err", [errno.ENOSPC, errno.EMFILE])
+def test_create_topic_failing_midway_is_rolled_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     err: int) -> None:
+    m = _mgr(tmp_path)
+    m.create_topic("keep", 1)
+    _fail_at(monkeypatch, 3, err)
+    with pytest.raises(StorageFailureError) as ei:
+        m.create_topic("t", 6)
+    assert ei.value.error_code == 56  # KAFKA_STORAGE_ERROR
+    assert os.strerror(err) in str(ei.value)
+    assert "t" not in m.topics and m.get("t", 0) is None
+    assert _dirs(tmp_path, "t") == []
+    assert _registered(tmp_path) == {"keep": 1}
+    monkeypatch.undo()
+    meta = m.create_topic("t", 6)  # creatable again
+    assert meta.partitions == 6
+    append(m.get("t", 5), 2)
+    m.close()
+    m2 = _mgr(tmp_path)
+    assert m2.topics["t"].partitions == 6 and m2.get("t", 5).log_end_offset == 2
+    m2.close()
+
+
+def test_create_partitions_failing_midway_keeps_the_old_count(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    m = _mgr(tmp_path)
+    m.create_topic("t", 2)
+    append(m.get("t", 1), 3)
+    _fail_at(monkeypatch, 2, errno.ENOSPC)
+    with pytest.raises(StorageFailureError):
+        m.create_partitions("t", 6)
+    assert m.topics["t"].partitions == 2 and m.get("t", 2) is None
+    assert _dirs(tmp_path, "t") == ["t-0", "t-1"]
+    assert _registered(tmp_path) == {"t": 2}
+    assert m.get("t", 1).log_end_offset == 3
+    monkeypatch.undo()
+    assert m.create_partitions("t", 6).partitions == 6
+    m.close()
+    m2 = _mgr(tmp_path)
+    assert m2.topics["t"].partitions == 6 and m2.get("t", 1).log_end_offset == 3
+    m2.close()
+
+
+def test_start_up_discards_partitions_a_crash_left_unregistered(tmp_path: Path,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    m = _mgr(tmp_path)
+    m.create_topic("half", 3)
+    m.create_topic("data", 2)
+    append(m.get("data", 0), 4)
+    m.create_topic("ok", 1)
+    m.close()
+    # as a crash before the metadata write leaves them: directories, no registration
+    doc = json.loads((tmp_path / TOPICS_FILE).read_text())
+    doc["topics"] = [t for t in doc["topics"] if t["name"] == "ok"]
+    (tmp_path / TOPICS_FILE).write_text(json.dumps(doc))
+    with caplog.at_level(logging.WARNING, "pykbroker.storage"):
+        m2 = _mgr(tmp_path)
+    assert set(m2.topics) == {"ok"}
+    names = sorted(e.name for e in tmp_path.iterdir() if e.is_dir())
+    assert "half-0" not in names and not any(n.startswith("half-") for n in names)
+    assert "data-1" not in names  # empty: removed
+    assert any(n.startswith("data-0.") and n.endswith("-stray") for n in names)  # records kept aside
+    assert "interrupted by a crash" in caplog.text
+    m2.create_topic("half", 3)  # creatable again
+    m2.close()
+
+
+def test_start_up_repairs_metadata_and_indexes(tmp_path: Path) -> None:
+    m = _mgr(tmp_path)
+    m.create_topic("t", 3)
+    for p in range(3):
+        append(m.get("t", p), 5, tag=b"p%d" % p)
+    topic_id = m.topics["t"].topic_id
+    m.close()
+    (tmp_path / "t-0" / "partition.metadata").write_bytes(b"")  # empty
+    (tmp_path / "t-1" / "partition.metadata").write_bytes(b"version: 0\ntopic_")  # truncated
+    (tmp_path / "t-2" / "00000000000000000000.index").unlink()  # missing index
+    (tmp_path / "t-2" / "00000000000000000000.timeindex").unlink()
+    import shutil
+    shutil.rmtree(tmp_path / "t-1")  # and a registered partition without its directory
+    m2 = _mgr(tmp_path)
+    assert m2.topics["t"].partitions == 3
+    assert m2.get("t", 0).log_end_offset == 5 and m2.get("t", 2).log_end_offset == 5
+    assert m2.get("t", 1).log_end_offset == 0  # recreated empty
+    assert [v[:2] for v in _values(m2.get("t", 2))] == [b"p2"] * 5
+    m2.close()
+    text = (tmp_path / "t-0" / "partition.metadata").read_text()
+    from pykbroker.storage.checkpoints import kafka_uuid_str
+    assert kafka_uuid_str(topic_id) in text
+
+
+def test_segment_files_open_lazily_under_a_bound(tmp_path: Path) -> None:
+    old = OPEN_SEGMENTS.max_open
+    set_max_open_segments(6)
+    try:
+        cfg = LogConfig.from_properties({"internal.segment.bytes": "300"})
+        logs = [PartitionLog.open(tmp_path / f"t-{p}", cfg, recover=False, now_ms=1) for p in range(4)]
+        for i in range(12):
+            for p, lg in enumerate(logs):
+                append(lg, 1, value_size=120, tag=b"%d-%d|" % (p, i))
+        for lg in logs:
+            lg.flush()
+        assert sum(len(lg.segments) for lg in logs) >= 24
+        assert len(OPEN_SEGMENTS) <= 6
+        own = [f for f in os.listdir("/proc/self/fd")
+               if os.path.realpath(f"/proc/self/fd/{f}").startswith(str(tmp_path))]
+        assert len(own) <= 6 + 2, own  # plus at most one segment's index files being appended
+        for p, lg in enumerate(logs):  # every segment readable, reopened as needed
+            got = [v.split(b"|")[0] for v in _values(lg)]
+            assert got == [b"%d-%d" % (p, i) for i in range(12)]
+        assert OPEN_SEGMENTS.evictions > 0 and len(OPEN_SEGMENTS) <= 6
+        for lg in logs:
+            lg.close()
+        # reopened after a clean close: loading opens no more than the bound
+        logs = [PartitionLog.open(tmp_path / f"t-{p}", cfg, recover=False, now_ms=1) for p in range(4)]
+        assert len(OPEN_SEGMENTS) <= 6
+        for p, lg in enumerate(logs):
+            assert lg.log_end_offset == 12
+            got = [v.split(b"|")[0] for v in _values(lg)]
+            assert got == [b"%d-%d" % (p, i) for i in range(12)]
+            lg.close()
+    finally:
+        set_max_open_segments(old)
