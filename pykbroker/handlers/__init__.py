@@ -19,6 +19,7 @@ import attrs
 
 from ..protocol.codec import Message
 from ..protocol import codec
+from ..security import acl
 
 if TYPE_CHECKING:
     from ..security.session import ConnectionAuth
@@ -37,6 +38,36 @@ class RequestContext:
     peer: str = ""
     listener: str = "PLAINTEXT"
     auth: ConnectionAuth | None = None  # the connection's principal and SASL state (security/session.py)
+
+    # -- authorization (security/acl.py; everything is allowed without authorizer.class.name) --------
+    @property
+    def principal(self) -> str:
+        return self.auth.principal if self.auth is not None else "User:ANONYMOUS"
+
+    @property
+    def host(self) -> str:
+        return self.peer.rpartition(":")[0] or self.peer
+
+    def allowed(self, op: int, resource_type: int, name: str = acl.CLUSTER_NAME) -> bool:
+        """May this connection's principal do ``op`` on the resource (Kafka's authorizer)?"""
+        authz = self.state.security.authorizer
+        return authz is None or authz.authorize(self.principal, self.host, op, resource_type, name)
+
+    def may_create_topic(self, name: str) -> bool:
+        """CREATE on the cluster or on the topic (Kafka's check for creation and auto-creation)."""
+        return self.allowed(acl.CREATE, acl.CLUSTER) or self.allowed(acl.CREATE, acl.TOPIC, name)
+
+    def allowed_any(self, op: int, resource_type: int) -> bool:
+        """``op`` allowed on some resource of the type (Kafka's authorizeByResourceType)."""
+        authz = self.state.security.authorizer
+        return authz is None or authz.authorize_any(self.principal, self.host, op, resource_type)
+
+    def authorized_ops(self, resource_type: int, name: str = acl.CLUSTER_NAME) -> int:
+        """The authorized-operations bit field of a resource (every supported one without authorizer)."""
+        authz = self.state.security.authorizer
+        if authz is None:
+            return acl.ops_bits(acl.BITFIELD_OPS[resource_type])
+        return authz.authorized_ops(self.principal, self.host, resource_type, name)
 
 
 class CloseConnection(Exception):

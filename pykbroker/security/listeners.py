@@ -17,7 +17,7 @@ from typing import Any
 import attrs
 
 from ..config import BrokerConfig, ConfigError
-from . import jaas, sasl, scram, tls
+from . import acl, jaas, sasl, scram, tls
 from .sasl import MechanismServer
 from .scram import CredentialSink, FileCredentials
 
@@ -69,6 +69,17 @@ class Security:
         # where altered SCRAM credentials are kept: the local file; in a
         # cluster, ZooKeeper (cluster/scram_credentials.py, set as the cluster is built)
         self.credential_sink: CredentialSink = FileCredentials(self.scram)
+        # ACLs: <first log dir>/acls.json; in a cluster ZooKeeper (cluster/acls.py, set as the cluster is built)
+        self.acls = acl.AclStore(Path(config.log_dirs[0]) / acl.AclStore.FILE if path is not None else None)
+        self.acl_sink: acl.AclSink = acl.FileAcls(self.acls)
+        self.authorizer: acl.Authorizer | None = None
+        cls = (config["authorizer.class.name"] or "").strip()
+        if cls:
+            if cls not in acl.AUTHORIZER_CLASSES:
+                raise ConfigError(f"authorizer.class.name {cls} is not supported "
+                                  f"(supported: {', '.join(acl.AUTHORIZER_CLASSES)})")
+            self.authorizer = acl.Authorizer(self.acls, acl.Authorizer.parse_super_users(config["super.users"]),
+                                             bool(config["allow.everyone.if.no.acl.found"]))
         self.listeners: dict[str, ListenerSecurity] = {}
         if config["zookeeper.connect"] and config.listeners[0].protocol != "PLAINTEXT":
             # brokers reach each other at the first listener (the registered endpoint)
