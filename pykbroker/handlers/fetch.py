@@ -30,6 +30,10 @@
   follower's position recorded (high watermark, ISR) and a diverging epoch
   when its last fetched epoch does not match the leader's log. A lone
   broker ignores the replica id.
+- ACLs (authorizer.class.name): a consumer needs READ on each topic (else
+  TOPIC_AUTHORIZATION_FAILED for its partitions, whether it exists or
+  not); a follower's fetch needs CLUSTER_ACTION on the cluster (else
+  TOPIC_AUTHORIZATION_FAILED for every partition, as Kafka).
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ import trio
 
 from ..protocol.codec import Message
 from ..protocol import errors
+from ..security import acl
 from ..storage.log import OffsetOutOfRange
 from ..txn.producers import aborted_transactions
 from . import RequestContext, handler
@@ -81,8 +86,13 @@ def _collect(ctx: RequestContext, req: Message) -> tuple[list[Message], int, lis
             ts = st.topics.get(t["topic"])
             missing = errors.UNKNOWN_TOPIC_OR_PARTITION
         parts_out = []
+        name = ts.name if ts is not None else t["topic"]
+        denied = name is not None and not ctx.allowed(acl.READ, acl.TOPIC, name)
         for fp in t["partitions"]:
             idx = fp["partition"]
+            if denied:
+                parts_out.append(_empty(idx, errors.TOPIC_AUTHORIZATION_FAILED))
+                continue
             if ts is None or not 0 <= idx < len(ts.partitions):
                 parts_out.append(_empty(idx, missing if ts is None else errors.UNKNOWN_TOPIC_OR_PARTITION))
                 continue
@@ -134,6 +144,11 @@ async def handle(ctx: RequestContext, req: Message) -> Message:
         return {"throttle_time_ms": 0, "error_code": errors.FETCH_SESSION_ID_NOT_FOUND,
                 "session_id": 0, "responses": []}
     replica_id = req["replica_state"]["replica_id"] if v >= 15 else req["replica_id"]
+    if replica_id >= 0 and not ctx.allowed(acl.CLUSTER_ACTION, acl.CLUSTER):
+        return {"throttle_time_ms": 0, "error_code": errors.NONE, "session_id": 0, "responses": [
+            {"topic": t["topic"], "topic_id": t["topic_id"],
+             "partitions": [_empty(fp["partition"], errors.TOPIC_AUTHORIZATION_FAILED) for fp in t["partitions"]]}
+            for t in req["topics"]], **({"node_endpoints": []} if v >= 16 else {})}
     if replica_id >= 0:  # a follower's fetch (None: no followers here, served as a consumer's)
         answer = await ctx.state.replicas.replica_fetch(req, v, replica_id)
         if answer is not None:
