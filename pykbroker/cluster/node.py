@@ -62,6 +62,7 @@ from .assignment import AssignmentError, assign_replicas
 from .controller import Controller, NotController, write_topic
 from .fetcher import BrokerClient, FetcherManager
 from .replica import LEADER, ReplicaManager, Replication
+from .acls import ZkAcls
 from .scram_credentials import ZkCredentials
 from .view import ClusterView
 from .zk import ZkClient
@@ -133,6 +134,10 @@ class ClusterNode:
         creds = ZkCredentials(state.security.scram, zk)
         creds.attach(self.view)
         state.security.credential_sink = creds
+        # ACLs live in /kafka-acl and /kafka-acl-extended (every broker watches the change notifications)
+        acls = ZkAcls(state.security.acls, zk)
+        acls.attach(self.view)
+        state.security.acl_sink = acls
         self.replicas = ReplicaManager(self)
         self.fetchers = FetcherManager(self)
         self.controller = Controller(self)
