@@ -160,6 +160,9 @@ _p("authorizer.class.name", "string", "",
    "enables ACLs; empty: every operation is allowed.")
 _p("super.users", "string", None, "Principals allowed everything, 'User:a;User:b'.")
 _p("allow.everyone.if.no.acl.found", "bool", False, "A resource without any ACL is open to everyone.")
+# client quotas (pykbroker/security/quotas.py)
+_p("quota.window.num", "int", 11, "Samples a quota's rate is measured over.", _at_least(1))
+_p("quota.window.size.seconds", "int", 1, "Length of one quota sample.", _at_least(1))
 _p("pykbroker.ssl.handshake.timeout.ms", "long", 10000, "A TLS handshake not done by then closes the connection.",
    _at_least(1))
 # topics / logs

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import time
 from typing import TYPE_CHECKING, Any
 from collections.abc import Awaitable, Callable
 
 import attrs
+import trio
 
 from ..protocol.codec import Message
 from ..protocol import codec
@@ -61,6 +63,19 @@ class RequestContext:
         """``op`` allowed on some resource of the type (Kafka's authorizeByResourceType)."""
         authz = self.state.security.authorizer
         return authz is None or authz.authorize_any(self.principal, self.host, op, resource_type)
+
+    def record_quota(self, key: str, value: float) -> int:
+        """Count ``value`` (bytes) against this client's ``key`` quota (security/quotas.py);
+        the throttle time in ms, for which the connection is also muted after the answer."""
+        user = self.principal.partition(":")[2]
+        ms = self.state.security.quotas.record(key, user, self.client_id or "", value, time.time() * 1000)
+        if ms > 0 and self.auth is not None:
+            self.auth.mute_until = max(self.auth.mute_until, trio.current_time() + ms / 1000)
+        return ms
+
+    def unrecord_quota(self, key: str, value: float) -> None:
+        self.state.security.quotas.unrecord(key, self.principal.partition(":")[2], self.client_id or "", value,
+                                            time.time() * 1000)
 
     def authorized_ops(self, resource_type: int, name: str = acl.CLUSTER_NAME) -> int:
         """The authorized-operations bit field of a resource (every supported one without authorizer)."""

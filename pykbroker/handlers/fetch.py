@@ -34,6 +34,10 @@
   TOPIC_AUTHORIZATION_FAILED for its partitions, whether it exists or
   not); a follower's fetch needs CLUSTER_ACTION on the cluster (else
   TOPIC_AUTHORIZATION_FAILED for every partition, as Kafka).
+- Quotas (security/quotas.py): a consumer's answered bytes count against
+  its consumer_byte_rate; over it, the answer is empty with
+  throttle_time_ms and the connection is muted that long (Kafka's
+  throttled fetch response; the bytes are not counted).
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ import trio
 
 from ..protocol.codec import Message
 from ..protocol import errors
-from ..security import acl
+from ..security import acl, quotas
 from ..storage.log import OffsetOutOfRange
 from ..txn.producers import aborted_transactions
 from . import RequestContext, handler
@@ -167,7 +171,15 @@ async def handle(ctx: RequestContext, req: Message) -> Message:
             await ev.wait()
         for p in watched:
             p.waiters.discard(ev)
-    body = {"throttle_time_ms": 0, "error_code": errors.NONE, "session_id": 0,
+    throttle = 0
+    if replica_id < 0 and total:
+        # consumer_byte_rate (security/quotas.py): over it, the answer carries no data (Kafka's
+        # throttled response), says for how long in throttle_time_ms, and the connection is muted
+        throttle = ctx.record_quota(quotas.FETCH, total)
+        if throttle:
+            ctx.unrecord_quota(quotas.FETCH, total)
+            responses = []
+    body = {"throttle_time_ms": throttle, "error_code": errors.NONE, "session_id": 0,
             "responses": responses}
     if v >= 16:
         body["node_endpoints"] = []

@@ -39,6 +39,10 @@
   TRANSACTIONAL_ID_AUTHORIZATION_FAILED for every partition), and WRITE on
   each topic (else TOPIC_AUTHORIZATION_FAILED, whether it exists or not);
   auto-creation also needs CREATE on the cluster or the topic.
+- Quotas (security/quotas.py): the request's record bytes count against
+  the client's producer_byte_rate; over it, throttle_time_ms says for how
+  long, and the connection is muted that long after the answer (KIP-219;
+  with acks=0 only muted).
 """
 
 from __future__ import annotations
@@ -63,7 +67,7 @@ from ..protocol.records import (
 from ..protocol.validator import validate_records
 from ..storage.convert import convert_batches, needs_conversion
 from ..storage.api import PartitionStore
-from ..security import acl
+from ..security import acl, quotas
 from ..txn.producers import verify_transactional
 from . import CloseConnection, RequestContext, handler
 
@@ -228,10 +232,13 @@ async def handle(ctx: RequestContext, req: Message) -> Message | None:
         async with trio.open_nursery() as n:
             for job in deferred:
                 n.start_soon(one, *job)
+    # producer_byte_rate (security/quotas.py): throttle_time_ms, and the connection muted that long
+    throttle = ctx.record_quota(quotas.PRODUCE, sum(len(pd["records"] or b"") for t in req["topic_data"]
+                                                     for pd in t["partition_data"]))
     if acks == 0:
         # Kafka closes the connection of an acks=0 producer whose request
         # failed, the only way such a producer learns of the error.
         if any(pr["error_code"] for r in responses for pr in r["partition_responses"]):
             raise CloseConnection("acks=0 produce failed")
         return None
-    return {"responses": responses, "throttle_time_ms": 0}
+    return {"responses": responses, "throttle_time_ms": throttle}

@@ -17,7 +17,7 @@ from typing import Any
 import attrs
 
 from ..config import BrokerConfig, ConfigError
-from . import acl, jaas, sasl, scram, tls
+from . import acl, jaas, quotas, sasl, scram, tls
 from .sasl import MechanismServer
 from .scram import CredentialSink, FileCredentials
 
@@ -80,6 +80,11 @@ class Security:
                                   f"(supported: {', '.join(acl.AUTHORIZER_CLASSES)})")
             self.authorizer = acl.Authorizer(self.acls, acl.Authorizer.parse_super_users(config["super.users"]),
                                              bool(config["allow.everyone.if.no.acl.found"]))
+        # client quotas: <first log dir>/client-quotas.json, enforced per matched entity
+        self.quota_store = quotas.QuotaStore(Path(config.log_dirs[0]) / quotas.QuotaStore.FILE
+                                             if path is not None else None)
+        self.quotas = quotas.QuotaManager(self.quota_store, int(config["quota.window.num"]),
+                                          int(config["quota.window.size.seconds"]))
         self.listeners: dict[str, ListenerSecurity] = {}
         if config["zookeeper.connect"] and config.listeners[0].protocol != "PLAINTEXT":
             # brokers reach each other at the first listener (the registered endpoint)

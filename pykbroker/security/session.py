@@ -64,6 +64,7 @@ class ConnectionAuth:
         self.close_after_response = False
         self.reauthenticating = False
         self.expires_at: float | None = None  # clock() time the session ends
+        self.mute_until = 0.0  # quotas: trio time until which no request is read (Kafka mutes the channel)
 
     @property
     def authenticated(self) -> bool:
