@@ -116,3 +116,22 @@ def test_store_file_roundtrip(tmp_path: Path) -> None:
     s.add(_b(acl.GROUP, "g-", BOB, acl.ALL, perm=acl.DENY, pt=acl.PREFIXED))
     s.write(s.snapshot())
     assert AclStore(path).all() == s.all()
+
+
+def test_authorizer_configuration() -> None:
+    import pytest
+
+    from pykbroker.config import BrokerConfig, ConfigError
+    from pykbroker.security.listeners import Security
+
+    def sec(**props: str) -> Security:
+        return Security(BrokerConfig(overrides={"pykbroker.storage": "memory", **props}))
+
+    assert sec().authorizer is None
+    a = sec(**{"authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+               "super.users": "User:admin", "allow.everyone.if.no.acl.found": "true"}).authorizer
+    assert a is not None and a.super_users == {"User:admin"} and a.allow_if_no_acl
+    assert sec(**{"authorizer.class.name": "kafka.security.authorizer.AclAuthorizer"}).authorizer.allow_if_no_acl \
+        is False
+    with pytest.raises(ConfigError, match="not supported"):
+        sec(**{"authorizer.class.name": "com.example.MyAuthorizer"})
