@@ -44,7 +44,8 @@ Entity = tuple[tuple[str, str | None], ...]  # sorted by type
 
 
 def entity_of(pairs: Any) -> Entity:
-    return tuple(sorted((str(t), n) for t, n in pairs))
+    """A canonical entity: sorted by type (then name; a default's None first)."""
+    return tuple(sorted(((str(t), n) for t, n in pairs), key=lambda p: (p[0], p[1] is not None, p[1] or "")))
 
 
 class QuotaError(ValueError):

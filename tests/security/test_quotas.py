@@ -28,6 +28,8 @@ def test_entity_precedence_as_kafka() -> None:
         assert m.quota_for(quotas.PRODUCE, "alice", "app") == (e, 100.0 + i)
     assert m.quota_for(quotas.PRODUCE, "bob", "other") == (entity_of([(USER, None), (CLIENT_ID, None)]), 103.0)
     assert m.quota_for(quotas.FETCH, "alice", "app") is None
+    # one type twice (refused by validate) still makes an entity, defaults first
+    assert entity_of([(USER, "a"), (USER, None)]) == ((USER, None), (USER, "a"))
 
 
 def test_sensor_rate_and_throttle_time() -> None:
