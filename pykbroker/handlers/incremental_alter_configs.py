@@ -26,6 +26,8 @@
   (pykbroker/share/group_configs.py: share.auto.offset.reset, ...); an
   unknown name: INVALID_CONFIG "Unknown group config name: x".
 - validate_only: every check, nothing changed.
+- ACLs (authorizer.class.name): ALTER_CONFIGS on the topic, the group or
+  the cluster (broker and logger resources), as AlterConfigs.
 """
 
 from __future__ import annotations
