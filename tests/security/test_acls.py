@@ -326,3 +326,22 @@ def test_without_authorizer_acl_apis_say_security_disabled(kafka_secure_broker: 
                            "pattern_type_filter": acl.P_ANY, "principal_filter": None, "host_filter": None,
                            "operation": acl.O_ANY, "permission_type": acl.PERM_ANY})
         assert (d["error_code"], d["error_message"]) == (errors.SECURITY_DISABLED, "No Authorizer is configured.")
+
+
+def test_kafka_python_consumer_without_group_read(acl_broker: Any) -> None:
+    from kafka import KafkaConsumer
+    from kafka.errors import GroupAuthorizationFailedError
+
+    kb = acl_broker
+    topic, group = _uid("kpc-"), _uid("kpgrp-")
+    _create_topic(kb, topic)
+    _add(kb, (acl.TOPIC, topic, acl.LITERAL, "User:bob", acl.READ, acl.ALLOW))
+    c = KafkaConsumer(topic, group_id=group, **kb.kafka_python_config("SASL_PLAINTEXT", "bob", mechanism="PLAIN"),
+                      auto_offset_reset="earliest", consumer_timeout_ms=5000)
+    try:
+        with pytest.raises(GroupAuthorizationFailedError):
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                c.poll(timeout_ms=500)
+    finally:
+        c.close()
