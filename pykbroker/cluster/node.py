@@ -63,6 +63,7 @@ from .controller import Controller, NotController, write_topic
 from .fetcher import BrokerClient, FetcherManager
 from .replica import LEADER, ReplicaManager, Replication
 from .acls import ZkAcls
+from .quotas import ZkQuotas
 from .scram_credentials import ZkCredentials
 from .view import ClusterView
 from .zk import ZkClient
@@ -138,6 +139,10 @@ class ClusterNode:
         acls = ZkAcls(state.security.acls, zk)
         acls.attach(self.view)
         state.security.acl_sink = acls
+        # client quotas live in /config/users, /config/clients (re-read on every /config/changes notification)
+        quota_zk = ZkQuotas(state.security.quota_store, zk)
+        quota_zk.attach(self.view)
+        state.security.quota_sink = quota_zk
         self.replicas = ReplicaManager(self)
         self.fetchers = FetcherManager(self)
         self.controller = Controller(self)

@@ -9,14 +9,16 @@
   not above 0 gets INVALID_REQUEST with the reason and changes nothing; the
   others are applied (not with validate_only). One result per entry.
 - Takes effect at once for new requests (security/quotas.py); stored in
-  ``<first log dir>/client-quotas.json``.
+  ``<first log dir>/client-quotas.json``, in cluster mode in ZooKeeper as
+  Kafka keeps them (``/config/users/<user>[/clients/<client-id>]``,
+  ``/config/clients/<client-id>``, ``<default>`` for a default, with a
+  ``/config/changes`` notification; cluster/quotas.py), so every broker
+  enforces them.
 - ACLs (authorizer.class.name): ALTER_CONFIGS on the cluster, else
   CLUSTER_AUTHORIZATION_FAILED for every entry.
 """
 
 from __future__ import annotations
-
-import trio
 
 from ..protocol import errors
 from ..protocol.codec import Message
@@ -29,7 +31,7 @@ async def handle(ctx: RequestContext, req: Message) -> Message:
     security = ctx.state.security
     denied = not ctx.allowed(acl.ALTER_CONFIGS, acl.CLUSTER)
     out = []
-    changed = False
+    changed: set[quotas.Entity] = set()
     for e in req["entries"]:
         entity_out = [{"entity_type": x["entity_type"], "entity_name": x["entity_name"]} for x in e["entity"]]
         code, msg = errors.NONE, None
@@ -45,8 +47,8 @@ async def handle(ctx: RequestContext, req: Message) -> Message:
             else:
                 if not req["validate_only"]:
                     security.quota_store.alter(entity, ops)
-                    changed = True
+                    changed.add(entity)
         out.append({"error_code": code, "error_message": msg, "entity": entity_out})
-    if changed:
-        await trio.to_thread.run_sync(security.quota_store.write, security.quota_store.snapshot())
+    # the broker's file, or in a cluster ZooKeeper's /config/users, /config/clients (every broker reads them)
+    await security.quota_sink.save(changed)
     return {"throttle_time_ms": 0, "entries": out}

@@ -83,6 +83,7 @@ class Security:
         # client quotas: <first log dir>/client-quotas.json, enforced per matched entity
         self.quota_store = quotas.QuotaStore(Path(config.log_dirs[0]) / quotas.QuotaStore.FILE
                                              if path is not None else None)
+        self.quota_sink: quotas.QuotaSink = quotas.FileQuotas(self.quota_store)  # cluster: cluster/quotas.py
         self.quotas = quotas.QuotaManager(self.quota_store, int(config["quota.window.num"]),
                                           int(config["quota.window.size.seconds"]))
         self.listeners: dict[str, ListenerSecurity] = {}

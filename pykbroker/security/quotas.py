@@ -22,7 +22,8 @@ throttled for ``(rate - quota) / quota * window`` ms (Kafka's
 ``ClientQuotaManager.throttleTime``), at most the whole window.
 
 Quotas are kept in ``<first log dir>/client-quotas.json`` (in memory with
-``pykbroker.storage=memory``).
+``pykbroker.storage=memory``); in cluster mode in ZooKeeper, as Kafka keeps
+them (``cluster/quotas.py``).
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ import os
 import threading
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+
+import trio
 
 USER, CLIENT_ID, IP = "user", "client-id", "ip"
 ENTITY_TYPES = (USER, CLIENT_ID, IP)
@@ -231,3 +234,20 @@ class QuotaManager:
             sensor = self.sensors.get((key, found[0]))
             if sensor is not None and sensor.windows:
                 sensor.windows[-1][1] -= value
+
+
+class QuotaSink(Protocol):
+    """Where altered quotas are kept: the broker's file, or ZooKeeper in a
+    cluster (``cluster/quotas.py``); called after the store changed."""
+
+    async def save(self, entities: set[Entity]) -> None:
+        """Persist ``entities``' quotas as they are now in the store."""
+
+
+class FileQuotas:
+    def __init__(self, store: QuotaStore) -> None:
+        self.store = store
+
+    async def save(self, entities: set[Entity]) -> None:
+        if entities:
+            await trio.to_thread.run_sync(self.store.write, self.store.snapshot())
