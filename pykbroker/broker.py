@@ -155,12 +155,18 @@ class Broker:
         """Open the control endpoint with the web console on ``listener``
         after start (the ``pykbroker`` command's default for a single node);
         its modules are imported in a worker thread, so serving goes on
-        meanwhile. None, with a warning, if the address is taken."""
+        meanwhile. None, with a warning, if the address is taken or the
+        modules cannot be loaded."""
         import importlib
 
         if self._nursery is None:
             raise RuntimeError("the broker is not started")
-        await trio.to_thread.run_sync(importlib.import_module, "pykbroker.server.console")
+        try:
+            # an optional extra: a failure here (e.g. out of file descriptors) never stops the broker
+            await trio.to_thread.run_sync(importlib.import_module, "pykbroker.server.console")
+        except (ImportError, OSError) as e:
+            log.warning("web console not started: cannot load it (%s)", e)
+            return None
         from .server.control import serve_control
 
         self.config.set("pykbroker.control.listener", listener, "DEFAULT_CONFIG")

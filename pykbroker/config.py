@@ -160,6 +160,15 @@ _p("sasl.oauthbearer.scope.claim.name", "string", "scope")
 _p("sasl.oauthbearer.clock.skew.seconds", "int", 30, validator=_at_least(0))
 _p("sasl.oauthbearer.jwks.endpoint.refresh.ms", "long", 3600000, "Not used: the key set is read at start.")
 _p("connections.max.reauth.ms", "long", 0, "KIP-368: sessions expire after this; 0: never.", _at_least(0))
+# ACLs (pykbroker/security/acl.py): Kafka's authorizer class names turn the authorizer on
+_p("authorizer.class.name", "string", "",
+   "kafka.security.authorizer.AclAuthorizer or org.apache.kafka.metadata.authorizer.StandardAuthorizer "
+   "enables ACLs; empty: every operation is allowed.")
+_p("super.users", "string", None, "Principals allowed everything, 'User:a;User:b'.")
+_p("allow.everyone.if.no.acl.found", "bool", False, "A resource without any ACL is open to everyone.")
+# client quotas (pykbroker/security/quotas.py)
+_p("quota.window.num", "int", 11, "Samples a quota's rate is measured over.", _at_least(1))
+_p("quota.window.size.seconds", "int", 1, "Length of one quota sample.", _at_least(1))
 _p("pykbroker.ssl.handshake.timeout.ms", "long", 10000, "A TLS handshake not done by then closes the connection.",
    _at_least(1))
 # topics / logs

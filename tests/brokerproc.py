@@ -118,8 +118,8 @@ class BrokerProcess:
         self.name = name
         self.command = list(command) if command else [sys.executable, "-m", "pykbroker"]
         # the real broker's command opens the web console by default; test
-        # brokers do without it (an override can turn it on)
-        self._default_command = not command
+        # brokers of ours (any command running pykbroker) do without it (an override can turn it on)
+        self._default_command = not command or any("pykbroker" in str(a) for a in command)
         self.config_file = config_file
         self.extra_args = list(extra_args)
         self.extra_env = dict(env or {})

@@ -63,6 +63,8 @@ from .controller import Controller, NotController, write_topic
 from ..security.sasl import SaslFailure
 from .fetcher import BrokerClient, FetcherManager
 from .replica import LEADER, ReplicaManager, Replication
+from .acls import ZkAcls
+from .quotas import ZkQuotas
 from .scram_credentials import ZkCredentials
 from .throttle import ReplicationQuota
 from .view import ClusterView
@@ -142,6 +144,14 @@ class ClusterNode:
                   lambda: int(cfg["replication.quota.window.size.seconds"]))
         self.leader_quota = ReplicationQuota(lambda: int(cfg["leader.replication.throttled.rate"]), *window)
         self.follower_quota = ReplicationQuota(lambda: int(cfg["follower.replication.throttled.rate"]), *window)
+        # ACLs live in /kafka-acl and /kafka-acl-extended (every broker watches the change notifications)
+        acls = ZkAcls(state.security.acls, zk)
+        acls.attach(self.view)
+        state.security.acl_sink = acls
+        # client quotas live in /config/users, /config/clients (re-read on every /config/changes notification)
+        quota_zk = ZkQuotas(state.security.quota_store, zk)
+        quota_zk.attach(self.view)
+        state.security.quota_sink = quota_zk
         self.replicas = ReplicaManager(self)
         self.fetchers = FetcherManager(self)
         self.controller = Controller(self)

@@ -81,7 +81,13 @@ class ZkCredentials:
 
     async def write(self, user: str) -> None:
         """Store ``user``'s credentials as they are now in the local store."""
-        value = zd.encode_config({m: c.to_text() for m, c in self.store.users.get(user, {}).items()})
+        try:  # the znode may also hold the user's quotas (cluster/quotas.py): keep the other keys
+            data, _ = await self.zk.get(_user_path(user))
+            config = {k: v for k, v in zd.decode_config(data).items() if k not in scram.MECHANISMS}
+        except NoNodeError:
+            config = {}
+        config.update({m: c.to_text() for m, c in self.store.users.get(user, {}).items()})
+        value = zd.encode_config(config)
         try:
             await self.zk.create(_user_path(user), value, makepath=True)
         except NodeExistsError:

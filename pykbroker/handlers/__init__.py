@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import time
 from typing import TYPE_CHECKING, Any
 from collections.abc import Awaitable, Callable
 
 import attrs
+import trio
 
 from ..protocol.codec import Message
 from ..protocol import codec
+from ..security import acl
 
 if TYPE_CHECKING:
     from ..security.session import ConnectionAuth
@@ -37,6 +40,49 @@ class RequestContext:
     peer: str = ""
     listener: str = "PLAINTEXT"
     auth: ConnectionAuth | None = None  # the connection's principal and SASL state (security/session.py)
+
+    # -- authorization (security/acl.py; everything is allowed without authorizer.class.name) --------
+    @property
+    def principal(self) -> str:
+        return self.auth.principal if self.auth is not None else "User:ANONYMOUS"
+
+    @property
+    def host(self) -> str:
+        return self.peer.rpartition(":")[0] or self.peer
+
+    def allowed(self, op: int, resource_type: int, name: str = acl.CLUSTER_NAME) -> bool:
+        """May this connection's principal do ``op`` on the resource (Kafka's authorizer)?"""
+        authz = self.state.security.authorizer
+        return authz is None or authz.authorize(self.principal, self.host, op, resource_type, name)
+
+    def may_create_topic(self, name: str) -> bool:
+        """CREATE on the cluster or on the topic (Kafka's check for creation and auto-creation)."""
+        return self.allowed(acl.CREATE, acl.CLUSTER) or self.allowed(acl.CREATE, acl.TOPIC, name)
+
+    def allowed_any(self, op: int, resource_type: int) -> bool:
+        """``op`` allowed on some resource of the type (Kafka's authorizeByResourceType)."""
+        authz = self.state.security.authorizer
+        return authz is None or authz.authorize_any(self.principal, self.host, op, resource_type)
+
+    def record_quota(self, key: str, value: float) -> int:
+        """Count ``value`` (bytes) against this client's ``key`` quota (security/quotas.py);
+        the throttle time in ms, for which the connection is also muted after the answer."""
+        user = self.principal.partition(":")[2]
+        ms = self.state.security.quotas.record(key, user, self.client_id or "", value, time.time() * 1000)
+        if ms > 0 and self.auth is not None:
+            self.auth.mute_until = max(self.auth.mute_until, trio.current_time() + ms / 1000)
+        return ms
+
+    def unrecord_quota(self, key: str, value: float) -> None:
+        self.state.security.quotas.unrecord(key, self.principal.partition(":")[2], self.client_id or "", value,
+                                            time.time() * 1000)
+
+    def authorized_ops(self, resource_type: int, name: str = acl.CLUSTER_NAME) -> int:
+        """The authorized-operations bit field of a resource (every supported one without authorizer)."""
+        authz = self.state.security.authorizer
+        if authz is None:
+            return acl.ops_bits(acl.BITFIELD_OPS[resource_type])
+        return authz.authorized_ops(self.principal, self.host, resource_type, name)
 
 
 class CloseConnection(Exception):

@@ -14,6 +14,11 @@
   request, each answered separately, and ``verify_only``: nothing is added,
   each partition answers NONE if it is in the open transaction, else
   TRANSACTION_ABORTABLE (the partition leader's verification).
+- ACLs (authorizer.class.name): WRITE on the transactional id (else
+  TRANSACTIONAL_ID_AUTHORIZATION_FAILED for every partition) and on each
+  topic (else TOPIC_AUTHORIZATION_FAILED there, OPERATION_NOT_ATTEMPTED
+  elsewhere); v4+ (brokers' batched requests) needs CLUSTER_ACTION on the
+  cluster, else CLUSTER_AUTHORIZATION_FAILED.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from __future__ import annotations
 from ..protocol.codec import Message
 from ..protocol import errors
 from ..txn import coordinator_of
+from ..security import acl
 from . import RequestContext, handler
 
 
@@ -34,6 +40,12 @@ async def _one(ctx: RequestContext, txn_id: str | None, pid: int, epoch: int, to
                verify_only: bool, v: int) -> list[Message]:
     st = ctx.state
     tps = [(t["name"], i) for t in topics for i in t["partitions"]]
+    if txn_id is None or not ctx.allowed(acl.WRITE, acl.TRANSACTIONAL_ID, txn_id):
+        return _result(topics, dict.fromkeys(tps, errors.TRANSACTIONAL_ID_AUTHORIZATION_FAILED))
+    denied = {t["name"] for t in topics if not ctx.allowed(acl.WRITE, acl.TOPIC, t["name"])}
+    if denied:
+        return _result(topics, {tp: errors.TOPIC_AUTHORIZATION_FAILED if tp[0] in denied
+                                else errors.OPERATION_NOT_ATTEMPTED for tp in tps})
     unknown = {tp for tp in tps if st.partition(*tp) is None}
     if unknown:
         return _result(topics, {tp: errors.UNKNOWN_TOPIC_OR_PARTITION if tp in unknown
@@ -56,6 +68,9 @@ async def handle(ctx: RequestContext, req: Message) -> Message:
         res = await _one(ctx, req["v3_and_below_transactional_id"], req["v3_and_below_producer_id"],
                          req["v3_and_below_producer_epoch"], req["v3_and_below_topics"], False, v)
         return {"throttle_time_ms": 0, "results_by_topic_v3_and_below": res}
+    if not ctx.allowed(acl.CLUSTER_ACTION, acl.CLUSTER):
+        return {"throttle_time_ms": 0, "error_code": errors.CLUSTER_AUTHORIZATION_FAILED,
+                "results_by_transaction": []}
     out = []
     for t in req["transactions"]:
         res = await _one(ctx, t["transactional_id"], t["producer_id"], t["producer_epoch"], t["topics"],

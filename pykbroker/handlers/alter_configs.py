@@ -29,6 +29,9 @@
   type 8" (legacy AlterConfigs never supported loggers); CLIENT_METRICS
   (16) and GROUP (32): INVALID_REQUEST (IncrementalAlterConfigs only).
 - validate_only: every check, nothing changed.
+- ACLs (authorizer.class.name): ALTER_CONFIGS on the topic (else
+  TOPIC_AUTHORIZATION_FAILED), the group (GROUP_AUTHORIZATION_FAILED) or
+  the cluster for broker and logger resources (CLUSTER_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations
@@ -39,7 +42,9 @@ from collections import Counter
 from ..protocol.codec import Message
 from .. import topic_configs as tc
 from ..protocol import errors
+from ..security import acl
 from . import RequestContext, handler
+from .describe_configs import config_denial
 
 log = logging.getLogger("pykbroker.handlers.alter_configs")
 
@@ -90,6 +95,9 @@ async def process(ctx: RequestContext, resources: list[Message], incremental: bo
         try:
             if counts[(rtype, name)] > 1:
                 raise tc.AlterError(errors.INVALID_REQUEST, "Each resource must appear at most once.")
+            denial = config_denial(ctx, rtype, name, acl.ALTER_CONFIGS)
+            if denial is not None:
+                raise tc.AlterError(*denial)
             ops = [(c["name"], c["config_operation"] if incremental else tc.SET, c["value"])
                    for c in r["configs"] or []]
             tc.check_alter_request(ops, incremental)

@@ -3,6 +3,7 @@
 Served by the controller as in Kafka's ZooKeeper mode (KIP-455; admin
 clients send it to the controller named by Metadata):
 
+- Needs ALTER on the cluster (else top-level CLUSTER_AUTHORIZATION_FAILED).
 - Not the controller: top-level NOT_CONTROLLER and no partition results.
 - Per partition, checked before anything moves (a bad entry leaves its
   partition as it is; the others go ahead): an empty list, duplicates or a
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 from ..protocol.codec import Message
 from ..protocol import errors
+from ..security import acl
 from . import RequestContext, handler
 
 
@@ -50,6 +52,8 @@ async def handle(ctx: RequestContext, req: Message) -> Message:
     st = ctx.state
     v = ctx.api_version
     allow_rf = req["allow_replication_factor_change"] if v >= 1 else True
+    if not ctx.allowed(acl.ALTER, acl.CLUSTER):
+        return _response(v, errors.CLUSTER_AUTHORIZATION_FAILED, None, {}, allow_rf)
     if not st.replicas.is_controller():
         return _response(v, errors.NOT_CONTROLLER, None, {}, allow_rf)
     wanted: dict[tuple[str, int], list[int] | None] = {}

@@ -6,6 +6,7 @@
 - The group must be empty (NON_EMPTY_GROUP); an unknown group is created
   empty. Unknown topic or partition: UNKNOWN_TOPIC_OR_PARTITION per
   partition. A classic or consumer group's id: GROUP_ID_NOT_FOUND. Flexible.
+- ACLs (authorizer.class.name): ALTER on the group, else GROUP_AUTHORIZATION_FAILED.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from ..protocol import errors
 from ..share import share_coordinator_of
+from ..security import acl
 from . import RequestContext, handler
 
 
@@ -21,7 +23,9 @@ from . import RequestContext, handler
 async def handle(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     coord = share_coordinator_of(ctx.state)
     resp: dict[str, Any]
-    if coord is None:
+    if not ctx.allowed(acl.ALTER, acl.GROUP, req["group_id"]):
+        resp = {"error_code": errors.GROUP_AUTHORIZATION_FAILED, "error_message": None, "responses": []}
+    elif coord is None:
         resp = {"error_code": errors.COORDINATOR_NOT_AVAILABLE, "error_message": None, "responses": []}
     else:
         resp = await coord.alter_offsets(req["group_id"], req["topics"])

@@ -12,6 +12,7 @@
   atomically (pykbroker/security/scram.py); in cluster mode they are
   written to ZooKeeper (``/config/users/<user>``, Kafka's format) and every
   broker picks them up by its watch (pykbroker/cluster/scram_credentials.py).
+- ACLs (authorizer.class.name): ALTER on the cluster, else CLUSTER_AUTHORIZATION_FAILED for every user.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 from collections import Counter
 
 from ..protocol import errors
-from ..security import scram
+from ..security import acl, scram
 from ..protocol.codec import Message
 from . import RequestContext, handler
 
@@ -46,6 +47,11 @@ def _check(alt: Message, deletion: bool, store: scram.CredentialStore) -> tuple[
 @handler(51, 0, 0)
 async def handle(ctx: RequestContext, req: Message) -> Message:
     store: scram.CredentialStore = ctx.state.security.scram
+    if not ctx.allowed(acl.ALTER, acl.CLUSTER):
+        names = list(dict.fromkeys(a["name"] for a in [*req["deletions"], *req["upsertions"]]))
+        return {"throttle_time_ms": 0, "results": [
+            {"user": n, "error_code": errors.CLUSTER_AUTHORIZATION_FAILED,
+             "error_message": "Cluster authorization failed."} for n in names]}
     alts = [(a, True) for a in req["deletions"]] + [(a, False) for a in req["upsertions"]]
     pairs = Counter((a["name"], a["mechanism"]) for a, _ in alts)
     failed: dict[str, tuple[int, str]] = {}

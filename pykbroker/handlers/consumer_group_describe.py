@@ -7,6 +7,9 @@
   message), INVALID_GROUP_ID for an empty id, COORDINATOR_LOAD_IN_PROGRESS.
 - Authorized operations when asked (no ACLs yet: all allowed).
 - v1: member type (1 = consumer protocol). Flexible only.
+- ACLs (authorizer.class.name): DESCRIBE on each group, else
+  GROUP_AUTHORIZATION_FAILED for it; authorized_operations are the
+  principal's own.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from ..protocol.codec import Message
 from ..group import coordinator_of
 from ..group.coordinator import NOT_REQUESTED
 from ..protocol import errors
+from ..security import acl
 from . import RequestContext, handler
 
 
@@ -28,6 +32,13 @@ async def handle(ctx: RequestContext, req: Message) -> Message:
             groups.append({"error_code": errors.COORDINATOR_NOT_AVAILABLE, "error_message": None,
                            "group_id": gid, "group_state": "", "group_epoch": 0, "assignment_epoch": 0,
                            "assignor_name": "", "members": [], "authorized_operations": NOT_REQUESTED})
+        elif not ctx.allowed(acl.DESCRIBE, acl.GROUP, gid):
+            groups.append({"error_code": errors.GROUP_AUTHORIZATION_FAILED, "error_message": None,
+                           "group_id": gid, "group_state": "", "group_epoch": 0, "assignment_epoch": 0,
+                           "assignor_name": "", "members": [], "authorized_operations": NOT_REQUESTED})
         else:
-            groups.append(coord.describe_consumer_group(gid, include_ops, ctx.api_version))
+            d = coord.describe_consumer_group(gid, include_ops, ctx.api_version)
+            if include_ops and d.get("authorized_operations", NOT_REQUESTED) != NOT_REQUESTED:
+                d["authorized_operations"] = ctx.authorized_ops(acl.GROUP, gid)
+            groups.append(d)
     return {"throttle_time_ms": 0, "groups": groups}

@@ -13,6 +13,9 @@
   GROUP_MAX_SIZE_REACHED, GROUP_ID_NOT_FOUND (the id belongs to a
   non-empty classic group), COORDINATOR_LOAD_IN_PROGRESS.
 - v1: subscribed topic regex (full match against topic names). Flexible only.
+- ACLs (authorizer.class.name): READ on the group (else
+  GROUP_AUTHORIZATION_FAILED) and DESCRIBE on each subscribed topic (else
+  TOPIC_AUTHORIZATION_FAILED naming them).
 """
 
 from __future__ import annotations
@@ -20,13 +23,23 @@ from __future__ import annotations
 from ..protocol.codec import Message
 from ..group import client_host, coordinator_of
 from ..protocol import errors
+from ..security import acl
 from . import RequestContext, handler
 
 
 @handler(68, 0, 1)
 async def handle(ctx: RequestContext, req: Message) -> Message:
     coord = coordinator_of(ctx.state)
-    if coord is None:
+    denied_topics = [t for t in req["subscribed_topic_names"] or [] if not ctx.allowed(acl.DESCRIBE, acl.TOPIC, t)]
+    resp: Message
+    if not ctx.allowed(acl.READ, acl.GROUP, req["group_id"]):
+        resp = {"error_code": errors.GROUP_AUTHORIZATION_FAILED, "error_message": None, "member_id": None,
+                "member_epoch": 0, "heartbeat_interval_ms": 0, "assignment": None}
+    elif denied_topics:
+        resp = {"error_code": errors.TOPIC_AUTHORIZATION_FAILED,
+                "error_message": "The following topics are unauthorized: " + ", ".join(sorted(denied_topics)),
+                "member_id": None, "member_epoch": 0, "heartbeat_interval_ms": 0, "assignment": None}
+    elif coord is None:
         resp = {"error_code": errors.COORDINATOR_NOT_AVAILABLE, "error_message": None, "member_id": None,
                 "member_epoch": 0, "heartbeat_interval_ms": 0, "assignment": None}
     else:

@@ -23,6 +23,7 @@ ReplicationControlManager.createPartitions), per topic:
   topic's replication factor; new replicas are placed like Kafka's
   (continuing the round-robin of partition 0's first replica); the answer
   waits up to timeout_ms for the new partitions' leaders.
+- ACLs (authorizer.class.name): ALTER on each topic, else TOPIC_AUTHORIZATION_FAILED.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from collections import Counter
 
 from ..protocol.codec import Message
 from ..protocol import errors
+from ..security import acl
 from . import RequestContext, handler
 from .create_topics import AdminError, check_replicas
 
@@ -91,6 +93,9 @@ async def handle(ctx: RequestContext, req: Message) -> Message:
     for t in topics:
         name = t["name"]
         if counts[name] > 1:
+            continue
+        if not ctx.allowed(acl.ALTER, acl.TOPIC, name):
+            results.append(_result(name, errors.TOPIC_AUTHORIZATION_FAILED, "Authorization failed."))
             continue
         try:
             _check(ctx, t)

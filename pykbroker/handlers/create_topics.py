@@ -40,6 +40,8 @@ its error codes and messages:
 Results: v5+ carry num_partitions, replication_factor and every topic config
 with its value and source (``topic_configs.effective_topic_configs``);
 failed topics have -1/-1 and no configs. v7 carries the topic id.
+- ACLs (authorizer.class.name): CREATE on the cluster or on the topic,
+  else TOPIC_AUTHORIZATION_FAILED "Authorization failed.".
 """
 
 from __future__ import annotations
@@ -231,6 +233,9 @@ async def handle(ctx: RequestContext, req: Message) -> Message:
             continue
         if name == CLUSTER_METADATA_TOPIC:
             metadata_topic = True
+            continue
+        if not ctx.may_create_topic(name):
+            results.append(error_result(name, errors.TOPIC_AUTHORIZATION_FAILED, "Authorization failed."))
             continue
         results.append(await _create_one(ctx, t, collisions, bool(req["validate_only"]), req["timeout_ms"]))
     for name in duplicates:

@@ -6,6 +6,7 @@
   members), INVALID_GROUP_ID (null id), COORDINATOR_LOAD_IN_PROGRESS.
   Duplicate ids are answered once.
 - v2 flexible.
+- ACLs (authorizer.class.name): DELETE on each group, else GROUP_AUTHORIZATION_FAILED for it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 from ..protocol.codec import Message
 from ..group import coordinator_of
 from ..protocol import errors
+from ..security import acl
 from . import RequestContext, handler
 
 
@@ -20,9 +22,12 @@ from . import RequestContext, handler
 async def handle(ctx: RequestContext, req: Message) -> Message:
     coord = coordinator_of(ctx.state)
     gids = list(dict.fromkeys(req["groups_names"]))
+    denied = {g for g in gids if not ctx.allowed(acl.DELETE, acl.GROUP, g)}
+    allowed = [g for g in gids if g not in denied]
     if coord is None:
-        results = [(g, errors.COORDINATOR_NOT_AVAILABLE) for g in gids]
+        done = {g: errors.COORDINATOR_NOT_AVAILABLE for g in allowed}
     else:
-        results = await coord.delete_groups(gids)
+        done = dict(await coord.delete_groups(allowed)) if allowed else {}
+    results = [(g, errors.GROUP_AUTHORIZATION_FAILED if g in denied else done[g]) for g in gids]
     return {"throttle_time_ms": 0,
             "results": [{"group_id": g, "error_code": code} for g, code in results]}

@@ -20,6 +20,7 @@
   ListOffsets EARLIEST follows and a fetch below it gets
   OFFSET_OUT_OF_RANGE. With one replica the low watermark is reached
   immediately, so timeout_ms is never waited on.
+- ACLs (authorizer.class.name): DELETE on each topic, else TOPIC_AUTHORIZATION_FAILED.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import logging
 from ..protocol.codec import Message
 from ..protocol import errors
 from ..storage.log import OffsetOutOfRange
+from ..security import acl
 from . import RequestContext, handler
 
 log = logging.getLogger("pykbroker.handlers.delete_records")
@@ -40,6 +42,8 @@ HIGH_WATERMARK = -1
 def _delete_one(ctx: RequestContext, topic: str, index: int, offset: int) -> tuple[int, int]:
     """(error code, low watermark) for one partition."""
     st = ctx.state
+    if not ctx.allowed(acl.DELETE, acl.TOPIC, topic):
+        return errors.TOPIC_AUTHORIZATION_FAILED, -1
     if topic in INTERNAL_TOPICS:
         return errors.INVALID_TOPIC_EXCEPTION, -1
     p = st.partition(topic, index)

@@ -6,6 +6,7 @@
 - The group must exist (GROUP_ID_NOT_FOUND) and be empty
   (NON_EMPTY_GROUP). Unknown topic: UNKNOWN_TOPIC_OR_PARTITION per topic.
   Flexible.
+- ACLs (authorizer.class.name): DELETE on the group, else GROUP_AUTHORIZATION_FAILED.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from ..protocol import errors
 from ..share import share_coordinator_of
+from ..security import acl
 from . import RequestContext, handler
 
 
@@ -21,7 +23,9 @@ from . import RequestContext, handler
 async def handle(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     coord = share_coordinator_of(ctx.state)
     resp: dict[str, Any]
-    if coord is None:
+    if not ctx.allowed(acl.DELETE, acl.GROUP, req["group_id"]):
+        resp = {"error_code": errors.GROUP_AUTHORIZATION_FAILED, "error_message": None, "responses": []}
+    elif coord is None:
         resp = {"error_code": errors.COORDINATOR_NOT_AVAILABLE, "error_message": None, "responses": []}
     else:
         resp = await coord.delete_offsets(req["group_id"], req["topics"])

@@ -25,6 +25,8 @@ Follows Kafka's KRaft controller (ControllerApis.deleteTopics):
   NOT_CONTROLLER); it removes the topic's znodes and waits up to
   timeout_ms for the topic to leave its metadata; each broker deletes its
   replicas' logs when its watch sees the topic go.
+- ACLs (authorizer.class.name): DELETE on each topic, else
+  TOPIC_AUTHORIZATION_FAILED "Authorization failed." (existing or not).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import logging
 from ..protocol.codec import Message
 from ..protocol import errors
 from ..protocol.primitives import ZERO_UUID
+from ..security import acl
 from . import RequestContext, handler
 
 log = logging.getLogger("pykbroker.handlers.delete_topics")
@@ -106,11 +109,15 @@ async def handle(ctx: RequestContext, req: Message) -> Message:
         ts = st.topics_by_id.get(tid)
         if ts is None:
             out.append(_result(None, tid, errors.UNKNOWN_TOPIC_ID, UNKNOWN_TOPIC_ID_MESSAGE))
+        elif not ctx.allowed(acl.DELETE, acl.TOPIC, ts.name):
+            out.append(_result(None, tid, errors.TOPIC_AUTHORIZATION_FAILED, "Authorization failed."))
         else:
             to_delete[tid] = ts.name
     for n in names:
         ts = st.topics.get(n)
-        if ts is None:
+        if not ctx.allowed(acl.DELETE, acl.TOPIC, n):
+            out.append(_result(n, ZERO_UUID, errors.TOPIC_AUTHORIZATION_FAILED, "Authorization failed."))
+        elif ts is None:
             out.append(_result(n, ZERO_UUID, errors.UNKNOWN_TOPIC_OR_PARTITION, UNKNOWN_TOPIC_MESSAGE))
         elif ts.topic_id in dup_ids or ts.topic_id in to_delete:
             to_delete.pop(ts.topic_id, None)

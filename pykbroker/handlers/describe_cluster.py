@@ -13,23 +13,22 @@
   echoes endpoint_type 1.
 - v2 include_fenced_brokers: we are never fenced, so it changes nothing;
   is_fenced is false.
-- include_cluster_authorized_operations: every operation Kafka supports on
-  the cluster resource (no authorizer yet): CREATE, ALTER, DESCRIBE,
-  CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE = 8096;
-  otherwise -2147483648.
+- include_cluster_authorized_operations: the operations on the cluster
+  resource the principal may do; without an authorizer every one Kafka
+  supports there: CREATE, ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS,
+  ALTER_CONFIGS, IDEMPOTENT_WRITE = 8096; otherwise -2147483648.
+- ACLs (authorizer.class.name): needs DESCRIBE on the cluster, else
+  CLUSTER_AUTHORIZATION_FAILED.
 """
 
 from __future__ import annotations
 
 from ..protocol.codec import Message
 from ..protocol import errors
+from ..security import acl
 from . import RequestContext, handler
 from .metadata import NOT_REQUESTED
 
-# Kafka's AclEntry.supportedOperations(CLUSTER), as a bit field by AclOperation
-# code: CREATE 5, ALTER 7, DESCRIBE 8, CLUSTER_ACTION 9, DESCRIBE_CONFIGS 10,
-# ALTER_CONFIGS 11, IDEMPOTENT_WRITE 12.
-CLUSTER_OPS = sum(1 << b for b in (5, 7, 8, 9, 10, 11, 12))
 
 ENDPOINT_TYPES = {1: "BROKER", 2: "CONTROLLER"}
 BROKER_ENDPOINT = 1
@@ -53,6 +52,8 @@ async def handle(ctx: RequestContext, req: Message) -> Message:
         return _error(errors.INVALID_REQUEST if v == 0 else errors.MISMATCHED_ENDPOINT_TYPE,
                       "The request was sent to an endpoint of type BROKER, but we wanted an "
                       f"endpoint of type {ENDPOINT_TYPES[wanted]}")
+    if not ctx.allowed(acl.DESCRIBE, acl.CLUSTER):
+        return _error(errors.CLUSTER_AUTHORIZATION_FAILED, "Cluster authorization failed.")
     # every live broker (this one alone, or a cluster's), the controller; this
     # broker's own address is the one of the listener the client is on
     brokers = [{"broker_id": b.node_id, "host": ep[0], "port": ep[1], "rack": b.rack, "is_fenced": False}
@@ -67,5 +68,5 @@ async def handle(ctx: RequestContext, req: Message) -> Message:
         "controller_id": controller_id,
         "brokers": brokers,
         "cluster_authorized_operations":
-            CLUSTER_OPS if req["include_cluster_authorized_operations"] else NOT_REQUESTED,
+            ctx.authorized_ops(acl.CLUSTER) if req["include_cluster_authorized_operations"] else NOT_REQUESTED,
     }

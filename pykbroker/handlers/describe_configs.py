@@ -30,6 +30,10 @@ Read-only view of the configuration, following Kafka's ConfigHelper:
 - configuration_keys null or empty = all; otherwise only those names
   (unknown ones ignored). Entries are sorted by name.
 - v3+: config_type, and documentation when include_documentation.
+- ACLs (authorizer.class.name): DESCRIBE_CONFIGS on the topic (else
+  TOPIC_AUTHORIZATION_FAILED), the group (GROUP_AUTHORIZATION_FAILED) or,
+  for broker, logger and client-metrics resources, the cluster
+  (CLUSTER_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from ..protocol.codec import Message
 from .. import topic_configs as tc
 from ..config import PROPS, BrokerConfig
 from ..protocol import errors
+from ..security import acl
 from . import RequestContext, handler
 
 TOPIC, BROKER, BROKER_LOGGER, CLIENT_METRICS, GROUP = 2, 4, 8, 16, 32
@@ -54,6 +59,21 @@ INVALID_REQUEST_MESSAGE = (
 
 _LOG4J_LEVELS = {"CRITICAL": "FATAL", "WARNING": "WARN", "NOTSET": "OFF"}
 _JAVA_INT = re.compile(r"[+-]?[0-9]+\Z")
+
+
+def config_denial(ctx: RequestContext, rtype: int, name: str, op: int) -> tuple[int, str] | None:
+    """Kafka's check of DESCRIBE_CONFIGS / ALTER_CONFIGS on a config resource:
+    the topic, the group, or the cluster for broker, logger and client-metrics
+    resources; the error and message when refused."""
+    if rtype == TOPIC:
+        if not ctx.allowed(op, acl.TOPIC, name):
+            return errors.TOPIC_AUTHORIZATION_FAILED, "Topic authorization failed."
+    elif rtype == GROUP:
+        if not ctx.allowed(op, acl.GROUP, name):
+            return errors.GROUP_AUTHORIZATION_FAILED, "Group authorization failed."
+    elif not ctx.allowed(op, acl.CLUSTER):
+        return errors.CLUSTER_AUTHORIZATION_FAILED, "Cluster authorization failed."
+    return None
 
 
 class ResourceError(Exception):
@@ -111,6 +131,9 @@ def _describe(ctx: RequestContext, res: Message, include_synonyms: bool,
     rtype = res["resource_type"]
     name = res["resource_name"]
     keys = res["configuration_keys"]
+    denial = config_denial(ctx, rtype, name, acl.DESCRIBE_CONFIGS)
+    if denial is not None:
+        raise ResourceError(*denial)
     if rtype == TOPIC:
         bad = tc.topic_name_error(name)
         if bad is not None:

@@ -9,6 +9,9 @@
   gets GROUP_ID_NOT_FOUND (v6+, KIP-1043).
 - v3+: authorized operations when asked (every operation is allowed: no
   ACLs yet). v5 flexible. v6+: error message.
+- ACLs (authorizer.class.name): DESCRIBE on each group, else
+  GROUP_AUTHORIZATION_FAILED for it; authorized_operations are the
+  principal's own.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from ..group import coordinator_of
 from ..group.coordinator import NOT_REQUESTED
 from ..protocol import errors
 from ..share import share_coordinator_of
+from ..security import acl
 from . import RequestContext, handler
 
 
@@ -32,8 +36,14 @@ async def handle(ctx: RequestContext, req: Message) -> Message:
             out.append({"error_code": errors.COORDINATOR_NOT_AVAILABLE, "group_id": gid, "group_state": "",
                         "protocol_type": "", "protocol_data": "", "members": [],
                         "authorized_operations": NOT_REQUESTED})
+        elif not ctx.allowed(acl.DESCRIBE, acl.GROUP, gid):
+            out.append({"error_code": errors.GROUP_AUTHORIZATION_FAILED, "group_id": gid, "group_state": "",
+                        "protocol_type": "", "protocol_data": "", "members": [],
+                        "authorized_operations": NOT_REQUESTED})
         else:
             d = coord.describe_group(gid, v, include_ops)
+            if include_ops and d.get("authorized_operations", NOT_REQUESTED) != NOT_REQUESTED:
+                d["authorized_operations"] = ctx.authorized_ops(acl.GROUP, gid)
             share = share_coordinator_of(ctx.state)
             if share is not None and gid in share.groups and d["error_code"] == errors.GROUP_ID_NOT_FOUND:
                 d["error_message"] = f"Group {gid} is not a classic group."

@@ -9,6 +9,7 @@
 - Errors per partition: UNKNOWN_TOPIC_OR_PARTITION; in cluster mode a
   broker that does not lead the partition: NOT_LEADER_OR_FOLLOWER.
 - Flexible (v0).
+- ACLs (authorizer.class.name): READ on each topic, else TOPIC_AUTHORIZATION_FAILED.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 from ..protocol.codec import Message
 from ..protocol import errors
 from ..txn.producers import producer_state
+from ..security import acl
 from . import RequestContext, handler
 
 
@@ -28,6 +30,9 @@ async def handle(ctx: RequestContext, req: Message) -> Message:
         for i in t["partition_indexes"]:
             out = {"partition_index": i, "error_code": errors.NONE, "error_message": None, "active_producers": []}
             parts.append(out)
+            if not ctx.allowed(acl.READ, acl.TOPIC, t["name"]):
+                out["error_code"] = errors.TOPIC_AUTHORIZATION_FAILED
+                continue
             p = st.partition(t["name"], i)
             if p is None:
                 out["error_code"] = errors.UNKNOWN_TOPIC_OR_PARTITION

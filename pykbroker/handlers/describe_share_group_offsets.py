@@ -8,6 +8,7 @@
 - Unknown group: GROUP_ID_NOT_FOUND at group level; unknown topic or
   partition: UNKNOWN_TOPIC_OR_PARTITION per partition.
 - v1: Lag. Flexible.
+- ACLs (authorizer.class.name): DESCRIBE on each group, else GROUP_AUTHORIZATION_FAILED.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from ..protocol import errors
 from ..share import share_coordinator_of
+from ..security import acl
 from . import RequestContext, handler
 
 
@@ -24,9 +26,9 @@ async def handle(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     coord = share_coordinator_of(ctx.state)
     out = []
     for g in req["groups"]:
-        if coord is None:
-            out.append({"group_id": g["group_id"], "topics": [], "error_code": errors.COORDINATOR_NOT_AVAILABLE,
-                        "error_message": None})
+        if coord is None or not ctx.allowed(acl.DESCRIBE, acl.GROUP, g["group_id"]):
+            out.append({"group_id": g["group_id"], "topics": [], "error_message": None, "error_code":
+                        errors.COORDINATOR_NOT_AVAILABLE if coord is None else errors.GROUP_AUTHORIZATION_FAILED})
             continue
         await coord.loaded.wait()
         out.append(coord.describe_offsets(g["group_id"], g["topics"], ctx.api_version))

@@ -16,8 +16,10 @@
   id zero, no partitions (when listing every topic there are none). A
   cursor naming a topic that was not requested: every requested topic
   answered with INVALID_REQUEST, as Kafka's error response.
-- TopicAuthorizedOperations always filled (every topic operation: there is
-  no authorizer yet).
+- Needs DESCRIBE on each topic: a named topic without it gets
+  TOPIC_AUTHORIZATION_FAILED, a listing of every topic leaves it out (as
+  Metadata). TopicAuthorizedOperations always filled (the principal's
+  operations on the topic).
 """
 
 from __future__ import annotations
@@ -27,8 +29,8 @@ from typing import TYPE_CHECKING
 from ..protocol.codec import Message
 from ..protocol import errors
 from ..protocol.primitives import ZERO_UUID
+from ..security import acl
 from . import RequestContext, handler
-from .metadata import TOPIC_OPS
 
 if TYPE_CHECKING:
     from ..server.topics import PartitionState, TopicState
@@ -44,7 +46,7 @@ def _partition(ctx: RequestContext, ts: TopicState, p: PartitionState) -> Messag
 
 def _missing(name: str, code: int) -> Message:
     return {"error_code": code, "name": name, "topic_id": ZERO_UUID, "is_internal": False,
-            "partitions": [], "topic_authorized_operations": TOPIC_OPS}
+            "partitions": [], "topic_authorized_operations": -2147483648}
 
 
 @handler(75, 0, 0)
@@ -67,6 +69,11 @@ async def handle(ctx: RequestContext, req: Message) -> Message:
             next_cursor = {"topic_name": name, "partition_index": 0}
             break
         ts = st.topics.get(name)
+        if not ctx.allowed(acl.DESCRIBE, acl.TOPIC, name):
+            # as Metadata: named topics are refused, a listing of every topic leaves them out
+            if not every:
+                topics.append(_missing(name, errors.TOPIC_AUTHORIZATION_FAILED))
+            continue
         if ts is None:
             if not every:
                 topics.append(_missing(name, errors.UNKNOWN_TOPIC_OR_PARTITION))
@@ -77,7 +84,7 @@ async def handle(ctx: RequestContext, req: Message) -> Message:
         topics.append({"error_code": errors.NONE, "name": ts.name, "topic_id": ts.topic_id,
                        "is_internal": ts.internal,
                        "partitions": [_partition(ctx, ts, p) for p in chosen],
-                       "topic_authorized_operations": TOPIC_OPS})
+                       "topic_authorized_operations": ctx.authorized_ops(acl.TOPIC, ts.name)})
         if start + len(chosen) < len(ts.partitions):
             next_cursor = {"topic_name": name, "partition_index": start + len(chosen)}
             break

@@ -8,6 +8,7 @@
   (Kafka's messages).
 - Credentials: pykbroker/security/scram.py (a file in the log directory;
   ZooKeeper's /config/users in cluster mode).
+- ACLs (authorizer.class.name): DESCRIBE on the cluster, else CLUSTER_AUTHORIZATION_FAILED.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 from collections import Counter
 
 from ..protocol import errors
-from ..security import scram
+from ..security import acl, scram
 from ..protocol.codec import Message
 from . import RequestContext, handler
 
@@ -23,6 +24,9 @@ from . import RequestContext, handler
 @handler(50, 0, 0)
 async def handle(ctx: RequestContext, req: Message) -> Message:
     store = ctx.state.security.scram
+    if not ctx.allowed(acl.DESCRIBE, acl.CLUSTER):
+        return {"throttle_time_ms": 0, "error_code": errors.CLUSTER_AUTHORIZATION_FAILED,
+                "error_message": "Cluster authorization failed.", "results": []}
     wanted = [u["name"] for u in req["users"] or []]
     names = wanted or sorted(store.users)
     counts = Counter(wanted)

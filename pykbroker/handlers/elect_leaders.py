@@ -18,12 +18,14 @@
   needs an election.
 - v1+: election_type and a top-level error_code (INVALID_REQUEST for an
   unknown election type). v2: flexible.
+- ACLs (authorizer.class.name): ALTER on the cluster, else CLUSTER_AUTHORIZATION_FAILED.
 """
 
 from __future__ import annotations
 
 from ..protocol.codec import Message
 from ..protocol import errors
+from ..security import acl
 from . import RequestContext, handler
 
 PREFERRED, UNCLEAN = 0, 1
@@ -45,6 +47,8 @@ async def handle(ctx: RequestContext, req: Message) -> Message:
     v = ctx.api_version
     etype = req["election_type"] if v >= 1 else PREFERRED
     requested = req["topic_partitions"]
+    if not ctx.allowed(acl.ALTER, acl.CLUSTER):
+        return _response(errors.CLUSTER_AUTHORIZATION_FAILED, {}, False)
     if etype not in (PREFERRED, UNCLEAN):
         return _response(errors.INVALID_REQUEST, {}, False)
     if requested is None:

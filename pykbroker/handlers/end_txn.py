@@ -13,6 +13,7 @@
 - v3 flexible. v5 (KIP-890 transaction version 2): every commit/abort bumps
   the producer epoch, and the answer carries the producer id and epoch to
   use next; a retry is recognised by its epoch being one below.
+- ACLs (authorizer.class.name): WRITE on the transactional id, else TRANSACTIONAL_ID_AUTHORIZATION_FAILED.
 """
 
 from __future__ import annotations
@@ -21,12 +22,16 @@ from ..protocol.codec import Message
 from ..protocol import errors
 from ..txn import coordinator_of
 from ..txn.metadata import TV_0, TV_2
+from ..security import acl
 from . import RequestContext, handler
 
 
 @handler(26, 0, 5)
 async def handle(ctx: RequestContext, req: Message) -> Message:
     v = ctx.api_version
+    if not ctx.allowed(acl.WRITE, acl.TRANSACTIONAL_ID, req["transactional_id"]):
+        return {"throttle_time_ms": 0, "error_code": errors.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+                "producer_id": -1, "producer_epoch": -1}
     tc = coordinator_of(ctx.state)
     if tc is None:
         return {"throttle_time_ms": 0, "error_code": errors.COORDINATOR_NOT_AVAILABLE,

@@ -37,6 +37,14 @@
   follower's position recorded (high watermark, ISR) and a diverging epoch
   when its last fetched epoch does not match the leader's log. A lone
   broker ignores the replica id.
+- ACLs (authorizer.class.name): a consumer needs READ on each topic (else
+  TOPIC_AUTHORIZATION_FAILED for its partitions, whether it exists or
+  not); a follower's fetch needs CLUSTER_ACTION on the cluster (else
+  TOPIC_AUTHORIZATION_FAILED for every partition, as Kafka).
+- Quotas (security/quotas.py): a consumer's answered bytes count against
+  its consumer_byte_rate; over it, the answer is empty with
+  throttle_time_ms and the connection is muted that long (Kafka's
+  throttled fetch response; the bytes are not counted).
 """
 
 from __future__ import annotations
@@ -47,6 +55,7 @@ import trio
 
 from ..protocol.codec import Message
 from ..protocol import errors
+from ..security import acl, quotas
 from ..storage.log import OffsetOutOfRange
 from ..txn.producers import aborted_transactions
 from . import RequestContext, handler
@@ -93,8 +102,13 @@ def _collect(ctx: RequestContext, req: Message, groups: list[Group]) -> tuple[li
             ts = st.topics.get(topic)
             missing = errors.UNKNOWN_TOPIC_OR_PARTITION
         parts_out = []
+        name = ts.name if ts is not None else topic
+        denied = bool(name) and not ctx.allowed(acl.READ, acl.TOPIC, name)
         for fp in partitions:
             idx = fp["partition"]
+            if denied:
+                parts_out.append(_empty(idx, errors.TOPIC_AUTHORIZATION_FAILED))
+                continue
             if ts is None or not 0 <= idx < len(ts.partitions):
                 parts_out.append(_empty(idx, missing if ts is None else errors.UNKNOWN_TOPIC_OR_PARTITION))
                 continue
@@ -197,6 +211,11 @@ def _incremental_answer(session: FetchSession, keys: list[PartKey], responses: l
 async def handle(ctx: RequestContext, req: Message) -> Message:
     v = ctx.api_version
     replica_id = req["replica_state"]["replica_id"] if v >= 15 else req["replica_id"]
+    if replica_id >= 0 and not ctx.allowed(acl.CLUSTER_ACTION, acl.CLUSTER):
+        return {"throttle_time_ms": 0, "error_code": errors.NONE, "session_id": 0, "responses": [
+            {"topic": t["topic"], "topic_id": t["topic_id"],
+             "partitions": [_empty(fp["partition"], errors.TOPIC_AUTHORIZATION_FAILED) for fp in t["partitions"]]}
+            for t in req["topics"]], **({"node_endpoints": []} if v >= 16 else {})}
     if replica_id >= 0:  # a follower's fetch (None: no followers here, served as a consumer's)
         answer = await ctx.state.replicas.replica_fetch(req, v, replica_id)
         if answer is not None:
@@ -230,15 +249,26 @@ async def handle(ctx: RequestContext, req: Message) -> Message:
             await ev.wait()
         for p in watched:
             p.waiters.discard(ev)
+    throttle = 0
+    if replica_id < 0 and total:
+        # consumer_byte_rate (security/quotas.py): over it, the answer carries no data (Kafka's
+        # throttled response), says for how long in throttle_time_ms, and the connection is muted
+        throttle = ctx.record_quota(quotas.FETCH, total)
+        if throttle:
+            ctx.unrecord_quota(quotas.FETCH, total)
     session_id = 0
-    if session is not None:
+    if throttle:
+        # a throttled answer is empty; a session stays as it was (Kafka's getThrottledResponse)
+        responses = []
+        session_id = session.id if session is not None else 0
+    elif session is not None:
         responses = _incremental_answer(session, keys, responses)
         session_id = session.id
     elif kind == "full":
         flat = (p for t in responses for p in t["partitions"])
         session_id = sessions.maybe_create(replica_id >= 0, v >= 13,
                                            ((key, topic, tid, fp, p) for (key, topic, tid, fp), p in zip(adds, flat)))
-    body = {"throttle_time_ms": 0, "error_code": errors.NONE, "session_id": session_id,
+    body = {"throttle_time_ms": throttle, "error_code": errors.NONE, "session_id": session_id,
             "responses": responses}
     if v >= 16:
         body["node_endpoints"] = []

@@ -17,6 +17,9 @@
   coordinator; Kafka also rejects share keys before v6).
 - v0: group key only. v1+: key type, throttle time, error message.
   v4+: batched keys, one result (with its own error) per key.
+- ACLs (authorizer.class.name): DESCRIBE on the group (else
+  GROUP_AUTHORIZATION_FAILED) or the transactional id (else
+  TRANSACTIONAL_ID_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from ..protocol.codec import Message
 from ..group import coordinator_of
 from ..protocol import errors
 from ..txn import coordinator_of as txn_coordinator_of
+from ..security import acl
 from . import RequestContext, handler
 
 GROUP, TRANSACTION, SHARE = 0, 1, 2
@@ -33,6 +37,10 @@ GROUP, TRANSACTION, SHARE = 0, 1, 2
 def _lookup(ctx: RequestContext, key_type: int, key: str) -> tuple[int, str | None, int | None]:
     """(error, error message, coordinator node id; None = this broker)."""
     st = ctx.state
+    if key_type in (GROUP, SHARE) and not ctx.allowed(acl.DESCRIBE, acl.GROUP, key):
+        return errors.GROUP_AUTHORIZATION_FAILED, None, None
+    if key_type == TRANSACTION and not ctx.allowed(acl.DESCRIBE, acl.TRANSACTIONAL_ID, key):
+        return errors.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, None, None
     if key_type == GROUP:
         coord = coordinator_of(st)
         if coord is None:

@@ -30,6 +30,8 @@
   SET/DELETE, APPEND/SUBTRACT on the lists; deleting every config removes
   the subscription; a bad name or value: INVALID_CONFIG with Kafka's message.
 - validate_only: every check, nothing changed.
+- ACLs (authorizer.class.name): ALTER_CONFIGS on the topic, the group or
+  the cluster (broker and logger resources), as AlterConfigs.
 """
 
 from __future__ import annotations

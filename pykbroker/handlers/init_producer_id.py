@@ -19,6 +19,10 @@
   bump after a failed transaction, or a retry of one: the same epoch comes
   back). v5: KIP-890 clients (no wire change). v6 (KIP-939 two-phase
   commit) is not served.
+- ACLs (authorizer.class.name): WRITE on the transactional id (else
+  TRANSACTIONAL_ID_AUTHORIZATION_FAILED); an idempotent producer needs
+  IDEMPOTENT_WRITE on the cluster or WRITE on some topic (else
+  CLUSTER_AUTHORIZATION_FAILED), as Kafka.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from __future__ import annotations
 from ..protocol.codec import Message
 from ..protocol import errors
 from ..txn import coordinator_of
+from ..security import acl
 from . import RequestContext, handler
 
 
@@ -41,6 +46,14 @@ async def handle(ctx: RequestContext, req: Message) -> Message:
         return out
     else:
         expected = (pid, epoch)
+    txn_id = req["transactional_id"]
+    if txn_id is not None and not ctx.allowed(acl.WRITE, acl.TRANSACTIONAL_ID, txn_id):
+        out["error_code"] = errors.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+        return out
+    if txn_id is None and not ctx.allowed(acl.IDEMPOTENT_WRITE, acl.CLUSTER) \
+            and not ctx.allowed_any(acl.WRITE, acl.TOPIC):
+        out["error_code"] = errors.CLUSTER_AUTHORIZATION_FAILED
+        return out
     tc = coordinator_of(ctx.state)
     if tc is None:
         out["error_code"] = errors.COORDINATOR_NOT_AVAILABLE

@@ -16,6 +16,7 @@
   v7+: protocol type in the response (v0-6: a null protocol name is sent
   as ""). v8+: reason. v9+: skip_assignment for a static leader rejoining
   a stable group.
+- ACLs (authorizer.class.name): READ on the group, else GROUP_AUTHORIZATION_FAILED.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ..protocol.codec import Message
 from ..group import client_host, coordinator_of
 from ..group.classic_ops import join_error
 from ..protocol import errors
+from ..security import acl
 from . import RequestContext, handler
 
 
@@ -31,7 +33,9 @@ from . import RequestContext, handler
 async def handle(ctx: RequestContext, req: Message) -> Message:
     v = ctx.api_version
     coord = coordinator_of(ctx.state)
-    if coord is None:
+    if not ctx.allowed(acl.READ, acl.GROUP, req["group_id"]):
+        resp = join_error(errors.GROUP_AUTHORIZATION_FAILED, req["member_id"])
+    elif coord is None:
         resp = join_error(errors.COORDINATOR_NOT_AVAILABLE, req["member_id"])
     else:
         resp = await coord.join_group(req, v, ctx.client_id or "", client_host(ctx.peer))

@@ -7,6 +7,7 @@
   removes a static member by instance id with an empty member id), one
   result each: UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID; an unknown group gives
   UNKNOWN_MEMBER_ID for every member. v4 flexible. v5+: reason.
+- ACLs (authorizer.class.name): READ on the group, else GROUP_AUTHORIZATION_FAILED.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 from ..protocol.codec import Message
 from ..group import coordinator_of
 from ..protocol import errors
+from ..security import acl
 from . import RequestContext, handler
 
 
@@ -26,8 +28,10 @@ async def handle(ctx: RequestContext, req: Message) -> Message:
     else:
         members = [{"member_id": req["member_id"], "group_instance_id": None}]
     coord = coordinator_of(ctx.state)
-    if coord is None:
-        res: Message = {"error_code": errors.COORDINATOR_NOT_AVAILABLE, "members": []}
+    if not ctx.allowed(acl.READ, acl.GROUP, req["group_id"]):
+        res: Message = {"error_code": errors.GROUP_AUTHORIZATION_FAILED, "members": []}
+    elif coord is None:
+        res = {"error_code": errors.COORDINATOR_NOT_AVAILABLE, "members": []}
     else:
         res = await coord.leave_group(req["group_id"], members)
     if v >= 3:

@@ -1,5 +1,6 @@
 """ListConfigResources (key 74), versions 0-1 (v0 was ListClientMetricsResources).
 
+- Needs DESCRIBE_CONFIGS on the cluster (else CLUSTER_AUTHORIZATION_FAILED).
 - v0: every client-metrics subscription (CLIENT_METRICS resources, KIP-714).
 - v1: ``resource_types`` filters: CLIENT_METRICS (16), TOPIC (2), GROUP (32)
   and BROKER (4) / BROKER_LOGGER (8) are listed (every topic by name, the
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 from ..protocol import errors
 from ..protocol.codec import Message
+from ..security import acl
 from . import RequestContext, handler
 
 TOPIC, BROKER, BROKER_LOGGER, CLIENT_METRICS, GROUP = 2, 4, 8, 16, 32
@@ -21,6 +23,8 @@ LISTABLE = (TOPIC, BROKER, BROKER_LOGGER, CLIENT_METRICS, GROUP)
 @handler(74, 0, 1)
 async def handle(ctx: RequestContext, req: Message) -> Message:
     st = ctx.state
+    if not ctx.allowed(acl.DESCRIBE_CONFIGS, acl.CLUSTER):
+        return {"throttle_time_ms": 0, "error_code": errors.CLUSTER_AUTHORIZATION_FAILED, "config_resources": []}
     if ctx.api_version == 0:
         return {"throttle_time_ms": 0, "error_code": errors.NONE,
                 "config_resources": [{"resource_name": n, "resource_type": CLIENT_METRICS}

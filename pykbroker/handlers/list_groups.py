@@ -9,6 +9,8 @@
   answer. v5+: type filter ("classic", "consumer", "share"), group type.
 - Share groups (pykbroker/share/) are listed too: protocol type "share",
   state Empty or Stable, group type "share".
+- ACLs (authorizer.class.name): every group with DESCRIBE on the cluster,
+  else only the groups the principal may DESCRIBE.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from ..protocol.codec import Message
 from ..group import coordinator_of
 from ..protocol import errors
 from ..share import share_coordinator_of
+from ..security import acl
 from . import RequestContext, handler
 
 
@@ -34,4 +37,6 @@ async def handle(ctx: RequestContext, req: Message) -> Message:
                                                      req["types_filter"] if v >= 5 else [])
         groups = groups + share_groups
         code = code or share_code
+    if not ctx.allowed(acl.DESCRIBE, acl.CLUSTER):
+        groups = [g for g in groups if ctx.allowed(acl.DESCRIBE, acl.GROUP, g["group_id"])]
     return {"throttle_time_ms": 0, "error_code": code, "groups": groups}

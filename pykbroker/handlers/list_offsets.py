@@ -12,12 +12,14 @@
 - v4+: leader epoch; current_leader_epoch checked (FENCED/UNKNOWN_LEADER_EPOCH).
 - Cluster mode: only the leader answers (NOT_LEADER_OR_FOLLOWER), except
   for replica_id -2 (debugging), which any broker holding a replica answers.
+- ACLs (authorizer.class.name): DESCRIBE on each topic, else TOPIC_AUTHORIZATION_FAILED.
 """
 
 from __future__ import annotations
 
 from ..protocol.codec import Message
 from ..protocol import errors
+from ..security import acl
 from . import RequestContext, handler
 from .fetch import _check_epoch
 
@@ -33,12 +35,16 @@ async def handle(ctx: RequestContext, req: Message) -> Message:
     topics = []
     for t in req["topics"]:
         ts = st.topics.get(t["name"])
+        denied = not ctx.allowed(acl.DESCRIBE, acl.TOPIC, t["name"])
         parts = []
         for lp in t["partitions"]:
             idx = lp["partition_index"]
             out = {"partition_index": idx, "error_code": errors.NONE, "timestamp": -1,
                    "offset": -1, "leader_epoch": -1}
             parts.append(out)
+            if denied:
+                out["error_code"] = errors.TOPIC_AUTHORIZATION_FAILED
+                continue
             if ts is None or not 0 <= idx < len(ts.partitions):
                 out["error_code"] = errors.UNKNOWN_TOPIC_OR_PARTITION
                 continue

@@ -1,5 +1,6 @@
 """ListPartitionReassignments (key 46), version 0 (Kafka 4.x's range).
 
+- Needs DESCRIBE on the cluster (else top-level CLUSTER_AUTHORIZATION_FAILED).
 - Served by the controller (others: top-level NOT_CONTROLLER), as in
   Kafka's ZooKeeper mode.
 - ``topics`` null lists every partition being reassigned; else only those
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 from ..protocol.codec import Message
 from ..protocol import errors
+from ..security import acl
 from . import RequestContext, handler
 
 
@@ -22,6 +24,9 @@ from . import RequestContext, handler
 async def handle(ctx: RequestContext, req: Message) -> Message:
     st = ctx.state
     body: Message = {"throttle_time_ms": 0, "error_code": errors.NONE, "error_message": None, "topics": []}
+    if not ctx.allowed(acl.DESCRIBE, acl.CLUSTER):
+        body["error_code"] = errors.CLUSTER_AUTHORIZATION_FAILED
+        return body
     if not st.replicas.is_controller():
         body["error_code"] = errors.NOT_CONTROLLER
         return body

@@ -8,6 +8,7 @@
   match the whole id; INVALID_REGULAR_EXPRESSION if it does not compile).
 - COORDINATOR_LOAD_IN_PROGRESS while __transaction_state is loading.
 - Flexible (v0+).
+- ACLs (authorizer.class.name): only the transactional ids the principal may DESCRIBE.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 from ..protocol.codec import Message
 from ..protocol import errors
 from ..txn import coordinator_of
+from ..security import acl
 from . import RequestContext, handler
 
 
@@ -28,4 +30,6 @@ async def handle(ctx: RequestContext, req: Message) -> Message:
     res = tc.list(list(req["state_filters"] or []), list(req["producer_id_filters"] or []),
                   req["duration_filter"] if v >= 1 else -1,
                   req["transactional_id_pattern"] if v >= 2 else None)
+    res["transaction_states"] = [t for t in res["transaction_states"]
+                                 if ctx.allowed(acl.DESCRIBE, acl.TRANSACTIONAL_ID, t["transactional_id"])]
     return {"throttle_time_ms": 0, **res}

@@ -9,7 +9,13 @@
   INVALID_TOPIC_EXCEPTION. Topics asked for by id (v10+) that do not exist get
   UNKNOWN_TOPIC_ID.
 - v7+ leader epochs, v10+ topic ids, v8+ authorized operations (-2147483648
-  = not requested; all operations allowed when asked, there is no ACL yet).
+  = not requested; without an authorizer every supported operation).
+- ACLs (authorizer.class.name): topics need DESCRIBE; when all topics are
+  asked for, the others are left out; named ones get
+  TOPIC_AUTHORIZATION_FAILED (existing or not, so existence does not
+  leak). Auto-creation needs CREATE on the cluster or the topic, else
+  TOPIC_AUTHORIZATION_FAILED. Authorized-operations bit fields are the
+  principal's own.
 - Cluster mode (zookeeper.connect): every live broker, the controller, and
   per partition its leader (-1 and LEADER_NOT_AVAILABLE when the leader is
   not live), leader epoch, replicas, ISR and offline replicas, from the
@@ -26,15 +32,13 @@ from ..protocol.codec import Message
 from ..protocol import errors
 from ..protocol.primitives import ZERO_UUID
 from ..storage.manager import validate_topic_name
+from ..security import acl
 from . import RequestContext, handler
 
 if TYPE_CHECKING:
     from ..server.topics import PartitionState, TopicState
 
 NOT_REQUESTED = -2147483648
-# READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS
-TOPIC_OPS = sum(1 << b for b in (3, 4, 5, 6, 7, 8, 10, 11))
-CLUSTER_OPS = sum(1 << b for b in (5, 7, 8, 9, 10, 11, 12))  # Kafka: 8096
 
 
 def broker_list(ctx: RequestContext) -> list[Message]:
@@ -75,7 +79,7 @@ def _partition(ctx: RequestContext, ts: "TopicState", p: "PartitionState") -> Me
 def topic_entry(ctx: RequestContext, ts: "TopicState", include_ops: bool) -> Message:
     return {"error_code": errors.NONE, "name": ts.name, "topic_id": ts.topic_id,
             "is_internal": ts.internal, "partitions": [_partition(ctx, ts, p) for p in ts.partitions],
-            "topic_authorized_operations": TOPIC_OPS if include_ops else NOT_REQUESTED}
+            "topic_authorized_operations": ctx.authorized_ops(acl.TOPIC, ts.name) if include_ops else NOT_REQUESTED}
 
 
 def error_entry(name: str | None, code: int, topic_id: bytes = ZERO_UUID) -> Message:
@@ -93,7 +97,8 @@ async def handle(ctx: RequestContext, req: Message) -> Message:
     requested = req["topics"]
     if requested is None or (v == 0 and not requested):
         for known in st.topics.values():
-            topics_out.append(topic_entry(ctx, known, include_ops))
+            if ctx.allowed(acl.DESCRIBE, acl.TOPIC, known.name):
+                topics_out.append(topic_entry(ctx, known, include_ops))
     else:
         for t in requested:
             name = t["name"]
@@ -101,13 +106,21 @@ async def handle(ctx: RequestContext, req: Message) -> Message:
                 ts = st.topics_by_id.get(t["topic_id"])
                 if ts is None:
                     topics_out.append(error_entry(None, errors.UNKNOWN_TOPIC_ID, t["topic_id"]))
+                elif not ctx.allowed(acl.DESCRIBE, acl.TOPIC, ts.name):
+                    topics_out.append(error_entry(None, errors.TOPIC_AUTHORIZATION_FAILED, t["topic_id"]))
                 else:
                     topics_out.append(topic_entry(ctx, ts, include_ops))
+                continue
+            if not ctx.allowed(acl.DESCRIBE, acl.TOPIC, name):
+                topics_out.append(error_entry(name, errors.TOPIC_AUTHORIZATION_FAILED))
                 continue
             ts = st.topics.get(name)
             if ts is None:
                 if validate_topic_name(name) is not None:
                     topics_out.append(error_entry(name, errors.INVALID_TOPIC_EXCEPTION))
+                    continue
+                if allow_create and st.auto_create_enabled() and not ctx.may_create_topic(name):
+                    topics_out.append(error_entry(name, errors.TOPIC_AUTHORIZATION_FAILED))
                     continue
                 if allow_create:
                     ts = st.maybe_auto_create(name)
@@ -125,6 +138,6 @@ async def handle(ctx: RequestContext, req: Message) -> Message:
         "controller_id": st.replicas.controller_id(),
         "topics": topics_out,
         "cluster_authorized_operations":
-            CLUSTER_OPS if req["include_cluster_authorized_operations"] else NOT_REQUESTED,
+            ctx.authorized_ops(acl.CLUSTER) if req["include_cluster_authorized_operations"] else NOT_REQUESTED,
         "error_code": errors.NONE,
     }

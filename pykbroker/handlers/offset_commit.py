@@ -19,6 +19,9 @@
   timestamp); later versions use offsets.retention.minutes.
   v6+: leader epoch. v7+: group.instance.id. v8 flexible. v9+: KIP-848
   member epochs. v10: topics by id.
+- ACLs (authorizer.class.name): READ on the group (else
+  GROUP_AUTHORIZATION_FAILED for every partition) and READ on each topic
+  (else TOPIC_AUTHORIZATION_FAILED for its partitions).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from __future__ import annotations
 from ..protocol.codec import Message
 from ..group import coordinator_of
 from ..protocol import errors
+from ..security import acl
 from . import RequestContext, handler
 
 
@@ -37,6 +41,7 @@ async def handle(ctx: RequestContext, req: Message) -> Message:
     pre: dict[tuple[int, int], int] = {}  # (topic index, partition index in topic) -> error
     names: list[str | None] = []
     todo = []
+    group_denied = not ctx.allowed(acl.READ, acl.GROUP, req["group_id"])
     for ti, t in enumerate(req["topics"]):
         if v >= 10:
             ts = st.topics_by_id.get(t["topic_id"])
@@ -45,8 +50,14 @@ async def handle(ctx: RequestContext, req: Message) -> Message:
             ts = st.topics.get(t["name"])
             missing = errors.UNKNOWN_TOPIC_OR_PARTITION
         names.append(ts.name if ts is not None else None)
+        name = ts.name if ts is not None else t["name"]
+        topic_denied = name is not None and not ctx.allowed(acl.READ, acl.TOPIC, name)
         for pi, p in enumerate(t["partitions"]):
-            if ts is None:
+            if group_denied:
+                pre[(ti, pi)] = errors.GROUP_AUTHORIZATION_FAILED
+            elif topic_denied:
+                pre[(ti, pi)] = errors.TOPIC_AUTHORIZATION_FAILED
+            elif ts is None:
                 pre[(ti, pi)] = missing
             elif not 0 <= p["partition_index"] < len(ts.partitions):
                 pre[(ti, pi)] = errors.UNKNOWN_TOPIC_OR_PARTITION

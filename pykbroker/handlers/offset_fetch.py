@@ -10,6 +10,9 @@
   each with its own error. v9+: KIP-848 member id and epoch are checked for consumer groups
   (UNKNOWN_MEMBER_ID, STALE_MEMBER_EPOCH). v10: topics by id (unknown ids:
   UNKNOWN_TOPIC_ID; offsets of deleted topics are left out of "all").
+- ACLs (authorizer.class.name): DESCRIBE on the group (else
+  GROUP_AUTHORIZATION_FAILED) and on each topic: named topics get
+  TOPIC_AUTHORIZATION_FAILED, the others are left out of "all".
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any
 from ..protocol.codec import Message
 from ..group import coordinator_of
 from ..protocol import errors
+from ..security import acl
 from . import RequestContext, handler
 
 
@@ -38,6 +42,8 @@ def _fetch_group(ctx: RequestContext, group_id: str, topics: list[Message] | Non
         return errors.COORDINATOR_NOT_AVAILABLE, []
     if not group_id:
         return errors.INVALID_GROUP_ID, []
+    if not ctx.allowed(acl.DESCRIBE, acl.GROUP, group_id):
+        return errors.GROUP_AUTHORIZATION_FAILED, []
     req_topics = None
     unknown: list[Message] = []
     if topics is not None:
@@ -50,6 +56,9 @@ def _fetch_group(ctx: RequestContext, group_id: str, topics: list[Message] | Non
                         _part(p, None, errors.UNKNOWN_TOPIC_ID) for p in t["partition_indexes"]]})
                     continue
                 req_topics.append((ts.name, list(t["partition_indexes"])))
+            elif not ctx.allowed(acl.DESCRIBE, acl.TOPIC, t["name"]):
+                unknown.append({"name": t["name"], "topic_id": t["topic_id"], "partitions": [
+                    _part(p, None, errors.TOPIC_AUTHORIZATION_FAILED) for p in t["partition_indexes"]]})
             else:
                 req_topics.append((t["name"], list(t["partition_indexes"])))
     code, found = coord.fetch_offsets(group_id, req_topics, member_id, member_epoch)
@@ -57,6 +66,8 @@ def _fetch_group(ctx: RequestContext, group_id: str, topics: list[Message] | Non
         return code, []
     out = []
     for name, parts in found:
+        if topics is None and not ctx.allowed(acl.DESCRIBE, acl.TOPIC, name):
+            continue  # all the group's offsets: only those of topics the principal may describe
         tid = b"\0" * 16
         if by_id:
             ts = st.topics.get(name)

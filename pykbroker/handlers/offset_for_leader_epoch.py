@@ -17,6 +17,8 @@
   than every cached one, or no epochs at all: -1/-1 (error NONE).
 - v3+: ``replica_id`` (-1 consumer, -2 debugging, >= 0 a follower); it
   changes nothing here. v4: flexible.
+- ACLs (authorizer.class.name): a consumer needs DESCRIBE on the topic, a
+  follower CLUSTER_ACTION on the cluster; else TOPIC_AUTHORIZATION_FAILED.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from ..protocol.codec import Message
 from ..protocol import errors
+from ..security import acl
 from . import RequestContext, handler
 from .fetch import _check_epoch
 
@@ -50,10 +53,17 @@ def _answer(ctx: RequestContext, ts: TopicState | None, idx: int, current: int, 
 async def handle(ctx: RequestContext, req: Message) -> Message:
     st = ctx.state
     topics = []
+    follower = ctx.api_version >= 3 and req["replica_id"] >= 0
+    cluster_denied = follower and not ctx.allowed(acl.CLUSTER_ACTION, acl.CLUSTER)
     for t in req["topics"]:
         ts = st.topics.get(t["topic"])
         parts = []
+        denied = cluster_denied or (not follower and not ctx.allowed(acl.DESCRIBE, acl.TOPIC, t["topic"]))
         for pp in t["partitions"]:
+            if denied:
+                parts.append({"partition": pp["partition"], "error_code": errors.TOPIC_AUTHORIZATION_FAILED,
+                              "leader_epoch": -1, "end_offset": -1})
+                continue
             r = _answer(ctx, ts, pp["partition"], pp["current_leader_epoch"], pp["leader_epoch"])
             r["partition"] = pp["partition"]
             parts.append(r)

@@ -35,6 +35,14 @@
   partitions of one request together, at most timeout_ms
   (REQUEST_TIMED_OUT), and may answer NOT_ENOUGH_REPLICAS (ISR below
   min.insync.replicas, nothing written) or NOT_ENOUGH_REPLICAS_AFTER_APPEND.
+- ACLs (authorizer.class.name): WRITE on the transactional id, if any (else
+  TRANSACTIONAL_ID_AUTHORIZATION_FAILED for every partition), and WRITE on
+  each topic (else TOPIC_AUTHORIZATION_FAILED, whether it exists or not);
+  auto-creation also needs CREATE on the cluster or the topic.
+- Quotas (security/quotas.py): the request's record bytes count against
+  the client's producer_byte_rate; over it, throttle_time_ms says for how
+  long, and the connection is muted that long after the answer (KIP-219;
+  with acks=0 only muted).
 """
 
 from __future__ import annotations
@@ -59,6 +67,7 @@ from ..protocol.records import (
 from ..protocol.validator import validate_records
 from ..storage.convert import convert_batches, needs_conversion
 from ..storage.api import PartitionStore
+from ..security import acl, quotas
 from ..txn.producers import verify_transactional
 from . import CloseConnection, RequestContext, handler
 
@@ -167,18 +176,29 @@ async def handle(ctx: RequestContext, req: Message) -> Message | None:
     responses = []
     # acks=all: the partitions wait for their in-sync replicas together
     deferred: list[tuple[list[Message | None], int, PartitionState, int, Buffer, list[BatchHeader]]] = []
+    txn_denied = req["transactional_id"] is not None and \
+        not ctx.allowed(acl.WRITE, acl.TRANSACTIONAL_ID, req["transactional_id"])
     for t in req["topic_data"]:
+        denied = txn_denied
         if v >= 13:
             ts = st.topics_by_id.get(t["topic_id"])
             missing = errors.UNKNOWN_TOPIC_ID
+            denied = denied or (ts is not None and not ctx.allowed(acl.WRITE, acl.TOPIC, ts.name))
         else:
-            ts = st.topics.get(t["name"]) or st.maybe_auto_create(t["name"])
+            denied = denied or not ctx.allowed(acl.WRITE, acl.TOPIC, t["name"])
+            ts = st.topics.get(t["name"])
+            if ts is None and not denied and ctx.may_create_topic(t["name"]):
+                ts = st.maybe_auto_create(t["name"])
             missing = errors.UNKNOWN_TOPIC_OR_PARTITION
         parts: list[Message | None] = []
         for pd in t["partition_data"]:
             idx = pd["index"]
             if acks not in (0, 1, -1):
                 parts.append(_part(idx, errors.INVALID_REQUIRED_ACKS))
+                continue
+            if denied:
+                parts.append(_part(idx, errors.TRANSACTIONAL_ID_AUTHORIZATION_FAILED if txn_denied
+                                   else errors.TOPIC_AUTHORIZATION_FAILED))
                 continue
             if ts is None or not 0 <= idx < len(ts.partitions):
                 parts.append(_part(idx, missing if ts is None else errors.UNKNOWN_TOPIC_OR_PARTITION))
@@ -212,10 +232,13 @@ async def handle(ctx: RequestContext, req: Message) -> Message | None:
         async with trio.open_nursery() as n:
             for job in deferred:
                 n.start_soon(one, *job)
+    # producer_byte_rate (security/quotas.py): throttle_time_ms, and the connection muted that long
+    throttle = ctx.record_quota(quotas.PRODUCE, sum(len(pd["records"] or b"") for t in req["topic_data"]
+                                                     for pd in t["partition_data"]))
     if acks == 0:
         # Kafka closes the connection of an acks=0 producer whose request
         # failed, the only way such a producer learns of the error.
         if any(pr["error_code"] for r in responses for pr in r["partition_responses"]):
             raise CloseConnection("acks=0 produce failed")
         return None
-    return {"responses": responses, "throttle_time_ms": 0}
+    return {"responses": responses, "throttle_time_ms": throttle}

@@ -12,6 +12,9 @@
   INVALID_RECORD_STATE when a record is not acquired by this member.
 - Persisted in __share_group_state before the answer.
 - v2: AcquisitionLockTimeoutMs in the answer. Flexible.
+- ACLs (authorizer.class.name): READ on the group (else
+  GROUP_AUTHORIZATION_FAILED) and on each topic (else
+  TOPIC_AUTHORIZATION_FAILED for its partitions).
 """
 
 from __future__ import annotations
@@ -21,15 +24,21 @@ from typing import Any
 from ..protocol import errors
 from ..share import share_coordinator_of
 from . import RequestContext, handler
+from .share_fetch import authorize_share
 
 
 @handler(79, 1, 2)
 async def handle(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     coord = share_coordinator_of(ctx.state)
     resp: dict[str, Any]
+    checked = authorize_share(ctx, req)
     if coord is None:
         resp = {"error_code": errors.UNSUPPORTED_VERSION, "error_message": "Share groups are disabled.",
                 "acquisition_lock_timeout_ms": 0, "responses": [], "node_endpoints": []}
+    elif checked is None:
+        resp = {"error_code": errors.GROUP_AUTHORIZATION_FAILED, "error_message": None,
+                "acquisition_lock_timeout_ms": 0, "responses": [], "node_endpoints": []}
     else:
-        resp = await coord.share_acknowledge(req, ctx.api_version)
+        resp = await coord.share_acknowledge(checked[0], ctx.api_version)
+        resp = dict(resp, responses=list(resp["responses"]) + checked[1])
     return {"throttle_time_ms": 0, **resp}

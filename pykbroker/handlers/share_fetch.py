@@ -20,6 +20,9 @@
 - State changes are persisted in __share_group_state before the answer.
 - v2: ShareAcquireMode is accepted and treated as batch-optimized;
   IsRenewAck must be set for Renew acknowledgements. Flexible.
+- ACLs (authorizer.class.name): READ on the group (else
+  GROUP_AUTHORIZATION_FAILED) and on each topic (else
+  TOPIC_AUTHORIZATION_FAILED for its partitions, left out of the session).
 """
 
 from __future__ import annotations
@@ -28,16 +31,42 @@ from typing import Any
 
 from ..protocol import errors
 from ..share import share_coordinator_of
+from ..security import acl
 from . import RequestContext, handler
+
+
+def authorize_share(ctx: RequestContext, req: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+    """ShareFetch/ShareAcknowledge ACLs: None when the group is refused;
+    else the request without the topics the principal may not READ, and the
+    answers for those (TOPIC_AUTHORIZATION_FAILED per partition)."""
+    if not ctx.allowed(acl.READ, acl.GROUP, req["group_id"]):
+        return None
+    kept, denied = [], []
+    for t in req["topics"] or []:
+        ts = ctx.state.topics_by_id.get(t["topic_id"])
+        if ts is not None and not ctx.allowed(acl.READ, acl.TOPIC, ts.name):
+            denied.append({"topic_id": t["topic_id"], "partitions": [
+                {"partition_index": p["partition_index"], "error_code": errors.TOPIC_AUTHORIZATION_FAILED,
+                 "error_message": None, "acknowledge_error_code": errors.NONE, "acknowledge_error_message": None,
+                 "current_leader": {"leader_id": -1, "leader_epoch": -1}, "records": b"", "acquired_records": []}
+                for p in t["partitions"]]})
+        else:
+            kept.append(t)
+    return dict(req, topics=kept), denied
 
 
 @handler(78, 1, 2)
 async def handle(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     coord = share_coordinator_of(ctx.state)
     resp: dict[str, Any]
+    checked = authorize_share(ctx, req)
     if coord is None:
         resp = {"error_code": errors.UNSUPPORTED_VERSION, "error_message": "Share groups are disabled.",
                 "acquisition_lock_timeout_ms": 0, "responses": [], "node_endpoints": []}
+    elif checked is None:
+        resp = {"error_code": errors.GROUP_AUTHORIZATION_FAILED, "error_message": None,
+                "acquisition_lock_timeout_ms": 0, "responses": [], "node_endpoints": []}
     else:
-        resp = await coord.share_fetch(req, ctx.api_version)
+        resp = await coord.share_fetch(checked[0], ctx.api_version)
+        resp = dict(resp, responses=list(resp["responses"]) + checked[1])
     return {"throttle_time_ms": 0, **resp}

@@ -6,6 +6,8 @@
 - Unknown group, or a group of another type: GROUP_ID_NOT_FOUND with a
   message. Authorized operations when asked (no ACLs: everything allowed).
 - Flexible.
+- ACLs (authorizer.class.name): DESCRIBE on each group, else
+  GROUP_AUTHORIZATION_FAILED; authorized_operations are the principal's own.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 from ..protocol import errors
 from ..share import share_coordinator_of
 from ..share.coordinator import NOT_REQUESTED
+from ..security import acl
 from . import RequestContext, handler
 
 
@@ -27,7 +30,14 @@ async def handle(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
             out.append({"error_code": errors.COORDINATOR_NOT_AVAILABLE, "error_message": None, "group_id": gid,
                         "group_state": "", "group_epoch": -1, "assignment_epoch": -1, "assignor_name": "",
                         "members": [], "authorized_operations": NOT_REQUESTED})
+        elif not ctx.allowed(acl.DESCRIBE, acl.GROUP, gid):
+            out.append({"error_code": errors.GROUP_AUTHORIZATION_FAILED, "error_message": None, "group_id": gid,
+                        "group_state": "", "group_epoch": -1, "assignment_epoch": -1, "assignor_name": "",
+                        "members": [], "authorized_operations": NOT_REQUESTED})
         else:
             await coord.loaded.wait()
-            out.append(coord.describe(gid, bool(req["include_authorized_operations"])))
+            d = coord.describe(gid, bool(req["include_authorized_operations"]))
+            if req["include_authorized_operations"] and d.get("authorized_operations", NOT_REQUESTED) != NOT_REQUESTED:
+                d["authorized_operations"] = ctx.authorized_ops(acl.GROUP, gid)
+            out.append(d)
     return {"throttle_time_ms": 0, "groups": out}

@@ -14,6 +14,9 @@
   FENCED_MEMBER_EPOCH, GROUP_MAX_SIZE_REACHED (group.share.max.size),
   GROUP_ID_NOT_FOUND (the id belongs to a classic or consumer group).
 - v0 was Kafka 4.0's early access and is not served (as Kafka 4.1+). Flexible.
+- ACLs (authorizer.class.name): READ on the group (else
+  GROUP_AUTHORIZATION_FAILED) and DESCRIBE on each subscribed topic (else
+  TOPIC_AUTHORIZATION_FAILED naming them).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any
 from ..group import client_host
 from ..protocol import errors
 from ..share import share_coordinator_of
+from ..security import acl
 from . import RequestContext, handler
 
 
@@ -30,7 +34,15 @@ from . import RequestContext, handler
 async def handle(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     coord = share_coordinator_of(ctx.state)
     resp: dict[str, Any]
-    if coord is None:
+    denied_topics = [t for t in req["subscribed_topic_names"] or [] if not ctx.allowed(acl.DESCRIBE, acl.TOPIC, t)]
+    if not ctx.allowed(acl.READ, acl.GROUP, req["group_id"]):
+        resp = {"error_code": errors.GROUP_AUTHORIZATION_FAILED, "error_message": None, "member_id": None,
+                "member_epoch": 0, "heartbeat_interval_ms": 0, "assignment": None}
+    elif denied_topics:
+        resp = {"error_code": errors.TOPIC_AUTHORIZATION_FAILED,
+                "error_message": "The following topics are unauthorized: " + ", ".join(sorted(denied_topics)),
+                "member_id": None, "member_epoch": 0, "heartbeat_interval_ms": 0, "assignment": None}
+    elif coord is None:
         resp = {"error_code": errors.COORDINATOR_NOT_AVAILABLE, "error_message": None, "member_id": None,
                 "member_epoch": 0, "heartbeat_interval_ms": 0, "assignment": None}
     else:

@@ -11,6 +11,7 @@
   v5+ requires both), UNKNOWN_SERVER_ERROR when the group metadata cannot be
   stored (e.g. larger than the topic's max.message.bytes), as Kafka.
 - v3+: group.instance.id. v4 flexible. v5+: protocol type and name.
+- ACLs (authorizer.class.name): READ on the group, else GROUP_AUTHORIZATION_FAILED.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from ..protocol.codec import Message
 from ..group import coordinator_of
 from ..group.classic_ops import sync_error
 from ..protocol import errors
+from ..security import acl
 from . import RequestContext, handler
 
 
@@ -26,7 +28,9 @@ from . import RequestContext, handler
 async def handle(ctx: RequestContext, req: Message) -> Message:
     v = ctx.api_version
     coord = coordinator_of(ctx.state)
-    if coord is None:
+    if not ctx.allowed(acl.READ, acl.GROUP, req["group_id"]):
+        resp = sync_error(errors.GROUP_AUTHORIZATION_FAILED)
+    elif coord is None:
         resp = sync_error(errors.COORDINATOR_NOT_AVAILABLE)
     elif v >= 5 and (req["protocol_type"] is None or req["protocol_name"] is None):
         resp = sync_error(errors.INCONSISTENT_GROUP_PROTOCOL)

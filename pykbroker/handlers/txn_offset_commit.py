@@ -19,6 +19,10 @@
 - v2 leader epoch; v3 flexible, generation / member id / instance id;
   below v2 COORDINATOR_LOAD_IN_PROGRESS is answered as
   COORDINATOR_NOT_AVAILABLE (as Kafka, for 0.11-2.0 clients).
+- ACLs (authorizer.class.name): WRITE on the transactional id (else
+  TRANSACTIONAL_ID_AUTHORIZATION_FAILED for every partition), READ on the
+  group (else GROUP_AUTHORIZATION_FAILED) and on each topic (else
+  TOPIC_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from ..protocol.codec import Message
 from ..group import coordinator_of as group_coordinator_of
 from ..protocol import errors
 from ..txn.producers import map_verify_error, verify_in_transaction
+from ..security import acl
 from . import RequestContext, handler
 
 OFFSETS_TOPIC = "__consumer_offsets"
@@ -84,10 +89,20 @@ async def handle(ctx: RequestContext, req: Message) -> Message:
     v = ctx.api_version
     pre: dict[tuple[int, int], int] = {}
     todo: list[tuple[str, int, int, int, str | None]] = []
+    whole = errors.NONE
+    if not ctx.allowed(acl.WRITE, acl.TRANSACTIONAL_ID, req["transactional_id"] or ""):
+        whole = errors.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+    elif not ctx.allowed(acl.READ, acl.GROUP, req["group_id"]):
+        whole = errors.GROUP_AUTHORIZATION_FAILED
     for ti, t in enumerate(req["topics"]):
         ts = st.topics.get(t["name"])
+        denied = not ctx.allowed(acl.READ, acl.TOPIC, t["name"])
         for pi, p in enumerate(t["partitions"]):
-            if ts is None or not 0 <= p["partition_index"] < len(ts.partitions):
+            if whole:
+                pre[(ti, pi)] = whole
+            elif denied:
+                pre[(ti, pi)] = errors.TOPIC_AUTHORIZATION_FAILED
+            elif ts is None or not 0 <= p["partition_index"] < len(ts.partitions):
                 pre[(ti, pi)] = errors.UNKNOWN_TOPIC_OR_PARTITION
             else:
                 todo.append((t["name"], p["partition_index"], p["committed_offset"],

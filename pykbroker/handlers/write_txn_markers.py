@@ -10,6 +10,7 @@
 - Sent by the transaction coordinator of another broker; a lone broker
   writes its markers directly. v0 is gone in Kafka 4 (KIP-896); v1 flexible;
   v2: transaction version (TV2 markers pass the same checks here).
+- ACLs (authorizer.class.name): CLUSTER_ACTION on the cluster, else CLUSTER_AUTHORIZATION_FAILED.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 from ..protocol.codec import Message
 from ..protocol import errors
 from ..txn import coordinator_of
+from ..security import acl
 from . import RequestContext, handler
 
 
@@ -24,6 +26,7 @@ from . import RequestContext, handler
 async def handle(ctx: RequestContext, req: Message) -> Message:
     st = ctx.state
     tc = coordinator_of(st)
+    denied = not ctx.allowed(acl.CLUSTER_ACTION, acl.CLUSTER)
     out = []
     for m in req["markers"]:
         topics = []
@@ -31,7 +34,9 @@ async def handle(ctx: RequestContext, req: Message) -> Message:
             parts = []
             for i in t["partition_indexes"]:
                 p = st.partition(t["name"], i)
-                if p is None or p.log is None:
+                if denied:
+                    code = errors.CLUSTER_AUTHORIZATION_FAILED
+                elif p is None or p.log is None:
                     code = errors.UNKNOWN_TOPIC_OR_PARTITION
                 elif not st.replicas.is_leader(p):
                     code = errors.NOT_LEADER_OR_FOLLOWER

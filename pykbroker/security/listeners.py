@@ -17,7 +17,7 @@ from typing import Any
 import attrs
 
 from ..config import BrokerConfig, ConfigError
-from . import jaas, sasl, scram, tls
+from . import acl, jaas, quotas, sasl, scram, tls
 from .sasl import MechanismServer
 from .scram import CredentialSink, FileCredentials
 
@@ -91,6 +91,23 @@ class Security:
         # where altered SCRAM credentials are kept: the local file; in a
         # cluster, ZooKeeper (cluster/scram_credentials.py, set as the cluster is built)
         self.credential_sink: CredentialSink = FileCredentials(self.scram)
+        # ACLs: <first log dir>/acls.json; in a cluster ZooKeeper (cluster/acls.py, set as the cluster is built)
+        self.acls = acl.AclStore(Path(config.log_dirs[0]) / acl.AclStore.FILE if path is not None else None)
+        self.acl_sink: acl.AclSink = acl.FileAcls(self.acls)
+        self.authorizer: acl.Authorizer | None = None
+        cls = (config["authorizer.class.name"] or "").strip()
+        if cls:
+            if cls not in acl.AUTHORIZER_CLASSES:
+                raise ConfigError(f"authorizer.class.name {cls} is not supported "
+                                  f"(supported: {', '.join(acl.AUTHORIZER_CLASSES)})")
+            self.authorizer = acl.Authorizer(self.acls, acl.Authorizer.parse_super_users(config["super.users"]),
+                                             bool(config["allow.everyone.if.no.acl.found"]))
+        # client quotas: <first log dir>/client-quotas.json, enforced per matched entity
+        self.quota_store = quotas.QuotaStore(Path(config.log_dirs[0]) / quotas.QuotaStore.FILE
+                                             if path is not None else None)
+        self.quota_sink: quotas.QuotaSink = quotas.FileQuotas(self.quota_store)  # cluster: cluster/quotas.py
+        self.quotas = quotas.QuotaManager(self.quota_store, int(config["quota.window.num"]),
+                                          int(config["quota.window.size.seconds"]))
         self.listeners: dict[str, ListenerSecurity] = {}
         for lst in config.listeners:
             self.listeners[lst.name] = self._resolve(lst.name, lst.protocol)

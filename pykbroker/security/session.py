@@ -66,6 +66,7 @@ class ConnectionAuth:
         self.expires_at: float | None = None  # clock() time the session ends
         # (name, version) from ApiVersions v3+ (client telemetry matches on them)
         self.client_software: tuple[str, str] | None = None
+        self.mute_until = 0.0  # quotas: trio time until which no request is read (Kafka mutes the channel)
 
     @property
     def authenticated(self) -> bool:

@@ -235,6 +235,10 @@ async def serve_connection(state: BrokerState, stream: trio.SocketStream,
                     if auth.close_after_response:  # failed SASL: answered, then closed
                         await linger(stream)
                         return
+                    if auth.mute_until > trio.current_time():
+                        # a quota's throttle time: nothing more is read until it is over (Kafka mutes
+                        # the channel after sending the response, KIP-219)
+                        await trio.sleep_until(auth.mute_until)
     except (ProtocolViolation, AuthClose) as e:
         log.warning("closing connection from %s: %s", peer, e)
     except (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError):

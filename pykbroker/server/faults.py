@@ -459,7 +459,8 @@ _ARRAY_ALIASES = {
     "partitions": ("partitions", "partition_data", "partition_indexes"),
     "topics": ("topics", "topic_data"),
     "results": ("resources", "topics", "groups_names", "groups", "transactions", "users", "upsertions",
-                "deletions"),
+                "deletions", "creations"),
+    "filter_results": ("filters",),  # DeleteAcls
     "groups": ("groups", "group_ids"),
     "coordinators": ("coordinator_keys",),
     "results_by_topic_v3_and_below": ("v3_and_below_topics",),
