@@ -431,8 +431,6 @@ class ReplicaManager:
             if e < last_epoch or end < offset:
                 out = _error_part(idx, errors.NONE, hw, lso)
                 out["diverging_epoch"] = {"epoch": e, "end_offset": end}
-                out["records"] = b""
-                out["aborted_transactions"] = None
                 return out
         from ..storage.log import OffsetOutOfRange
 
@@ -513,4 +511,4 @@ class _Budget:
 def _error_part(idx: int, code: int, hw: int = -1, lso: int = -1) -> Message:
     return {"partition_index": idx, "error_code": code, "high_watermark": hw, "last_stable_offset": hw,
             "log_start_offset": lso, "aborted_transactions": None, "preferred_read_replica": -1,
-            "records": None}
+            "records": b""}  # never null, as the client Fetch path: an empty record set
