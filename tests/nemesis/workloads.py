@@ -63,7 +63,7 @@ def _pace(rate: float, started: float, sent: int) -> None:
 
 def confluent_producer(bootstrap: str, topic: str, acked: Acked, stop: threading.Event, *, keys: int = 20,
                        rate: float = 500.0, prefix: str = "c", extra: dict | None = None) -> None:
-    from confluent_kafka import Producer
+    from confluent_kafka import KafkaException, Producer
 
     conf = {"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True, "linger.ms": 5,
             "message.timeout.ms": 600000}
@@ -90,6 +90,16 @@ def confluent_producer(bootstrap: str, topic: str, acked: Acked, stop: threading
                 break
             except BufferError:
                 p.poll(0.05)
+            except KafkaException as e:
+                # a fatal idempotence error (e.g. the sequence desynchronized after
+                # an unclean leader election lost acknowledged records): as an
+                # application must, drop this producer and start a new one
+                if not e.args or not e.args[0].fatal():
+                    raise
+                acked.fail(f"{acked.name}: fatal, new producer: {e.args[0].str()}")
+                p.purge()
+                p.flush(0)
+                p = Producer(conf)
         acked.sent += 1
         p.poll(0)
         _pace(rate, started, i)
