@@ -214,6 +214,9 @@ class ClusterNode:
     async def wait_replicated(self, p: PartitionState, end_offset: int, timeout_ms: int | None) -> None:
         await self.replicas.wait_replicated(p, end_offset, timeout_ms)
 
+    async def wait_low_watermark(self, p: PartitionState, required: int, timeout_ms: int) -> int:
+        return await self.replicas.wait_low_watermark(p, required, timeout_ms)
+
     async def replica_fetch(self, req: dict[str, Any], version: int, replica_id: int) -> dict[str, Any] | None:
         return await self.replicas.handle_replica_fetch(req, version, replica_id)
 
