@@ -453,14 +453,23 @@ def three_consumers_then_one_leaves(bootstrap: str, rf: int, fleet_factory: Any,
     assert set().union(*(m.assignment() for m in rest)) == set(range(6))
 
 
+@pytest.fixture(params=["single", "cluster"])
+def group_topology(request, broker_factory):  # type: ignore[no-untyped-def]
+    """(bootstrap, replication factor): a broker with this module's group
+    settings, or the shared 3-broker cluster (the same group settings; issue 20)."""
+    if request.param == "single":
+        return broker_factory(BROKER).bootstrap, 1
+    return request.getfixturevalue("shared_cluster").bootstrap, 3
+
+
 @pytest.mark.parametrize("client", CLIENTS)
-def test_seventh_consumer_idle_and_two_groups_each_get_everything(broker_factory, fleet_factory,
+def test_seventh_consumer_idle_and_two_groups_each_get_everything(group_topology, fleet_factory,
                                                                  unique_topic, client):
-    b = broker_factory(BROKER)
-    create_topic(b.bootstrap, unique_topic, 6)
+    bootstrap, rf = group_topology
+    create_topic(bootstrap, unique_topic, 6, replication_factor=rf)
     recs = make_records(unique_topic, 600)
-    produce_recs(b.bootstrap, unique_topic, recs)
-    fleet = fleet_factory(client, b.bootstrap, unique_topic)
+    produce_recs(bootstrap, unique_topic, recs)
+    fleet = fleet_factory(client, bootstrap, unique_topic)
     g1, g2 = f"seven-{uuid.uuid4().hex[:6]}", f"other-{uuid.uuid4().hex[:6]}"
     l1, l2 = Ledger(), Ledger()
     seven = [fleet.member(g1, ledger=l1) for _ in range(7)]

@@ -63,7 +63,7 @@ def _pace(rate: float, started: float, sent: int) -> None:
 
 def confluent_producer(bootstrap: str, topic: str, acked: Acked, stop: threading.Event, *, keys: int = 20,
                        rate: float = 500.0, prefix: str = "c", extra: dict | None = None) -> None:
-    from confluent_kafka import KafkaException, Producer
+    from confluent_kafka import KafkaError, KafkaException, Producer
 
     conf = {"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True, "linger.ms": 5,
             "message.timeout.ms": 600000}
@@ -94,7 +94,7 @@ def confluent_producer(bootstrap: str, topic: str, acked: Acked, stop: threading
                 # a fatal idempotence error (e.g. the sequence desynchronized after
                 # an unclean leader election lost acknowledged records): as an
                 # application must, drop this producer and start a new one
-                if not e.args or not e.args[0].fatal():
+                if not e.args or not (e.args[0].fatal() or e.args[0].code() == KafkaError._FATAL):
                     raise
                 acked.fail(f"{acked.name}: fatal, new producer: {e.args[0].str()}")
                 p.purge()
