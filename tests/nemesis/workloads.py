@@ -23,6 +23,7 @@ its partition, offset and the time it arrived; every failure too.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -97,8 +98,11 @@ def confluent_producer(bootstrap: str, topic: str, acked: Acked, stop: threading
                 if not e.args or not (e.args[0].fatal() or e.args[0].code() == KafkaError._FATAL):
                     raise
                 acked.fail(f"{acked.name}: fatal, new producer: {e.args[0].str()}")
-                p.purge()
-                p.flush(0)
+                try:
+                    p.purge()
+                    p.flush(0)
+                except KafkaException:
+                    pass  # a fatal producer raises its error again: nothing more to get from it
                 p = Producer(conf)
         acked.sent += 1
         p.poll(0)
@@ -241,8 +245,11 @@ def transactional_loop(bootstrap: str, in_topic: str, out_topic: str, group: str
 
     def new_producer() -> Producer:
         while not stop.is_set():
-            p = Producer({"bootstrap.servers": bootstrap, "transactional.id": transactional_id,
-                          "transaction.timeout.ms": 60000, "message.timeout.ms": 60000})
+            conf = {"bootstrap.servers": bootstrap, "transactional.id": transactional_id,
+                    "transaction.timeout.ms": 60000, "message.timeout.ms": 60000}
+            if os.environ.get("NEMESIS_TXN_DEBUG"):  # librdkafka debug contexts, e.g. "eos,protocol"
+                conf["debug"] = os.environ["NEMESIS_TXN_DEBUG"]
+            p = Producer(conf)
             try:
                 p.init_transactions(60)
                 return p
