@@ -134,6 +134,8 @@ class Nemesis:
         self.lock = threading.Lock()
         self.busy: set[int] = set()  # brokers a running fault holds (overlapping faults)
         self.zk_busy = False
+        #: the topic allows unclean leader election (isr-wipe then waits for it)
+        self.unclean = False
 
     def run_overlapping(self, plan: list[Fault], every: float) -> None:
         """Start a fault every ``every`` seconds, each in its own thread,
@@ -283,7 +285,7 @@ class Nemesis:
                  f"broker {b} comes back alone")
         c.restart(b)
         # alone: an unclean election (if the topic allows it) once b registered
-        deadline = time.monotonic() + 2 * session_s + 10
+        deadline = time.monotonic() + (2 * session_s + 10 if self.unclean else 0)
         unclean: list[int] = []
         while time.monotonic() < deadline:
             unclean = [p for p in range(self.partitions)

@@ -100,6 +100,7 @@ def run(cfg: RunConfig, root: Path, log: Callable[[str], None] = print) -> dict[
         time.sleep(cfg.warmup_s)
         nem = faults.Nemesis(cl, cfg.topic, cfg.partitions, cfg.seed, log)
         nem.t0 = t_start
+        nem.unclean = cfg.unclean
         plan = faults.schedule(cfg.seed, cfg.kinds, cfg.faults, cfg.session_ms / 1000, cfg.gap)
         if cfg.overlap_s > 0:
             nem.run_overlapping(plan, cfg.overlap_s)
