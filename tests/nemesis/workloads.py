@@ -68,6 +68,8 @@ def confluent_producer(bootstrap: str, topic: str, acked: Acked, stop: threading
 
     conf = {"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True, "linger.ms": 5,
             "message.timeout.ms": 600000}
+    if os.environ.get("NEMESIS_PRODUCER_DEBUG"):  # librdkafka debug contexts, e.g. "eos"
+        conf["debug"] = os.environ["NEMESIS_PRODUCER_DEBUG"]
     conf.update(extra or {})
     p = Producer(conf)
     seq = [0] * keys
