@@ -234,6 +234,9 @@ class ClusterNode:
     async def wait_replicated(self, p: PartitionState, end_offset: int, timeout_ms: int | None) -> None:
         await self.replicas.wait_replicated(p, end_offset, timeout_ms)
 
+    async def wait_low_watermark(self, p: PartitionState, required: int, timeout_ms: int) -> int:
+        return await self.replicas.wait_low_watermark(p, required, timeout_ms)
+
     async def replica_fetch(self, req: dict[str, Any], version: int, replica_id: int) -> dict[str, Any] | None:
         return await self.replicas.handle_replica_fetch(req, version, replica_id)
 
@@ -452,6 +455,10 @@ class ClusterNode:
                 logs.alter_topic_configs(name, configs)
             except Exception as e:
                 log.warning("topic %s: cannot apply configs to the logs: %s", name, e)
+        if ts.log_config.unclean_leader_election_enable:
+            # Kafka's controller runs the elections again when a topic's unclean
+            # election is switched on: a leaderless partition may have a replica now
+            self.controller.notify("states")
 
     def on_topic_changed(self, name: str, old: TopicAssignment | None, new: TopicAssignment | None) -> None:
         st = self.state
@@ -895,6 +902,8 @@ class ClusterNode:
                     logs.dynamic_configs.pop(name, None)
         apply_dynamic_state(st)
         log.info("dynamic configs of broker %s: %s", entity, configs)
+        if st.config["unclean.leader.election.enable"]:
+            self.controller.notify("states")  # as for a topic's (on_config_changed)
 
     def auto_create(self, name: str, partitions: int, replication_factor: int,
                     configs: dict[str, str] | None) -> TopicState | None:

@@ -299,6 +299,36 @@ class ReplicaManager:
             with trio.move_on_at(deadline):
                 await ev.wait()
 
+    def low_watermark(self, p: "PartitionState") -> int:
+        """The lowest log start offset of the live replicas (Kafka's
+        Partition.lowWatermarkIfLeader); -1 while a live follower has not
+        reported one yet."""
+        r: Replication = p.repl
+        assert p.log is not None
+        live = self.node.view.brokers
+        return min([p.log.log_start_offset] + [fs.log_start for f, fs in r.followers.items() if f in live])
+
+    async def wait_low_watermark(self, p: "PartitionState", required: int, timeout_ms: int) -> int:
+        """DeleteRecords (Kafka's DelayedDeleteRecords): answered once every
+        live replica's log start offset reached ``required``; a follower
+        learns the leader's from its next fetch response and reports its own
+        in the fetch after that."""
+        r: Replication = p.repl
+        deadline = trio.current_time() + max(timeout_ms, 0) / 1000
+        while True:
+            if r.role != LEADER or p.log is None:
+                raise errors.KafkaError(errors.NOT_LEADER_OR_FOLLOWER,
+                                        f"Leadership of {p.topic}-{p.index} moved before the deletion was replicated")
+            low = self.low_watermark(p)
+            if low >= required:
+                return low
+            if trio.current_time() >= deadline:
+                raise errors.KafkaError(errors.REQUEST_TIMED_OUT, None)
+            ev = r.changed
+            p.notify()  # parked replica fetches answer now, with the new log start offset
+            with trio.move_on_at(deadline):
+                await ev.wait()
+
     # --- high watermark -------------------------------------------------------------------------------
     def isr_eligible(self, f: int) -> bool:
         view = self.node.view
@@ -338,7 +368,9 @@ class ReplicaManager:
             caught = fs.last_caught_up_ms
         prev = fs.leo
         fs.leo = fetch_offset
-        fs.log_start = log_start
+        if log_start != fs.log_start:
+            fs.log_start = log_start
+            r.signal()  # DeleteRecords waiting for the low watermark
         fs.last_fetch_leader_leo = max(leader_leo, fs.last_fetch_leader_leo)
         fs.last_fetch_ms = now
         fs.last_caught_up_ms = caught
@@ -451,8 +483,6 @@ class ReplicaManager:
             if e < last_epoch or end < offset:
                 out = _error_part(idx, errors.NONE, hw, lso)
                 out["diverging_epoch"] = {"epoch": e, "end_offset": end}
-                out["records"] = b""
-                out["aborted_transactions"] = None
                 return out
         from ..storage.log import OffsetOutOfRange
 
@@ -513,11 +543,16 @@ class ReplicaManager:
         """A follower's Fetch (``replica_id`` >= 0, API version ``version``): the whole response."""
         deadline = trio.current_time() + max(req["max_wait_ms"], 0) / 1000
         first = True
+        starts: dict[tuple[str, int], int] = {}
         while True:
             responses, watched, has_error, total = self._collect_replica(req, version, replica_id, first)
             first = False
-            if total >= req["min_bytes"] or has_error or not watched or trio.current_time() >= deadline:
+            # a log start offset moved (DeleteRecords): answer now, the follower follows it
+            moved = any(p.log is not None and starts.get((p.topic, p.index), p.log.log_start_offset)
+                        != p.log.log_start_offset for p in watched)
+            if total >= req["min_bytes"] or has_error or not watched or moved or trio.current_time() >= deadline:
                 break
+            starts = {(p.topic, p.index): p.log.log_start_offset for p in watched if p.log is not None}
             ev = trio.Event()
             for p in watched:
                 p.waiters.add(ev)
@@ -543,4 +578,4 @@ class _Budget:
 def _error_part(idx: int, code: int, hw: int = -1, lso: int = -1) -> Message:
     return {"partition_index": idx, "error_code": code, "high_watermark": hw, "last_stable_offset": hw,
             "log_start_offset": lso, "aborted_transactions": None, "preferred_read_replica": -1,
-            "records": None}
+            "records": b""}  # never null, as the client Fetch path: an empty record set

@@ -74,6 +74,7 @@ class GroupCoordinator(InternalTopicCoordinator):
     TIMER_KIND = "group"
     TOPIC = OFFSETS_TOPIC
     ABSENT_TOPIC_ERROR = errors.NONE  # no offsets topic yet: no group exists anywhere
+    FENCED_WRITES = True
 
     def __init__(self, state: BrokerState) -> None:
         self.state = state
@@ -90,6 +91,7 @@ class GroupCoordinator(InternalTopicCoordinator):
         self._load_gen: dict[int, int] = {}  # bumped on every leadership change of a partition
         if ts is not None:
             self.loading = {i for i in range(len(ts.partitions)) if self._leads(i)}
+        self._init_epochs()
         self.loaded = trio.Event()
         if not self.loading:
             self.loaded.set()
@@ -146,7 +148,7 @@ class GroupCoordinator(InternalTopicCoordinator):
         batch = build_batch([(k, v, (), now) for k, v in recs])
         try:
             headers = validate_batches(batch, max_batch_bytes=ts.log_config.max_message_bytes, client=False)
-            await self.state.append(p, bytearray(batch), headers, acks=-1, now=now)
+            await self.append_state(group_id, p, bytearray(batch), headers, now=now)
         except InvalidRecords as e:
             log.warning("group %s: cannot append %d records: %s", group_id, len(recs), e)
             return e.error_code
@@ -168,7 +170,7 @@ class GroupCoordinator(InternalTopicCoordinator):
         code = errors.NONE
         try:
             headers = validate_batches(batch, max_batch_bytes=ts.log_config.max_message_bytes, client=False)
-            await self.state.append(p, bytearray(batch), headers, acks=-1, now=now, origin=COORDINATOR)
+            await self.append_state(group_id, p, bytearray(batch), headers, now=now, origin=COORDINATOR)
         except InvalidRecords as e:
             code = e.error_code
         except errors.KafkaError as e:
@@ -185,6 +187,7 @@ class GroupCoordinator(InternalTopicCoordinator):
         NOT_COORDINATOR and look the coordinator up again)."""
         if topic != OFFSETS_TOPIC:
             return
+        self._track_epoch(partition, is_leader, leader_epoch)
         self._load_gen[partition] = self._load_gen.get(partition, 0) + 1  # a load in flight is stale now
         if is_leader:
             if partition not in self.loading:

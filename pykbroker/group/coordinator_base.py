@@ -6,6 +6,16 @@ do: a key (group id, transactional id) maps to partition
 ``abs(javaHashCode(key)) % partitions``; the broker leading that partition
 coordinates the key. Subclasses set ``TOPIC``, ``state``, ``loading`` and
 implement ``topic_partitions()`` / ``topic_configs()`` / ``key_partition()``.
+
+Writes are fenced by leader epoch (``FENCED_WRITES``): the coordinator
+remembers the leader epoch it loaded each partition at (``epochs``, from
+its leadership listener), a key's lock holder decides at the epoch seen
+when it took the lock, and its appends carry that epoch
+(:meth:`append_state`): ``BrokerState.append`` refuses them once the
+partition's epoch moved on (the state they were decided on may be stale:
+another broker may have led the partition in between), and the coordinator
+unloads the partition, reloading it when its replica still leads. The
+client gets NOT_COORDINATOR and looks the coordinator up again.
 """
 
 from __future__ import annotations
@@ -22,6 +32,9 @@ from .timers import Timer, Timers
 
 log = logging.getLogger("pykbroker.coordinator")
 
+#: the write epoch of a key whose partition is loading (or not loaded): nothing is written
+NOT_LOADED = -2
+
 
 class InternalTopicCoordinator:
     TOPIC = ""
@@ -33,6 +46,81 @@ class InternalTopicCoordinator:
     loading: set[int]
     _locks: dict[str, trio.Lock]
     timers: Timers  # keyed deadlines; each fires under its key's lock (_fire)
+    #: appends carry the epoch the partition was loaded at (subclasses call _init_epochs)
+    FENCED_WRITES = False
+    #: partition -> the leader epoch this coordinator loaded it at (it leads it)
+    epochs: dict[int, int]
+    #: key -> the write epoch its lock holder's decisions were made at
+    _held_epochs: dict[str, int]
+
+    def _init_epochs(self) -> None:
+        """At construction, after ``loading`` is known: the partitions led
+        from the start are loaded at their current epoch."""
+        self.epochs = {}
+        self._held_epochs = {}
+        ts = self.topic()
+        if ts is not None:
+            for i in self.loading:
+                self.epochs[i] = ts.partitions[i].leader_epoch
+
+    def _track_epoch(self, partition: int, is_leader: bool, leader_epoch: int) -> None:
+        """The leadership listener's first step: remember (or forget) the epoch
+        the partition is loaded at."""
+        if is_leader:
+            self.epochs[partition] = leader_epoch
+        else:
+            self.epochs.pop(partition, None)
+
+    def _on_leadership(self, topic: str, partition: int, is_leader: bool, leader_epoch: int) -> None:
+        raise NotImplementedError
+
+    def write_epoch(self, key: str) -> int:
+        """The leader epoch ``key``'s writes carry now: the one its lock holder
+        saw when taking the lock, else the epoch its partition was loaded at;
+        NOT_LOADED while the partition loads; -1 (no check) when unknown
+        (not led here: the append's leader check refuses it)."""
+        held = self._held_epochs.get(key)
+        if held is not None:
+            return held
+        ts = self.topic()
+        if ts is None:
+            return -1
+        part = self.partition_for(key)
+        if part in self.loading:
+            return NOT_LOADED
+        return self.epochs.get(part, -1)
+
+    async def append_state(self, key: str, p: Any, data: bytearray, headers: Any, *, now: int,
+                           origin: str | None = None) -> None:
+        """Append ``key``'s records (acks=-1) to its partition ``p``, fenced by
+        :meth:`write_epoch`. Raises KafkaError (NOT_LEADER_OR_FOLLOWER when
+        fenced; the partition is then unloaded) and InvalidRecords."""
+        epoch = self.write_epoch(key) if self.FENCED_WRITES else -1
+        if epoch == NOT_LOADED:
+            raise errors.KafkaError(errors.NOT_LEADER_OR_FOLLOWER,
+                                    f"{p.topic}-{p.index} is not loaded: the write was decided before")
+        kw: dict[str, Any] = {"origin": origin} if origin is not None else {}
+        try:
+            await self.state.append(p, data, headers, acks=-1, now=now, leader_epoch=epoch, **kw)
+        except errors.KafkaError as e:
+            if e.code == errors.NOT_LEADER_OR_FOLLOWER and epoch >= 0 and p.leader_epoch != epoch:
+                self._fenced(p.index, epoch)
+            raise
+
+    def _fenced(self, partition: int, epoch: int) -> None:
+        """A write decided at ``epoch`` was refused: the partition's epoch moved
+        on. Unless the leadership listener has already moved the loaded state
+        on, unload the partition, and load it again when this broker still
+        leads it (at its current epoch)."""
+        if self.epochs.get(partition) != epoch:
+            return  # already unloaded or reloaded at a later epoch
+        ts = self.topic()
+        current = ts.partitions[partition].leader_epoch if ts is not None else -1
+        log.warning("%s-%d: a write decided at leader epoch %d was fenced (now %d): unloading", self.TOPIC,
+                    partition, epoch, current)
+        self._on_leadership(self.TOPIC, partition, False, epoch)
+        if self._leads(partition):
+            self._on_leadership(self.TOPIC, partition, True, current)
 
     def _key_exists(self, key: str) -> bool:  # does the coordinator still hold state for key?
         raise NotImplementedError
@@ -47,7 +135,13 @@ class InternalTopicCoordinator:
             lk = self._locks[key] = trio.Lock()
         try:
             async with lk:
-                yield
+                if self.FENCED_WRITES:
+                    self._held_epochs[key] = self.write_epoch(key)
+                try:
+                    yield
+                finally:
+                    if self.FENCED_WRITES:
+                        self._held_epochs.pop(key, None)
         finally:
             if not self._key_exists(key) and not lk.locked() and not lk.statistics().tasks_waiting \
                     and self._locks.get(key) is lk:
@@ -85,6 +179,10 @@ class InternalTopicCoordinator:
             ts = self.state.ensure_internal_topic(self.TOPIC, self.topic_partitions(), self.topic_configs())
             if ts is not None:
                 log.info("created %s with %d partitions", self.TOPIC, len(ts.partitions))
+                if self.FENCED_WRITES:  # created here and led at once (a lone broker): loaded, nothing to read
+                    for i, p in enumerate(ts.partitions):
+                        if i not in self.epochs and i not in self.loading and self._leads(i):
+                            self.epochs[i] = p.leader_epoch
         return ts
 
     def partition_for(self, key: str) -> int:

@@ -18,14 +18,22 @@
   offset may fall inside a batch; segments wholly below it are removed at
   once (files renamed ``.deleted``, gone after file.delete.delay.ms), so
   ListOffsets EARLIEST follows and a fetch below it gets
-  OFFSET_OUT_OF_RANGE. With one replica the low watermark is reached
-  immediately, so timeout_ms is never waited on.
+  OFFSET_OUT_OF_RANGE.
+- On a replicated partition (a cluster) the answer waits, as Kafka's
+  DelayedDeleteRecords, until every live replica's log start offset
+  reached the new one (followers learn it from their fetch responses and
+  report theirs in the next fetch): low_watermark is then the lowest of
+  them; REQUEST_TIMED_OUT (low_watermark -1) after timeout_ms. The
+  partitions of one request wait together. With one replica the low
+  watermark is reached at once.
 - ACLs (authorizer.class.name): DELETE on each topic, else TOPIC_AUTHORIZATION_FAILED.
 """
 
 from __future__ import annotations
 
 import logging
+
+import trio
 
 from ..protocol.codec import Message
 from ..protocol import errors
@@ -72,10 +80,30 @@ def _delete_one(ctx: RequestContext, topic: str, index: int, offset: int) -> tup
 @handler(21, 0, 2)
 async def handle(ctx: RequestContext, req: Message) -> Message:
     topics = []
+    pending: list[tuple[Message, str, int]] = []
     for t in req["topics"] or []:
         parts = []
         for pr in t["partitions"] or []:
             code, low = _delete_one(ctx, t["name"], pr["partition_index"], pr["offset"])
-            parts.append({"partition_index": pr["partition_index"], "low_watermark": low, "error_code": code})
+            out = {"partition_index": pr["partition_index"], "low_watermark": low, "error_code": code}
+            parts.append(out)
+            if code == errors.NONE:
+                pending.append((out, t["name"], pr["partition_index"]))
         topics.append({"name": t["name"], "partitions": parts})
+    if pending:
+        async with trio.open_nursery() as nursery:
+            for out, topic, index in pending:
+                nursery.start_soon(_wait_replicas, ctx, out, topic, index, req["timeout_ms"])
     return {"throttle_time_ms": 0, "topics": topics}
+
+
+async def _wait_replicas(ctx: RequestContext, out: Message, topic: str, index: int, timeout_ms: int) -> None:
+    """Until every live replica moved its log start offset (the low watermark)."""
+    p = ctx.state.partition(topic, index)
+    if p is None:
+        out["error_code"], out["low_watermark"] = errors.UNKNOWN_TOPIC_OR_PARTITION, -1
+        return
+    try:
+        out["low_watermark"] = await ctx.state.replicas.wait_low_watermark(p, out["low_watermark"], timeout_ms)
+    except errors.KafkaError as e:
+        out["error_code"], out["low_watermark"] = e.code, -1

@@ -136,6 +136,13 @@ class Replicas(Protocol):
         """acks=-1 for offsets already in the log (an idempotent producer's
         duplicate): wait until the high watermark reaches ``end_offset``."""
 
+    async def wait_low_watermark(self, p: PartitionState, required: int, timeout_ms: int) -> int:
+        """DeleteRecords on the leader after it moved its log start offset:
+        wait until every live replica's log start offset reached ``required``
+        (Kafka's DelayedDeleteRecords); returns the low watermark (the lowest
+        of them). Raises KafkaError REQUEST_TIMED_OUT after ``timeout_ms``,
+        NOT_LEADER_OR_FOLLOWER when leadership moved."""
+
     async def call(self, node_id: int, api_key: int, version: int, body: dict[str, Any]) -> dict[str, Any] | None:
         """One request to another live broker (the transaction coordinator's
         WriteTxnMarkers and AddPartitionsToTxn to partition leaders): its
@@ -294,6 +301,9 @@ class LocalReplicas:
 
     async def wait_replicated(self, p: PartitionState, end_offset: int, timeout_ms: int | None) -> None:
         return None
+
+    async def wait_low_watermark(self, p: PartitionState, required: int, timeout_ms: int) -> int:
+        return p.log.log_start_offset  # the only replica
 
     async def call(self, node_id: int, api_key: int, version: int, body: dict[str, Any]) -> dict[str, Any] | None:
         return None  # there is no other broker

@@ -21,6 +21,7 @@ from ..security.listeners import Security
 from ..group import GroupCoordinator
 from ..handlers import advertised
 from ..topic_configs import apply_dynamic_state
+from ..protocol import errors
 from ..protocol.records import BatchHeader
 from ..storage.log_config import LogConfig
 from ..storage.api import LogStore
@@ -241,7 +242,7 @@ class BrokerState:
     # -- the append path ------------------------------------------------------------------
     async def append(self, p: PartitionState, data: bytearray, headers: list[BatchHeader], *, acks: int,
                      now: int | None = None, timeout_ms: int | None = None,
-                     origin: str = "client") -> "AppendResult":
+                     origin: str = "client", leader_epoch: int = -1) -> "AppendResult":
         """Append validated batches to partition ``p`` as its leader and wait
         for what ``acks`` asks: 1 = the local write (in the page cache),
         -1 = every in-sync replica (with one replica, the same). Produce,
@@ -263,10 +264,20 @@ class BrokerState:
         (``origin``: "client" for Produce, "coordinator" for markers and
         transactional offset commits); a client batch already in the log is
         not written again and gets its original offsets.
+
+        ``leader_epoch`` >= 0 (the coordinators' writes): the append is
+        refused with NOT_LEADER_OR_FOLLOWER unless the partition is still at
+        that leader epoch, the one the writer's state was loaded at (Kafka's
+        coordinators append with the epoch they loaded the partition at); the
+        check and the write happen in the same tick.
         """
         if now is None:
             now = now_ms()
         self.replicas.check_leader(p)  # NOT_LEADER_OR_FOLLOWER before anything else
+        if leader_epoch >= 0 and p.leader_epoch != leader_epoch:
+            raise errors.KafkaError(
+                errors.NOT_LEADER_OR_FOLLOWER,
+                f"{p.topic}-{p.index} is at leader epoch {p.leader_epoch}, the write was decided at {leader_epoch}")
         plan = txn_producers.before_append(self, p, data, headers, origin, now)
         if plan is not None and plan.duplicate is not None:
             res: AppendResult = txn_producers.duplicate_result(p, plan)

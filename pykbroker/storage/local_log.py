@@ -23,6 +23,7 @@ from ..util import now_ms as _now_ms
 from ..protocol.records import BatchHeader
 from .api import LogOfflineError
 from .checkpoints import fsync_dir
+from .disk_faults import disk_delay
 from .log_config import LogConfig
 from .segment import LogSegment
 from .segments import LogSegments, new_segment
@@ -65,6 +66,7 @@ class LocalLog:
         """Write to ``segment``; after a failed write, if the file does not end
         where the segment thinks it does (the rollback failed too), take the
         log offline rather than append after garbage."""
+        disk_delay()  # the slow-disk fault of the fault tests (off unless asked for)
         try:
             segment.append(buf, headers)
         except OSError as e:
@@ -209,6 +211,7 @@ class LocalLog:
         """fsync every segment with unflushed writes (and the directory after
         segment creation/deletion); advance the recovery point. May run in a
         worker thread concurrently with writes and reads."""
+        disk_delay()
         with self.flush_lock:
             with self.lock:
                 if self.closed:

@@ -124,6 +124,8 @@ def map_append_error(code: int) -> int:
 class TransactionCoordinator(InternalTopicCoordinator):
     TIMER_KIND = "transaction"
     TOPIC = TRANSACTION_STATE_TOPIC
+    FENCED_WRITES = True
+
     def __init__(self, state: Any) -> None:
         self.state = state
         cfg = state.config
@@ -142,6 +144,7 @@ class TransactionCoordinator(InternalTopicCoordinator):
         self._load_gen: dict[int, int] = {}  # bumped on every leadership change of a partition
         if ts is not None:
             self.loading = {i for i in range(len(ts.partitions)) if self._leads(i)}
+        self._init_epochs()
         self.loaded = trio.Event()
         if not self.loading:
             self.loaded.set()
@@ -199,6 +202,7 @@ class TransactionCoordinator(InternalTopicCoordinator):
     def _on_leadership(self, topic: str, partition: int, is_leader: bool, leader_epoch: int) -> None:
         if topic != TRANSACTION_STATE_TOPIC:
             return
+        self._track_epoch(partition, is_leader, leader_epoch)
         self._load_gen[partition] = self._load_gen.get(partition, 0) + 1  # a load in flight is stale now
         if is_leader:
             if partition not in self.loading:
@@ -283,7 +287,7 @@ class TransactionCoordinator(InternalTopicCoordinator):
         batch = build_batch([(records.key_bytes(meta.transactional_id), value, (), now)])
         try:
             headers = validate_batches(batch, max_batch_bytes=None, client=False)
-            await self.state.append(p, bytearray(batch), headers, acks=-1, now=now)
+            await self.append_state(meta.transactional_id, p, bytearray(batch), headers, now=now)
         except InvalidRecords as e:
             meta.abort_pending()
             log.warning("transaction %s: cannot write %s: %s", meta.transactional_id, STATE_NAMES[t.state], e)

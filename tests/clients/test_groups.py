@@ -453,14 +453,31 @@ def three_consumers_then_one_leaves(bootstrap: str, rf: int, fleet_factory: Any,
     assert set().union(*(m.assignment() for m in rest)) == set(range(6))
 
 
+class _Where:
+    """Where a test runs: a bootstrap and the replication factor to use."""
+
+    def __init__(self, bootstrap: str, rf: int) -> None:
+        self.bootstrap = bootstrap
+        self.rf = rf
+
+
+@pytest.fixture(params=["single", "cluster"])
+def group_topology(request, broker_factory):  # type: ignore[no-untyped-def]
+    """(bootstrap, replication factor): a broker with this module's group
+    settings, or the shared 3-broker cluster (the same group settings; issue 20)."""
+    if request.param == "single":
+        return broker_factory(BROKER).bootstrap, 1
+    return request.getfixturevalue("shared_cluster").bootstrap, 3
+
+
 @pytest.mark.parametrize("client", CLIENTS)
-def test_seventh_consumer_idle_and_two_groups_each_get_everything(broker_factory, fleet_factory,
+def test_seventh_consumer_idle_and_two_groups_each_get_everything(group_topology, fleet_factory,
                                                                  unique_topic, client):
-    b = broker_factory(BROKER)
-    create_topic(b.bootstrap, unique_topic, 6)
+    bootstrap, rf = group_topology
+    create_topic(bootstrap, unique_topic, 6, replication_factor=rf)
     recs = make_records(unique_topic, 600)
-    produce_recs(b.bootstrap, unique_topic, recs)
-    fleet = fleet_factory(client, b.bootstrap, unique_topic)
+    produce_recs(bootstrap, unique_topic, recs)
+    fleet = fleet_factory(client, bootstrap, unique_topic)
     g1, g2 = f"seven-{uuid.uuid4().hex[:6]}", f"other-{uuid.uuid4().hex[:6]}"
     l1, l2 = Ledger(), Ledger()
     seven = [fleet.member(g1, ledger=l1) for _ in range(7)]
@@ -509,9 +526,9 @@ def test_commit_restart_broker_resume_exactly(broker_factory, fleet_factory, uni
 
 # -- librdkafka specifics ------------------------------------------------------------------------------
 
-def test_librdkafka_cooperative_sticky(broker_factory, fleet_factory, unique_topic):
-    b = broker_factory(BROKER)
-    create_topic(b.bootstrap, unique_topic, 6)
+def test_librdkafka_cooperative_sticky(group_topology, fleet_factory, unique_topic):
+    b = _Where(*group_topology)
+    create_topic(b.bootstrap, unique_topic, 6, replication_factor=b.rf)
     recs = make_records(unique_topic, 1200)
     produce_recs(b.bootstrap, unique_topic, recs[:600])
     fleet = fleet_factory("confluent-kafka", b.bootstrap, unique_topic)
@@ -660,17 +677,33 @@ def test_librdkafka_commit_after_the_rebalance_moved_on_fails(broker_factory, un
     assert b_seen == {0: list(range(3, 10)), 1: list(range(3, 10))}
 
 
-def describe(bootstrap: str, group: str) -> dict:
+def coordinator_call(bootstrap: str, group: str, api_key: int, version: int, body: dict) -> dict:
+    """A request to the group's coordinator (FindCoordinator first: on a
+    cluster it may be another broker than the first of ``bootstrap``)."""
     from rawclient import RawClient
 
-    with RawClient(bootstrap) as c:
-        return c.call(15, 5, {"groups": [group]})["groups"][0]
+    deadline = time.monotonic() + 15
+    while True:
+        with RawClient(bootstrap.split(",")[0]) as c:
+            fc = c.call(10, 3, {"key": group, "key_type": 0})
+        if fc["error_code"] == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)  # COORDINATOR_NOT_AVAILABLE while the offsets topic is created or moves
+    assert fc["error_code"] == 0, fc
+    with RawClient(f"{fc['host']}:{fc['port']}") as c:
+        resp: dict = c.call(api_key, version, body)
+    return resp
 
 
-def test_librdkafka_static_member_restart_keeps_partitions_without_rebalance(broker_factory, fleet_factory,
+def describe(bootstrap: str, group: str) -> dict:
+    group_desc: dict = coordinator_call(bootstrap, group, 15, 5, {"groups": [group]})["groups"][0]
+    return group_desc
+
+
+def test_librdkafka_static_member_restart_keeps_partitions_without_rebalance(group_topology, fleet_factory,
                                                                            unique_topic):
-    b = broker_factory(BROKER)
-    create_topic(b.bootstrap, unique_topic, 6)
+    b = _Where(*group_topology)
+    create_topic(b.bootstrap, unique_topic, 6, replication_factor=b.rf)
     fleet = fleet_factory("confluent-kafka", b.bootstrap, unique_topic)
     group = f"static-{uuid.uuid4().hex[:6]}"
     conf = {"session.timeout.ms": 10_000}
@@ -698,9 +731,9 @@ def test_librdkafka_static_member_restart_keeps_partitions_without_rebalance(bro
     assert members_after["inst-0"] != members_before["inst-0"]
 
 
-def test_librdkafka_consumer_protocol_kip848(broker_factory, fleet_factory, unique_topic):
-    b = broker_factory(BROKER)
-    create_topic(b.bootstrap, unique_topic, 6)
+def test_librdkafka_consumer_protocol_kip848(group_topology, fleet_factory, unique_topic):
+    b = _Where(*group_topology)
+    create_topic(b.bootstrap, unique_topic, 6, replication_factor=b.rf)
     recs = make_records(unique_topic, 1800)
     a, bb, c = recs[:600], recs[600:1200], recs[1200:]
     produce_recs(b.bootstrap, unique_topic, a)
@@ -711,10 +744,7 @@ def test_librdkafka_consumer_protocol_kip848(broker_factory, fleet_factory, uniq
     ms = [fleet.member(group, extra=extra, ledger=ledger) for _ in range(3)]
     wait_for(lambda: split(ms, [2, 2, 2])() and ledger.has_all(a), ms, what="2/2/2 (KIP-848)")
     ledger.check_exactly_once(a)
-    from rawclient import RawClient
-
-    with RawClient(b.bootstrap) as rc:
-        d = rc.call(69, 0, {"group_ids": [group]})["groups"][0]
+    d = coordinator_call(b.bootstrap, group, 69, 0, {"group_ids": [group]})["groups"][0]
     assert d["group_state"] == "Stable" and len(d["members"]) == 3
     assert sorted(len(m["assignment"]["topic_partitions"][0]["partitions"]) for m in d["members"]) == [2, 2, 2]
     # a member leaves: the others take over its partitions
@@ -798,9 +828,9 @@ KILLED_CONSUMER = textwrap.dedent("""
 """)
 
 
-def test_sigkilled_consumer_is_expelled_after_session_timeout(broker_factory, fleet_factory, unique_topic):
-    b = broker_factory(BROKER)
-    create_topic(b.bootstrap, unique_topic, 6)
+def test_sigkilled_consumer_is_expelled_after_session_timeout(group_topology, fleet_factory, unique_topic):
+    b = _Where(*group_topology)
+    create_topic(b.bootstrap, unique_topic, 6, replication_factor=b.rf)
     group = f"kill-{uuid.uuid4().hex[:6]}"
     fleet = fleet_factory("confluent-kafka", b.bootstrap, unique_topic)
     proc = subprocess.Popen([sys.executable, "-c", KILLED_CONSUMER, b.bootstrap, group, unique_topic],

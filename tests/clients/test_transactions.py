@@ -264,13 +264,15 @@ def test_consume_transform_produce_survives_kills(broker_factory, tmp_path):
 
 # -- visibility --------------------------------------------------------------------------------------------
 
-def test_aborted_records_visibility(broker_factory):
+def test_aborted_records_visibility(topology, unique_topic):
+    """On one broker and on the 3-broker cluster (issue 20): the transaction
+    coordinator, the partitions' leaders and the markers on several brokers."""
     from confluent_kafka import Producer
 
-    b = broker_factory(OVERRIDES)
-    topic, parts = "vis", 3
-    create_topic(b.bootstrap, topic, parts)
-    tp = _txn_producer(b.bootstrap, "vis-txn")
+    b = topology
+    topic, parts = unique_topic, 3
+    create_topic(b.bootstrap, topic, parts, replication_factor=topology.replication_factor)
+    tp = _txn_producer(b.bootstrap, _uid("vis-txn"))
     plain = Producer({"bootstrap.servers": b.bootstrap, "linger.ms": 0})
     committed, aborted, loose = [], [], []
     for t in range(6):
@@ -439,21 +441,23 @@ def test_lost_response_retry_does_not_duplicate(broker_factory):
 
 # -- fencing ---------------------------------------------------------------------------------------------
 
-def test_second_producer_fences_the_first(broker_factory):
+def test_second_producer_fences_the_first(topology, unique_topic):
+    """On one broker and on the 3-broker cluster (issue 20)."""
     from confluent_kafka import KafkaError, KafkaException
     from kafka import KafkaProducer
     from kafka.errors import ProducerFencedError
 
-    b = broker_factory(OVERRIDES)
-    topic = "fence"
-    create_topic(b.bootstrap, topic, 2)
+    b = topology
+    topic = unique_topic
+    create_topic(b.bootstrap, topic, 2, replication_factor=topology.replication_factor)
+    kp_id, rdk_id = _uid("fence-kp"), _uid("fence-rdk")
 
     # kafka-python: EndTxn v3 answers PRODUCER_FENCED
-    first = KafkaProducer(bootstrap_servers=b.bootstrap, transactional_id="fence-kp")
+    first = KafkaProducer(bootstrap_servers=b.bootstrap, transactional_id=kp_id)
     first.init_transactions()
     first.begin_transaction()
     first.send(topic, b"zombie-kp", partition=0).get(30)
-    second = KafkaProducer(bootstrap_servers=b.bootstrap, transactional_id="fence-kp")
+    second = KafkaProducer(bootstrap_servers=b.bootstrap, transactional_id=kp_id)
     second.init_transactions()  # aborts and fences the first one's transaction
     with pytest.raises(ProducerFencedError):
         first.commit_transaction()
@@ -464,11 +468,11 @@ def test_second_producer_fences_the_first(broker_factory):
     second.close()
 
     # librdkafka: a fatal fenced error (INVALID_PRODUCER_EPOCH at EndTxn v1, as Kafka answers old versions)
-    one = _txn_producer(b.bootstrap, "fence-rdk")
+    one = _txn_producer(b.bootstrap, rdk_id)
     one.begin_transaction()
     one.produce(topic, b"zombie-rdk", partition=0)
     one.flush(30)
-    two = _txn_producer(b.bootstrap, "fence-rdk")
+    two = _txn_producer(b.bootstrap, rdk_id)
     with pytest.raises(KafkaException) as ei:
         one.commit_transaction(30)
     err = ei.value.args[0]

@@ -128,7 +128,8 @@ def test_requests_to_the_wrong_broker(mc):
 
 def test_replica_fetch_errors(mc):
     """A follower's Fetch (replica id set): Kafka's codes for an unknown
-    broker id, stale and future leader epochs, a non-leader."""
+    broker id, stale and future leader epochs, a non-leader; an errored
+    partition carries an empty record set, never a null one (as Kafka)."""
     mc.create_topic("rfetch", 1, 3)
     st = mc.state("rfetch", 0)
     leader, epoch = st["leader"], st["leader_epoch"]
@@ -138,8 +139,8 @@ def test_replica_fetch_errors(mc):
     r = fetch_raw(mc, leader, fetch_body("rfetch", 0, 0, replica_id=follower, epoch=epoch))
     assert r["error_code"] == 0 and len(r["records"]) > 0
     # an unknown broker id: UNKNOWN_LEADER_EPOCH with an epoch, NOT_LEADER_OR_FOLLOWER without
-    assert fetch_raw(mc, leader, fetch_body("rfetch", 0, 0, replica_id=99, epoch=epoch))["error_code"] == \
-        errors.UNKNOWN_LEADER_EPOCH
+    r = fetch_raw(mc, leader, fetch_body("rfetch", 0, 0, replica_id=99, epoch=epoch))
+    assert r["error_code"] == errors.UNKNOWN_LEADER_EPOCH and r["records"] == b""
     assert fetch_raw(mc, leader, fetch_body("rfetch", 0, 0, replica_id=99))["error_code"] == \
         errors.NOT_LEADER_OR_FOLLOWER
     # the leader itself is not its own follower
@@ -152,8 +153,13 @@ def test_replica_fetch_errors(mc):
         assert fetch_raw(mc, leader, fetch_body("rfetch", 0, 0, replica_id=follower, epoch=epoch - 1))[
             "error_code"] == errors.FENCED_LEADER_EPOCH
     # a replica fetch to a follower
-    assert fetch_raw(mc, follower, fetch_body("rfetch", 0, 0, replica_id=follower, epoch=epoch))[
-        "error_code"] == errors.NOT_LEADER_OR_FOLLOWER
+    r = fetch_raw(mc, follower, fetch_body("rfetch", 0, 0, replica_id=follower, epoch=epoch))
+    assert r["error_code"] == errors.NOT_LEADER_OR_FOLLOWER and r["records"] == b""
+    # an unknown topic, Fetch v12 and v13 (topic ids)
+    for v in (12, 13):
+        r = fetch_raw(mc, leader, fetch_body("no-such-topic", 0, 0, replica_id=follower), v=v)
+        assert r["error_code"] in (errors.UNKNOWN_TOPIC_OR_PARTITION, errors.UNKNOWN_TOPIC_ID)
+        assert r["records"] == b""
     # a last fetched epoch the leader never had: a diverging epoch, no records
     r = fetch_raw(mc, leader, fetch_body("rfetch", 0, 5, replica_id=follower, epoch=epoch, last_epoch=epoch + 7))
     assert r["error_code"] in (errors.NONE, errors.OFFSET_OUT_OF_RANGE)

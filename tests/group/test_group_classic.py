@@ -487,6 +487,7 @@ async def test_not_coordinator_until_leading_and_loaded(tmp_path, nursery):
     assert (await c.join_group(jreq("g", ""), 4, "c", "/h"))["error_code"] == errors.NOT_COORDINATOR
     assert await c.heartbeat(hreq("g", 1, a["member_id"])) == errors.NOT_COORDINATOR
     leading.add(part)
+    st.partition(OFFSETS_TOPIC, part).leader_epoch = 1  # as the cluster sets it before telling
     c._on_leadership(OFFSETS_TOPIC, part, True, 1)
     with trio.fail_after(10):
         while c.fetch_offsets("g", None)[0] == errors.COORDINATOR_LOAD_IN_PROGRESS:
@@ -494,4 +495,65 @@ async def test_not_coordinator_until_leading_and_loaded(tmp_path, nursery):
     code, topics = c.fetch_offsets("g", None)
     assert code == 0 and topics[0][1][0][1].offset == 42
     assert c.groups["g"].generation_id == 1 and a["member_id"] in c.groups["g"].members
+    st.close()
+
+
+async def test_writes_fenced_by_leader_epoch(tmp_path, nursery):
+    """Issue 12: the coordinator's appends to __consumer_offsets carry the
+    leader epoch its state was loaded at. When the partition's epoch moved on
+    (another broker may have led it in between, its groups changed there), a
+    write decided on the old state is refused (NOT_COORDINATOR for the
+    client), nothing reaches the log, and the coordinator unloads the
+    partition (reloading it at the new epoch when it still leads)."""
+    from pykbroker.group import records
+    from pykbroker.group.records import OFFSETS_TOPIC
+
+    st = make_state(tmp_path)
+    c = await start(nursery, st)
+    st.create_topic("t", 1)
+    a, = await stable_group(c, nursery, "g", 1, session=30000)
+    mid = a["member_id"]
+    assert set((await c.commit_offsets("g", 1, mid, None, -1, 8, [("t", 0, 42, -1, "")])).values()) == {0}
+    part = c.partition_for("g")
+    p = st.partition(OFFSETS_TOPIC, part)
+    loaded_at = p.leader_epoch
+    assert c.epochs[part] == loaded_at
+    end = p.log.log_end_offset
+
+    async def loaded() -> None:
+        with trio.fail_after(10):
+            while c.fetch_offsets("g", None)[0] == errors.COORDINATOR_LOAD_IN_PROGRESS:
+                await trio.sleep(0.02)
+
+    # 1. the epoch moved on before the leadership listener told the coordinator
+    p.leader_epoch = loaded_at + 1
+    r = await c.commit_offsets("g", 1, mid, None, -1, 8, [("t", 0, 43, -1, "")])
+    assert set(r.values()) == {errors.NOT_COORDINATOR}
+    assert p.log.log_end_offset == end  # nothing written
+    assert c.epochs[part] == loaded_at + 1  # unloaded, loading again at the new epoch (the replica still leads)
+    await loaded()
+    code, topics = c.fetch_offsets("g", None)
+    assert code == 0 and topics[0][1][0][1].offset == 42
+    assert c.groups["g"].generation_id == 1 and mid in c.groups["g"].members
+    assert set((await c.commit_offsets("g", 1, mid, None, -1, 8, [("t", 0, 44, -1, "")])).values()) == {0}
+    end = p.log.log_end_offset
+
+    # 2. a decision in flight: the lock holder decided at the loaded epoch; the
+    # leadership was lost and regained at a later epoch meanwhile (the
+    # listener reloaded the partition): its write is still refused
+    stale = [(records.offset_commit_key("g", "t", 0),
+              records.offset_commit_value(records.OffsetAndMetadata(45, -1, "", 0, -1)))]
+    async with c._lock("g"):
+        assert c.write_epoch("g") == loaded_at + 1
+        p.leader_epoch = loaded_at + 2
+        c._on_leadership(OFFSETS_TOPIC, part, False, p.leader_epoch)
+        c._on_leadership(OFFSETS_TOPIC, part, True, p.leader_epoch)
+        assert await c.write("g", stale) == errors.NOT_LEADER_OR_FOLLOWER
+    assert p.log.log_end_offset == end
+    await loaded()
+    code, topics = c.fetch_offsets("g", None)
+    assert code == 0 and topics[0][1][0][1].offset == 44
+    # the reloaded coordinator writes at its epoch
+    assert await c.write("g", stale) == errors.NONE
+    assert p.log.log_end_offset == end + 1
     st.close()

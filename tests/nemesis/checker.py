@@ -9,6 +9,10 @@ assigned (group-less) kafka-python consumer. :func:`check` compares:
 - ``reordered``: per key, a sequence number after a higher one in the log;
 - ``offset_mismatch``: an acknowledged record found at another offset than
   the one acknowledged (the log was rewritten under an acknowledgement);
+- ``lost_unclean`` / ``offset_mismatch_unclean``: the same on partitions
+  that had an unclean leader election (``unclean_partitions``): expected
+  (Kafka's documented price of ``unclean.leader.election.enable``), not
+  counted in ``lost``; so are committed offsets gone backwards there;
 - per partition, the windows without an acknowledgement longer than
   ``window_s`` (the client's view of "no serving leader"), their count,
   p50 and max.
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Collection
 from typing import Any
 
 from .workloads import Acked, Consumed, TxnLog, parse_txn_value
@@ -67,7 +72,8 @@ def _windows(times: list[float], start: float, end: float, window_s: float) -> l
 
 
 def check(workloads: list[Acked], log: dict[int, list[tuple[int, bytes, bytes]]], start: float, end: float,
-          window_s: float = 1.0, consumers: list[Consumed] = ()) -> dict[str, Any]:
+          window_s: float = 1.0, consumers: list[Consumed] = (),
+          unclean_partitions: Collection[int] = ()) -> dict[str, Any]:
     where: dict[tuple[bytes, bytes], list[tuple[int, int]]] = {}
     for p, recs in log.items():
         for off, k, v in recs:
@@ -75,14 +81,17 @@ def check(workloads: list[Acked], log: dict[int, list[tuple[int, bytes, bytes]]]
     res: dict[str, Any] = {"workloads": {}, "partitions": {}}
     ack_times: dict[int, list[float]] = {p: [] for p in log}
     for w in workloads:
-        lost = [a for a in w.acks if (a.key, a.value) not in where]
-        moved = [a for a in w.acks if (a.key, a.value) in where and (a.partition, a.offset) not in
-                 where[(a.key, a.value)]]
+        lost_all = [a for a in w.acks if (a.key, a.value) not in where]
+        moved_all = [a for a in w.acks if (a.key, a.value) in where and (a.partition, a.offset) not in
+                     where[(a.key, a.value)]]
+        lost = [a for a in lost_all if a.partition not in unclean_partitions]
+        moved = [a for a in moved_all if a.partition not in unclean_partitions]
         for a in w.acks:
             ack_times.setdefault(a.partition, []).append(a.t)
         res["workloads"][w.name] = {
             "sent": w.sent, "acked": len(w.acks), "failed": len(w.errors), "lost": len(lost),
             "offset_mismatch": len(moved),
+            "lost_unclean": len(lost_all) - len(lost), "offset_mismatch_unclean": len(moved_all) - len(moved),
             "lost_examples": [f"{a.key!r}={a.value!r}@{a.partition}:{a.offset}" for a in lost[:5]],
             "error_examples": [e for _, e in w.errors[:5]],
         }
@@ -123,18 +132,23 @@ def check(workloads: list[Acked], log: dict[int, list[tuple[int, bytes, bytes]]]
         top: dict[int, int] = {}
         for p, off, _ in c.commits:
             top[p] = max(top.get(p, -1), off)
-        backwards = {p: (c.final_committed.get(p, -1), off) for p, off in top.items()
-                     if c.final_committed.get(p, -1) < off}
+        all_backwards = {p: (c.final_committed.get(p, -1), off) for p, off in top.items()
+                         if c.final_committed.get(p, -1) < off}
+        backwards = {p: v for p, v in all_backwards.items() if p not in unclean_partitions}
         unseen = len(acked_kv - c.seen)
         res["consumers"][c.name] = {"seen": len(c.seen), "unseen_acked": unseen, "commits": len(c.commits),
                                     "commit_errors": len(c.errors),
                                     "committed_backwards": len(backwards),
+                                    "committed_backwards_unclean": len(all_backwards) - len(backwards),
                                     "backwards_examples": {str(p): v for p, v in list(backwards.items())[:5]},
                                     "error_examples": [e for _, e in c.errors[:5]]}
     res["committed_backwards"] = sum(c["committed_backwards"] for c in res["consumers"].values())
     res["unseen_by_consumers"] = sum(c["unseen_acked"] for c in res["consumers"].values())
     res["lost"] = sum(w["lost"] for w in res["workloads"].values())
     res["offset_mismatch"] = sum(w["offset_mismatch"] for w in res["workloads"].values())
+    res["lost_unclean"] = sum(w["lost_unclean"] for w in res["workloads"].values())
+    res["offset_mismatch_unclean"] = sum(w["offset_mismatch_unclean"] for w in res["workloads"].values())
+    res["unclean_partitions"] = sorted(unclean_partitions)
     res["acked"] = sum(w["acked"] for w in res["workloads"].values())
     return res
 
@@ -196,6 +210,10 @@ def table(res: dict[str, Any]) -> str:
     lines.append("")
     lines.append(f"duplicates {res['duplicates']}, reordered within key {res['reordered']}, "
                  f"records in log {res['records_in_log']}")
+    if res.get("unclean_partitions"):
+        lines.append(f"unclean leader elections on partitions {res['unclean_partitions']}: "
+                     f"{res.get('lost_unclean', 0)} acknowledged records lost there (expected), "
+                     f"{res.get('offset_mismatch_unclean', 0)} moved")
     u = res["unavailability"]
     lines.append(f"windows without an ack > {u['threshold_s']} s: {u['windows']}, p50 {u['p50_s']} s, "
                  f"max {u['max_s']} s")
@@ -206,11 +224,11 @@ def table(res: dict[str, Any]) -> str:
         lines.append(f"| {p} | {d['acked']} | {d['windows']} | {d['longest_s']} |")
     if res.get("events"):
         lines.append("")
-        lines.append("| fault | broker | target | lasted (s) | all registered after heal (s) |")
-        lines.append("|---|---:|---|---:|---:|")
+        lines.append("| fault | at (s) | broker | target | lasted (s) | all registered after heal (s) | details |")
+        lines.append("|---|---:|---:|---|---:|---:|---|")
         for e in res["events"]:
-            lines.append(f"| {e['kind']} | {e['broker']} | {e['note']} | {e['lasted_s']} | "
-                         f"{e['registered_s']} |")
+            lines.append(f"| {e['kind']} | {e.get('at_s', '')} | {e['broker']} | {e['note']} | {e['lasted_s']} | "
+                         f"{e['registered_s']} | {e.get('details') or ''} |")
     if "recovery_s" in res:
         lines.append("")
         lines.append(f"after the last fault healed: every partition served and all brokers agreeing "

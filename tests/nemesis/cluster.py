@@ -55,7 +55,11 @@ class NemesisCluster:
         self.real_ports = [free_port() for _ in range(n)]
         self.broker_proxies: list[FaultProxy] = []
         self.zk_proxies: list[FaultProxy] = []
-        self.brokers = [BrokerProcess(name=f"broker{i}", ready_timeout=90) for i in range(n)]
+        # the slow-disk fault: broker i's log writes sleep as long as this file says (storage/disk_faults.py)
+        self.slow_disk_files = [self.root / f"slow-disk-{i}" for i in range(n)]
+        self.brokers = [BrokerProcess(name=f"broker{i}", ready_timeout=90,
+                                      env={"PYKBROKER_SLOW_DISK_FILE": str(self.slow_disk_files[i])})
+                        for i in range(n)]
         self._kz: Any = None
         self.lock = threading.Lock()
 
@@ -134,6 +138,15 @@ class NemesisCluster:
 
     def resume(self, i: int) -> None:
         self.brokers[i].signal(signal.SIGCONT)
+
+    def slow_disk(self, i: int, delay_ms: int) -> None:
+        """Every log write and fsync of broker i sleeps ``delay_ms`` (0: off)."""
+        f = self.slow_disk_files[i]
+        if delay_ms > 0:
+            f.parent.mkdir(parents=True, exist_ok=True)
+            f.write_text(str(delay_ms))
+        else:
+            f.unlink(missing_ok=True)
 
     def restart_zookeeper(self, down_s: float) -> None:
         self.zk_server.stop()

@@ -43,6 +43,10 @@ class RunConfig:
     txn_catch_up_s: float = 60.0
     consumer_catch_up_s: float = 60.0
     overrides: dict[str, Any] = field(default_factory=dict)
+    #: the workload topic's unclean.leader.election.enable (the isr-wipe fault's records lost are then expected)
+    unclean: bool = False
+    #: > 0: start a fault every this many seconds, healed or not (overlapping faults)
+    overlap_s: float = 0.0
     recovery_timeout_s: float = 120.0
     json_path: Path | None = None
     logs_path: Path | None = None
@@ -53,8 +57,10 @@ def run(cfg: RunConfig, root: Path, log: Callable[[str], None] = print) -> dict[
     res: dict[str, Any] = {}
     try:
         cl.start()
-        cl.create_topic(cfg.topic, cfg.partitions, min(3, cfg.brokers),
-                        {"min.insync.replicas": str(cfg.min_insync)})
+        topic_cfg = {"min.insync.replicas": str(cfg.min_insync)}
+        if cfg.unclean:
+            topic_cfg["unclean.leader.election.enable"] = "true"
+        cl.create_topic(cfg.topic, cfg.partitions, min(3, cfg.brokers), topic_cfg)
         out_topic = f"{cfg.topic}-out"
         if cfg.transactions:
             cl.create_topic(out_topic, cfg.partitions, min(3, cfg.brokers),
@@ -94,9 +100,14 @@ def run(cfg: RunConfig, root: Path, log: Callable[[str], None] = print) -> dict[
         time.sleep(cfg.warmup_s)
         nem = faults.Nemesis(cl, cfg.topic, cfg.partitions, cfg.seed, log)
         nem.t0 = t_start
+        nem.unclean = cfg.unclean
         plan = faults.schedule(cfg.seed, cfg.kinds, cfg.faults, cfg.session_ms / 1000, cfg.gap)
-        for f in plan:
-            nem.run(f)
+        if cfg.overlap_s > 0:
+            nem.run_overlapping(plan, cfg.overlap_s)
+        else:
+            for f in plan:
+                nem.run(f)
+        unclean = sorted({p for e in nem.events for p in e.extra.get("unclean_partitions", ())})
         last_heal = max((e.healed for e in nem.events), default=time.monotonic())
 
         # recovery: every partition served, every broker agreeing
@@ -139,7 +150,8 @@ def run(cfg: RunConfig, root: Path, log: Callable[[str], None] = print) -> dict[
             txn_out = workloads.read_committed(cl.bootstrap, out_topic, cfg.partitions)
         log_records = checker.read_all(cl.bootstrap, cfg.topic, cfg.partitions)
         res = checker.check(ws, log_records, t_start + cfg.warmup_s, t_stop,
-                            consumers=[consumed] if consumer_thread is not None else [])
+                            consumers=[consumed] if consumer_thread is not None else [],
+                            unclean_partitions=unclean if cfg.unclean else ())
         if txn_thread is not None:
             res["transactions"] = checker.check_transactions(txlog, txn_out, acked_kv)
             res["transactions"]["last_commit_at_s"] = (round(txlog.last_commit - t_start - cfg.warmup_s, 1)
@@ -147,12 +159,16 @@ def run(cfg: RunConfig, root: Path, log: Callable[[str], None] = print) -> dict[
         res.update({
             "seed": cfg.seed, "session_ms": cfg.session_ms, "kinds": list(cfg.kinds), "brokers": cfg.brokers,
             "partitions_count": cfg.partitions, "min_insync": cfg.min_insync, "run_s": t_stop - t_start,
+            "unclean": cfg.unclean, "unclean_partitions": unclean, "overlap_s": cfg.overlap_s,
             "recovery_s": round(recovery, 2), "recovered": ok, "recovery_note": "ok" if ok else why,
             "agreement_at_end": cl.agreement(cfg.topic, cfg.partitions)[0],
             "events": [{"kind": e.kind, "broker": e.broker, "note": e.note,
                         "at_s": round(e.start - t_start - cfg.warmup_s, 1), "lasted_s": round(e.healed - e.start, 1),
                         "registered_s": round(e.extra.get("all_registered", -1), 1),
-                        "problems": e.extra.get("not_registered", "")} for e in nem.events],
+                        "problems": e.extra.get("not_registered", ""),
+                        "details": {k: v for k, v in e.extra.items()
+                                    if k in ("delay_ms", "unclean_partitions", "offline_partitions",
+                                             "out_of_isr_s")}} for e in nem.events],
         })
     finally:
         if cfg.logs_path is not None:

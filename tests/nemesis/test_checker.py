@@ -61,3 +61,30 @@ def test_schedule_is_seeded():
                                                     "zk-restart"}
     assert any(f.kind == "kill" and f.target == "controller" for f in a)
     assert all(f.duration > 6.0 for f in a if f.kind in ("pause-long", "zk-expire"))
+
+
+def test_losses_after_an_unclean_election_are_counted_apart():
+    """isr-wipe with unclean.leader.election.enable: what the out-of-sync
+    leader never got is lost, as Kafka documents; counted apart, not as a
+    failure (partition 0 had the unclean election, partition 1 did not)."""
+    w = _acked("w", [(b"k", b"0", 0, 0, 1.0), (b"k", b"1", 0, 1, 1.1), (b"j", b"0", 1, 0, 1.0),
+                     (b"j", b"1", 1, 1, 1.1)])
+    c = Consumed("g")
+    c.seen = {(b"k", b"0"), (b"k", b"1"), (b"j", b"0")}
+    c.commits = [(0, 2, 1.5), (1, 1, 1.5)]
+    c.final_committed = {0: 1, 1: 0}
+    log = {0: [(0, b"k", b"0")], 1: [(0, b"j", b"0")]}
+    res = check([w], log, 0.0, 2.0, consumers=[c], unclean_partitions=[0])
+    assert res["lost"] == 1 and res["workloads"]["w"]["lost_examples"] == ["b'j'=b'1'@1:1"]
+    assert res["lost_unclean"] == 1 and res["unclean_partitions"] == [0]
+    assert res["committed_backwards"] == 1 and res["consumers"]["g"]["committed_backwards_unclean"] == 1
+    assert "unclean leader elections on partitions [0]: 1 acknowledged records lost there" in table(res)
+    # without the unclean election both losses count
+    assert check([w], log, 0.0, 2.0)["lost"] == 2
+
+
+def test_new_fault_kinds_are_scheduled():
+    plan = schedule(3, ("slow-disk", "isr-wipe"), 6, 6.0)
+    assert {f.kind for f in plan} == {"slow-disk", "isr-wipe"}
+    assert all(50 <= f.delay_ms <= 400 and 3.0 <= f.duration <= 9.0 for f in plan if f.kind == "slow-disk")
+    assert all(f.target == "any" for f in plan if f.kind == "isr-wipe")

@@ -23,6 +23,7 @@ its partition, offset and the time it arrived; every failure too.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -63,10 +64,12 @@ def _pace(rate: float, started: float, sent: int) -> None:
 
 def confluent_producer(bootstrap: str, topic: str, acked: Acked, stop: threading.Event, *, keys: int = 20,
                        rate: float = 500.0, prefix: str = "c", extra: dict | None = None) -> None:
-    from confluent_kafka import Producer
+    from confluent_kafka import KafkaError, KafkaException, Producer
 
     conf = {"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True, "linger.ms": 5,
             "message.timeout.ms": 600000}
+    if os.environ.get("NEMESIS_PRODUCER_DEBUG"):  # librdkafka debug contexts, e.g. "eos"
+        conf["debug"] = os.environ["NEMESIS_PRODUCER_DEBUG"]
     conf.update(extra or {})
     p = Producer(conf)
     seq = [0] * keys
@@ -90,6 +93,19 @@ def confluent_producer(bootstrap: str, topic: str, acked: Acked, stop: threading
                 break
             except BufferError:
                 p.poll(0.05)
+            except KafkaException as e:
+                # a fatal idempotence error (e.g. the sequence desynchronized after
+                # an unclean leader election lost acknowledged records): as an
+                # application must, drop this producer and start a new one
+                if not e.args or not (e.args[0].fatal() or e.args[0].code() == KafkaError._FATAL):
+                    raise
+                acked.fail(f"{acked.name}: fatal, new producer: {e.args[0].str()}")
+                try:
+                    p.purge()
+                    p.flush(0)
+                except KafkaException:
+                    pass  # a fatal producer raises its error again: nothing more to get from it
+                p = Producer(conf)
         acked.sent += 1
         p.poll(0)
         _pace(rate, started, i)
@@ -231,8 +247,11 @@ def transactional_loop(bootstrap: str, in_topic: str, out_topic: str, group: str
 
     def new_producer() -> Producer:
         while not stop.is_set():
-            p = Producer({"bootstrap.servers": bootstrap, "transactional.id": transactional_id,
-                          "transaction.timeout.ms": 60000, "message.timeout.ms": 60000})
+            conf = {"bootstrap.servers": bootstrap, "transactional.id": transactional_id,
+                    "transaction.timeout.ms": 60000, "message.timeout.ms": 60000}
+            if os.environ.get("NEMESIS_TXN_DEBUG"):  # librdkafka debug contexts, e.g. "eos,protocol"
+                conf["debug"] = os.environ["NEMESIS_TXN_DEBUG"]
+            p = Producer(conf)
             try:
                 p.init_transactions(60)
                 return p

@@ -321,6 +321,7 @@ async def test_not_coordinator_until_leading_and_loaded(tmp_path):
         assert tc.verify_partition("a", pid, epoch, (T, 0)) == errors.NOT_COORDINATOR
         # the replica becomes leader: load, complete the prepared commit; the retry succeeds
         leading.add(part)
+        st.partition(TRANSACTION_STATE_TOPIC, part).leader_epoch = 1  # as the cluster sets it before telling
         tc._on_leadership(TRANSACTION_STATE_TOPIC, part, True, 1)
         with trio.fail_after(10):
             while True:
@@ -336,5 +337,68 @@ async def test_not_coordinator_until_leading_and_loaded(tmp_path):
         tc._on_leadership(TRANSACTION_STATE_TOPIC, part, False, 1)
         assert "a" not in tc.txns
         assert (await tc.end_txn("a", pid, epoch, True, 0))[0] == errors.NOT_COORDINATOR
+        n.cancel_scope.cancel()
+    st.close()
+
+
+async def test_writes_fenced_by_leader_epoch(tmp_path):
+    """Issue 12: the transaction coordinator's appends to __transaction_state
+    carry the leader epoch its state was loaded at. Once the partition's
+    epoch moved on (another broker may have led it and changed the
+    transaction meanwhile), a transition decided on the old state is refused
+    (NOT_COORDINATOR), nothing reaches the log, and the partition is
+    unloaded (reloaded at the new epoch when this broker still leads it)."""
+    from pykbroker.txn.records import TRANSACTION_STATE_TOPIC
+
+    st = make_state(tmp_path)
+    st.create_topic(T, 2)
+    async with trio.open_nursery() as n:
+        tc = await start(n, st)
+        pid, epoch = await _init(tc, "a")
+        part = tc.partition_for("a")
+        p = st.partition(TRANSACTION_STATE_TOPIC, part)
+        loaded_at = p.leader_epoch
+        assert tc.epochs[part] == loaded_at
+        end = p.log.log_end_offset
+
+        async def loaded() -> None:
+            with trio.fail_after(10):
+                while tc.availability("a") == errors.COORDINATOR_LOAD_IN_PROGRESS:
+                    await trio.sleep(0.02)
+
+        # 1. the epoch moved on before the leadership listener told the coordinator
+        p.leader_epoch = loaded_at + 1
+        assert await tc.add_partitions("a", pid, epoch, [(T, 0)]) == errors.NOT_COORDINATOR
+        assert p.log.log_end_offset == end  # nothing written
+        await loaded()
+        assert tc.epochs[part] == loaded_at + 1 and tc.txns["a"].state != ONGOING  # reloaded: the add never happened
+        assert await tc.add_partitions("a", pid, epoch, [(T, 0)]) == errors.NONE
+        await append(st, T, 0, batch(pid, epoch, 0, n=2, txn=True))
+        end = p.log.log_end_offset
+
+        # 2. a decision in flight: the lock holder decided at the loaded epoch;
+        # the leadership was lost and regained at a later epoch meanwhile
+        async with tc._lock("a"):
+            meta = tc.txns["a"]
+            t = meta.prepare_abort_or_commit(PREPARE_COMMIT, 0, -1, 0)
+            p.leader_epoch = loaded_at + 2
+            tc._on_leadership(TRANSACTION_STATE_TOPIC, part, False, p.leader_epoch)
+            tc._on_leadership(TRANSACTION_STATE_TOPIC, part, True, p.leader_epoch)
+            assert await tc._write(meta, t) == errors.NOT_COORDINATOR
+        assert p.log.log_end_offset == end
+        await loaded()
+        assert tc.txns["a"].state == ONGOING  # the stale PrepareCommit never happened
+        # the reloaded coordinator commits at its epoch
+        with trio.fail_after(10):
+            while True:
+                err = (await tc.end_txn("a", pid, epoch, True, 0))[0]
+                if err != errors.CONCURRENT_TRANSACTIONS:
+                    break
+                await trio.sleep(0.02)
+        assert err == errors.NONE
+        with trio.fail_after(10):
+            while tc.txns["a"].state != COMPLETE_COMMIT:
+                await trio.sleep(0.02)
+        assert st.partition(T, 0).last_stable_offset == 3
         n.cancel_scope.cancel()
     st.close()
