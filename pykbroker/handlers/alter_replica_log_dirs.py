@@ -18,8 +18,9 @@
   later goes there, as Kafka's preferred log dir);
   UNKNOWN_TOPIC_OR_PARTITION when it does not exist; INVALID_TOPIC_EXCEPTION
   when the future directory's name would be longer than 255 bytes.
-- v2: flexible. Errors are answered per partition; results are grouped by
-  topic in request order.
+- A partition named under several paths gets one answer, for the last
+  (Kafka builds a map). v2: flexible. Results are grouped by topic in
+  request order.
 """
 
 from __future__ import annotations
@@ -63,11 +64,14 @@ def _alter(ctx: RequestContext, topic: str, partition: int, path: str) -> int:
 
 @handler(34, 1, 2)
 async def handle(ctx: RequestContext, req: Message) -> Message:
-    by_topic: dict[str, list[Message]] = {}
+    # one destination per partition: the last one named wins (Kafka builds a map)
+    dest: dict[tuple[str, int], str] = {}
     for d in req["dirs"]:
         for t in d["topics"]:
             for p in t["partitions"]:
-                code = _alter(ctx, t["name"], p, d["path"])
-                by_topic.setdefault(t["name"], []).append({"partition_index": p, "error_code": code})
+                dest[(t["name"], p)] = d["path"]
+    by_topic: dict[str, list[Message]] = {}
+    for (topic, p), path in dest.items():
+        by_topic.setdefault(topic, []).append({"partition_index": p, "error_code": _alter(ctx, topic, p, path)})
     return {"throttle_time_ms": 0,
             "results": [{"topic_name": t, "partitions": ps} for t, ps in by_topic.items()]}
