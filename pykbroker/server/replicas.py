@@ -226,6 +226,9 @@ class LocalReplicas:
 
     def partition_info(self, ts: TopicState, p: PartitionState) -> PartitionInfo:
         node = self.state.node_id
+        if p.log is not None and p.log.offline is not None:
+            # its log directory failed: the only replica is offline, no leader (Kafka's OfflinePartition)
+            return PartitionInfo(-1, p.leader_epoch, [node], [node], [node])
         return PartitionInfo(node, p.leader_epoch, [node], [node], [])
 
     def replication_factor(self, topic: str) -> int:

@@ -257,6 +257,13 @@ def test_failed_directory_takes_only_its_partitions_offline(two_dirs, admin, uni
     assert dirs[1]["log_dir"] == b and dirs[1]["topics"] == []
     assert dirs[0]["error_code"] == 0 and sorted(where([{"log_dirs": dirs}], unique_topic)) == [0]
     assert _raw_produce(broker.bootstrap, unique_topic, 1) == errors.KAFKA_STORAGE_ERROR
+    with RawClient(broker.bootstrap) as c:  # Metadata: an offline partition (Kafka: no leader, replica offline)
+        md = c.call(3, 12, {"topics": [{"name": unique_topic, "topic_id": b"\0" * 16}],
+                            "allow_auto_topic_creation": False, "include_topic_authorized_operations": False})
+    parts = {p["partition_index"]: p for p in md["topics"][0]["partitions"]}
+    assert (parts[1]["error_code"], parts[1]["leader_id"], parts[1]["offline_replicas"]) == (
+        errors.LEADER_NOT_AVAILABLE, -1, [0])
+    assert (parts[0]["error_code"], parts[0]["leader_id"], parts[0]["offline_replicas"]) == (0, 0, [])
     assert _raw_fetch(broker.bootstrap, unique_topic, 1) == errors.KAFKA_STORAGE_ERROR
     # no move into a failed directory
     from kafka.errors import KafkaStorageError
