@@ -86,15 +86,16 @@ def produce_values(bootstrap: str, topic: str, partition: int, values: list[byte
     return offsets
 
 
-def consume_all(bootstrap: str, topic: str, partition: int, n: int) -> list[tuple[int, bytes]]:
+def consume_all(bootstrap: str, topic: str, partition: int, n: int,
+                extra: dict | None = None, timeout: float = 30) -> list[tuple[int, bytes]]:
     from confluent_kafka import Consumer, TopicPartition
 
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"g-{uuid.uuid4().hex[:8]}",
-                  "enable.auto.commit": False})
+                  "enable.auto.commit": False, **(extra or {})})
     got: list[tuple[int, bytes]] = []
     try:
         c.assign([TopicPartition(topic, partition, 0)])
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + timeout
         while len(got) < n and time.monotonic() < deadline:
             for m in c.consume(1000, 0.5):
                 assert not m.error(), m.error()
@@ -216,6 +217,41 @@ def test_move_under_load_keeps_every_record_in_order(two_dirs, admin, unique_top
     assert vals == sorted(vals)  # in produce order
     # the old directory goes after log.segment.delete.delay.ms
     wait_until(lambda: not any(n.startswith(f"{unique_topic}-0") for n in os.listdir(a)))
+
+
+def test_move_keeps_transactions(two_dirs, admin, unique_topic):
+    from confluent_kafka import Producer
+
+    broker, a, b = two_dirs
+    create_topic(broker.bootstrap, unique_topic, 1)  # in a
+    p = Producer({"bootstrap.servers": broker.bootstrap, "transactional.id": f"tx-{unique_topic}", "linger.ms": 1})
+    p.init_transactions(30)
+
+    def txn(values: list[bytes], commit: bool) -> None:
+        p.begin_transaction()
+        for v in values:
+            p.produce(unique_topic, value=v, partition=0)
+        p.flush(30)
+        if commit:
+            p.commit_transaction(30)
+        else:
+            p.abort_transaction(30)
+
+    txn([b"c%d" % i for i in range(5)], True)
+    txn([b"x%d" % i for i in range(5)], False)
+    txn([b"d%d" % i for i in range(3)], True)
+    p.begin_transaction()  # left open across the move
+    p.produce(unique_topic, value=b"open", partition=0)
+    p.flush(30)
+    assert admin.alter_replica_log_dirs({(unique_topic, 0, 0): b})
+    wait_until(lambda: [(x[0], x[1]) for x in where(admin.describe_log_dirs(), unique_topic)[0]] == [(b, False)])
+    rc = {"isolation.level": "read_committed"}
+    committed = [b"c%d" % i for i in range(5)] + [b"d%d" % i for i in range(3)]
+    # the aborted transaction stays hidden (its .txnindex moved too), the open one is not visible yet
+    assert [v for _, v in consume_all(broker.bootstrap, unique_topic, 0, 9, rc, timeout=4)] == committed
+    p.commit_transaction(30)
+    assert [v for _, v in consume_all(broker.bootstrap, unique_topic, 0, 9, rc)] == committed + [b"open"]
+    assert Path(b, f"{unique_topic}-0").is_dir() and not Path(a, f"{unique_topic}-0").exists()
 
 
 def _raw_produce(bootstrap: str, topic: str, partition: int) -> int:
