@@ -1,0 +1,114 @@
+"""Several log directories in a ZooKeeper cluster: the leader's and a
+follower's replica moved to their other directory while an idempotent
+acks=all load runs; afterwards every acknowledged record is there once, in
+order, at its offset, the replicas hold the same bytes and both are in the
+ISR."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from clusterlib import log_bytes, wait_until
+
+
+def _where(desc: list[dict], topic: str) -> dict[int, list[tuple[str, bool]]]:
+    """broker -> [(log dir, is_future)] of partition 0 of ``topic``."""
+    out: dict[int, list[tuple[str, bool]]] = {}
+    for entry in desc:
+        for d in entry["log_dirs"]:
+            for t in d["topics"]:
+                if t["name"] == topic:
+                    for p in t["partitions"]:
+                        out.setdefault(entry["broker"], []).append((d["log_dir"], p["is_future_key"]))
+    return out
+
+
+def test_moves_on_leader_and_follower_under_load(cluster_factory, tmp_path):
+    dirs = {i: (str(tmp_path / f"b{i}-one"), str(tmp_path / f"b{i}-two")) for i in range(2)}
+    c = cluster_factory(n=2, overrides={"offsets.topic.replication.factor": 2, "default.replication.factor": 2,
+                                        "log.segment.delete.delay.ms": 300},
+                        per_broker={i: {"log.dirs": ",".join(d)} for i, d in dirs.items()})
+    topic = "moved"
+    c.create_topic(topic, 1, rf=2, config={"min.insync.replicas": "2"})
+    from confluent_kafka import Producer
+    from kafka.admin import KafkaAdminClient
+
+    acked: list[tuple[int, bytes]] = []
+    failures: list[BaseException] = []
+    stop = threading.Event()
+
+    def load() -> None:
+        p = Producer({"bootstrap.servers": c.bootstrap, "acks": "all", "enable.idempotence": True,
+                      "linger.ms": 1})
+        i = 0
+
+        def done(err, msg):  # type: ignore[no-untyped-def]
+            if err is not None:
+                failures.append(AssertionError(str(err)))
+            else:
+                acked.append((msg.offset(), msg.value()))
+
+        try:
+            while not stop.is_set():
+                p.produce(topic, value=b"v%07d-" % i + b"y" * 200, partition=0, on_delivery=done)
+                i += 1
+                p.poll(0)
+                if i % 100 == 0:
+                    time.sleep(0.005)
+            assert p.flush(60) == 0
+        except BaseException as e:
+            failures.append(e)
+
+    t = threading.Thread(target=load)
+    t.start()
+    admin = KafkaAdminClient(bootstrap_servers=c.bootstrap, request_timeout_ms=20000)
+    try:
+        wait_until(lambda: len(acked) > 3000, 60, "records before the move")
+        start = _where(admin.describe_log_dirs(), topic)
+        assert {b: [x[1] for x in v] for b, v in start.items()} == {0: [False], 1: [False]}
+        target = {b: next(d for d in dirs[b] if d != start[b][0][0]) for b in (0, 1)}
+        res = admin.alter_replica_log_dirs({(topic, 0, b): target[b] for b in (0, 1)})
+        assert all(e.__name__ == "NoError" for e in res.values()), res
+
+        def moved() -> bool:
+            got = _where(admin.describe_log_dirs(), topic)
+            return got == {b: [(target[b], False)] for b in (0, 1)}
+
+        wait_until(moved, 90, "both replicas in their new directory")
+        at_move = len(acked)
+        wait_until(lambda: len(acked) > at_move + 500, 60, "the load goes on after the moves")
+    finally:
+        stop.set()
+        t.join(90)
+        admin.close()
+    assert not failures, failures
+    acked.sort()
+    assert [o for o, _ in acked] == list(range(len(acked)))  # dense from 0: no gap, no duplicate
+    c.wait_full_isr(topic, 1, size=2)
+    end = acked[-1][0] + 1
+
+    def same_bytes() -> bool:
+        a = log_bytes(Path(target[0]) / f"{topic}-0", end)
+        b = log_bytes(Path(target[1]) / f"{topic}-0", end)
+        return a == b and len(a) > 0
+
+    wait_until(same_bytes, 30, "the replicas hold the same bytes")
+    from confluent_kafka import Consumer, TopicPartition
+
+    cons = Consumer({"bootstrap.servers": c.bootstrap, "group.id": "check", "enable.auto.commit": False})
+    got: list[tuple[int, bytes]] = []
+    try:
+        cons.assign([TopicPartition(topic, 0, 0)])
+        deadline = time.monotonic() + 60
+        while len(got) < len(acked) and time.monotonic() < deadline:
+            for m in cons.consume(1000, 0.5):
+                assert not m.error(), m.error()
+                got.append((m.offset(), m.value()))
+    finally:
+        cons.close()
+    assert got == acked  # every acknowledged record once, in order, at its offset
+    for b in (0, 1):
+        wait_until(lambda b=b: not any(Path(d, f"{topic}-0").exists() for d in dirs[b] if d != target[b]),
+                   30, "the old directories are gone")
