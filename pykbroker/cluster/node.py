@@ -62,6 +62,7 @@ from .assignment import AssignmentError, assign_replicas
 from .controller import Controller, NotController, write_topic
 from .fetcher import BrokerClient, FetcherManager
 from .replica import LEADER, ReplicaManager, Replication
+from .log_dir_failures import LogDirFailures
 from .scram_credentials import ZkCredentials
 from .view import ClusterView
 from .zk import ZkClient
@@ -133,6 +134,9 @@ class ClusterNode:
         creds = ZkCredentials(state.security.scram, zk)
         creds.attach(self.view)
         state.security.credential_sink = creds
+        # failed log directories: this broker's offline replicas, every broker's (watched)
+        self.log_dir_failures = LogDirFailures(self)
+        self.log_dir_failures.attach(self.view)
         self.replicas = ReplicaManager(self)
         self.fetchers = FetcherManager(self)
         self.controller = Controller(self)
@@ -187,7 +191,8 @@ class ClusterNode:
         ta = self.view.topics.get(ts.name)
         replicas = list(ta.partitions.get(p.index, ())) if ta is not None else []
         st = self.view.states.get((ts.name, p.index))
-        offline = [r for r in replicas if r not in self.view.brokers]
+        failed = self.log_dir_failures.offline_brokers(ts.name, p.index)  # their log directory failed
+        offline = [r for r in replicas if r not in self.view.brokers or r in failed]
         if st is None:
             return PartitionInfo(-1, -1, replicas, [], offline)
         leader = st.leader if st.leader in self.view.brokers else -1
@@ -267,6 +272,7 @@ class ClusterNode:
         nursery.start_soon(self._lease_loop)
         nursery.start_soon(self._guard, self.replicas.isr_expiration_loop)
         nursery.start_soon(self._guard, self._hw_checkpoint_loop)
+        self.log_dir_failures.start(nursery)
         await self._new_session()
 
     def spawn(self, fn: Callable[..., Any], *args: Any) -> None:
@@ -293,6 +299,7 @@ class ClusterNode:
         await self.view.refresh_brokers()
         self.fenced = False
         self._reapply_all()
+        self.log_dir_failures.session_renewed()
         await self.controller.try_elect()
 
     async def _register(self) -> None:

@@ -259,6 +259,7 @@ class LogStore(Protocol):
     # -- several log directories (DescribeLogDirs, AlterReplicaLogDirs, failures) --
     offline_dirs: dict[Path, str]
     log_replaced_listeners: list[LogReplacedListener]
+    dir_failed_listeners: list[Callable[[Path], None]]
 
     def abs_path(self, d: Path) -> str: ...
     def dir_by_path(self, path: str) -> Path: ...

@@ -220,6 +220,8 @@ class LogManager:
         self.offline_dirs: dict[Path, str] = {}
         # called as fn(topic, partition, new log) after a future log replaced the current one
         self.log_replaced_listeners: list[LogReplacedListener] = []
+        # called as fn(log dir) when a directory goes offline, possibly from a worker thread
+        self.dir_failed_listeners: list[Callable[[Path], None]] = []
 
     # --- config ------------------------------------------------------------------------
 
@@ -802,6 +804,11 @@ class LogManager:
             if fut_dir == d and fut is not None:
                 fut.take_offline(reason)
                 self.abort_future(*key)
+        for fn in list(self.dir_failed_listeners):
+            try:
+                fn(d)
+            except Exception:
+                log.exception("a log dir failure listener failed")
 
     def check_log_dir(self, d: Path) -> bool:
         """Is log directory ``d`` still usable (a directory with its

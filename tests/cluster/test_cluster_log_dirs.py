@@ -112,3 +112,70 @@ def test_moves_on_leader_and_follower_under_load(cluster_factory, tmp_path):
     for b in (0, 1):
         wait_until(lambda b=b: not any(Path(d, f"{topic}-0").exists() for d in dirs[b] if d != target[b]),
                    30, "the old directories are gone")
+
+
+def test_failed_directory_moves_leadership_off_its_replicas(cluster_factory, tmp_path):
+    import shutil
+
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient
+    from kafka.admin import KafkaAdminClient
+
+    dirs = {i: (str(tmp_path / f"b{i}-one"), str(tmp_path / f"b{i}-two")) for i in range(2)}
+    c = cluster_factory(n=2, overrides={"offsets.topic.replication.factor": 2, "default.replication.factor": 2,
+                                        "log.flush.offset.checkpoint.interval.ms": 200},
+                        per_broker={i: {"log.dirs": ",".join(d)} for i, d in dirs.items()})
+    topic = "failing"
+    c.create_topic(topic, 4, rf=2)
+    p = Producer({"bootstrap.servers": c.bootstrap, "acks": "all", "enable.idempotence": True})
+
+    def produce(part: int, values: list[bytes]) -> None:
+        errs: list[object] = []
+        for v in values:
+            p.produce(topic, value=v, partition=part, on_delivery=lambda e, m: errs.append(e) if e else None)
+        assert p.flush(60) == 0 and not errs, errs
+
+    for part in range(4):
+        produce(part, [b"before-%d-%d" % (part, i) for i in range(20)])
+    admin = KafkaAdminClient(bootstrap_servers=c.bootstrap, request_timeout_ms=20000)
+    try:
+        desc = {e["broker"]: e for e in admin.describe_log_dirs()}
+    finally:
+        admin.close()
+    victim = c.leader(topic, 0)
+    failed_dir = next(d["log_dir"] for d in desc[victim]["log_dirs"]
+                      for t in d["topics"] if t["name"] == topic for x in t["partitions"] if x["partition_index"] == 0)
+    in_failed = {x["partition_index"] for d in desc[victim]["log_dirs"] if d["log_dir"] == failed_dir
+                 for t in d["topics"] if t["name"] == topic for x in t["partitions"]}
+    healthy = set(range(4)) - in_failed
+    assert 0 in in_failed and healthy  # the victim's replicas are spread over its two directories
+    shutil.move(failed_dir, failed_dir + ".gone")
+    Path(failed_dir).write_text("not a directory\n")
+    other = 1 - victim
+
+    def moved() -> bool:
+        return all(c.leader(topic, q) == other and victim not in c.state(topic, q)["isr"] for q in in_failed)
+
+    wait_until(moved, 60, "leadership off the failed directory's replicas")
+    # the victim's healthy replicas are untouched: still in the ISR
+    assert all(victim in c.state(topic, q)["isr"] for q in healthy)
+    md = AdminClient({"bootstrap.servers": c.bootstrap}).list_topics(topic, timeout=10).topics[topic]
+    assert all(victim in md.partitions[q].replicas for q in range(4))
+    for part in range(4):  # acks=all goes on everywhere (min.insync.replicas=1)
+        produce(part, [b"after-%d-%d" % (part, i) for i in range(10)])
+    from confluent_kafka import Consumer, TopicPartition
+
+    cons = Consumer({"bootstrap.servers": c.bootstrap, "group.id": "check-failed", "enable.auto.commit": False})
+    got: dict[int, list[bytes]] = {q: [] for q in range(4)}
+    try:
+        cons.assign([TopicPartition(topic, q, 0) for q in range(4)])
+        deadline = time.monotonic() + 60
+        while sum(map(len, got.values())) < 120 and time.monotonic() < deadline:
+            for m in cons.consume(1000, 0.5):
+                assert not m.error(), m.error()
+                got[m.partition()].append(m.value())
+    finally:
+        cons.close()
+    for q in range(4):
+        assert got[q] == [b"before-%d-%d" % (q, i) for i in range(20)] + [b"after-%d-%d" % (q, i) for i in range(10)]
+    assert c.brokers[victim].is_running()
