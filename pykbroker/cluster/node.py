@@ -539,10 +539,11 @@ class ClusterNode:
         if logs is None:
             return out
         for d in logs.log_dirs:
-            out[Path(d)] = {}
+            if d not in logs.offline_dirs:  # nothing more is written to a failed directory
+                out[Path(d)] = {}
         for plog in logs.all_logs():
             log_dir = logs.log_dir_of(plog.topic, plog.partition)
-            if log_dir is not None:
+            if log_dir is not None and log_dir not in logs.offline_dirs:
                 out.setdefault(Path(log_dir), {})[(plog.topic, plog.partition)] = plog.high_watermark
         return out
 
