@@ -179,3 +179,31 @@ def test_failed_directory_moves_leadership_off_its_replicas(cluster_factory, tmp
     for q in range(4):
         assert got[q] == [b"before-%d-%d" % (q, i) for i in range(20)] + [b"after-%d-%d" % (q, i) for i in range(10)]
     assert c.brokers[victim].is_running()
+
+
+def test_offline_replicas_in_controller_decisions():
+    from types import SimpleNamespace
+
+    from pykbroker.cluster import zkdata as zd
+    from pykbroker.cluster.controller import Controller
+    from pykbroker.cluster.log_dir_failures import LogDirFailures, decode, encode
+
+    assert decode(encode(7, [("t", 1), ("a", 0)])) == (7, frozenset({("t", 1), ("a", 0)}))
+    node = SimpleNamespace(view=SimpleNamespace(brokers={1: SimpleNamespace(epoch=7), 2: SimpleNamespace(epoch=9)}),
+                           zk=None)
+    failures = LogDirFailures(node)  # type: ignore[arg-type]
+    failures.offline = {1: (7, frozenset({("t", 0)})), 2: (8, frozenset({("t", 0)}))}  # broker 2's entry is stale
+    assert failures.offline_brokers("t", 0) == {1} and failures.offline_brokers("t", 1) == set()
+    c = Controller.__new__(Controller)
+    c.view = SimpleNamespace(configs={"t": {}})
+    c.config = {"unclean.leader.election.enable": False}
+    c.offline_replicas = failures.offline_brokers  # type: ignore[method-assign]
+    ta = zd.TopicAssignment("t", bytes(16), {0: (1, 2), 1: (1, 2)})
+    st = zd.LeaderIsr(1, 5, (1, 2), 1, 0, -1)
+    # partition 0: broker 1's replica is offline: leadership moves to 2, 1 leaves the ISR
+    assert c._decide(ta, 0, st, {1, 2}, set()) == (2, (2,), True)
+    # partition 1 (its replica on broker 1 is healthy): nothing changes
+    assert c._decide(ta, 1, st, {1, 2}, set()) is None
+    # the only replica offline: no leader, the last ISR member kept (Kafka's OfflinePartition)
+    ta1 = zd.TopicAssignment("t", bytes(16), {0: (1,)})
+    assert c._decide(ta1, 0, zd.LeaderIsr(1, 5, (1,), 1, 0, -1), {1, 2}, set()) == (-1, (1,), True)
