@@ -56,7 +56,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -79,9 +79,17 @@ class NotController(Exception):
     pass
 
 
+def _no_offline_replicas(topic: str, partition: int) -> set[int]:
+    return set()
+
+
 class Controller:
+    # brokers whose replica of a partition is in a failed log directory (cluster/log_dir_failures.py)
+    offline_replicas: Callable[[str, int], set[int]] = staticmethod(_no_offline_replicas)
+
     def __init__(self, node: "ClusterNode") -> None:
         self.node = node
+        self.offline_replicas = node.log_dir_failures.offline_brokers
         self.zk = node.zk
         self.view = node.view
         self.config = node.config
@@ -202,7 +210,7 @@ class Controller:
         reply: _Reply | None = arg.get("reply")
         self._current = reply
         try:
-            if kind in ("brokers", "topics", "shutdowns", "states"):
+            if kind in ("brokers", "topics", "shutdowns", "states", "offline_replicas"):
                 await self._reconcile()
                 await self._progress_reassignments()
             elif kind == "create_topic":
@@ -283,6 +291,8 @@ class Controller:
                 sd: set[int]) -> tuple[int, tuple[int, ...], bool] | None:
         """The state partition ``p`` should have, or None if it is fine:
         (leader, isr, bump_epoch)."""
+        # a replica in a failed log directory counts as not live (Kafka's OfflineReplica)
+        live = live - self.offline_replicas(ta.name, p)
         replicas = ta.partitions[p]
         usable = [r for r in replicas if r in live and r not in sd]
         if st is None:

@@ -204,9 +204,14 @@ class Fetcher:
         timeout = int(self.node.config["replica.socket.timeout.ms"]) / 1000
         while self.parts:
             now = trio.current_time()
-            ready = [fs for fs in self.parts.values() if fs.delay_until <= now]
+            # a replica in a failed log directory is not fetched (Kafka removes its fetcher)
+            parts = [fs for fs in self.parts.values() if fs.p.log is None or fs.p.log.offline is None]
+            if not parts:
+                await self._sleep_or_wake(1.0)
+                continue
+            ready = [fs for fs in parts if fs.delay_until <= now]
             if not ready:
-                nxt = min(fs.delay_until for fs in self.parts.values())
+                nxt = min(fs.delay_until for fs in parts)
                 await self._sleep_or_wake(max(0.0, nxt - now))
                 continue
             trunc = [fs for fs in ready if fs.truncating]

@@ -65,6 +65,7 @@ from .fetcher import BrokerClient, FetcherManager
 from .replica import LEADER, ReplicaManager, Replication
 from .acls import ZkAcls
 from .quotas import ZkQuotas
+from .log_dir_failures import LogDirFailures
 from .scram_credentials import ZkCredentials
 from .throttle import ReplicationQuota
 from .view import ClusterView
@@ -152,6 +153,9 @@ class ClusterNode:
         quota_zk = ZkQuotas(state.security.quota_store, zk)
         quota_zk.attach(self.view)
         state.security.quota_sink = quota_zk
+        # failed log directories: this broker's offline replicas, every broker's (watched)
+        self.log_dir_failures = LogDirFailures(self)
+        self.log_dir_failures.attach(self.view)
         self.replicas = ReplicaManager(self)
         self.fetchers = FetcherManager(self)
         self.controller = Controller(self)
@@ -207,7 +211,8 @@ class ClusterNode:
         ta = self.view.topics.get(ts.name)
         replicas = list(ta.partitions.get(p.index, ())) if ta is not None else []
         st = self.view.states.get((ts.name, p.index))
-        offline = [r for r in replicas if r not in self.view.brokers]
+        failed = self.log_dir_failures.offline_brokers(ts.name, p.index)  # their log directory failed
+        offline = [r for r in replicas if r not in self.view.brokers or r in failed]
         if st is None:
             return PartitionInfo(-1, -1, replicas, [], offline)
         leader = st.leader if st.leader in self.view.brokers else -1
@@ -294,6 +299,7 @@ class ClusterNode:
         nursery.start_soon(self._lease_loop)
         nursery.start_soon(self._guard, self.replicas.isr_expiration_loop)
         nursery.start_soon(self._guard, self._hw_checkpoint_loop)
+        self.log_dir_failures.start(nursery)
         await self._new_session()
 
     def spawn(self, fn: Callable[..., Any], *args: Any) -> None:
@@ -320,6 +326,7 @@ class ClusterNode:
         await self.view.refresh_brokers()
         self.fenced = False
         self._reapply_all()
+        self.log_dir_failures.session_renewed()
         await self.controller.try_elect()
 
     def _registered_endpoints(self) -> list[zd.RegisteredEndpoint]:
@@ -593,10 +600,11 @@ class ClusterNode:
         if logs is None:
             return out
         for d in logs.log_dirs:
-            out[Path(d)] = {}
+            if d not in logs.offline_dirs:  # nothing more is written to a failed directory
+                out[Path(d)] = {}
         for plog in logs.all_logs():
             log_dir = logs.log_dir_of(plog.topic, plog.partition)
-            if log_dir is not None:
+            if log_dir is not None and log_dir not in logs.offline_dirs:
                 out.setdefault(Path(log_dir), {})[(plog.topic, plog.partition)] = plog.high_watermark
         return out
 

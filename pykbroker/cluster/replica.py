@@ -499,6 +499,8 @@ class ReplicaManager:
                             min_one_message=acc.min_one)
         except OffsetOutOfRange:
             return _error_part(idx, errors.OFFSET_OUT_OF_RANGE, hw, lso)
+        except OSError:  # its log directory failed (storage LogOfflineError): this partition only
+            return _error_part(idx, errors.KAFKA_STORAGE_ERROR, hw, lso)
         if throttled:
             self.node.leader_quota.record(res.size)
         if first:

@@ -134,6 +134,8 @@ def _collect(ctx: RequestContext, req: Message, groups: list[Group]) -> tuple[li
                 parts_out.append(_empty(idx, errors.OFFSET_OUT_OF_RANGE, hw, lso, p.log_start_offset))
                 continue
             except OSError:  # a log that failed on I/O (storage/log.py LogOfflineError)
+                if st.logs is not None:
+                    st.logs.check_partition_dir(p.topic, p.index)  # a failed log directory goes offline
                 parts_out.append(_empty(idx, errors.KAFKA_STORAGE_ERROR, hw, lso, p.log_start_offset))
                 continue
             size = res.size

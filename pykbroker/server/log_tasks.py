@@ -17,6 +17,8 @@ tasks and LogCleaner threads), started by Broker.start.
   log.flush.scheduler.interval.ms (default: never), so a topic's flush.ms
   alone has no effect there — here it does. flush.messages is enforced in
   the append path (state.flush_if_due).
+- moves between log directories (AlterReplicaLogDirs): ``log_dirs.py``
+  ``LogDirMover`` copies each future log and swaps it in.
 - compaction: ``log.cleaner.threads`` loops pick the filthiest compacted
   log (storage/cleaner.py), run the record work in a worker process (or
   thread, ``pykbroker.log.cleaner.isolation``), swap the cleaned segments
@@ -46,6 +48,7 @@ from ..storage.cleaner import LogCleaner, LogToClean, discard_cleaned, open_clea
 from ..storage.api import PartitionStore
 from ..storage.log import PartitionLog
 from ..util import LONG_MAX, now_ms
+from .log_dirs import LogDirMover
 
 log = logging.getLogger("pykbroker.log_tasks")
 
@@ -85,6 +88,7 @@ class LogTasks:
                 isolation=cfg["pykbroker.log.cleaner.isolation"],
             )
         self._flushing: set[int] = set()
+        self.mover = LogDirMover(state)
 
     def cfg(self, name: str) -> Any:
         return self.state.config[name]
@@ -294,5 +298,6 @@ async def run(state: Any, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> Non
             n.start_soon(tasks.deleter_loop)
             n.start_soon(tasks.flusher_loop)
             n.start_soon(tasks.cleaner_loop)
+            n.start_soon(tasks.mover.run)
     finally:
         tasks.shutdown()

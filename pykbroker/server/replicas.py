@@ -269,6 +269,10 @@ class LocalReplicas:
 
     def partition_info(self, ts: TopicState, p: PartitionState) -> PartitionInfo:
         node = self.state.node_id
+        logs = self.state.logs
+        if logs is not None and logs.offline_dirs and logs.log_dir_of(p.topic, p.index) in logs.offline_dirs:
+            # its log directory failed: the only replica is offline, no leader (Kafka's OfflinePartition)
+            return PartitionInfo(-1, p.leader_epoch, [node], [node], [node])
         return PartitionInfo(node, p.leader_epoch, [node], [node], [])
 
     def replication_factor(self, topic: str) -> int:

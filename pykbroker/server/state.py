@@ -22,6 +22,7 @@ from ..group import GroupCoordinator
 from ..handlers import advertised
 from ..topic_configs import apply_dynamic_state
 from ..protocol import errors
+from ..protocol.errors import KafkaError
 from ..protocol.records import BatchHeader
 from ..storage.log_config import LogConfig
 from ..storage.api import LogStore
@@ -287,8 +288,10 @@ class BrokerState:
             return res
         try:
             res = await self.replicas.append(p, data, headers, acks=acks, now=now, timeout_ms=timeout_ms)
-        except BaseException:
+        except BaseException as e:
             txn_producers.append_failed(p, plan)
+            if isinstance(e, KafkaError) and e.code == errors.KAFKA_STORAGE_ERROR and self.logs is not None:
+                self.logs.check_partition_dir(p.topic, p.index)  # a failed log directory goes offline
             raise
         txn_producers.after_append(p, plan)
         return res

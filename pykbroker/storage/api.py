@@ -28,7 +28,7 @@ from .log_config import LogConfig
 
 if TYPE_CHECKING:  # only for annotations: manager.py imports this module
     from .log import PartitionLog
-    from .manager import TopicMeta
+    from .manager import LogDirInfo, LogReplacedListener, TopicMeta
 
 OFFSET_OUT_OF_RANGE = 1
 
@@ -155,6 +155,8 @@ class PartitionStore(Protocol):
     @property
     def offline(self) -> str | None:
         """Why the log refuses I/O until a restart (KAFKA_STORAGE_ERROR); None if it does not."""
+    def take_offline(self, reason: str) -> None:
+        """Refuse I/O from now on (its log directory failed)."""
     @property
     def truncations(self) -> int:
         """Bumped by every truncation (dependent state reloads when it changes)."""
@@ -254,6 +256,24 @@ class LogStore(Protocol):
     def segment_logs(self) -> dict[tuple[str, int], PartitionLog]:
         """The partition logs kept in segment files, which retention, the
         cleaner and delayed file deletion work on (none in memory)."""
+
+    # -- several log directories (DescribeLogDirs, AlterReplicaLogDirs, failures) --
+    offline_dirs: dict[Path, str]
+    log_replaced_listeners: list[LogReplacedListener]
+    dir_failed_listeners: list[Callable[[Path], None]]
+
+    def abs_path(self, d: Path) -> str: ...
+    def dir_by_path(self, path: str) -> Path: ...
+    def describe_log_dirs(self) -> list[LogDirInfo]: ...
+    def alter_log_dir(self, topic: str, partition: int, path: str) -> PartitionStore | None: ...
+    def future_log(self, topic: str, partition: int) -> PartitionStore | None: ...
+    def future_items(self) -> list[tuple[tuple[str, int], PartitionStore]]: ...
+    def future_dir_of(self, topic: str, partition: int) -> Path | None: ...
+    def abort_future(self, topic: str, partition: int) -> None: ...
+    def replace_current_with_future(self, topic: str, partition: int) -> PartitionStore: ...
+    def mark_dir_offline(self, d: Path, reason: str) -> None: ...
+    def check_log_dir(self, d: Path) -> bool: ...
+    def check_partition_dir(self, topic: str, partition: int) -> None: ...
 
 
 __all__ = [

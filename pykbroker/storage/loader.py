@@ -32,10 +32,24 @@ log = logging.getLogger("pykbroker.storage")
 PARTITION_METADATA = "partition.metadata"
 
 _DIR_RE = re.compile(r"^(.+)-(0|[1-9][0-9]*)$")
+# Kafka's ``<topic>-<partition>.<uuid without dashes>-future`` (AlterReplicaLogDirs)
+_FUTURE_RE = re.compile(r"^(.+)\.[0-9a-f]{32}-future$")
+FUTURE_SUFFIX = "-future"
 
 
 def partition_dir_name(topic: str, partition: int) -> str:
     return f"{topic}-{partition}"
+
+
+def future_dir_name(topic: str, partition: int, unique: str) -> str:
+    """Kafka's name of a future log (``UnifiedLog.logFutureDirName``)."""
+    return f"{partition_dir_name(topic, partition)}.{unique}{FUTURE_SUFFIX}"
+
+
+def parse_future_dir_name(name: str) -> tuple[str, int] | None:
+    """``"my-topic-3.<32 hex>-future"`` → ``("my-topic", 3)``; None otherwise."""
+    m = _FUTURE_RE.match(name)
+    return None if m is None else parse_partition_dir_name(m.group(1))
 
 
 def parse_partition_dir_name(name: str) -> tuple[str, int] | None:
@@ -76,7 +90,7 @@ def load_log(
     now_ms: int,
 ) -> LoadedLog:
     """Open (or create) the partition directory ``dir`` (see PartitionLog.open)."""
-    parsed = parse_partition_dir_name(dir.name)
+    parsed = parse_partition_dir_name(dir.name) or parse_future_dir_name(dir.name)
     if parsed is None:
         raise ValueError(f"not a partition directory name: {dir.name!r}")
     topic, partition = parsed
@@ -219,4 +233,5 @@ def _check_topic_id(dir: Path, topic_id: bytes | None) -> bytes | None:
     return topic_id
 
 
-__all__ = ["LoadedLog", "PARTITION_METADATA", "load_log", "parse_partition_dir_name", "partition_dir_name"]
+__all__ = ["FUTURE_SUFFIX", "LoadedLog", "PARTITION_METADATA", "future_dir_name", "load_log", "parse_future_dir_name",
+           "parse_partition_dir_name", "partition_dir_name"]

@@ -165,6 +165,12 @@ class PartitionLog:
         """Set when an I/O failure may have left the files inconsistent."""
         return self._local.offline
 
+    def take_offline(self, reason: str) -> None:
+        """Refuse every later read and append (KAFKA_STORAGE_ERROR): its log
+        directory failed."""
+        if self._local.offline is None:
+            self._local.offline = reason
+
     @property
     def pending_deletes(self) -> list[tuple[int, list[Path]]]:
         """(due ms, paths) of retired segment files awaiting file.delete.delay.ms."""

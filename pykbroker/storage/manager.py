@@ -8,6 +8,28 @@ Per log directory, as Kafka (KRaft) has them:
 - ``.kafka_cleanshutdown`` after a clean shutdown (no recovery needed at the
   next start; deleted once the logs are loaded).
 
+Several log directories (``log.dirs``), as Kafka: a new partition goes to
+the online directory with the fewest logs (current and future) unless
+AlterReplicaLogDirs named one for it first; at start every partition is
+opened where it is, and one found in two directories is an error (Kafka's
+message: one of the two must be removed by hand).
+
+AlterReplicaLogDirs (Kafka's "future" log): :meth:`LogManager.alter_log_dir`
+creates ``<topic>-<p>.<uuid>-future`` in the destination directory, the
+server copies the current log into it while the partition keeps serving
+(``server/log_dirs.py``), then :meth:`LogManager.replace_current_with_future`
+renames the future directory to ``<topic>-<p>`` first and the current one
+to ``...-delete`` second (Kafka's order: a crash between the two leaves the
+partition in two directories, which the next start refuses). A future log
+found at start is reopened and its copy resumes.
+
+A failed directory (an I/O error writing a checkpoint, or found gone or not
+a directory after a partition's I/O failed): :meth:`LogManager.mark_dir_offline`
+takes every log in it offline (KAFKA_STORAGE_ERROR), no new partition is
+placed there, its checkpoints are no longer written; the other directories
+keep serving (Kafka's LogDirFailureChannel, without the halt when every
+directory failed).
+
 Topic metadata (Kafka keeps it in the KRaft metadata log, which a single
 broker does not have) lives in ``__pykbroker_topics.json`` in the first log
 directory, written durably (temp file, fsync, rename, fsync directory).
@@ -32,7 +54,7 @@ import re
 import shutil
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import cast
 
@@ -41,6 +63,7 @@ import attrs
 from .checkpoints import (
     CorruptCheckpointError,
     atomic_write,
+    fsync_dir,
     kafka_uuid_from_str,
     kafka_uuid_str,
     random_kafka_uuid,
@@ -50,8 +73,14 @@ from .checkpoints import (
     write_offset_checkpoint,
     write_properties,
 )
-from .api import PartitionStore
-from .loader import PARTITION_METADATA, parse_partition_dir_name, partition_dir_name
+from .api import LogOfflineError, PartitionStore
+from .loader import (
+    PARTITION_METADATA,
+    future_dir_name,
+    parse_future_dir_name,
+    parse_partition_dir_name,
+    partition_dir_name,
+)
 from .log import PartitionLog
 from .log_config import InvalidConfigError, LogConfig
 
@@ -113,6 +142,45 @@ class StorageFailureError(TopicError):
     error_code = 56  # KAFKA_STORAGE_ERROR
 
 
+class LogDirNotFoundError(Exception):
+    """AlterReplicaLogDirs to a path that is not one of log.dirs."""
+
+    error_code = 57  # LOG_DIR_NOT_FOUND
+
+
+class ReplicaNotAvailableError(Exception):
+    """AlterReplicaLogDirs for a partition of which this broker has no log."""
+
+    error_code = 9  # REPLICA_NOT_AVAILABLE
+
+
+@attrs.frozen
+class ReplicaDirInfo:
+    """One partition log in a log directory (DescribeLogDirs)."""
+
+    topic: str
+    partition: int
+    size: int
+    log_end_offset: int
+    is_future: bool
+
+
+@attrs.frozen
+class LogDirInfo:
+    """One log directory (DescribeLogDirs): its absolute path, why it is
+    offline (None when online), the volume's total and usable bytes (-1
+    when offline) and its partition logs."""
+
+    path: str
+    error: str | None
+    total_bytes: int
+    usable_bytes: int
+    replicas: list[ReplicaDirInfo]
+
+
+LogReplacedListener = Callable[[str, int, PartitionStore], None]
+
+
 @attrs.frozen
 class TopicMeta:
     name: str
@@ -156,6 +224,17 @@ class LogManager:
         self.pending_dir_deletes: list[tuple[int, Path]] = []
         # cluster mode turns this off: only partitions this broker replicates get a log
         self.create_missing_partitions = True
+        # AlterReplicaLogDirs: future logs being filled, and where they are
+        self._futures: dict[tuple[str, int], PartitionStore] = {}
+        self._future_dir_of: dict[tuple[str, int], Path] = {}
+        # the directory named for a partition this broker has no log of yet
+        self.preferred_dirs: dict[tuple[str, int], Path] = {}
+        # failed log directories: why (Kafka's offline log dirs)
+        self.offline_dirs: dict[Path, str] = {}
+        # called as fn(topic, partition, new log) after a future log replaced the current one
+        self.log_replaced_listeners: list[LogReplacedListener] = []
+        # called as fn(log dir) when a directory goes offline, possibly from a worker thread
+        self.dir_failed_listeners: list[Callable[[Path], None]] = []
 
     # --- config ------------------------------------------------------------------------
 
@@ -195,17 +274,21 @@ class LogManager:
 
     def load(self, now_ms: int | None = None) -> None:
         """Create/check meta.properties, read the topic metadata, open every
-        partition (recovering after an unclean shutdown), create partitions
-        whose directory is missing."""
+        partition (recovering after an unclean shutdown) and every future log,
+        create partitions whose directory is missing. Every directory must be
+        usable at start (unlike Kafka, which starts with the others)."""
         for d in self.log_dirs:
             d.mkdir(parents=True, exist_ok=True)
         self._init_meta_properties()
         self._read_topics()
+        futures: list[tuple[Path, Path, str, int]] = []
+        checkpoints: dict[Path, tuple[dict[tuple[str, int], int], dict[tuple[str, int], int], bool]] = {}
         for d in self.log_dirs:
             clean_marker = d / CLEAN_SHUTDOWN_FILE
             clean = clean_marker.exists()
             rps = self._read_checkpoint(d / RECOVERY_POINT_CHECKPOINT)
             lsos = self._read_checkpoint(d / LOG_START_OFFSET_CHECKPOINT)
+            checkpoints[d] = (rps, lsos, clean)
             for entry in sorted(os.scandir(d), key=lambda e: e.name):
                 if not entry.is_dir():
                     continue
@@ -213,6 +296,10 @@ class LogManager:
                 path = Path(entry.path)
                 if name.endswith("-delete"):
                     shutil.rmtree(path, ignore_errors=True)
+                    continue
+                future = parse_future_dir_name(name)
+                if future is not None:
+                    futures.append((d, path, *future))
                     continue
                 parsed = parse_partition_dir_name(name)
                 if parsed is None:
@@ -224,8 +311,14 @@ class LogManager:
                     self._discard_unowned(path, stored, meta is None or p >= meta.partitions)
                     continue
                 if (topic, p) in self._logs:
+                    # Kafka's LogManager.loadLog: a crash between the two renames of
+                    # replace_current_with_future leaves this; an operator decides
                     raise RuntimeError(
-                        f"duplicate log directories for {name}: {self._dir_of[(topic, p)]} and {d}"
+                        f"Duplicate log directories for {name} are found in both {self._dir_of[(topic, p)]} "
+                        f"and {d}. It is likely because log directory failure happened while broker was "
+                        "replacing current replica with future replica. Recover broker from this failure by "
+                        "manually deleting one of the two directories for this partition. It is recommended "
+                        "to delete the partition in the log directory that is known to have failed recently."
                     )
                 plog = PartitionLog.open(
                     path,
@@ -240,8 +333,24 @@ class LogManager:
                 )
                 self._logs[(topic, p)] = plog
                 self._dir_of[(topic, p)] = d
+        for d, path, topic, p in futures:
+            # a move a restart interrupted: reopen the future log, the copy resumes
+            meta = self.topics.get(topic)
+            stored = read_partition_metadata(path / PARTITION_METADATA)
+            key = (topic, p)
+            if (meta is None or p >= meta.partitions or key in self._futures or self._dir_of.get(key) in (None, d)
+                    or (stored is not None and stored != meta.topic_id)):
+                self._make_stray(path)
+                continue
+            rps, lsos, clean = checkpoints[d]
+            self._futures[key] = PartitionLog.open(
+                path, self.config_for(meta.configs), recover=not clean,
+                recovery_point=rps.get(key, 0), log_start_offset=lsos.get(key),
+                topic_id=meta.topic_id, now_ms=now_ms)
+            self._future_dir_of[key] = d
+        for d, (_, _, clean) in checkpoints.items():
             if clean:
-                clean_marker.unlink()
+                (d / CLEAN_SHUTDOWN_FILE).unlink()
         if self.create_missing_partitions:
             for meta in self.topics.values():
                 for p in range(meta.partitions):
@@ -358,15 +467,23 @@ class LogManager:
         os.rename(path, target)
 
     def _pick_dir(self) -> Path:
-        if len(self.log_dirs) == 1:  # the common case: no count over every partition (O(n) each)
-            return self.log_dirs[0]
-        counts = {d: 0 for d in self.log_dirs}
-        for d in self._dir_of.values():
-            counts[d] = counts.get(d, 0) + 1
-        return min(self.log_dirs, key=lambda d: counts[d])
+        """The online log directory with the fewest logs, current and future
+        (Kafka's LogManager.nextLogDirs)."""
+        if len(self.log_dirs) == 1 and not self.offline_dirs:
+            return self.log_dirs[0]  # the common case: no count over every partition (O(n) each)
+        online = [d for d in self.log_dirs if d not in self.offline_dirs]
+        if not online:
+            raise LogOfflineError("No log directory is online")
+        counts = {d: 0 for d in online}
+        for d in [*self._dir_of.values(), *self._future_dir_of.values()]:
+            if d in counts:
+                counts[d] += 1
+        return min(online, key=lambda d: counts[d])
 
     def _create_partition(self, meta: TopicMeta, p: int, config: LogConfig) -> PartitionStore:
-        d = self._pick_dir()
+        d = self.preferred_dirs.pop((meta.name, p), None)
+        if d is None or d in self.offline_dirs:
+            d = self._pick_dir()
         path = d / partition_dir_name(meta.name, p)
         if path.exists():
             self._make_stray(path)
@@ -492,6 +609,9 @@ class LogManager:
         """Close one partition's log and remove its directory (renamed to
         ``<dir>.<uuid>-delete`` first, as Kafka); the topic stays known. A
         deleted topic's partitions, or a replica moved to other brokers."""
+        self.preferred_dirs.pop((name, p), None)
+        if (name, p) in self._futures:
+            self.abort_future(name, p)
         plog = self._logs.pop((name, p), None)
         self._dir_of.pop((name, p), None)
         if plog is None:
@@ -500,8 +620,13 @@ class LogManager:
         if d is None:  # nothing kept in files
             plog.delete()
             return
+        self._retire_dir(plog, d)
+
+    def _retire_dir(self, plog: PartitionStore, d: Path) -> None:
+        """Close ``plog``'s files and rename its directory ``...-delete``;
+        removed now or (async_delete) after file.delete.delay.ms."""
         plog.close_files()
-        target = d.with_name(f"{d.name}.{uuid.uuid4().hex}-delete")
+        target = d.with_name(f"{partition_dir_name(plog.topic, plog.partition)}.{uuid.uuid4().hex}-delete")
         try:
             os.rename(d, target)
         except FileNotFoundError:
@@ -587,21 +712,214 @@ class LogManager:
     def log_dir_of(self, topic: str, partition: int) -> Path | None:
         return self._dir_of.get((topic, partition))
 
+    # --- log directories (DescribeLogDirs, AlterReplicaLogDirs, failures) -------------------------
+
+    @staticmethod
+    def abs_path(d: Path) -> str:
+        """A log directory as Kafka names it in the admin APIs (File.getAbsolutePath)."""
+        return os.path.abspath(d)
+
+    def dir_by_path(self, path: str) -> Path:
+        """The log directory whose absolute path is ``path`` (LogDirNotFoundError)."""
+        for d in self.log_dirs:
+            if self.abs_path(d) == path:
+                return d
+        raise LogDirNotFoundError(f"Failed to find the log directory {path}")
+
+    def future_log(self, topic: str, partition: int) -> PartitionStore | None:
+        return self._futures.get((topic, partition))
+
+    def future_items(self) -> list[tuple[tuple[str, int], PartitionStore]]:
+        """((topic, partition), future log) pairs, a snapshot."""
+        return list(self._futures.items())
+
+    def future_dir_of(self, topic: str, partition: int) -> Path | None:
+        return self._future_dir_of.get((topic, partition))
+
+    def describe_log_dirs(self) -> list[LogDirInfo]:
+        """Every configured log directory with its logs (DescribeLogDirs).
+        Each online directory is checked first (gone, or no longer a
+        directory: it goes offline)."""
+        out = []
+        for d in self.log_dirs:
+            self.check_log_dir(d)
+            reason = self.offline_dirs.get(d)
+            if reason is not None:
+                out.append(LogDirInfo(self.abs_path(d), reason, -1, -1, []))
+                continue
+            try:
+                st = os.statvfs(d)
+                total, usable = st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize
+            except OSError:
+                total = usable = -1
+            reps = [ReplicaDirInfo(t, p, plog.size, plog.log_end_offset, False)
+                    for (t, p), plog in sorted(self._logs.items()) if self._dir_of.get((t, p)) == d]
+            reps += [ReplicaDirInfo(t, p, plog.size, plog.log_end_offset, True)
+                     for (t, p), plog in sorted(self._futures.items()) if self._future_dir_of.get((t, p)) == d]
+            out.append(LogDirInfo(self.abs_path(d), None, total, usable, reps))
+        return out
+
+    def alter_log_dir(self, topic: str, partition: int, path: str) -> PartitionStore | None:
+        """AlterReplicaLogDirs for one partition (Kafka's
+        ReplicaManager.alterReplicaLogDirs): the future log created in the
+        directory ``path`` names (the one already there if the move is under
+        way), or None when there is nothing to copy (the log is there
+        already). A move to another directory is abandoned. Raises
+        LogDirNotFoundError, LogOfflineError (the directory or the
+        partition's log is offline), ReplicaNotAvailableError (no log
+        here; the directory is remembered for when one is created)."""
+        d = self.dir_by_path(path)
+        if d in self.offline_dirs:
+            raise LogOfflineError(f"Log directory {path} is offline")
+        key = (topic, partition)
+        plog = self._logs.get(key)
+        if plog is not None and (plog.offline is not None or self._dir_of.get(key) in self.offline_dirs):
+            raise LogOfflineError(f"Partition {topic}-{partition} is offline")
+        if key in self._futures and self._future_dir_of.get(key) != d:
+            self.abort_future(topic, partition)
+        if self._dir_of.get(key) != d and self._future_dir_of.get(key) != d:
+            self.preferred_dirs[key] = d
+        if plog is None:
+            raise ReplicaNotAvailableError(f"Replica {self.node_id} is not available for partition {topic}-{partition}")
+        self.preferred_dirs.pop(key, None)
+        if self._dir_of.get(key) == d:
+            return None
+        fut = self._futures.get(key)
+        if fut is None:
+            fut = self._create_future(topic, partition, d)
+        return fut
+
+    def _create_future(self, topic: str, partition: int, d: Path) -> PartitionStore:
+        meta = self.topics[topic]
+        path = d / future_dir_name(topic, partition, uuid.uuid4().hex)
+        fut = PartitionLog.open(path, self.config_for(meta.configs), recover=False, topic_id=meta.topic_id)
+        self._futures[(topic, partition)] = fut
+        self._future_dir_of[(topic, partition)] = d
+        log.info("created future log %s for %s-%d", path, topic, partition)
+        return fut
+
+    def abort_future(self, topic: str, partition: int) -> None:
+        """Abandon the move of a partition: its future log is deleted."""
+        key = (topic, partition)
+        fut = self._futures.pop(key, None)
+        d = self._future_dir_of.pop(key, None)
+        if fut is None:
+            return
+        log.info("abandoning the future log of %s-%d", topic, partition)
+        if fut.dir is None or d in self.offline_dirs:
+            fut.close_files()
+            return
+        self._retire_dir(fut, fut.dir)
+
+    def replace_current_with_future(self, topic: str, partition: int) -> PartitionStore:
+        """Swap in a caught-up future log (the caller checked it ends where the
+        current one ends, and nothing appends until this returns): the future
+        directory is renamed ``<topic>-<p>`` first, then the current one
+        ``...-delete`` (Kafka's order), the new log opened there with the
+        current log's log start offset, high watermark and leader epochs.
+        The listeners learn about the new log."""
+        key = (topic, partition)
+        cur = self._logs[key]
+        fut = self._futures.pop(key)
+        fd = self._future_dir_of.pop(key)
+        meta = self.topics[topic]
+        fut.close()  # flushes what is left: the recovery point is the log end
+        recovery_point = fut.recovery_point
+        old_path, new_path = fut.dir, fd / partition_dir_name(topic, partition)
+        assert old_path is not None
+        os.rename(old_path, new_path)
+        fsync_dir(fd)
+        new = PartitionLog.open(new_path, self.config_for(meta.configs), recover=False,
+                                recovery_point=recovery_point, log_start_offset=cur.log_start_offset,
+                                topic_id=meta.topic_id)
+        for e in cur.epoch_entries:
+            if e.epoch > new.leader_epoch:
+                new.assign_epoch(e.epoch, e.start_offset)
+        new.high_watermark = max(new.log_start_offset, min(cur.high_watermark, new.log_end_offset))
+        old_dir = self._dir_of.get(key)
+        self._logs[key] = new
+        self._dir_of[key] = fd
+        if cur.dir is not None:
+            self._retire_dir(cur, cur.dir)
+            if old_dir is not None:
+                fsync_dir(old_dir)
+        log.info("%s-%d moved from %s to %s", topic, partition, old_dir, fd)
+        for fn in list(self.log_replaced_listeners):
+            fn(topic, partition, new)
+        return new
+
+    def mark_dir_offline(self, d: Path, reason: str) -> None:
+        """Log directory ``d`` failed: every log in it refuses I/O from now on
+        (KAFKA_STORAGE_ERROR), moves into it are abandoned, nothing new is
+        placed there, its files are left as they are. May run in a worker
+        thread (the checkpoint writer)."""
+        if d in self.offline_dirs:
+            return
+        self.offline_dirs[d] = reason
+        log.error("log directory %s is offline: %s", self.abs_path(d), reason)
+        for key, plog_dir in list(self._dir_of.items()):
+            plog = self._logs.get(key)
+            if plog_dir == d and plog is not None:
+                plog.take_offline(reason)
+        for key, fut_dir in list(self._future_dir_of.items()):
+            fut = self._futures.get(key)
+            if fut_dir == d and fut is not None:
+                fut.take_offline(reason)
+                self.abort_future(*key)
+        for fn in list(self.dir_failed_listeners):
+            try:
+                fn(d)
+            except Exception:
+                log.exception("a log dir failure listener failed")
+
+    def check_log_dir(self, d: Path) -> bool:
+        """Is log directory ``d`` still usable (a directory with its
+        meta.properties)? If not it goes offline. Cheap (two stats)."""
+        if d in self.offline_dirs:
+            return False
+        try:
+            ok = d.is_dir() and (d / META_PROPERTIES).is_file()
+        except OSError:
+            ok = False
+        if not ok:
+            self.mark_dir_offline(d, f"Log directory {self.abs_path(d)} is no longer a usable directory")
+        return ok
+
+    def check_partition_dir(self, topic: str, partition: int) -> None:
+        """After an I/O error on a partition: take its log directory offline
+        if the directory (or the partition's own) is gone or not a directory
+        any more (an error that leaves them intact fails only the request)."""
+        d = self._dir_of.get((topic, partition))
+        if d is None or not self.check_log_dir(d):
+            return
+        try:
+            ok = (d / partition_dir_name(topic, partition)).is_dir()
+        except OSError:
+            ok = False
+        if not ok:
+            self.mark_dir_offline(d, f"The directory of {topic}-{partition} in {self.abs_path(d)} is gone")
+
     # --- durability -------------------------------------------------------------------------------
 
     def checkpoint(self) -> None:
         """Write recovery-point and log-start-offset checkpoints of every log
         dir (fsyncs: run in a worker thread)."""
         for d in self.log_dirs:
+            if d in self.offline_dirs:
+                continue
             rps: dict[tuple[str, int], int] = {}
             lsos: dict[tuple[str, int], int] = {}
-            for key, plog in list(self._logs.items()):
-                if self._dir_of.get(key) != d:
-                    continue
-                rps[key] = plog.recovery_point
-                lsos[key] = plog.log_start_offset
-            write_offset_checkpoint(d / RECOVERY_POINT_CHECKPOINT, rps)
-            write_offset_checkpoint(d / LOG_START_OFFSET_CHECKPOINT, lsos)
+            for where, logs in ((self._dir_of, self._logs), (self._future_dir_of, self._futures)):
+                for key, plog in list(logs.items()):
+                    if where.get(key) != d:
+                        continue
+                    rps[key] = plog.recovery_point
+                    lsos[key] = plog.log_start_offset
+            try:
+                write_offset_checkpoint(d / RECOVERY_POINT_CHECKPOINT, rps)
+                write_offset_checkpoint(d / LOG_START_OFFSET_CHECKPOINT, lsos)
+            except OSError as e:  # Kafka: the log dir failure channel takes the directory offline
+                self.mark_dir_offline(d, f"Error while writing checkpoints to {self.abs_path(d)}: {e}")
 
     def flush_all(self) -> None:
         for plog in list(self._logs.values()):
@@ -611,11 +929,15 @@ class LogManager:
         """Clean shutdown: flush and close every log, write the checkpoints and
         the clean-shutdown marker."""
         errors: list[BaseException] = []
-        for plog in list(self._logs.values()):
-            try:
-                plog.close()
-            except Exception as e:  # keep closing the others
-                errors.append(e)
+        for where, logs in ((self._dir_of, self._logs), (self._future_dir_of, self._futures)):
+            for key, plog in list(logs.items()):
+                if where.get(key) in self.offline_dirs:
+                    plog.close_files()  # nothing more is written to a failed directory
+                    continue
+                try:
+                    plog.close()
+                except Exception as e:  # keep closing the others
+                    errors.append(e)
         if not self._loaded:
             return
         try:
@@ -623,7 +945,8 @@ class LogManager:
             if not errors:
                 marker = json.dumps({"version": 0, "BrokerEpoch": -1}).encode()
                 for d in self.log_dirs:
-                    atomic_write(d / CLEAN_SHUTDOWN_FILE, marker)
+                    if d not in self.offline_dirs:
+                        atomic_write(d / CLEAN_SHUTDOWN_FILE, marker)
         finally:
             self._loaded = False
         if errors:
@@ -650,8 +973,13 @@ __all__ = [
     "InvalidConfigError",
     "InvalidPartitionsError",
     "InvalidTopicError",
+    "LogDirInfo",
+    "LogDirNotFoundError",
     "LogManager",
     "StorageFailureError",
+    "LogReplacedListener",
+    "ReplicaDirInfo",
+    "ReplicaNotAvailableError",
     "TOPICS_FILE",
     "TopicAlreadyExistsError",
     "TopicError",

@@ -59,7 +59,7 @@ from .log_rules import (
     validate_append,
     writable_batches,
 )
-from .manager import LogManager, TopicMeta
+from .manager import ReplicaNotAvailableError, LogManager, TopicMeta
 from ..util import now_ms as _now_ms
 
 
@@ -117,6 +117,10 @@ class MemoryPartitionLog:
             f"MemoryPartitionLog({self.topic}-{self.partition}, start={self.log_start_offset}, "
             f"end={self.log_end_offset}, batches={len(self._batches)})"
         )
+
+    def take_offline(self, reason: str) -> None:
+        """Never called by this engine (a memory "directory" does not fail)."""
+        self.offline = reason
 
     # --- state -----------------------------------------------------------------------
 
@@ -420,9 +424,24 @@ class MemoryLogManager(LogManager):
 
     def _create_partition(self, meta: TopicMeta, p: int, config: LogConfig) -> MemoryPartitionLog:
         plog = MemoryPartitionLog(meta.name, p, config, topic_id=meta.topic_id)
+        d = self.preferred_dirs.pop((meta.name, p), None) or self._pick_dir()
         self._logs[(meta.name, p)] = plog
-        self._dir_of[(meta.name, p)] = self.log_dirs[0]
+        self._dir_of[(meta.name, p)] = d
         return plog
+
+    def alter_log_dir(self, topic: str, partition: int, path: str) -> None:
+        """Nothing to copy: the partition is in the named (notional) directory at once."""
+        d = self.dir_by_path(path)
+        key = (topic, partition)
+        if key not in self._logs:
+            self.preferred_dirs[key] = d
+            raise ReplicaNotAvailableError(
+                f"Replica {self.node_id} is not available for partition {topic}-{partition}")
+        self._dir_of[key] = d
+        return None
+
+    def check_log_dir(self, d: Path) -> bool:
+        return True  # a notional directory does not fail
 
     def segment_logs(self) -> dict[tuple[str, int], PartitionLog]:
         """No segment files: nothing for retention, the cleaner or file deletion."""
