@@ -42,6 +42,8 @@ OVERRIDES = {
     "log.segment.bytes": 2097152,
     "num.partitions": 2,
     "message.max.bytes": 2000000,
+    # test brokers run without the web console; said here so the "static" listing is complete
+    "pykbroker.console.enable": "false",
 }
 TOPIC_CONFIGS = {"cleanup.policy": "compact", "retention.ms": "3600000"}
 RF3_MESSAGE = ("Unable to replicate the partition 3 time(s): The target replication factor of 3 "
@@ -917,10 +919,13 @@ def test_raw_describe_configs_other_resource_types(bs):  # type: ignore[no-untyp
             {"resource_type": 16, "resource_name": "", "configuration_keys": None},
             {"resource_type": 32, "resource_name": "group", "configuration_keys": None},
         ], "include_synonyms": False})
-    assert [(x["error_code"], x["error_message"], x["configs"]) for x in r["results"][:2]] == [
-        (0, None, []),
-        (42, "Client metrics subscription name must not be empty", []),
-    ]
+    # an unknown subscription is described with its defaults (source DEFAULT_CONFIG, issue 15 telemetry)
+    sub = r["results"][0]
+    assert (sub["error_code"], sub["error_message"]) == (0, None)
+    assert [(e["name"], e["value"], e["config_source"]) for e in sub["configs"]] == [
+        ("metrics", "", 5), ("interval.ms", "300000", 5), ("match", "", 5)]
+    assert (r["results"][1]["error_code"], r["results"][1]["error_message"], r["results"][1]["configs"]) == \
+        (42, "Client metrics subscription name must not be empty", [])
     # GROUP: the share-group configs (issue 15; were "Unsupported resource type: GROUP")
     group = r["results"][2]
     assert (group["error_code"], group["error_message"]) == (0, None)
