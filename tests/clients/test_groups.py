@@ -482,8 +482,11 @@ def test_seventh_consumer_idle_and_two_groups_each_get_everything(group_topology
     l1, l2 = Ledger(), Ledger()
     seven = [fleet.member(g1, ledger=l1) for _ in range(7)]
     two = [fleet.member(g2, ledger=l2) for _ in range(2)]
+    # (six members of the previous generation, the seventh not yet in, also look like 0/1/1/1/1/1/1:
+    # wait for the broker to hold all seven in a stable generation too)
     wait_for(lambda: l1.has_all(recs) and l2.has_all(recs) and split(seven, [0, 1, 1, 1, 1, 1, 1])()
-             and split(two, [3, 3])(), seven + two, what="7 consumers on 6 partitions, and a second group")
+             and split(two, [3, 3])() and stable_with(bootstrap, g1, 7),
+             seven + two, what="7 consumers on 6 partitions, and a second group")
     time.sleep(0.3)
     l1.check_exactly_once(recs)
     l2.check_exactly_once(recs)
@@ -698,6 +701,11 @@ def coordinator_call(bootstrap: str, group: str, api_key: int, version: int, bod
 def describe(bootstrap: str, group: str) -> dict:
     group_desc: dict = coordinator_call(bootstrap, group, 15, 5, {"groups": [group]})["groups"][0]
     return group_desc
+
+
+def stable_with(bootstrap: str, group: str, members: int) -> bool:
+    d = describe(bootstrap, group)
+    return bool(d["group_state"] == "Stable" and len(d["members"]) == members)
 
 
 def test_librdkafka_static_member_restart_keeps_partitions_without_rebalance(group_topology, fleet_factory,
