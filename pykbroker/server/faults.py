@@ -541,6 +541,9 @@ def _build(fields: list[Any], version: int, req: Any, code: int, message: str | 
     out: dict[str, Any] = {}
     scalar_elem = None if isinstance(req, dict) else req
     req = req if isinstance(req, dict) else {}
+    if isinstance(req.get("dirs"), list) and "topics" not in req:
+        # AlterReplicaLogDirs: the response lists the topics of every requested directory
+        req = {**req, "topics": [t for d in req["dirs"] for t in (d.get("topics") or [])]}
     for f in fields:
         if version not in f.versions:
             continue

@@ -30,6 +30,11 @@ def _count(page: str, ident: str) -> int:
     return int(m.group(1))
 
 
+def _page_with(url: str, text: str) -> str | None:
+    page = _page(url)
+    return page if text in page else None
+
+
 def test_console_on_a_cluster(cluster_factory):
     ports = [_free_port() for _ in range(3)]
     c = cluster_factory(3, per_broker={i: {"pykbroker.console.enable": "true",
@@ -38,8 +43,9 @@ def test_console_on_a_cluster(cluster_factory):
     urls = [f"http://127.0.0.1:{p}/console" for p in ports]
     controller = c.controller()
     for url in urls:
-        page = _page(f"{url}/cluster")
-        assert f'id="controller">{controller}<' in page
+        # every broker's page names the controller once its ZooKeeper watch told it
+        page = wait_until(lambda url=url: _page_with(f"{url}/cluster", f'id="controller">{controller}<'), 30,
+                          f"{url} names controller {controller}")
         assert len(re.findall(r"<tr><td>(\d+)</td><td>127\.0\.0\.1</td>", page)) == 3
     c.create_topic("replicated", 2, rf=3)
     c.wait_full_isr("replicated", 2)
