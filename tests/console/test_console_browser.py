@@ -137,12 +137,23 @@ def submit(drv, form_id: str, fields: dict[str, str]) -> None:
         else:
             el.clear()
             el.send_keys(value)
-    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    old = drv.find_element("tag name", "html")
+    # Mark the current document; the answer is a new document without the mark.
+    # (Selenium's staleness_of can raise a plain WebDriverException, "node does
+    # not belong to the document", when the check races the navigation.)
+    drv.execute_script("window.__pkOldPage = true;")
     form.find_element("css selector", "button[type=submit]").click()
-    WebDriverWait(drv, 30).until(EC.staleness_of(old), "the form's answer never loaded")
+
+    def loaded(d) -> bool:
+        try:
+            return bool(d.execute_script(
+                "return window.__pkOldPage === undefined && document.readyState === 'complete';"))
+        except WebDriverException:
+            return False  # mid-navigation
+
+    WebDriverWait(drv, 30, poll_frequency=0.1).until(loaded, "the form's answer never loaded")
 
 
 def admin(kafka):
