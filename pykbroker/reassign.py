@@ -196,7 +196,7 @@ def parse_topics_to_move(js: Any) -> list[str]:
 
 # --- the cluster's picture (pykbroker/admin/client.py speaks the protocol) ------------------------------
 
-def assignment(client: KafkaClient, topics: list[str] | None) -> Assignment:
+def current_assignment(client: KafkaClient, topics: list[str] | None) -> Assignment:
     """(topic, partition) -> replicas as Metadata shows them (``topics`` None: all)."""
     out: Assignment = {}
     for t in client.metadata(topics).topics.values():
@@ -216,7 +216,7 @@ def live_brokers(client: KafkaClient) -> dict[int, str | None]:
 
 def generate(client: KafkaClient, topics: list[str], broker_list: list[int], rack_aware: bool
              ) -> tuple[Assignment, Assignment]:
-    current = assignment(client, topics)
+    current = current_assignment(client, topics)
     live = live_brokers(client)
     unknown = [b for b in broker_list if b not in live]
     if unknown:
@@ -258,7 +258,7 @@ def clear_throttles(client: KafkaClient, proposed: Assignment, out: TextIO) -> N
 
 
 def execute(client: KafkaClient, proposed: Assignment, rate: int | None, out: TextIO) -> Assignment:
-    current = assignment(client, sorted({t for t, _ in proposed}))
+    current = current_assignment(client, sorted({t for t, _ in proposed}))
     missing = [tp for tp in proposed if tp not in current]
     if missing:
         raise ReassignError(f"partitions do not exist: {', '.join(f'{t}-{p}' for t, p in sorted(missing))}")
@@ -284,7 +284,7 @@ def execute(client: KafkaClient, proposed: Assignment, rate: int | None, out: Te
 def verify(client: KafkaClient, proposed: Assignment, out: TextIO) -> bool:
     """Print each partition's status; True once all are done (throttles removed then)."""
     moving = client.list_partition_reassignments(proposed)
-    current = assignment(client, sorted({t for t, _ in proposed}))
+    current = current_assignment(client, sorted({t for t, _ in proposed}))
     print("Status of partition reassignment:", file=out)
     done = True
     for (t, p), target in sorted(proposed.items()):

@@ -610,6 +610,16 @@ class Controller:
         self.notify("zk_reassign")  # after a reconnection: the watch is set again
 
     async def _zk_reassignment(self) -> None:
+        from kazoo.exceptions import KazooException
+
+        try:
+            await self._zk_reassignment_once()
+        except (_Fenced, KazooException):
+            raise
+        except Exception:  # a bad request must not stop the controller's event loop
+            log.exception("controller: handling %s failed", zd.REASSIGN_PARTITIONS)
+
+    async def _zk_reassignment_once(self) -> None:
         """Kafka's processZkPartitionReassignment: watch the znode; when it is
         created (or found at failover), start its moves with the API's
         validation; entries that fail are logged and removed from it. The
