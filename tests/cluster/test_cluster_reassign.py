@@ -22,6 +22,8 @@ cluster of real broker processes.
 - The leader epoch goes up when a move starts (Kafka's phase A1), not only
   when it completes: ZooKeeper's state, every broker's Metadata and the
   leader's OffsetForLeaderEpoch answers show it.
+- A znode created while the controller cannot see it (stopped, then
+  killed) is read by the next controller at failover.
 """
 
 from __future__ import annotations
@@ -388,3 +390,34 @@ def test_legacy_znode_reassignment_and_epoch_bump_at_start(cluster_factory):
             [(i, RECORD + b"%d" % i) for i in range(count)]
     finally:
         admin.close()
+
+
+def test_znode_written_while_the_controller_is_away_is_read_at_failover(cluster_factory):
+    """Kafka's initializePartitionReassignments: a new controller starts the
+    moves of an /admin/reassign_partitions it finds (no watch told it: the
+    znode was created while the old controller was stopped)."""
+    import os
+    import signal
+
+    cl = cluster_factory()
+    cl.create_topic("fo", 3, 2)
+    p, reps, c = pick(cl, "fo")
+    count = fill(cl, "fo", p, 5)
+    ctl = cl.controller()
+    keep = next(r for r in reps if r != ctl)
+    target = [c, keep]
+    os.kill(cl.brokers[ctl].pid, signal.SIGSTOP)  # it cannot see the znode's creation
+    try:
+        cl.zk.create(ZNODE, json.dumps({"version": 1, "partitions": [
+            {"topic": "fo", "partition": p, "replicas": target}]}).encode())
+    finally:
+        cl.kill(ctl)
+    wait_until(lambda: cl.controller() != ctl, 60, "a new controller")
+    wait_until(lambda: moved(cl, "fo", p, target), 60, "the move started by the new controller to complete")
+    wait_until(lambda: cl.zk.exists(ZNODE) is None, 30, "the znode deleted")
+    for i in range(3):
+        if i != ctl:
+            wait_until(lambda i=i: metadata_replicas(cl, i, "fo")[p] == target, 30, "metadata after the move")
+    assert consume_offsets(cl.running_bootstrap(), "fo", p, count) == [(i, RECORD + b"%d" % i) for i in range(count)]
+    cl.brokers[ctl].restart()
+    cl.wait_registered([ctl])
