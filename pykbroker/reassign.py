@@ -36,16 +36,17 @@ a plan ``{"version":1,"partitions":[{"topic":"t","partition":0,"replicas":[1,2],
 - ``--cancel`` cancels the plan's partitions still moving; ``--list`` shows
   every move in progress (ListPartitionReassignments).
 
-The tool speaks the Kafka protocol through pykbroker's own codec
-(``pykbroker.protocol``) over a plain socket, so it works against any
-Kafka-protocol broker that serves these APIs.
+The tool speaks the Kafka protocol through the CLI's client
+(``pykbroker/admin/client.py``, pykbroker's own codec over a plain socket;
+reassignments go to the controller Metadata names, again while the answer
+is NOT_CONTROLLER), so it works against any Kafka-protocol broker that
+serves these APIs.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import socket
 import sys
 import time
 from collections import Counter
@@ -53,20 +54,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TextIO
 
-from .protocol import codec, errors
-from .protocol.codec import Message
-from .protocol.framing import FrameBuffer, decode_response, encode_request
+from .admin.client import BROKER_RESOURCE, TOPIC_RESOURCE, ClientError, KafkaClient
+from .protocol import errors
 
 Assignment = dict[tuple[str, int], list[int]]
 
-METADATA_VERSION = 9
-ALTER_VERSION = 0
-LIST_VERSION = 0
-INCREMENTAL_ALTER_CONFIGS_VERSION = 0
 LEADER_RATE, FOLLOWER_RATE = "leader.replication.throttled.rate", "follower.replication.throttled.rate"
 LEADER_REPLICAS, FOLLOWER_REPLICAS = "leader.replication.throttled.replicas", "follower.replication.throttled.replicas"
-TOPIC_RESOURCE, BROKER_RESOURCE = 2, 4
-SET, DELETE = 0, 1
 
 
 class ReassignError(Exception):
@@ -200,154 +194,40 @@ def parse_topics_to_move(js: Any) -> list[str]:
         raise ReassignError(f"not a topics-to-move file: {e!r}") from e
 
 
-# --- a small Kafka-protocol client ------------------------------------------------------------------------
+# --- the cluster's picture (pykbroker/admin/client.py speaks the protocol) ------------------------------
 
-class Connection:
-    """One blocking connection to a broker, one request at a time."""
-
-    def __init__(self, host: str, port: int, timeout: float = 30.0) -> None:
-        self.sock = socket.create_connection((host, port), timeout=timeout)
-        self.fb = FrameBuffer(1 << 30)
-        self.corr = 0
-
-    def call(self, api_key: int, version: int, body: Message) -> Message:
-        api = codec.api(api_key)
-        self.corr += 1
-        self.sock.sendall(encode_request(api, version, self.corr, body, client_id="pykbroker-reassign"))
-        while (frame := self.fb.next_frame()) is None:
-            data = self.sock.recv(1 << 20)
-            if not data:
-                raise ReassignError("connection closed by the broker")
-            self.fb.feed(data)
-        corr, resp = decode_response(api, version, frame)
-        if corr != self.corr:
-            raise ReassignError(f"correlation id {corr} != {self.corr}")
-        return resp
-
-    def close(self) -> None:
-        self.sock.close()
+def current_assignment(client: KafkaClient, topics: list[str] | None) -> Assignment:
+    """(topic, partition) -> replicas as Metadata shows them (``topics`` None: all)."""
+    out: Assignment = {}
+    for t in client.metadata(topics).topics.values():
+        if t.error_code:
+            raise ReassignError(f"topic {t.name}: {errors.NAMES.get(t.error_code, t.error_code)}")
+        for p in t.partitions.values():
+            out[(t.name, p.partition)] = list(p.replicas)
+    return out
 
 
-def _host_port(s: str) -> tuple[str, int]:
-    host, _, port = s.strip().rpartition(":")
-    if not host or not port.isdigit():
-        raise ReassignError(f"expected HOST:PORT, got {s!r}")
-    return host.strip("[]"), int(port)
-
-
-class Admin:
-    """The admin calls the tool needs, routed as Kafka's admin client does
-    (reassignments to the controller, broker configs to that broker)."""
-
-    def __init__(self, bootstrap: str, timeout: float = 30.0) -> None:
-        self.timeout = timeout
-        last: Exception | None = None
-        for addr in bootstrap.split(","):
-            try:
-                self.boot = Connection(*_host_port(addr), timeout=timeout)
-                break
-            except OSError as e:
-                last = e
-        else:
-            raise ReassignError(f"cannot connect to {bootstrap}: {last}")
-        self._conns: dict[int, Connection] = {}
-        self.brokers: dict[int, tuple[str, int, str | None]] = {}
-        self.controller = -1
-
-    def close(self) -> None:
-        self.boot.close()
-        for c in self._conns.values():
-            c.close()
-
-    def metadata(self, topics: list[str] | None) -> Assignment:
-        body = {"topics": None if topics is None else [{"name": t} for t in topics],
-                "allow_auto_topic_creation": False, "include_cluster_authorized_operations": False,
-                "include_topic_authorized_operations": False}
-        md = self.boot.call(3, METADATA_VERSION, body)
-        self.brokers = {b["node_id"]: (b["host"], b["port"], b["rack"]) for b in md["brokers"]}
-        self.controller = md["controller_id"]
-        out: Assignment = {}
-        for t in md["topics"]:
-            if t["error_code"]:
-                raise ReassignError(f"topic {t['name']}: {errors.NAMES.get(t['error_code'], t['error_code'])}")
-            for p in t["partitions"]:
-                out[(t["name"], p["partition_index"])] = list(p["replica_nodes"])
-        return out
-
-    def conn(self, node_id: int) -> Connection:
-        c = self._conns.get(node_id)
-        if c is None:
-            if node_id not in self.brokers:
-                self.metadata([])
-            if node_id not in self.brokers:
-                raise ReassignError(f"broker {node_id} is not live")
-            host, port, _ = self.brokers[node_id]
-            c = self._conns[node_id] = Connection(host, port, self.timeout)
-        return c
-
-    def _controller_call(self, api_key: int, version: int, body: Message) -> Message:
-        for _ in range(10):
-            self.metadata([])
-            resp = self.conn(self.controller).call(api_key, version, body)
-            if resp["error_code"] != errors.NOT_CONTROLLER:
-                if resp["error_code"]:
-                    raise ReassignError(f"{errors.NAMES.get(resp['error_code'], resp['error_code'])}: "
-                                        f"{resp.get('error_message')}")
-                return resp
-            self._conns.pop(self.controller).close()
-            time.sleep(0.5)
-        raise ReassignError("no controller answered")
-
-    def alter(self, wanted: dict[tuple[str, int], list[int] | None]) -> dict[tuple[str, int], tuple[int, str | None]]:
-        topics: dict[str, list[Message]] = {}
-        for (t, p), reps in sorted(wanted.items()):
-            topics.setdefault(t, []).append({"partition_index": p, "replicas": reps})
-        resp = self._controller_call(45, ALTER_VERSION, {
-            "timeout_ms": int(self.timeout * 1000),
-            "topics": [{"name": t, "partitions": ps} for t, ps in topics.items()]})
-        return {(t["name"], p["partition_index"]): (p["error_code"], p["error_message"])
-                for t in resp["responses"] for p in t["partitions"]}
-
-    def list(self, partitions: Iterable[tuple[str, int]] | None = None
-             ) -> dict[tuple[str, int], tuple[list[int], list[int], list[int]]]:
-        topics: list[Message] | None = None
-        if partitions is not None:
-            by: dict[str, list[int]] = {}
-            for t, p in partitions:
-                by.setdefault(t, []).append(p)
-            topics = [{"name": t, "partition_indexes": ps} for t, ps in sorted(by.items())]
-        resp = self._controller_call(46, LIST_VERSION, {"timeout_ms": int(self.timeout * 1000), "topics": topics})
-        return {(t["name"], p["partition_index"]): (p["replicas"], p["adding_replicas"], p["removing_replicas"])
-                for t in resp["topics"] for p in t["partitions"]}
-
-    def alter_configs(self, rtype: int, name: str, ops: dict[str, str | None]) -> None:
-        """IncrementalAlterConfigs: value None deletes; a broker's configs go to that broker."""
-        target = self.conn(int(name)) if rtype == BROKER_RESOURCE else self.boot
-        body = {"resources": [{"resource_type": rtype, "resource_name": name, "configs": [
-            {"name": k, "config_operation": SET if v is not None else DELETE, "value": v} for k, v in ops.items()]}],
-            "validate_only": False}
-        resp = target.call(44, INCREMENTAL_ALTER_CONFIGS_VERSION, body)
-        for r in resp["responses"]:
-            if r["error_code"]:
-                raise ReassignError(f"altering configs of {name}: {errors.NAMES.get(r['error_code'])}: "
-                                    f"{r['error_message']}")
+def live_brokers(client: KafkaClient) -> dict[int, str | None]:
+    """Live broker id -> rack."""
+    return {b: rack for b, (_host, _port, rack) in client.metadata([]).brokers.items()}
 
 
 # --- the commands --------------------------------------------------------------------------------
 
-def generate(admin: Admin, topics: list[str], broker_list: list[int], rack_aware: bool
+def generate(client: KafkaClient, topics: list[str], broker_list: list[int], rack_aware: bool
              ) -> tuple[Assignment, Assignment]:
-    current = admin.metadata(topics)
-    unknown = [b for b in broker_list if b not in admin.brokers]
+    current = current_assignment(client, topics)
+    live = live_brokers(client)
+    unknown = [b for b in broker_list if b not in live]
     if unknown:
         raise ReassignError(f"brokers {unknown} are not live")
-    racks = {b: admin.brokers[b][2] for b in broker_list}
+    racks = {b: live[b] for b in broker_list}
     if rack_aware and any(r is None for r in racks.values()) and any(r is not None for r in racks.values()):
         raise ReassignError("not all brokers have rack information; use --disable-rack-aware")
     return current, plan(current, racks, rack_aware)
 
 
-def throttle(admin: Admin, current: Assignment, proposed: Assignment, rate: int) -> None:
+def throttle(client: KafkaClient, current: Assignment, proposed: Assignment, rate: int) -> None:
     """Kafka's tool: leader throttles on the current replicas, follower
     throttles on the added ones, the rates on every broker involved."""
     leader: dict[str, list[str]] = {}
@@ -361,24 +241,24 @@ def throttle(admin: Admin, current: Assignment, proposed: Assignment, rate: int)
         follower.setdefault(t, []).extend(f"{p}:{b}" for b in target if b not in cur)
         involved |= set(cur) | set(target)
     for t in sorted(set(leader) | set(follower)):
-        admin.alter_configs(TOPIC_RESOURCE, t, {LEADER_REPLICAS: ",".join(leader.get(t, [])) or None,
-                                                FOLLOWER_REPLICAS: ",".join(follower.get(t, [])) or None})
+        client.alter_configs(TOPIC_RESOURCE, t, {LEADER_REPLICAS: ",".join(leader.get(t, [])) or None,
+                                                 FOLLOWER_REPLICAS: ",".join(follower.get(t, [])) or None})
     for b in sorted(involved):
-        admin.alter_configs(BROKER_RESOURCE, str(b), {LEADER_RATE: str(rate), FOLLOWER_RATE: str(rate)})
+        client.alter_configs(BROKER_RESOURCE, str(b), {LEADER_RATE: str(rate), FOLLOWER_RATE: str(rate)})
 
 
-def clear_throttles(admin: Admin, proposed: Assignment, out: TextIO) -> None:
-    brokers = sorted(admin.brokers)
+def clear_throttles(client: KafkaClient, proposed: Assignment, out: TextIO) -> None:
+    brokers = sorted(live_brokers(client))
     for b in brokers:
-        admin.alter_configs(BROKER_RESOURCE, str(b), {LEADER_RATE: None, FOLLOWER_RATE: None})
+        client.alter_configs(BROKER_RESOURCE, str(b), {LEADER_RATE: None, FOLLOWER_RATE: None})
     print(f"Clearing broker-level throttles on brokers {','.join(map(str, brokers))}", file=out)
     for t in sorted({t for t, _ in proposed}):
-        admin.alter_configs(TOPIC_RESOURCE, t, {LEADER_REPLICAS: None, FOLLOWER_REPLICAS: None})
+        client.alter_configs(TOPIC_RESOURCE, t, {LEADER_REPLICAS: None, FOLLOWER_REPLICAS: None})
         print(f"Clearing topic-level throttles on topic {t}", file=out)
 
 
-def execute(admin: Admin, proposed: Assignment, rate: int | None, out: TextIO) -> Assignment:
-    current = admin.metadata(sorted({t for t, _ in proposed}))
+def execute(client: KafkaClient, proposed: Assignment, rate: int | None, out: TextIO) -> Assignment:
+    current = current_assignment(client, sorted({t for t, _ in proposed}))
     missing = [tp for tp in proposed if tp not in current]
     if missing:
         raise ReassignError(f"partitions do not exist: {', '.join(f'{t}-{p}' for t, p in sorted(missing))}")
@@ -387,10 +267,10 @@ def execute(admin: Admin, proposed: Assignment, rate: int | None, out: TextIO) -
     print("\nSave this to use as the --reassignment-json-file option during rollback", file=out)
     todo: dict[tuple[str, int], list[int] | None] = {tp: r for tp, r in proposed.items() if current[tp] != r}
     if rate is not None:
-        throttle(admin, current, proposed, rate)
+        throttle(client, current, proposed, rate)
         print(f"Warning: You must run --verify periodically, until the reassignment completes, to ensure the "
               f"throttle is removed.\nThe inter-broker throttle limit was set to {rate} B/s", file=out)
-    results = admin.alter(todo) if todo else {}
+    results = client.alter_partition_reassignments(todo) if todo else {}
     failed = {tp: r for tp, r in results.items() if r[0]}
     for (t, p), (code, msg) in sorted(failed.items()):
         print(f"Error reassigning {t}-{p}: {errors.NAMES.get(code, code)}: {msg}", file=out)
@@ -401,10 +281,10 @@ def execute(admin: Admin, proposed: Assignment, rate: int | None, out: TextIO) -
     return current
 
 
-def verify(admin: Admin, proposed: Assignment, out: TextIO) -> bool:
+def verify(client: KafkaClient, proposed: Assignment, out: TextIO) -> bool:
     """Print each partition's status; True once all are done (throttles removed then)."""
-    moving = admin.list(proposed)
-    current = admin.metadata(sorted({t for t, _ in proposed}))
+    moving = client.list_partition_reassignments(proposed)
+    current = current_assignment(client, sorted({t for t, _ in proposed}))
     print("Status of partition reassignment:", file=out)
     done = True
     for (t, p), target in sorted(proposed.items()):
@@ -418,16 +298,17 @@ def verify(admin: Admin, proposed: Assignment, out: TextIO) -> bool:
                   f"{current.get((t, p))} rather than {target}.", file=out)
             done = False
     if done:
-        clear_throttles(admin, proposed, out)
+        clear_throttles(client, proposed, out)
     return done
 
 
-def wait(admin: Admin, proposed: Assignment, out: TextIO, interval: float = 1.0, timeout: float | None = None) -> None:
+def wait(client: KafkaClient, proposed: Assignment, out: TextIO, interval: float = 1.0,
+         timeout: float | None = None) -> None:
     """Show progress until no partition of the plan is moving."""
     t0 = time.monotonic()
     total = len(proposed)
     while True:
-        moving = admin.list(proposed)
+        moving = client.list_partition_reassignments(proposed)
         elapsed = time.monotonic() - t0
         shown = ", ".join(f"{t}-{p} (+{a} -{r})" for (t, p), (_, a, r) in sorted(moving.items())[:6])
         more = f" and {len(moving) - 6} more" if len(moving) > 6 else ""
@@ -464,12 +345,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str], out: TextIO = sys.stdout) -> int:
     ns = parse_args(argv)
     try:
-        admin = Admin(ns.bootstrap_server, ns.timeout)
+        client = KafkaClient(ns.bootstrap_server, client_id="pykbroker-reassign", timeout=ns.timeout)
         try:
-            return _run(ns, admin, out)
+            return _run(ns, client, out)
         finally:
-            admin.close()
-    except (ReassignError, OSError, ValueError) as e:
+            client.close()
+    except (ReassignError, ClientError, OSError, ValueError) as e:
         print(f"pykbroker reassign: {e}", file=sys.stderr)
         return 1
 
@@ -480,9 +361,9 @@ def _load(path: Path | None, what: str) -> Any:
     return json.loads(path.read_text())
 
 
-def _run(ns: argparse.Namespace, admin: Admin, out: TextIO) -> int:
+def _run(ns: argparse.Namespace, client: KafkaClient, out: TextIO) -> int:
     if ns.list:
-        for (t, p), (reps, adding, removing) in sorted(admin.list().items()):
+        for (t, p), (reps, adding, removing) in sorted(client.list_partition_reassignments().items()):
             print(f"{t}-{p}: replicas {reps}, adding {adding}, removing {removing}", file=out)
         return 0
     if ns.generate:
@@ -493,7 +374,7 @@ def _run(ns: argparse.Namespace, admin: Admin, out: TextIO) -> int:
         if not ns.broker_list:
             raise ReassignError("--broker-list is required with --generate")
         brokers = [int(b) for b in ns.broker_list.split(",") if b.strip()]
-        current, proposed = generate(admin, topics, brokers, not ns.disable_rack_aware)
+        current, proposed = generate(client, topics, brokers, not ns.disable_rack_aware)
         print("Current partition replica assignment", file=out)
         print(json.dumps(plan_json(current)), file=out)
         print("\nProposed partition reassignment configuration", file=out)
@@ -501,14 +382,14 @@ def _run(ns: argparse.Namespace, admin: Admin, out: TextIO) -> int:
         return 0
     proposed = parse_plan(_load(ns.reassignment_json_file, "--reassignment-json-file"))
     if ns.execute:
-        execute(admin, proposed, ns.throttle, out)
+        execute(client, proposed, ns.throttle, out)
         if ns.wait:
-            wait(admin, proposed, out)
-            verify(admin, proposed, out)
+            wait(client, proposed, out)
+            verify(client, proposed, out)
         return 0
     if ns.cancel:
-        moving = admin.list(proposed)
-        results = admin.alter({tp: None for tp in moving}) if moving else {}
+        moving = client.list_partition_reassignments(proposed)
+        results = client.alter_partition_reassignments({tp: None for tp in moving}) if moving else {}
         for (t, p), (code, msg) in sorted(results.items()):
             print(f"{t}-{p}: " + ("cancelled" if not code else f"{errors.NAMES.get(code, code)}: {msg}"), file=out)
         print(f"Successfully cancelled {sum(1 for c, _ in results.values() if not c)} partition reassignment(s)",
@@ -516,5 +397,5 @@ def _run(ns: argparse.Namespace, admin: Admin, out: TextIO) -> int:
         return 0 if all(not c for c, _ in results.values()) else 1
     # --verify
     if ns.wait:
-        wait(admin, proposed, out)
-    return 0 if verify(admin, proposed, out) else 1
+        wait(client, proposed, out)
+    return 0 if verify(client, proposed, out) else 1

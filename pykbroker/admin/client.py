@@ -53,11 +53,15 @@ PREFERRED: dict[int, int] = {
     37: 2,   # CreatePartitions
     42: 2,   # DeleteGroups
     44: 1,   # IncrementalAlterConfigs
+    45: 0,   # AlterPartitionReassignments (v1, Kafka 3.6+, adds allow_replication_factor_change)
+    46: 0,   # ListPartitionReassignments
     69: 1,   # ConsumerGroupDescribe
 }
 
 EARLIEST = -2
 LATEST = -1
+TOPIC_RESOURCE, BROKER_RESOURCE = 2, 4  # config resource types
+SET, DELETE = 0, 1  # IncrementalAlterConfigs operations
 MAX_RESPONSE = 256 << 20  # a bigger size prefix means the peer does not speak Kafka
 
 
@@ -317,6 +321,28 @@ class KafkaClient:
         meta = self.metadata([])
         return self.node(meta.controller_id) if meta.controller_id >= 0 else self.any
 
+    def drop(self, broker_id: int) -> None:
+        """Close the connection to a broker (the next request opens a new one)."""
+        conn = self._conns.pop(broker_id, None)
+        if conn is not None:
+            conn.close()
+
+    def controller_call(self, api_key: int, body: Message, attempts: int = 10) -> Message:
+        """A request only the controller serves: sent to the controller
+        Metadata names, and again with fresh metadata while the answer is
+        NOT_CONTROLLER (the controller moved), as Kafka's admin client does.
+        A top-level error code is raised as :class:`KafkaError`."""
+        name = codec.api(api_key).name
+        for _ in range(attempts):
+            cid = self.metadata([]).controller_id
+            resp = (self.node(cid) if cid >= 0 else self.any).call(api_key, body)
+            if resp["error_code"] != E.NOT_CONTROLLER:
+                check(resp["error_code"], name, resp.get("error_message"))
+                return resp
+            self.drop(cid)
+            time.sleep(0.5)
+        raise ClientError(f"{name}: no controller answered")
+
     # -- metadata --------------------------------------------------------------
     def metadata(self, topics: Sequence[str] | None = None) -> Metadata:
         """``topics`` None: every topic; [] none (brokers only)."""
@@ -367,6 +393,44 @@ class KafkaClient:
         for p in partitions:
             out.setdefault(self.leader(topic, p), []).append(p)
         return out
+
+    # -- configs and partition reassignment ----------------------------------------
+    def alter_configs(self, resource_type: int, name: str, ops: dict[str, str | None]) -> None:
+        """IncrementalAlterConfigs of one resource (value None deletes); a
+        broker's own configs go to that broker, as Kafka's admin client sends them."""
+        target = self.node(int(name)) if resource_type == BROKER_RESOURCE and name else self.any
+        body = {"resources": [{"resource_type": resource_type, "resource_name": name, "configs": [
+            {"name": k, "config_operation": SET if v is not None else DELETE, "value": v} for k, v in ops.items()]}],
+            "validate_only": False}
+        for r in target.call(44, body)["responses"]:
+            check(r["error_code"], f"altering the configs of {name}", r.get("error_message"))
+
+    def alter_partition_reassignments(self, wanted: dict[tuple[str, int], list[int] | None]
+                                      ) -> dict[tuple[str, int], tuple[int, str | None]]:
+        """AlterPartitionReassignments (to the controller): the target replicas
+        of each partition, None cancels; (error code, message) per partition."""
+        topics: dict[str, list[Message]] = {}
+        for (t, p), reps in sorted(wanted.items()):
+            topics.setdefault(t, []).append({"partition_index": p, "replicas": reps})
+        resp = self.controller_call(45, {"timeout_ms": int(self.timeout * 1000),
+                                         "topics": [{"name": t, "partitions": ps} for t, ps in topics.items()]})
+        return {(t["name"], p["partition_index"]): (p["error_code"], p["error_message"])
+                for t in resp["responses"] for p in t["partitions"]}
+
+    def list_partition_reassignments(self, partitions: Iterable[tuple[str, int]] | None = None
+                                     ) -> dict[tuple[str, int], tuple[list[int], list[int], list[int]]]:
+        """ListPartitionReassignments (to the controller): (replicas, adding,
+        removing) of the partitions being moved (of ``partitions``, None: all)."""
+        topics: list[Message] | None = None
+        if partitions is not None:
+            by: dict[str, list[int]] = {}
+            for t, p in partitions:
+                by.setdefault(t, []).append(p)
+            topics = [{"name": t, "partition_indexes": ps} for t, ps in sorted(by.items())]
+        resp = self.controller_call(46, {"timeout_ms": int(self.timeout * 1000), "topics": topics})
+        return {(t["name"], p["partition_index"]): (list(p["replicas"]), list(p["adding_replicas"]),
+                                                     list(p["removing_replicas"]))
+                for t in resp["topics"] for p in t["partitions"]}
 
     # -- offsets -------------------------------------------------------------
     def list_offsets(self, topic: TopicMeta, timestamps: dict[int, int],

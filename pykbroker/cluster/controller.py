@@ -41,7 +41,12 @@ As Kafka's ZooKeeper-era ``KafkaController``:
   first live in-sync target replica if the leader leaves, ISR cut to the
   target, leader epoch + 1) and the topic znode (RS = target, nothing
   adding or removing); removed replicas stop and delete their logs when
-  they see it. Cancelling (null target) reassigns back to the origin.
+  they see it. Cancelling (null target) reassigns back to the origin. A
+  move that is not complete at once bumps the leader epoch as it starts
+  (Kafka's phase A1, in the multi-op that writes the topic znode). Kafka's
+  legacy ``/admin/reassign_partitions`` znode is watched: created (or found
+  at failover), its entries start as API entries would; failed ones, and
+  completed ones, leave it; it is deleted once empty.
 - **Topics**: CreateTopics / CreatePartitions / DeleteTopics are served by
   the controller (other brokers answer NOT_CONTROLLER, as Kafka's ZooKeeper
   mode does); auto-created topics are written by any broker and picked up
@@ -102,6 +107,9 @@ class Controller:
         self._scope: trio.CancelScope | None = None
         self._current: _Reply | None = None
         self._electing = False
+        # czxid of the /admin/reassign_partitions znode acted on (Kafka acts on its creation only)
+        self._zk_reassign_seen: int | None = None
+        node.view.add_path_hook(zd.REASSIGN_PARTITIONS, self._on_reassign_znode, self._on_reassign_resync)
 
     # --- election ------------------------------------------------------------------------------
     async def try_elect(self) -> None:
@@ -227,6 +235,8 @@ class Controller:
                 _answer(reply, await self._alter_reassignments(arg["wanted"]))
             elif kind == "reassignments":
                 await self._progress_reassignments()
+            elif kind == "zk_reassign":
+                await self._zk_reassignment()
         except _Fenced:
             if reply is not None:
                 reply.fail(NotController())
@@ -248,6 +258,10 @@ class Controller:
         self.live = {}
         await self._reconcile(first=True)
         await self._progress_reassignments()  # moves a former controller left in flight
+        # Kafka's initializePartitionReassignments: a /admin/reassign_partitions
+        # written meanwhile (or left by the former controller) is (re)started
+        self._zk_reassign_seen = None
+        await self._zk_reassignment()
 
     def _live_sets(self) -> tuple[dict[int, int], set[int], set[int]]:
         """(live brokers -> epoch, bounced since last time, shutting down)."""
@@ -555,10 +569,12 @@ class Controller:
                     f"live broker list: {live}")
         return None
 
-    async def _alter_reassignments(self, wanted: dict[tuple[str, int], list[int] | None]
+    async def _alter_reassignments(self, wanted: dict[tuple[str, int], list[int] | None], from_zk: bool = False
                                    ) -> dict[tuple[str, int], tuple[int, str | None]]:
         """Validate, then write the new replica sets of every valid partition
-        to its topic znode (a partition with a bad target is left as it is)."""
+        to its topic znode (a partition with a bad target is left as it is).
+        The latest reassignment wins: partitions the API moves (or cancels)
+        leave ``/admin/reassign_partitions`` (Kafka's processApiPartitionReassignment)."""
         out: dict[tuple[str, int], tuple[int, str | None]] = {}
         todo: dict[str, dict[int, tuple[int, ...]]] = {}
         for (t, p), target in wanted.items():
@@ -578,14 +594,110 @@ class Controller:
                 out[(t, p)] = (errors.UNKNOWN_TOPIC_OR_PARTITION, "The partition does not exist.")
                 continue
             todo.setdefault(t, {})[p] = new
+        if not from_zk and todo:
+            superseded = {(t, p) for t, parts in todo.items() for p in parts}
+            await self._prune_zk_reassignment(lambda tp, _replicas: tp in superseded)
         for t, parts in todo.items():
             out.update(await self._start_reassignments(t, parts))
         await self._progress_reassignments()
         return out
 
+    # --- /admin/reassign_partitions (Kafka's ZooKeeper-era way in) ---------------------------------------
+    async def _on_reassign_znode(self, path: str) -> None:
+        self.notify("zk_reassign")
+
+    async def _on_reassign_resync(self) -> None:
+        self.notify("zk_reassign")  # after a reconnection: the watch is set again
+
+    async def _zk_reassignment(self) -> None:
+        from kazoo.exceptions import KazooException
+
+        try:
+            await self._zk_reassignment_once()
+        except (_Fenced, KazooException):
+            raise
+        except Exception:  # a bad request must not stop the controller's event loop
+            log.exception("controller: handling %s failed", zd.REASSIGN_PARTITIONS)
+
+    async def _zk_reassignment_once(self) -> None:
+        """Kafka's processZkPartitionReassignment: watch the znode; when it is
+        created (or found at failover), start its moves with the API's
+        validation; entries that fail are logged and removed from it. The
+        others stay until their move completes (``_prune_zk_reassignment``);
+        the znode is deleted when none is left. Rewrites of an existing znode
+        are not acted on (Kafka's handler reacts to its creation only)."""
+        from kazoo.exceptions import NoNodeError
+
+        stat = await self.zk.exists(zd.REASSIGN_PARTITIONS, watch=True)
+        if stat is None:
+            self._zk_reassign_seen = None
+            return
+        if stat.czxid == self._zk_reassign_seen:
+            return
+        self._zk_reassign_seen = stat.czxid
+        try:
+            data, _ = await self.zk.get(zd.REASSIGN_PARTITIONS)
+        except NoNodeError:
+            self._zk_reassign_seen = None
+            return
+        wanted = zd.decode_reassignment(data)
+        if wanted is None:
+            log.warning("ignoring %s: not a partition reassignment (%r)", zd.REASSIGN_PARTITIONS, bytes(data)[:200])
+            return
+        log.info("controller: %s asks for %d partition move(s)", zd.REASSIGN_PARTITIONS, len(wanted))
+        results = await self._alter_reassignments(dict(wanted), from_zk=True)
+        failed = {tp: r for tp, r in results.items() if r[0] != errors.NONE}
+        if failed:
+            log.warning("controller: failed reassignment through %s: %s", zd.REASSIGN_PARTITIONS,
+                        {f"{t}-{p}": f"{errors.NAMES.get(c, c)}: {m}" for (t, p), (c, m) in sorted(failed.items())})
+        await self._prune_zk_reassignment(lambda tp, _replicas: tp in failed)
+
+    def _zk_entry_done(self, tp: tuple[str, int], replicas: list[int]) -> bool:
+        """The partition has exactly these replicas and is not moving (Kafka
+        removes an entry when its partition's move completes with them)."""
+        ta = self.view.topics.get(tp[0])
+        return ta is not None and tp[1] in ta.partitions and not ta.reassigning(tp[1]) \
+            and list(ta.partitions[tp[1]]) == list(replicas)
+
+    async def _prune_zk_reassignment(self, drop: Callable[[tuple[str, int], list[int]], bool] | None = None
+                                     ) -> None:
+        """Kafka's maybeRemoveFromZkReassignment: remove the entries ``drop``
+        names and those whose move is complete from /admin/reassign_partitions
+        (version-checked, fenced by the controller epoch); delete it when
+        nothing is left."""
+        from kazoo.exceptions import BadVersionError, NoNodeError
+
+        for _ in range(10):
+            try:
+                data, stat = await self.zk.get(zd.REASSIGN_PARTITIONS)
+            except NoNodeError:
+                return
+            entries = zd.decode_reassignment(data)
+            if entries is None:
+                return  # not ours to touch (ignored, as Kafka does)
+            keep = {tp: r for tp, r in entries.items()
+                    if not (drop is not None and drop(tp, r)) and not self._zk_entry_done(tp, r)}
+            if keep == entries:
+                return
+            try:
+                if keep:
+                    await self._multi([("set_data", (zd.REASSIGN_PARTITIONS, zd.encode_reassignment(keep)),
+                                        {"version": stat.version})])
+                else:
+                    await self._multi([("delete", (zd.REASSIGN_PARTITIONS,), {"version": stat.version})])
+                    log.info("controller: no more partitions to reassign; %s deleted", zd.REASSIGN_PARTITIONS)
+                    if stat.czxid == self._zk_reassign_seen:
+                        self._zk_reassign_seen = None
+            except (BadVersionError, NoNodeError):
+                continue
+            return
+
     async def _start_reassignments(self, topic: str, parts: dict[int, tuple[int, ...]]
                                    ) -> dict[tuple[str, int], tuple[int, str | None]]:
-        from kazoo.exceptions import BadVersionError
+        """Kafka's phases U1 and A1 in one multi-op: the topic znode gets the
+        full replica set (RS, adding, removing) and each partition whose
+        target is not all in the ISR yet its leader epoch + 1."""
+        from kazoo.exceptions import BadVersionError, NoNodeError
 
         for _ in range(10):
             await self.view.refresh_topic(topic)
@@ -595,6 +707,7 @@ class Controller:
                         for p in parts}
             partitions, adding, removing = dict(ta.partitions), dict(ta.adding), dict(ta.removing)
             changed = False
+            bumps: list[tuple[int, LeaderIsr]] = []
             for p, target in parts.items():
                 if p not in ta.partitions:
                     continue  # gone meanwhile (answered below)
@@ -611,16 +724,34 @@ class Controller:
                 changed = True
                 partitions[p] = full
                 adding[p], removing[p] = add, rem
-                log.info("%s-%d: reassigning %s -> %s (adding %s, removing %s)", topic, p, list(current),
-                         list(target), list(add), list(rem))
+                st = self.view.states.get((topic, p))
+                bump = st is not None and not set(target) <= set(st.isr)
+                if st is not None and bump:
+                    # Kafka's phase A1: the move is not complete, so the leader
+                    # epoch goes up with the new replica set (leader and ISR kept)
+                    bumps.append((p, st))
+                log.info("%s-%d: reassigning %s -> %s (adding %s, removing %s)%s", topic, p, list(current),
+                         list(target), list(add), list(rem),
+                         f", leader epoch {st.leader_epoch + 1}" if st is not None and bump else "")
             if not changed:
                 break
+            ops: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
+                ("set_data", (zd.topic_path(topic), zd.encode_topic(ta.topic_id, partitions, adding, removing)),
+                 {"version": ta.version})]
+            for p, st in bumps:
+                ops.append(("set_data", (zd.state_path(topic, p),
+                                         zd.encode_state(st.leader, st.leader_epoch + 1, st.isr, self.epoch)),
+                            {"version": st.version}))
             try:
-                await self._multi([("set_data", (zd.topic_path(topic),
-                                                 zd.encode_topic(ta.topic_id, partitions, adding, removing)),
-                                    {"version": ta.version})])
-            except BadVersionError:
+                results = await self._multi(ops)
+            except (BadVersionError, NoNodeError):
+                for p, _ in bumps:
+                    await self.view.refresh_state(topic, p)
                 continue
+            for (p, st), stat in zip(bumps, results[2:]):
+                if hasattr(stat, "version"):
+                    self.view.apply_state(topic, p, LeaderIsr(st.leader, st.leader_epoch + 1, st.isr, self.epoch,
+                                                              stat.version, stat.mzxid))
             await self.view.refresh_topic(topic)
             break
         else:
@@ -678,6 +809,7 @@ class Controller:
         await self.view.refresh_topic(topic)
         if hasattr(stat, "version"):
             self.view.apply_state(topic, p, LeaderIsr(leader, epoch, isr, self.epoch, stat.version, stat.mzxid))
+        await self._prune_zk_reassignment()  # Kafka's step B7: out of /admin/reassign_partitions
 
     def list_reassignments(self, partitions: list[tuple[str, int]] | None
                            ) -> dict[tuple[str, int], tuple[list[int], list[int], list[int]]]:

@@ -16,6 +16,8 @@ ZooKeeper browser (or ``zkCli.sh``) shows a familiar tree::
     /config/topics/<t>                            {"version":1,"config":{"min.insync.replicas":"2"}}
     /config/brokers/<id>, /config/brokers/<default>  {"version":1,"config":{"log.retention.ms":"1000"}}
     /config/changes/config_change_<seq>  (sequential)  {"version":2,"entity_path":"topics/<t>"}
+    /admin/reassign_partitions                    {"version":1,"partitions":[{"topic":"t","partition":0,
+                                                   "replicas":[1,2]}]}  (Kafka's legacy way in)
 
 One path is pykbroker's own (Kafka sends a ControlledShutdown request to the
 controller instead, an API Kafka 4 no longer defines):
@@ -49,6 +51,7 @@ CONFIG_CHANGES = "/config/changes"
 CONFIG_CHANGE_PREFIX = "config_change_"
 DEFAULT_BROKER_ENTITY = "<default>"  # Kafka's ZooKeeper name of the cluster-wide dynamic broker configs
 SHUTDOWNS = "/pykbroker/controlled_shutdown"
+REASSIGN_PARTITIONS = "/admin/reassign_partitions"  # Kafka's ZooKeeper-era reassignment request
 
 # Persistent paths every cluster has (created by the first broker, as Kafka does).
 PERSISTENT_PATHS = (BROKER_IDS, TOPICS, CONFIG_TOPICS, CONFIG_BROKERS, CONFIG_CHANGES, "/admin/delete_topics",
@@ -337,6 +340,37 @@ def decode_config_change(data: bytes | None) -> tuple[str, str] | None:
         return None
     kind, sep, name = js["entity_path"].partition("/")
     return (kind, name) if sep and name else None
+
+
+# --- /admin/reassign_partitions --------------------------------------------------------------------
+
+def encode_reassignment(partitions: Mapping[tuple[str, int], Sequence[int]]) -> bytes:
+    """Kafka's ReassignPartitionsZNode: ``{"version":1,"partitions":[{"topic":..,
+    "partition":..,"replicas":[..]}]}``."""
+    return _dumps({"version": 1, "partitions": [{"topic": t, "partition": p, "replicas": list(r)}
+                                                for (t, p), r in partitions.items()]})
+
+
+def decode_reassignment(data: bytes | None) -> dict[tuple[str, int], list[int]] | None:
+    """(topic, partition) -> target replicas, in the znode's order (a later
+    entry for the same partition wins); None when it is not such JSON (Kafka
+    then ignores the znode: "Ignoring partition reassignment due to invalid
+    json"). A ``log_dirs`` field is accepted and ignored."""
+    js = _loads(data)
+    if not isinstance(js, dict) or not isinstance(js.get("partitions"), list):
+        return None
+    out: dict[tuple[str, int], list[int]] = {}
+    try:
+        for e in js["partitions"]:
+            t, p, reps = e["topic"], e["partition"], e["replicas"]
+            if not isinstance(t, str) or not isinstance(p, int) or isinstance(p, bool) or \
+                    not isinstance(reps, list) or not all(isinstance(r, int) and not isinstance(r, bool)
+                                                          for r in reps):
+                return None
+            out[(t, p)] = list(reps)
+    except (KeyError, TypeError):
+        return None
+    return out
 
 
 # --- /pykbroker/controlled_shutdown/<id> ------------------------------------------------------------

@@ -13,10 +13,22 @@ cluster of real broker processes.
 - Cancelling half-way puts the original replica set back at once, drops the
   half-copied replica and loses nothing.
 - A replica moved away while its broker was down is deleted when it starts.
+- Kafka's legacy way in: a plan written to ``/admin/reassign_partitions``
+  (with kazoo) starts its valid moves; invalid entries get the API's errors
+  and leave the znode; a partition the API then reassigns (here: cancels)
+  leaves it too; once the last move completes the znode is deleted, every
+  broker's Metadata shows the new replicas and every record is there at its
+  offset.
+- The leader epoch goes up when a move starts (Kafka's phase A1), not only
+  when it completes: ZooKeeper's state, every broker's Metadata and the
+  leader's OffsetForLeaderEpoch answers show it.
+- A znode created while the controller cannot see it (stopped, then
+  killed) is read by the next controller at failover.
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -62,6 +74,25 @@ def consume_values(bootstrap: str, topic: str, p: int, count: int, timeout: floa
         c.close()
 
 
+def consume_offsets(bootstrap: str, topic: str, p: int, count: int, timeout: float = 60) -> list[tuple[int, bytes]]:
+    """(offset, value) of the first ``count`` records of a partition (confluent-kafka)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"check-{time.time()}", "enable.auto.commit": False,
+                  "auto.offset.reset": "earliest"})
+    try:
+        c.assign([TopicPartition(topic, p, 0)])
+        out: list[tuple[int, bytes]] = []
+        deadline = time.monotonic() + timeout
+        while len(out) < count and time.monotonic() < deadline:
+            for m in c.consume(500, 1.0):
+                if m.error() is None:
+                    out.append((m.offset(), m.value()))
+        return out
+    finally:
+        c.close()
+
+
 def set_configs(cl: Cluster, rtype: str, name: str, configs: dict[str, str | None]) -> None:
     """IncrementalAlterConfigs through confluent-kafka (None: delete)."""
     from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
@@ -84,6 +115,22 @@ def metadata_replicas(cl: Cluster, i: int, topic: str) -> dict[int, list[int]]:
     with RawClient(cl.brokers[i].bootstrap) as rc:
         md = rc.call(3, 9, {"topics": [{"name": topic}], "allow_auto_topic_creation": False})
     return {p["partition_index"]: p["replica_nodes"] for p in md["topics"][0]["partitions"]}
+
+
+def metadata_epochs(cl: Cluster, i: int, topic: str) -> dict[int, tuple[int, int]]:
+    """partition -> (leader, leader epoch) in broker ``i``'s Metadata."""
+    with RawClient(cl.brokers[i].bootstrap) as rc:
+        md = rc.call(3, 9, {"topics": [{"name": topic}], "allow_auto_topic_creation": False})
+    return {p["partition_index"]: (p["leader_id"], p["leader_epoch"]) for p in md["topics"][0]["partitions"]}
+
+
+def offset_for_epoch(cl: Cluster, i: int, topic: str, p: int, current: int, epoch: int) -> tuple[int, int, int]:
+    """OffsetForLeaderEpoch v3 as a consumer asks it: (error, leader epoch, end offset)."""
+    with RawClient(cl.brokers[i].bootstrap) as rc:
+        r = rc.call(23, 3, {"replica_id": -1, "topics": [{"topic": topic, "partitions": [
+            {"partition": p, "current_leader_epoch": current, "leader_epoch": epoch}]}]})
+    r = r["topics"][0]["partitions"][0]
+    return r["error_code"], r["leader_epoch"], r["end_offset"]
 
 
 def moved(cl: Cluster, topic: str, p: int, target: list[int], ordered: bool = True) -> bool:
@@ -256,3 +303,121 @@ def test_replica_removed_while_its_broker_was_down_is_deleted_at_start(cluster_f
     cl.wait_registered([b])
     wait_until(lambda: not cl.log_dir(b, "gone", p).exists(), 30, "the stale replica deleted at start")
     assert consume_values(cl.running_bootstrap(), "gone", p, count) == [RECORD + b"%d" % i for i in range(count)]
+
+
+ZNODE = "/admin/reassign_partitions"
+
+
+def znode_plan(cl: Cluster) -> dict[tuple[str, int], list[int]] | None:
+    """What /admin/reassign_partitions asks for (None: no znode)."""
+    if cl.zk.exists(ZNODE) is None:
+        return None
+    data, _ = cl.zk.get(ZNODE)
+    return {(e["topic"], e["partition"]): e["replicas"] for e in json.loads(data)["partitions"]}
+
+
+def test_legacy_znode_reassignment_and_epoch_bump_at_start(cluster_factory):
+    from kafka import TopicPartition
+
+    cl = cluster_factory(overrides={"auto.leader.rebalance.enable": False})
+    cl.create_topic("zk", 3, 2)
+    p, (a, b), c = pick(cl, "zk")
+    assignment = cl.assignment("zk")
+    q = next(x for x in sorted(assignment) if x != p)
+    r = next(x for x in sorted(assignment) if x not in (p, q))
+    (qa, qb), (d,) = assignment[q], set(range(3)) - set(assignment[q])
+    count = fill(cl, "zk", p, 30)  # ~3 MB each: the throttled copies take seconds
+    fill(cl, "zk", q, 30)
+    # both moves copy slowly until the throttle is lifted
+    set_configs(cl, "TOPIC", "zk", {"follower.replication.throttled.replicas": "*"})
+    for x in {c, d}:
+        set_configs(cl, "BROKER", str(x), {"follower.replication.throttled.rate": "300000"})
+    before = cl.state("zk", p)
+    epoch0, leader0 = before["leader_epoch"], before["leader"]
+    for i in range(3):
+        wait_until(lambda i=i: metadata_epochs(cl, i, "zk")[p] == (leader0, epoch0), 30, "metadata before the move")
+    assert offset_for_epoch(cl, leader0, "zk", p, epoch0, epoch0) == (errors.NONE, epoch0, count)
+
+    plan = {"version": 1, "partitions": [
+        {"topic": "zk", "partition": p, "replicas": [c, a], "log_dirs": ["any", "any"]},
+        {"topic": "zk", "partition": q, "replicas": [d, qa]},
+        {"topic": "zk", "partition": r, "replicas": [assignment[r][0], 9]},  # broker 9 is not alive
+        {"topic": "nope", "partition": 0, "replicas": [0, 1]},  # no such topic
+    ]}
+    cl.zk.create(ZNODE, json.dumps(plan).encode())
+    # the controller starts the valid moves and removes the failed entries
+    wait_until(lambda: znode_plan(cl) == {("zk", p): [c, a], ("zk", q): [d, qa]}, 30,
+               "the failed entries removed from the znode")
+    admin = kp_admin(cl)
+    tp, tq = TopicPartition("zk", p), TopicPartition("zk", q)
+    try:
+        wait_until(lambda: set(admin.list_partition_reassignments()) == {tp, tq}, 30, "both moves listed")
+        assert admin.list_partition_reassignments([tp]) == {
+            tp: {"replicas": [c, a, b], "adding_replicas": [c], "removing_replicas": [b]}}
+        assert cl.assignment("zk")[r] == assignment[r]  # the invalid entry moved nothing
+
+        # the move started: leader epoch + 1, same leader and ISR, everywhere
+        st = cl.state("zk", p)
+        assert (st["leader"], st["leader_epoch"], sorted(st["isr"])) == (leader0, epoch0 + 1, sorted(before["isr"]))
+        assert c not in st["isr"]  # still copying: the bump came with the start, not the end
+        for i in range(3):
+            wait_until(lambda i=i: metadata_epochs(cl, i, "zk")[p] == (leader0, epoch0 + 1), 30,
+                       f"broker {i}'s metadata showing the new leader epoch")
+            wait_until(lambda i=i: metadata_replicas(cl, i, "zk")[p] == [c, a, b], 30, "the full replica set")
+        # the leader fences the old epoch; the new one starts at the log end offset
+        assert offset_for_epoch(cl, leader0, "zk", p, epoch0, epoch0)[0] == errors.FENCED_LEADER_EPOCH
+        assert offset_for_epoch(cl, leader0, "zk", p, epoch0 + 1, epoch0 + 1) == (errors.NONE, epoch0 + 1, count)
+        assert offset_for_epoch(cl, leader0, "zk", p, epoch0 + 1, epoch0) == (errors.NONE, epoch0, count)
+
+        # the API reassigns q (a cancel): the latest request wins, q leaves the znode
+        assert admin.alter_partition_reassignments({tq: None}) == {tq: None}
+        assert znode_plan(cl) == {("zk", p): [c, a]}
+        wait_until(lambda: moved(cl, "zk", q, [qa, qb], ordered=False), 30, "q back on its replicas")
+        assert cl.zk.exists(ZNODE) is not None  # p is still moving
+
+        # lift the throttle: p's move completes and the znode goes
+        set_configs(cl, "BROKER", str(c), {"follower.replication.throttled.rate": None})
+        wait_until(lambda: moved(cl, "zk", p, [c, a]), 90, "the move to complete")
+        wait_until(lambda: cl.zk.exists(ZNODE) is None, 30, "the znode deleted")
+        assert admin.list_partition_reassignments() == {}
+        st = cl.state("zk", p)
+        assert sorted(st["isr"]) == sorted([c, a]) and st["leader"] in (c, a)
+        assert st["leader_epoch"] == epoch0 + 2  # and once more when it completed
+        for i in range(3):
+            wait_until(lambda i=i: metadata_replicas(cl, i, "zk")[p] == [c, a], 30, "metadata after the move")
+        wait_until(lambda: not cl.log_dir(b, "zk", p).exists(), 30, "the removed replica's directory to go")
+        assert consume_offsets(cl.running_bootstrap(), "zk", p, count) == \
+            [(i, RECORD + b"%d" % i) for i in range(count)]
+    finally:
+        admin.close()
+
+
+def test_znode_written_while_the_controller_is_away_is_read_at_failover(cluster_factory):
+    """Kafka's initializePartitionReassignments: a new controller starts the
+    moves of an /admin/reassign_partitions it finds (no watch told it: the
+    znode was created while the old controller was stopped)."""
+    import os
+    import signal
+
+    cl = cluster_factory()
+    cl.create_topic("fo", 3, 2)
+    p, reps, c = pick(cl, "fo")
+    count = fill(cl, "fo", p, 5)
+    ctl = cl.controller()
+    keep = next(r for r in reps if r != ctl)
+    target = [c, keep]
+    os.kill(cl.brokers[ctl].pid, signal.SIGSTOP)  # it cannot see the znode's creation
+    try:
+        cl.zk.create(ZNODE, json.dumps({"version": 1, "partitions": [
+            {"topic": "fo", "partition": p, "replicas": target}]}).encode())
+    finally:
+        cl.kill(ctl)
+    wait_until(lambda: cl.controller() != ctl, 60, "a new controller")
+    wait_until(lambda: moved(cl, "fo", p, target), 60, "the move started by the new controller to complete")
+    wait_until(lambda: cl.zk.exists(ZNODE) is None, 30, "the znode deleted")
+    for i in range(3):
+        if i != ctl:
+            wait_until(lambda i=i: metadata_replicas(cl, i, "fo")[p] == target, 30, "metadata after the move")
+    assert consume_offsets(cl.running_bootstrap(), "fo", p, count) == [(i, RECORD + b"%d" % i) for i in range(count)]
+    cl.brokers[ctl].restart()
+    cl.wait_registered([ctl])

@@ -120,3 +120,22 @@ def test_plan_racks_win_over_an_even_spread():
     # without rack awareness the spread is even
     flat = plan(cur, brokers, rack_aware=False)
     assert Counter(b for r in flat.values() for b in r) == {0: 4, 1: 4, 3: 4}
+
+
+def test_reassign_partitions_znode_format():
+    import json
+
+    data = zd.encode_reassignment({("t", 1): [3, 1], ("u", 0): [2]})
+    assert json.loads(data) == {"version": 1, "partitions": [{"topic": "t", "partition": 1, "replicas": [3, 1]},
+                                                             {"topic": "u", "partition": 0, "replicas": [2]}]}
+    assert zd.decode_reassignment(data) == {("t", 1): [3, 1], ("u", 0): [2]}
+    # Kafka's tool adds log_dirs (ignored); a later entry for a partition wins
+    assert zd.decode_reassignment(b'{"version":1,"partitions":[{"topic":"t","partition":0,"replicas":[1],'
+                                  b'"log_dirs":["any"]},{"topic":"t","partition":0,"replicas":[2]}]}') == \
+        {("t", 0): [2]}
+    assert zd.decode_reassignment(b'{"version":1,"partitions":[]}') == {}
+    for bad in (b"", b"junk", b'{"version":1}', b'{"partitions":[{"topic":"t","partition":0}]}',
+                b'{"partitions":[{"topic":"t","partition":"0","replicas":[1]}]}',
+                b'{"partitions":[{"topic":"t","partition":0,"replicas":["1"]}]}'):
+        assert zd.decode_reassignment(bad) is None, bad
+    assert zd.REASSIGN_PARTITIONS == "/admin/reassign_partitions"
