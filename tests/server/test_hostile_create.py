@@ -381,3 +381,62 @@ async def test_create_failing_midway_answers_an_error_and_rolls_back(tmp_path: P
             bootstrap, "t", {p: 0 for p in range(12)}, {p: 2 for p in range(12)}))
         assert {p: [r.value for r in got[p]] for p in got} == \
             {p: [r.value for r in recs if r.partition == p] for p in range(12)}
+
+
+async def test_a_growing_topic_serialises_growth_and_may_be_deleted(tmp_path: Path) -> None:
+    """CreatePartitions of a topic while another one grows it waits for it
+    (then INVALID_PARTITIONS, as Kafka's controller answers the second of
+    two); DeleteTopics while it grows deletes the topic and the growth is
+    rolled back (UNKNOWN_TOPIC_OR_PARTITION), leaving no directory."""
+    async with pykbroker.Broker({"listeners": "PLAINTEXT://127.0.0.1:0", "log.dirs": str(tmp_path),
+                                 "node.id": "1"}) as broker:
+        host, port = broker.bound[0]
+        bootstrap = f"{host}:{port}"
+
+        def call(api_key: int, version: int, body: dict) -> dict:
+            with RawClient(bootstrap, timeout=300) as c:
+                return c.call(api_key, version, body)
+
+        def grow(total: int) -> dict:
+            return call(37, 3, {"topics": [{"name": "g", "count": total, "assignments": None}],
+                                "timeout_ms": 300_000, "validate_only": False})["results"][0]
+
+        async def until_exists(path: Path) -> None:
+            with trio.fail_after(120):
+                while not path.exists():
+                    await trio.sleep(0.002)
+
+        r = await trio.to_thread.run_sync(call, 19, 7, {
+            "topics": [{"name": "g", "num_partitions": 1, "replication_factor": 1, "assignments": [],
+                        "configs": []}], "timeout_ms": 10000, "validate_only": False})
+        assert r["topics"][0]["error_code"] == 0, r
+        n = 2001
+        got: dict[str, dict] = {}
+
+        async def run(key: str, total: int) -> None:
+            got[key] = await trio.to_thread.run_sync(grow, total)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run, "first", n)
+            await until_exists(tmp_path / "g-1")
+            nursery.start_soon(run, "second", n)
+        assert got["first"]["error_code"] == 0, got
+        assert (got["second"]["error_code"], got["second"]["error_message"]) == \
+            (errors.INVALID_PARTITIONS, f"Topic already has {n} partition(s)."), got
+        assert len(broker.state.topics["g"].partitions) == n
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run, "deleted", 2 * n)
+            await until_exists(tmp_path / f"g-{n}")
+            d = await trio.to_thread.run_sync(call, 20, 6, {
+                "topics": [{"name": "g", "topic_id": b"\0" * 16}], "timeout_ms": 10000})
+            assert d["responses"][0]["error_code"] == 0, d
+            assert not (tmp_path / f"g-{2 * n - 1}").exists(), "the growth ended before the delete"
+        assert got["deleted"]["error_code"] == errors.UNKNOWN_TOPIC_OR_PARTITION, got
+        assert "g" not in broker.state.topics
+        left = [p.name for p in tmp_path.iterdir() if p.name.startswith("g-") and not p.name.endswith("-delete")]
+        assert left == []
+        r = await trio.to_thread.run_sync(call, 19, 7, {
+            "topics": [{"name": "g", "num_partitions": 2, "replication_factor": 1, "assignments": [],
+                        "configs": []}], "timeout_ms": 10000, "validate_only": False})
+        assert r["topics"][0]["error_code"] == 0, r  # creatable again
