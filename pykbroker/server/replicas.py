@@ -36,7 +36,7 @@ import trio
 
 from ..protocol import errors
 from ..protocol.records import BatchHeader
-from ..storage.manager import StorageFailureError
+from ..storage.manager import TopicError
 from ..util import fd_headroom
 from ..topic_configs import apply_dynamic_state
 from .topics import PartitionState, TopicState
@@ -227,6 +227,13 @@ def check_fd_headroom(name: str, partitions: int) -> None:
             f"({free} left under its limit)")
 
 
+def _kafka_error(e: TopicError | OSError) -> errors.KafkaError:
+    """A failed creation of the log manager as the error the client gets."""
+    if isinstance(e, OSError):  # LogOfflineError: no log directory online
+        return errors.KafkaError(errors.KAFKA_STORAGE_ERROR, str(e))
+    return errors.KafkaError(e.error_code, str(e))  # StorageFailureError: KAFKA_STORAGE_ERROR
+
+
 class LocalReplicas:
     """A lone broker: a one-node cluster that leads every partition."""
 
@@ -319,19 +326,19 @@ class LocalReplicas:
     async def create_topic(self, name: str, partitions: int, replication_factor: int, configs: dict[str, str],
                            assignment: dict[int, list[int]] | None, timeout_ms: int) -> bytes:
         check_fd_headroom(name, partitions)
-        try:
-            return self.state.create_topic(name, partitions, configs).topic_id
-        except StorageFailureError as e:  # rolled back: nothing of the topic is left
-            raise errors.KafkaError(errors.KAFKA_STORAGE_ERROR, str(e)) from e
+        try:  # the file work in worker threads: the other clients keep being answered
+            return (await self.state.create_topic_off_loop(name, partitions, configs)).topic_id
+        except (TopicError, OSError) as e:  # a failure is rolled back: nothing of the topic is left
+            raise _kafka_error(e) from e
 
     async def create_partitions(self, name: str, total: int, assignment: list[list[int]] | None,
                                 timeout_ms: int) -> None:
         ts = self.state.topics.get(name)
         check_fd_headroom(name, total - (len(ts.partitions) if ts is not None else 0))
         try:
-            self.state.create_partitions(name, total)
-        except StorageFailureError as e:  # rolled back: the topic keeps its partitions
-            raise errors.KafkaError(errors.KAFKA_STORAGE_ERROR, str(e)) from e
+            await self.state.create_partitions_off_loop(name, total)
+        except (TopicError, OSError) as e:  # a failure is rolled back: the topic keeps its partitions
+            raise _kafka_error(e) from e
 
     async def delete_topic(self, name: str, timeout_ms: int) -> None:
         self.state.delete_topic(name)
@@ -378,10 +385,13 @@ class LocalReplicas:
 
     def auto_create(self, name: str, partitions: int, replication_factor: int,
                     configs: dict[str, str] | None) -> TopicState | None:
+        logs = self.state.logs
+        if logs is not None and logs.creating(name):
+            return None  # a CreateTopics of it is under way: unknown until it completes
         try:
             check_fd_headroom(name, partitions)
             return self.state.create_topic(name, partitions, configs)
-        except (StorageFailureError, errors.KafkaError) as e:  # as if auto-creation were off
+        except (TopicError, OSError, errors.KafkaError) as e:  # as if auto-creation were off
             log.warning("auto-creating topic %s failed: %s", name, e)
             return None
 

@@ -199,6 +199,17 @@ class BrokerState:
     def create_partitions(self, name: str, total: int) -> None:
         self.topics.add_partitions(name, total)
 
+    async def create_topic_off_loop(self, name: str, partitions: int,
+                                    configs: dict[str, str] | None = None) -> TopicState:
+        """As :meth:`create_topic`, the partitions' files created in worker
+        threads while the broker keeps serving (CreateTopics)."""
+        configs = dict(configs or {})
+        return await self.topics.create_off_loop(name, partitions, configs, self.topic_config(configs))
+
+    async def create_partitions_off_loop(self, name: str, total: int) -> None:
+        """As :meth:`create_partitions`, off the event loop (CreatePartitions)."""
+        await self.topics.add_partitions_off_loop(name, total)
+
     def partition(self, topic: str, index: int) -> PartitionState | None:
         return self.topics.partition(topic, index)
 

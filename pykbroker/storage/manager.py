@@ -41,8 +41,23 @@ Creating a topic or partitions is all-or-nothing: every partition directory
 is created first and the topic metadata written last; a failure on the way
 (ENOSPC, EMFILE, ...) removes the partitions already created. A crash in
 between leaves directories no topic owns: at the next start those holding no
-records are removed (a half-created topic), others renamed ``-stray``.
-Registered partitions whose directory is missing are created at load.
+records are removed (a half-created topic, or partitions of a topic beyond
+its registered count), others renamed ``-stray``. Registered partitions
+whose directory is missing are created at load.
+
+A creation runs in steps (:class:`PartitionCreation`) so that the file work,
+about a millisecond and a half per partition, can run in worker threads
+while the broker keeps serving: :meth:`LogManager.begin_create_topic` /
+:meth:`LogManager.begin_create_partitions` check the request, reserve the
+topic name (a second creation of it is refused with TOPIC_ALREADY_EXISTS;
+the topic stays unknown to everything else) and place every partition in a
+log directory; :meth:`LogManager.build_partitions` creates the partition
+directories and opens their logs (file work only: it changes nothing the
+manager shares, so it may run in any thread, range by range);
+:meth:`LogManager.complete_creation` registers the logs and writes the topic
+metadata; :meth:`LogManager.discard_creation` (any thread) removes what was
+built after a failure and :meth:`LogManager.end_creation` drops the
+reservation. ``create_topic`` / ``create_partitions`` do all of it at once.
 """
 
 from __future__ import annotations
@@ -142,6 +157,11 @@ class StorageFailureError(TopicError):
     error_code = 56  # KAFKA_STORAGE_ERROR
 
 
+class CreationInProgressError(TopicError):
+    """Partitions of this topic are being created already (the broker waits
+    for one creation of a topic's partitions to end before the next)."""
+
+
 class LogDirNotFoundError(Exception):
     """AlterReplicaLogDirs to a path that is not one of log.dirs."""
 
@@ -193,6 +213,36 @@ class TopicMeta:
         return kafka_uuid_str(self.topic_id)
 
 
+@attrs.define(eq=False)
+class PartitionCreation:
+    """A creation of partitions ``first``..``meta.partitions - 1`` under way
+    (a new topic when ``old`` is None, else more partitions of ``old``); see
+    the module docstring for its steps. ``dirs[i]`` is the log directory of
+    partition ``first + i``; ``built`` the logs opened so far (registered
+    nowhere until :meth:`LogManager.complete_creation`); ``started`` every
+    partition whose directory may exist (a half-made one is removed too)."""
+
+    meta: TopicMeta
+    old: TopicMeta | None
+    config: LogConfig
+    dirs: list[Path]
+    built: dict[int, PartitionStore] = attrs.field(factory=dict)
+    started: list[int] = attrs.field(factory=list)
+    completed: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.meta.name
+
+    @property
+    def first(self) -> int:
+        return 0 if self.old is None else self.old.partitions
+
+    @property
+    def total(self) -> int:
+        return self.meta.partitions
+
+
 class LogManager:
     def __init__(
         self,
@@ -235,6 +285,8 @@ class LogManager:
         self.log_replaced_listeners: list[LogReplacedListener] = []
         # called as fn(log dir) when a directory goes offline, possibly from a worker thread
         self.dir_failed_listeners: list[Callable[[Path], None]] = []
+        # topics whose partitions are being created (PartitionCreation), by name
+        self._creations: dict[str, PartitionCreation] = {}
 
     # --- config ------------------------------------------------------------------------
 
@@ -308,7 +360,7 @@ class LogManager:
                 meta = self.topics.get(topic)
                 stored = read_partition_metadata(path / PARTITION_METADATA)
                 if meta is None or p >= meta.partitions or (stored is not None and stored != meta.topic_id):
-                    self._discard_unowned(path, stored, meta is None or p >= meta.partitions)
+                    self._discard_unowned(path, stored, meta is None or p >= meta.partitions, meta)
                     continue
                 if (topic, p) in self._logs:
                     # Kafka's LogManager.loadLog: a crash between the two renames of
@@ -446,15 +498,18 @@ class LogManager:
             doc["broker_configs"] = {k: dict(v) for k, v in sorted(self.dynamic_configs.items())}
         atomic_write(self.log_dirs[0] / TOPICS_FILE, (json.dumps(doc, indent=1) + "\n").encode("utf-8"))
 
-    def _discard_unowned(self, path: Path, stored_id: bytes | None, unregistered: bool) -> None:
+    def _discard_unowned(self, path: Path, stored_id: bytes | None, unregistered: bool,
+                         meta: TopicMeta | None = None) -> None:
         """A partition directory no registered topic partition owns. One a
         creation made (its partition.metadata names a topic id not
-        registered) but holding no records was left by a creation a crash
-        interrupted (the topic metadata is written last): removed. Any
-        other is kept aside as ``-stray``."""
-        if unregistered and stored_id is not None and stored_id not in self._by_id \
-                and not _holds_records(path):
-            log.warning("removing %s: a partition directory without records of no registered topic "
+        registered, or the id of its topic ``meta`` while its index is
+        beyond the registered count) but holding no records was left by a
+        creation a crash interrupted (the topic metadata is written last):
+        removed. Any other is kept aside as ``-stray``."""
+        ours = stored_id is not None and (stored_id not in self._by_id
+                                          or (meta is not None and stored_id == meta.topic_id))
+        if unregistered and ours and not _holds_records(path):
+            log.warning("removing %s: a partition directory without records of no registered topic partition "
                         "(a topic or partition creation interrupted by a crash)", path)
             shutil.rmtree(path, ignore_errors=True)
             return
@@ -466,28 +521,55 @@ class LogManager:
         log.warning("log directory %s belongs to no known topic partition; renamed to %s", path, target.name)
         os.rename(path, target)
 
-    def _pick_dir(self) -> Path:
-        """The online log directory with the fewest logs, current and future
-        (Kafka's LogManager.nextLogDirs)."""
-        if len(self.log_dirs) == 1 and not self.offline_dirs:
-            return self.log_dirs[0]  # the common case: no count over every partition (O(n) each)
+    def _dir_counts(self) -> dict[Path, int]:
+        """Logs (current, future and being created) per online log directory,
+        in log.dirs order (LogOfflineError when none is online)."""
         online = [d for d in self.log_dirs if d not in self.offline_dirs]
         if not online:
             raise LogOfflineError("No log directory is online")
         counts = {d: 0 for d in online}
-        for d in [*self._dir_of.values(), *self._future_dir_of.values()]:
-            if d in counts:
+        if len(online) > 1:  # the common case (one directory) needs no count over every partition
+            pending = [d for c in self._creations.values() for d in c.dirs]
+            for d in [*self._dir_of.values(), *self._future_dir_of.values(), *pending]:
+                if d in counts:
+                    counts[d] += 1
+        return counts
+
+    def _pick_dir(self) -> Path:
+        """The online log directory with the fewest logs, current and future
+        (Kafka's LogManager.nextLogDirs)."""
+        counts = self._dir_counts()
+        return min(counts, key=lambda d: counts[d])
+
+    def _place(self, name: str, first: int, total: int) -> list[Path]:
+        """Log directories for new partitions ``first``..``total - 1``: the one
+        AlterReplicaLogDirs named, else the one with the fewest logs."""
+        counts: dict[Path, int] | None = None
+        out = []
+        for p in range(first, total):
+            d = self.preferred_dirs.pop((name, p), None)
+            if d is None or d in self.offline_dirs:
+                if counts is None:
+                    counts = self._dir_counts()
+                d = min(counts, key=lambda x: counts[x])
+            if counts is not None and d in counts:
                 counts[d] += 1
-        return min(online, key=lambda d: counts[d])
+            out.append(d)
+        return out
+
+    def _new_log(self, d: Path, meta: TopicMeta, p: int, config: LogConfig) -> PartitionStore:
+        """Create partition ``p``'s log in log directory ``d`` (file work only:
+        nothing of the manager changes, so any thread may call it)."""
+        path = d / partition_dir_name(meta.name, p)
+        if path.exists():
+            self._make_stray(path)
+        return PartitionLog.open(path, config, recover=False, topic_id=meta.topic_id)
 
     def _create_partition(self, meta: TopicMeta, p: int, config: LogConfig) -> PartitionStore:
         d = self.preferred_dirs.pop((meta.name, p), None)
         if d is None or d in self.offline_dirs:
             d = self._pick_dir()
-        path = d / partition_dir_name(meta.name, p)
-        if path.exists():
-            self._make_stray(path)
-        plog = PartitionLog.open(path, config, recover=False, topic_id=meta.topic_id)
+        plog = self._new_log(d, meta, p, config)
         self._logs[(meta.name, p)] = plog
         self._dir_of[(meta.name, p)] = d
         return plog
@@ -503,13 +585,39 @@ class LogManager:
     ) -> TopicMeta:
         """Create a topic and its partition logs. Raises InvalidTopicError,
         TopicAlreadyExistsError, InvalidPartitionsError or InvalidConfigError
-        (each with ``error_code``)."""
+        (each with ``error_code``), StorageFailureError (rolled back)."""
+        return self._run_creation(self.begin_create_topic(name, partitions, configs, topic_id))
+
+    def create_partitions(self, name: str, new_total: int) -> TopicMeta:
+        """Grow a topic to ``new_total`` partitions (all or nothing)."""
+        return self._run_creation(self.begin_create_partitions(name, new_total))
+
+    def _run_creation(self, c: PartitionCreation) -> TopicMeta:
+        try:
+            self.build_partitions(c, c.first, c.total)
+            return self.complete_creation(c)
+        except BaseException:
+            self.discard_creation(c)
+            raise
+        finally:
+            self.end_creation(c)
+
+    def begin_create_topic(
+        self,
+        name: str,
+        partitions: int,
+        configs: Mapping[str, str] | None = None,
+        topic_id: bytes | None = None,
+    ) -> PartitionCreation:
+        """Check a new topic and reserve its name (the first step of a
+        creation); raises as :meth:`create_topic`. A name being created is
+        taken already (TopicAlreadyExistsError)."""
         err = validate_topic_name(name)
         if err is not None:
             raise InvalidTopicError(f"Topic name is invalid: {err}")
-        if name in self.topics:
+        if name in self.topics or name in self._creations:
             raise TopicAlreadyExistsError(f"Topic '{name}' already exists.")
-        for other in self.topics:
+        for other in [*self.topics, *self._creations]:
             if topics_collide(name, other):
                 raise InvalidTopicError(f"Topic '{name}' collides with existing topic: {other}")
         if partitions < 1:
@@ -520,57 +628,131 @@ class LogManager:
             topic_id = random_kafka_uuid()
         if len(topic_id) != 16:
             raise ValueError("topic id must be 16 bytes")
-        if topic_id in self._by_id:
+        if topic_id in self._by_id or any(c.meta.topic_id == topic_id and c.old is None
+                                          for c in self._creations.values()):
             raise TopicAlreadyExistsError(f"Topic id {kafka_uuid_str(topic_id)} is already in use.")
         meta = TopicMeta(name, topic_id, partitions, configs)
-        self._create_partitions_then(meta, 0, config, None)
-        return meta
+        return self._begin(PartitionCreation(meta, None, config, self._place(name, 0, partitions)))
 
-    def _create_partitions_then(self, meta: TopicMeta, first: int, config: LogConfig,
-                                old: TopicMeta | None) -> None:
-        """Create partitions ``first``.. of ``meta``, then record ``meta``
-        durably (replacing ``old``); on any failure remove what was created
-        and restore ``old`` (StorageFailureError for an OSError)."""
-        created: list[int] = []
+    def begin_create_partitions(self, name: str, new_total: int) -> PartitionCreation:
+        """Check growing a topic to ``new_total`` partitions and reserve it
+        (the first step of a creation): UnknownTopicError,
+        InvalidPartitionsError, CreationInProgressError."""
+        meta = self.topics.get(name)
+        if meta is None:
+            raise UnknownTopicError(f"This server does not host this topic: {name}")
+        if name in self._creations:
+            raise CreationInProgressError(f"Partitions of topic '{name}' are being created.")
+        if new_total == meta.partitions:
+            raise InvalidPartitionsError(f"Topic already has {meta.partitions} partition(s).")
+        if new_total < meta.partitions:
+            raise InvalidPartitionsError(f"The topic {name} currently has {meta.partitions} partition(s); "
+                                         f"{new_total} would not be an increase.")
+        new = attrs.evolve(meta, partitions=new_total)
+        return self._begin(PartitionCreation(new, meta, self.config_for(new.configs),
+                                             self._place(name, meta.partitions, new_total)))
+
+    def _begin(self, c: PartitionCreation) -> PartitionCreation:
+        self._creations[c.name] = c
+        return c
+
+    def creating(self, name: str) -> bool:
+        """Whether partitions of ``name`` are being created."""
+        return name in self._creations
+
+    def build_partitions(self, c: PartitionCreation, lo: int, hi: int) -> None:
+        """Create the directories and open the logs of partitions ``lo``..``hi - 1``
+        of creation ``c`` (file work only, any thread; one range at a time).
+        StorageFailureError for an OSError (the caller then discards ``c``)."""
+        p = lo
         try:
-            for p in range(first, meta.partitions):
-                created.append(p)  # before: a half-made directory goes too
-                self._create_partition(meta, p, config)
-            self.topics[meta.name] = meta
-            self._by_id[meta.topic_id] = meta
+            for p in range(lo, hi):
+                c.started.append(p)  # before: a half-made directory goes too
+                c.built[p] = self._new_log(c.dirs[p - c.first], c.meta, p, c.config)
+        except OSError as e:
+            what = "topic" if c.old is None else "partitions of topic"
+            log.error("creating the %s %s failed after %d of %d partitions, rolled back: %s",
+                      what, c.name, p - c.first, c.total - c.first, e)
+            raise StorageFailureError(
+                f"Creating {c.total - c.first} partitions of '{c.name}' failed and was rolled "
+                f"back: {e.strerror or e}") from e
+
+    def complete_creation(self, c: PartitionCreation) -> TopicMeta:
+        """Register the logs ``c`` built and record the topic durably (the
+        topic metadata written last). On failure nothing is registered and
+        the previous metadata is back (StorageFailureError for an OSError;
+        UnknownTopicError when the topic grown was deleted meanwhile); the
+        caller then discards ``c``."""
+        name = c.name
+        missing = [p for p in range(c.first, c.total) if p not in c.built]
+        if missing:
+            raise RuntimeError(f"partitions {missing[:5]}... of {name} were not built")
+        old = c.old
+        if old is None:
+            meta = c.meta
+        else:
+            cur = self.topics.get(name)
+            if cur is None or cur.topic_id != old.topic_id:
+                raise UnknownTopicError(f"This server does not host this topic: {name}")
+            meta = attrs.evolve(cur, partitions=c.total)  # config overrides may have changed meanwhile
+        gone = sorted({str(d) for d in c.dirs if d in self.offline_dirs})
+        if gone:
+            raise StorageFailureError(f"Creating partitions of '{name}' failed: log directory "
+                                      f"{', '.join(gone)} went offline")
+        config = self.config_for(meta.configs)
+        for p, plog in c.built.items():
+            plog.config = config
+            self._logs[(name, p)] = plog
+            self._dir_of[(name, p)] = c.dirs[p - c.first]
+        prev = self.topics.get(name)
+        self.topics[name] = meta
+        self._by_id[meta.topic_id] = meta
+        try:
             self._write_topics()
         except BaseException as e:
-            if old is None:
-                self.topics.pop(meta.name, None)
+            if prev is None:
+                self.topics.pop(name, None)
                 self._by_id.pop(meta.topic_id, None)
             else:
-                self.topics[meta.name] = old
-                self._by_id[old.topic_id] = old
-            self._remove_partitions(meta.name, created)
+                self.topics[name] = prev
+                self._by_id[prev.topic_id] = prev
+            for p in c.built:
+                self._logs.pop((name, p), None)
+                self._dir_of.pop((name, p), None)
             if isinstance(e, OSError):
-                what = "topic" if old is None else "partitions of topic"
-                log.error("creating the %s %s failed after %d of %d partitions, rolled back: %s",
-                          what, meta.name, len(created) - 1, meta.partitions - first, e)
+                log.error("recording %s failed, its %d new partitions are rolled back: %s",
+                          name, c.total - c.first, e)
                 raise StorageFailureError(
-                    f"Creating {meta.partitions - first} partitions of '{meta.name}' failed and was rolled "
+                    f"Creating {c.total - c.first} partitions of '{name}' failed and was rolled "
                     f"back: {e.strerror or e}") from e
             raise
+        c.meta = meta
+        c.completed = True
+        return meta
 
-    def _remove_partitions(self, name: str, partitions: list[int]) -> None:
-        """Roll back just-created partitions: close and remove their logs."""
-        for p in partitions:
-            plog = self._logs.pop((name, p), None)
-            d = self._dir_of.pop((name, p), None)
+    def discard_creation(self, c: PartitionCreation) -> None:
+        """Roll back a creation that did not complete: close and remove the
+        logs it built (file work only, any thread)."""
+        if c.completed:
+            return
+        for p in c.started:
+            plog = c.built.pop(p, None)
+            d = c.dirs[p - c.first]
             try:
                 if plog is not None:
                     plog.delete()
                     continue
-                for ld in ([d] if d is not None else self.log_dirs):
-                    path = ld / partition_dir_name(name, p)
-                    if path.is_dir():
-                        shutil.rmtree(path, ignore_errors=True)
+                path = d / partition_dir_name(c.name, p)
+                if path.is_dir():
+                    shutil.rmtree(path, ignore_errors=True)
             except Exception as e:  # keep removing the others; a leftover is discarded at load
-                log.warning("rolling back partition %s-%d: %s", name, p, e)
+                log.warning("rolling back partition %s-%d: %s", c.name, p, e)
+        c.started.clear()
+
+    def end_creation(self, c: PartitionCreation) -> None:
+        """The creation is over (completed, or discarded): its reservation goes."""
+        if self._creations.get(c.name) is c:
+            del self._creations[c.name]
 
     def ensure_partition(self, name: str, topic_id: bytes, partitions: int, configs: Mapping[str, str],
                          partition: int) -> PartitionStore:
@@ -645,20 +827,6 @@ class LogManager:
         if due:
             self.pending_dir_deletes = [(t, p) for t, p in self.pending_dir_deletes if t > now_ms]
         return due
-
-    def create_partitions(self, name: str, new_total: int) -> TopicMeta:
-        meta = self.topics.get(name)
-        if meta is None:
-            raise UnknownTopicError(f"This server does not host this topic: {name}")
-        if new_total < meta.partitions:
-            raise InvalidPartitionsError(
-                f"Topic currently has {meta.partitions} partitions, which is higher than the requested {new_total}."
-            )
-        if new_total == meta.partitions:
-            raise InvalidPartitionsError(f"Topic already has {meta.partitions} partitions.")
-        new = attrs.evolve(meta, partitions=new_total)
-        self._create_partitions_then(new, meta.partitions, self.config_for(new.configs), meta)
-        return new
 
     def alter_topic_configs(self, name: str, configs: Mapping[str, str]) -> TopicMeta:
         """Replace the topic's config overrides (validated first); the open
@@ -970,12 +1138,14 @@ def _holds_records(path: Path) -> bool:
 
 __all__ = [
     "CLEAN_SHUTDOWN_FILE",
+    "CreationInProgressError",
     "InvalidConfigError",
     "InvalidPartitionsError",
     "InvalidTopicError",
     "LogDirInfo",
     "LogDirNotFoundError",
     "LogManager",
+    "PartitionCreation",
     "StorageFailureError",
     "LogReplacedListener",
     "ReplicaDirInfo",

@@ -422,12 +422,8 @@ class MemoryLogManager(LogManager):
     def _write_topics(self) -> None:  # nothing to persist
         return None
 
-    def _create_partition(self, meta: TopicMeta, p: int, config: LogConfig) -> MemoryPartitionLog:
-        plog = MemoryPartitionLog(meta.name, p, config, topic_id=meta.topic_id)
-        d = self.preferred_dirs.pop((meta.name, p), None) or self._pick_dir()
-        self._logs[(meta.name, p)] = plog
-        self._dir_of[(meta.name, p)] = d
-        return plog
+    def _new_log(self, d: Path, meta: TopicMeta, p: int, config: LogConfig) -> MemoryPartitionLog:
+        return MemoryPartitionLog(meta.name, p, config, topic_id=meta.topic_id)
 
     def alter_log_dir(self, topic: str, partition: int, path: str) -> None:
         """Nothing to copy: the partition is in the named (notional) directory at once."""

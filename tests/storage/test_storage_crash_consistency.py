@@ -8,6 +8,7 @@ import errno
 import json
 import logging
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,16 @@ from storage_helpers import append, records_of
 from pykbroker.storage import manager as manager_mod
 from pykbroker.storage.log import PartitionLog
 from pykbroker.storage.log_config import LogConfig
-from pykbroker.storage.manager import TOPICS_FILE, LogManager, StorageFailureError
+from pykbroker.storage.manager import (
+    TOPICS_FILE,
+    CreationInProgressError,
+    InvalidTopicError,
+    LogManager,
+    PartitionCreation,
+    StorageFailureError,
+    TopicAlreadyExistsError,
+    UnknownTopicError,
+)
 from pykbroker.storage.segment import OPEN_SEGMENTS, set_max_open_segments
 
 
@@ -188,3 +198,94 @@ def test_segment_files_open_lazily_under_a_bound(tmp_path: Path) -> None:
             lg.close()
     finally:
         set_max_open_segments(old)
+
+
+# --- creation in steps: the file work in worker threads (the broker's CreateTopics/CreatePartitions) --
+
+
+def _engine(kind: str, root: Path) -> LogManager:
+    if kind == "memory":
+        from pykbroker.storage.memory import MemoryLogManager
+        m: LogManager = MemoryLogManager([root], LogConfig())
+        m.load()
+        return m
+    return _mgr(root)
+
+
+def _build_in_threads(m: LogManager, c: PartitionCreation, chunk: int = 3) -> None:
+    """As the broker does: each range of partitions built by a worker thread."""
+    for lo in range(c.first, c.total, chunk):
+        t = threading.Thread(target=m.build_partitions, args=(c, lo, min(lo + chunk, c.total)))
+        t.start()
+        t.join()
+
+
+@pytest.mark.parametrize("kind", ["segments", "memory"])
+def test_a_topic_being_created_is_reserved_and_unknown(tmp_path: Path, kind: str) -> None:
+    m = _engine(kind, tmp_path)
+    c = m.begin_create_topic("a.b", 7)
+    assert m.creating("a.b")
+    with pytest.raises(TopicAlreadyExistsError):
+        m.create_topic("a.b", 1)
+    with pytest.raises(InvalidTopicError, match="collides with existing topic: a.b"):
+        m.create_topic("a_b", 1)
+    _build_in_threads(m, c)
+    assert "a.b" not in m.topics and m.get("a.b", 0) is None  # built, not registered yet
+    with pytest.raises(UnknownTopicError):
+        m.delete_topic("a.b")
+    meta = m.complete_creation(c)
+    m.end_creation(c)
+    assert not m.creating("a.b")
+    assert meta.partitions == 7 and [m.get("a.b", p) is not None for p in range(7)] == [True] * 7
+    append(m.get("a.b", 6), 2)
+    assert m.get("a.b", 6).log_end_offset == 2
+    if kind == "segments":
+        assert _registered(tmp_path) == {"a.b": 7} and len(_dirs(tmp_path, "a.b")) == 7
+    m.close()
+
+
+@pytest.mark.parametrize("kind", ["segments", "memory"])
+def test_a_topic_deleted_while_it_grows_fails_the_growth(tmp_path: Path, kind: str) -> None:
+    m = _engine(kind, tmp_path)
+    m.create_topic("t", 2)
+    c = m.begin_create_partitions("t", 6)
+    with pytest.raises(CreationInProgressError):
+        m.begin_create_partitions("t", 7)
+    m.alter_topic_configs("t", {"retention.ms": "1000"})  # changed meanwhile: the new logs follow
+    _build_in_threads(m, c)
+    # completing applies the overrides of the time
+    meta = m.complete_creation(c)
+    m.end_creation(c)
+    assert meta.partitions == 6 and meta.configs == {"retention.ms": "1000"}
+    assert m.get("t", 5).config.retention_ms == 1000
+    c = m.begin_create_partitions("t", 9)
+    _build_in_threads(m, c)
+    m.delete_topic("t")
+    with pytest.raises(UnknownTopicError):
+        m.complete_creation(c)
+    m.discard_creation(c)
+    m.end_creation(c)
+    assert "t" not in m.topics and m.get("t", 7) is None
+    if kind == "segments":
+        assert _dirs(tmp_path, "t") == [] and _registered(tmp_path) == {}
+    m.create_topic("t", 1)  # creatable again
+    m.close()
+
+
+def test_start_up_removes_partitions_an_interrupted_growth_left(tmp_path: Path,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    m = _mgr(tmp_path)
+    m.create_topic("g", 2)
+    append(m.get("g", 1), 3)
+    c = m.begin_create_partitions("g", 5)
+    _build_in_threads(m, c)  # the crash comes before complete_creation writes the metadata
+    for plog in c.built.values():
+        plog.close()
+    m.close()
+    with caplog.at_level(logging.WARNING, "pykbroker.storage"):
+        m2 = _mgr(tmp_path)
+    assert m2.topics["g"].partitions == 2 and m2.get("g", 1).log_end_offset == 3
+    assert _dirs(tmp_path, "g") == ["g-0", "g-1"]  # removed, not kept aside as -stray
+    assert "interrupted by a crash" in caplog.text
+    assert m2.create_partitions("g", 5).partitions == 5  # and growable again
+    m2.close()
