@@ -1,10 +1,10 @@
 """UpdateFeatures (key 57), versions 0-2 (Kafka 4.x's range; all flexible).
 
-Changes the finalized levels of the features ApiVersions v3+ lists
-(``transaction.version`` 0-2, ``group.version`` 0-1, ``share.version`` 0-1;
-``protocol/features.py``), as Kafka 4.x's controller does
-(FeatureControlManager):
-
+- Changes the finalized levels of the features ApiVersions v3+ lists
+  (``transaction.version`` 0-2, ``group.version`` 0-1, ``share.version``
+  0-1; ``protocol/features.py``) with Kafka 4.x's controller checks and
+  messages (FeatureControlManager), cluster-wide: every broker's
+  ApiVersions then lists them, with a grown finalized epoch.
 - Needs ALTER on the cluster, else top-level CLUSTER_AUTHORIZATION_FAILED
   and no results.
 - Upgrade type per update: v0 ``allow_downgrade`` true is SAFE_DOWNGRADE,
