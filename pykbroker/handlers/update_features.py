@@ -27,8 +27,10 @@
   downgrade type: "Can't downgrade to a newer version.".
 - Level 0 (with a downgrade type) removes the finalized feature: ApiVersions
   no longer lists it (``transaction.version`` 0: 4.x producers use
-  AddPartitionsToTxn and EndTxn below v5 again; ``group.version`` 0 and
-  ``share.version`` 0 are only advertised). Asking for the current level
+  AddPartitionsToTxn and EndTxn below v5 again; ``group.version`` 0 turns
+  the consumer protocol off: ConsumerGroupHeartbeat and
+  ConsumerGroupDescribe answer UNSUPPORTED_VERSION, as Kafka 4.x;
+  ``share.version`` 0 is only advertised). Asking for the current level
   is a no-op. An unknown feature at level 0 is accepted and changes nothing.
 - ``validate_only`` (v1+): everything checked, nothing changed.
 - Success: top-level NONE (message null); v0-1 list each update with NONE

@@ -21,7 +21,7 @@ from ..security.listeners import Security
 from ..group import GroupCoordinator
 from ..handlers import advertised
 from ..topic_configs import apply_dynamic_state
-from ..protocol import errors
+from ..protocol import errors, features
 from ..protocol.errors import KafkaError
 from ..protocol.records import BatchHeader
 from ..storage.log_config import LogConfig
@@ -188,6 +188,10 @@ class BrokerState:
             self._api_versions_cache = out
             self.finalized_features_epoch += 1
         return self._api_versions_cache
+
+    def finalized_level(self, feature: str) -> int:
+        """A feature's finalized level as ApiVersions lists it (0: not finalized)."""
+        return features.finalized_levels(self.api_versions(), self.replicas.finalized_features()).get(feature, 0)
 
     def features_changed(self) -> None:
         """The finalized feature levels changed (UpdateFeatures, here or on another broker)."""

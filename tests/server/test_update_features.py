@@ -83,6 +83,26 @@ def test_downgrade_and_upgrade_every_version(broker):
         assert _api_versions(c) == (levels, e3)
 
 
+def _heartbeat(c: RawClient, group: str) -> int:
+    r = c.call(68, 0, {"group_id": group, "member_id": "m-1", "member_epoch": 0, "instance_id": None,
+                       "rack_id": None, "rebalance_timeout_ms": 30000, "subscribed_topic_names": ["t"],
+                       "server_assignor": None, "topic_partitions": []})
+    return r["error_code"]
+
+
+def test_group_version_0_turns_the_consumer_protocol_off(broker):
+    with RawClient(broker.bootstrap) as c:
+        assert _heartbeat(c, "g1") == 0
+        _ok(_update(c, 2, [("group.version", 0, SAFE)]), 2, [])
+        assert _heartbeat(c, "g2") == errors.UNSUPPORTED_VERSION
+        d = c.call(69, 0, {"group_ids": ["g1"], "include_authorized_operations": False})
+        assert [(g["group_id"], g["error_code"]) for g in d["groups"]] == [("g1", errors.UNSUPPORTED_VERSION)]
+        _ok(_update(c, 2, [("group.version", 1, UPGRADE)]), 2, [])
+        assert _heartbeat(c, "g3") == 0
+        d = c.call(69, 0, {"group_ids": ["g1"], "include_authorized_operations": False})
+        assert d["groups"][0]["error_code"] == 0 and d["groups"][0]["group_state"] != ""
+
+
 def test_validate_only_changes_nothing(broker):
     with RawClient(broker.bootstrap) as c:
         before = _api_versions(c)
