@@ -60,6 +60,12 @@ def test_update_features_seen_by_every_broker(cluster_factory):
     assert r["error_code"] == errors.INVALID_UPDATE_VERSION
     assert r["error_message"].endswith("Can't downgrade the version of this feature without setting the upgrade "
                                        "type to either safe or unsafe downgrade.")
+    # the znode written by someone else (Kafka's format, v1 with min levels too): every broker follows
+    cl.zk.set("/feature", json.dumps({"version": 1, "status": 1, "features": {
+        "transaction.version": {"min_version_level": 1, "max_version_level": 2},
+        "group.version": {"min_version_level": 1, "max_version_level": 1}}}).encode())
+    want = {"transaction.version": 2, "group.version": 1}
+    wait_until(lambda: all(_api_versions(b)[0] == want for b in (b0, b1, b2)), 15, "every broker follows the znode")
     # a restarted broker reads them from ZooKeeper
     cl.restart(2)
     wait_until(lambda: _api_versions(cl.brokers[2].bootstrap)[0] == want, 30, "the restarted broker's levels")
