@@ -1,7 +1,9 @@
 """UpdateFeatures (key 57) on a lone broker, raw, every version (0-2):
 upgrades and downgrades of ``transaction.version``/``group.version``/
 ``share.version``, validate_only, Kafka 4.x's errors and messages (the
-whole request fails on the first bad update), ApiVersions listing the new
+whole request fails on the first bad update; FEATURE_UPDATE_FAILED when the
+metadata file cannot be written), group.version 0 turning the consumer
+protocol off, ApiVersions listing the new
 levels with a grown finalized epoch, the levels kept across a restart (the
 topics metadata file), and kafka-python's admin update_features /
 describe_features. Each test has its own broker: the levels are broker-wide.
@@ -194,3 +196,20 @@ def test_kafka_python_admin(broker):
             raise AssertionError("an update above the supported range was accepted")
     finally:
         admin.close()
+
+
+def test_a_failed_write_is_feature_update_failed(broker):
+    """The metadata file cannot be written (a directory where its temp file goes):
+    top-level FEATURE_UPDATE_FAILED with the reason, nothing changed; then it works."""
+    blocker = broker.log_dir / "__pykbroker_topics.json.tmp"
+    blocker.mkdir()
+    with RawClient(broker.bootstrap) as c:
+        before = _api_versions(c)
+        for v in (0, 1, 2):
+            r = _update(c, v, [("transaction.version", 1, SAFE)])
+            assert r["error_code"] == errors.FEATURE_UPDATE_FAILED, r
+            assert "__pykbroker_topics.json.tmp" in r["error_message"] and r.get("results", []) == []
+        assert _api_versions(c) == before
+        blocker.rmdir()
+        _ok(_update(c, 2, [("transaction.version", 1, SAFE)]), 2, [])
+        assert _api_versions(c)[0]["transaction.version"] == 1
