@@ -3,10 +3,9 @@ upgrades and downgrades of ``transaction.version``/``group.version``/
 ``share.version``, validate_only, Kafka 4.x's errors and messages (the
 whole request fails on the first bad update; FEATURE_UPDATE_FAILED when the
 metadata file cannot be written), group.version 0 turning the consumer
-protocol off, ApiVersions listing the new
-levels with a grown finalized epoch, the levels kept across a restart (the
-topics metadata file), and kafka-python's admin update_features /
-describe_features. Each test has its own broker: the levels are broker-wide.
+protocol off, ApiVersions listing the new levels with a grown finalized
+epoch, the levels kept across a restart (the topics metadata file), and
+kafka-python's admin update_features / describe_features. Each test has its own broker: the levels are broker-wide.
 """
 
 from __future__ import annotations
