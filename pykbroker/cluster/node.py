@@ -58,6 +58,7 @@ from ..storage.checkpoints import (
     write_offset_checkpoint,
 )
 from . import zkdata as zd
+from .features import ZkFeatures
 from .assignment import AssignmentError, assign_replicas
 from .controller import Controller, NotController, write_topic
 from ..security.sasl import SaslFailure
@@ -153,6 +154,9 @@ class ClusterNode:
         quota_zk = ZkQuotas(state.security.quota_store, zk)
         quota_zk.attach(self.view)
         state.security.quota_sink = quota_zk
+        # finalized features live in /feature (every broker watches it)
+        self.features = ZkFeatures(zk, state.features_changed)
+        self.features.attach(self.view)
         # failed log directories: this broker's offline replicas, every broker's (watched)
         self.log_dir_failures = LogDirFailures(self)
         self.log_dir_failures.attach(self.view)
@@ -889,6 +893,14 @@ class ClusterNode:
                 await self.view.refresh_broker_config(entity)
             except KazooException as e:
                 log.warning("re-reading the configs of broker %s failed: %r", entity, e)
+
+    # --- finalized features: /feature (cluster/features.py) -------------------------------------------
+    def finalized_features(self) -> dict[str, int] | None:
+        levels = self.features.levels
+        return None if levels is None else dict(levels)
+
+    async def update_features(self, levels: dict[str, int]) -> None:
+        await self.features.save(levels)
 
     def on_broker_config_changed(self, entity: str, configs: dict[str, str]) -> None:
         """Dynamic broker configs from ZooKeeper: kept in the log directory's

@@ -13,9 +13,12 @@
   skip AddPartitionsToTxn/AddOffsetsToTxn and take the bumped epoch from
   EndTxn), else 0; ``group.version`` 0-1, finalized 1 with
   ConsumerGroupHeartbeat (KIP-848); ``share.version`` 0-1, finalized 1 with
-  ShareGroupHeartbeat (KIP-932). The finalized epoch grows whenever the
-  advertised versions change (``BrokerState.finalized_features_epoch``).
-  Admin clients' DescribeFeatures is this request.
+  ShareGroupHeartbeat (KIP-932) (``protocol/features.py``). UpdateFeatures
+  (``update_features.py``) changes the finalized levels cluster-wide; a
+  stored level is still capped at what the advertised versions serve. The
+  finalized epoch grows whenever the advertised versions or the finalized
+  levels change (``BrokerState.finalized_features_epoch``). Admin clients'
+  DescribeFeatures is this request.
 """
 
 from __future__ import annotations
@@ -24,34 +27,13 @@ import re
 from typing import TYPE_CHECKING
 
 from ..protocol.codec import Message
-from ..protocol import errors
+from ..protocol import errors, features
 from . import RequestContext, handler
 
 if TYPE_CHECKING:
     from ..server.state import BrokerState
 
 _SOFTWARE = re.compile(r"^[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?$")
-
-
-# feature -> (supported max level, [(level, {api key: lowest max version it needs})], highest first)
-FEATURES: dict[str, tuple[int, list[tuple[int, dict[int, int]]]]] = {
-    "group.version": (1, [(1, {68: 0})]),
-    "share.version": (1, [(1, {76: 1})]),
-    "transaction.version": (2, [(2, {26: 5, 0: 12, 28: 5})]),
-}
-
-
-def features(api_keys: list[dict[str, int]]) -> tuple[list[Message], list[Message]]:
-    """(supported, finalized) feature lists for these advertised API ranges."""
-    top = {k["api_key"]: k["max_version"] for k in api_keys}
-    supported, finalized = [], []
-    for name, (max_level, levels) in sorted(FEATURES.items()):
-        supported.append({"name": name, "min_version": 0, "max_version": max_level})
-        for level, needs in levels:
-            if all(top.get(key, -1) >= v for key, v in needs.items()):
-                finalized.append({"name": name, "min_version_level": level, "max_version_level": level})
-                break
-    return supported, finalized
 
 
 @handler(18, 0, 4)
@@ -66,7 +48,8 @@ async def handle(ctx: RequestContext, req: Message) -> Message:
     api_keys = ctx.state.api_versions()
     body: Message = {"error_code": error, "api_keys": api_keys, "throttle_time_ms": 0}
     if ctx.api_version >= 3:
-        body["supported_features"], body["finalized_features"] = features(api_keys)
+        body["supported_features"] = features.supported()
+        body["finalized_features"] = features.finalized(api_keys, ctx.state.replicas.finalized_features())
         body["finalized_features_epoch"] = ctx.state.finalized_features_epoch
     return body
 

@@ -6,6 +6,8 @@
 - GROUP_ID_NOT_FOUND for unknown groups and for classic groups (with a
   message), INVALID_GROUP_ID for an empty id, COORDINATOR_LOAD_IN_PROGRESS.
 - Authorized operations when asked (no ACLs yet: all allowed).
+- ``group.version`` finalized below 1 (UpdateFeatures): UNSUPPORTED_VERSION
+  for every group, as Kafka 4.x.
 - v1: member type (1 = consumer protocol). Flexible only.
 - ACLs (authorizer.class.name): DESCRIBE on each group, else
   GROUP_AUTHORIZATION_FAILED for it; authorized_operations are the
@@ -27,8 +29,13 @@ async def handle(ctx: RequestContext, req: Message) -> Message:
     coord = coordinator_of(ctx.state)
     include_ops = bool(req["include_authorized_operations"])
     groups = []
+    disabled = ctx.state.finalized_level("group.version") < 1
     for gid in req["group_ids"]:
-        if coord is None:
+        if disabled:
+            groups.append({"error_code": errors.UNSUPPORTED_VERSION, "error_message": None,
+                           "group_id": gid, "group_state": "", "group_epoch": 0, "assignment_epoch": 0,
+                           "assignor_name": "", "members": [], "authorized_operations": NOT_REQUESTED})
+        elif coord is None:
             groups.append({"error_code": errors.COORDINATOR_NOT_AVAILABLE, "error_message": None,
                            "group_id": gid, "group_state": "", "group_epoch": 0, "assignment_epoch": 0,
                            "assignor_name": "", "members": [], "authorized_operations": NOT_REQUESTED})

@@ -12,6 +12,8 @@
   UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID, UNRELEASED_INSTANCE_ID,
   GROUP_MAX_SIZE_REACHED, GROUP_ID_NOT_FOUND (the id belongs to a
   non-empty classic group), COORDINATOR_LOAD_IN_PROGRESS.
+- ``group.version`` finalized below 1 (UpdateFeatures): UNSUPPORTED_VERSION
+  before anything else, as Kafka 4.x (the consumer protocol is off).
 - v1: subscribed topic regex (full match against topic names). Flexible only.
 - ACLs (authorizer.class.name): READ on the group (else
   GROUP_AUTHORIZATION_FAILED) and DESCRIBE on each subscribed topic (else
@@ -32,7 +34,10 @@ async def handle(ctx: RequestContext, req: Message) -> Message:
     coord = coordinator_of(ctx.state)
     denied_topics = [t for t in req["subscribed_topic_names"] or [] if not ctx.allowed(acl.DESCRIBE, acl.TOPIC, t)]
     resp: Message
-    if not ctx.allowed(acl.READ, acl.GROUP, req["group_id"]):
+    if ctx.state.finalized_level("group.version") < 1:
+        resp = {"error_code": errors.UNSUPPORTED_VERSION, "error_message": None, "member_id": None,
+                "member_epoch": 0, "heartbeat_interval_ms": 0, "assignment": None}
+    elif not ctx.allowed(acl.READ, acl.GROUP, req["group_id"]):
         resp = {"error_code": errors.GROUP_AUTHORIZATION_FAILED, "error_message": None, "member_id": None,
                 "member_epoch": 0, "heartbeat_interval_ms": 0, "assignment": None}
     elif denied_topics:

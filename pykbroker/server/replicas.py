@@ -203,6 +203,19 @@ class Replicas(Protocol):
         them on every broker they concern; applied here on return. KafkaError
         as for :meth:`alter_topic_configs`."""
 
+    # -- finalized features (UpdateFeatures; ApiVersions) ----------------------------------------------
+    def finalized_features(self) -> dict[str, int] | None:
+        """The finalized feature levels an admin set, cluster-wide (a feature
+        not listed is at level 0); None while none were ever set (each
+        feature is then at the level the advertised versions serve)."""
+
+    async def update_features(self, levels: dict[str, int]) -> None:
+        """Replace the finalized feature levels (above 0; others are at 0)
+        where this variant keeps them, so that every broker's ApiVersions
+        lists them; here on return (``BrokerState.features_changed``).
+        KafkaError FEATURE_UPDATE_FAILED when the store failed or the levels
+        changed meanwhile."""
+
 
 UNKNOWN_PARTITION = "The partition does not exist."
 
@@ -421,3 +434,15 @@ class LocalReplicas:
         except OSError as e:
             raise errors.KafkaError(errors.KAFKA_STORAGE_ERROR, str(e)) from e
         apply_dynamic_state(self.state)
+
+    # -- finalized features: the topics metadata file of the log directory -------------------------
+    def finalized_features(self) -> dict[str, int] | None:
+        stored = self._logs().finalized_features
+        return None if stored is None else dict(stored)
+
+    async def update_features(self, levels: dict[str, int]) -> None:
+        try:
+            self._logs().set_finalized_features(levels)
+        except OSError as e:
+            raise errors.KafkaError(errors.FEATURE_UPDATE_FAILED, str(e)) from e
+        self.state.features_changed()

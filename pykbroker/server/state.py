@@ -21,7 +21,7 @@ from ..security.listeners import Security
 from ..group import GroupCoordinator
 from ..handlers import advertised
 from ..topic_configs import apply_dynamic_state
-from ..protocol import errors
+from ..protocol import errors, features
 from ..protocol.errors import KafkaError
 from ..protocol.records import BatchHeader
 from ..storage.log_config import LogConfig
@@ -128,7 +128,8 @@ class BrokerState:
             self.api_version_caps = {k: v for k, v in caps.items() if k not in TELEMETRY_APIS}
         self._api_versions_cache: list[dict[str, Any]] | None = None
         # ApiVersions' FinalizedFeaturesEpoch: the finalized features derive from the advertised
-        # versions, so it grows each time those are computed anew (handlers/api_versions.py)
+        # versions and the levels UpdateFeatures set (Replicas.finalized_features), so it grows
+        # each time those are computed anew or the levels change (handlers/api_versions.py)
         self.finalized_features_epoch: int = 0
         self.nursery: trio.Nursery | None = nursery  # background work (flushes, coordinator tasks)
         self._bg_flushing: set[PartitionState] = set()
@@ -187,6 +188,14 @@ class BrokerState:
             self._api_versions_cache = out
             self.finalized_features_epoch += 1
         return self._api_versions_cache
+
+    def finalized_level(self, feature: str) -> int:
+        """A feature's finalized level as ApiVersions lists it (0: not finalized)."""
+        return features.finalized_levels(self.api_versions(), self.replicas.finalized_features()).get(feature, 0)
+
+    def features_changed(self) -> None:
+        """The finalized feature levels changed (UpdateFeatures, here or on another broker)."""
+        self.finalized_features_epoch += 1
 
     # -- topics of the local logs (a lone broker; LocalReplicas) ------------------------------
     def create_topic(self, name: str, partitions: int, configs: dict[str, str] | None = None) -> TopicState:

@@ -217,6 +217,8 @@ class LogStore(Protocol):
 
     topics: dict[str, TopicMeta]
     dynamic_configs: dict[str, dict[str, str]]
+    #: finalized feature levels set by UpdateFeatures (None: never set, the defaults apply)
+    finalized_features: dict[str, int] | None
     default_config: LogConfig
     async_delete: bool
     create_missing_partitions: bool
@@ -236,6 +238,8 @@ class LogStore(Protocol):
     def config_for(self, configs: Mapping[str, str]) -> LogConfig: ...
     def set_default_config(self, default_config: LogConfig) -> None: ...
     def set_dynamic_configs(self, resource_name: str, configs: Mapping[str, str]) -> None: ...
+    def set_finalized_features(self, levels: Mapping[str, int]) -> None:
+        """Persist the finalized feature levels (levels above 0; the others are at 0)."""
 
     def create_topic(self, name: str, partitions: int, configs: Mapping[str, str] | None = None,
                      topic_id: bytes | None = None) -> TopicMeta: ...

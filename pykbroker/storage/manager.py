@@ -268,6 +268,8 @@ class LogManager:
         # dynamic broker configs (AlterConfigs on BROKER resources), by resource
         # name: "" = cluster-wide default, "<node id>" = this broker
         self.dynamic_configs: dict[str, dict[str, str]] = {}
+        # finalized feature levels (UpdateFeatures); None until an admin set them
+        self.finalized_features: dict[str, int] | None = None
         # deleted topics' directories: removed by the caller's background task
         # (remove_pending_dirs) when async_delete is set, else at once
         self.async_delete = False
@@ -320,6 +322,17 @@ class LogManager:
                 self.dynamic_configs.pop(resource_name, None)
             else:
                 self.dynamic_configs[resource_name] = old
+            raise
+
+    def set_finalized_features(self, levels: Mapping[str, int]) -> None:
+        """Persist the finalized feature levels (UpdateFeatures): only levels
+        above 0 are kept, a feature not listed is at level 0."""
+        old = self.finalized_features
+        self.finalized_features = {k: int(v) for k, v in sorted(levels.items()) if int(v) > 0}
+        try:
+            self._write_topics()
+        except BaseException:
+            self.finalized_features = old
             raise
 
     # --- loading ----------------------------------------------------------------------------
@@ -474,6 +487,8 @@ class LogManager:
             return
         self.dynamic_configs = {str(k): {str(a): str(b) for a, b in v.items()}
                                 for k, v in raw.get("broker_configs", {}).items()}
+        features = raw.get("finalized_features")
+        self.finalized_features = None if features is None else {str(k): int(v) for k, v in features.items()}
         for t in raw.get("topics", []):
             meta = TopicMeta(
                 t["name"], kafka_uuid_from_str(t["topic_id"]), int(t["partitions"]), dict(t.get("configs", {}))
@@ -496,6 +511,8 @@ class LogManager:
         }
         if self.dynamic_configs:
             doc["broker_configs"] = {k: dict(v) for k, v in sorted(self.dynamic_configs.items())}
+        if self.finalized_features is not None:
+            doc["finalized_features"] = dict(sorted(self.finalized_features.items()))
         atomic_write(self.log_dirs[0] / TOPICS_FILE, (json.dumps(doc, indent=1) + "\n").encode("utf-8"))
 
     def _discard_unowned(self, path: Path, stored_id: bytes | None, unregistered: bool,

@@ -108,6 +108,20 @@ def test_kafka_python_admin_create_describe_delete(acl_broker: Any) -> None:
         admin.close()
 
 
+def test_update_features_needs_cluster_alter(acl_broker: Any) -> None:
+    """UpdateFeatures without ALTER on the cluster: top-level CLUSTER_AUTHORIZATION_FAILED,
+    no results, nothing changed; the super user may."""
+    update = {"timeout_ms": 60000, "validate_only": True, "feature_updates": [
+        {"feature": "transaction.version", "max_version_level": 1, "upgrade_type": 2}]}
+    with RawClient(acl_broker.bootstrap_for("SASL_PLAINTEXT")) as c:
+        _plain_login(c, "bob", "bob-secret")
+        r = c.call(57, 1, update)
+        assert (r["error_code"], r["error_message"], r["results"]) == (errors.CLUSTER_AUTHORIZATION_FAILED, None, [])
+    with RawClient(acl_broker.bootstrap_for("PLAINTEXT")) as c:  # User:ANONYMOUS, a super user
+        r = c.call(57, 1, update)
+        assert (r["error_code"], r["results"][0]["error_code"]) == (0, 0)
+
+
 def test_acl_admin_needs_cluster_alter(acl_broker: Any) -> None:
     """A non-super user without ALTER on the cluster: CLUSTER_AUTHORIZATION_FAILED."""
     with RawClient(acl_broker.bootstrap_for("SASL_PLAINTEXT")) as c:
