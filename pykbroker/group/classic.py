@@ -206,7 +206,10 @@ class ClassicGroup:
             self.supported_protocols.get(n, 0) == len(self.members) for n in names)
 
     def _inc(self, m: ClassicMember, delta: int) -> None:
-        for n in m.protocol_names():
+        # Each name once per member (Kafka's coordinator counts the member's set
+        # of protocol names): a request that repeats a name must not make the
+        # count exceed the member count, or no protocol is ever a candidate.
+        for n in set(m.protocol_names()):
             self.supported_protocols[n] = self.supported_protocols.get(n, 0) + delta
 
     def add(self, m: ClassicMember) -> None:

@@ -349,6 +349,18 @@ def test_bad_input_gets_kafka_codes_and_group_keeps_serving(fast_broker):
             assert r["error_code"] == errors.INCONSISTENT_GROUP_PROTOCOL
             r = bad.call(JOIN, 5, join_body(g, protocols=[]))
             assert r["error_code"] == errors.INCONSISTENT_GROUP_PROTOCOL
+            # a protocol name given twice (found by scripts/fuzz: the join timer
+            # failed and the member never got an answer): chosen like any other
+            dup = gid("dup")
+            with RawClient(b) as d1:
+                twice = [("range", subscription("t")), ("range", subscription("u"))]
+                r1 = join(d1, 5, dup, rebalance=3000, protocols=twice)
+                assert (r1["error_code"], r1["generation_id"], r1["protocol_name"]) == (0, 1, "range")
+                assert r1["leader"] == r1["member_id"]
+                assert sync(d1, 3, dup, 1, r1["member_id"], {r1["member_id"]: b"A"})["assignment"] == b"A"
+                # the group's protocols stay consistent for the next member
+                r = join(bad, 5, dup, protocols=[("roundrobin", subscription("t"))])
+                assert r["error_code"] == errors.INCONSISTENT_GROUP_PROTOCOL
             # session timeout out of range
             assert bad.call(JOIN, 5, join_body(g, session=100))["error_code"] == errors.INVALID_SESSION_TIMEOUT
             # SyncGroup v5 without protocol type/name
