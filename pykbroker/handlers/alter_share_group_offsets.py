@@ -1,5 +1,7 @@
 """AlterShareGroupOffsets (key 91), version 0 (KIP-932).
 
+- ``share.version`` finalized at 0 (UpdateFeatures): UNSUPPORTED_VERSION,
+  before any other check (Kafka 4.x).
 - Sets the share-partition start offset of each given partition (clamped
   to [log start offset, high watermark]; -1 = the high watermark) and
   forgets its in-flight state; persisted in __share_group_state.
@@ -14,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..protocol import errors
-from ..share import share_coordinator_of
+from ..share import DISABLED, share_coordinator_of, share_groups_disabled
 from ..security import acl
 from . import RequestContext, handler
 
@@ -23,10 +25,10 @@ from . import RequestContext, handler
 async def handle(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     coord = share_coordinator_of(ctx.state)
     resp: dict[str, Any]
-    if not ctx.allowed(acl.ALTER, acl.GROUP, req["group_id"]):
+    if share_groups_disabled(ctx.state):
+        resp = {"error_code": errors.UNSUPPORTED_VERSION, "error_message": DISABLED, "responses": []}
+    elif not ctx.allowed(acl.ALTER, acl.GROUP, req["group_id"]):
         resp = {"error_code": errors.GROUP_AUTHORIZATION_FAILED, "error_message": None, "responses": []}
-    elif coord is None:
-        resp = {"error_code": errors.COORDINATOR_NOT_AVAILABLE, "error_message": None, "responses": []}
     else:
         resp = await coord.alter_offsets(req["group_id"], req["topics"])
     return {"throttle_time_ms": 0, **resp}

@@ -1,5 +1,7 @@
 """DescribeShareGroupOffsets (key 90), versions 0-1 (KIP-932).
 
+- ``share.version`` finalized at 0 (UpdateFeatures): UNSUPPORTED_VERSION,
+  before any other check (Kafka 4.x).
 - Per group and partition: the share-partition start offset (SPSO), the
   partition's leader epoch and (v1) the lag: records from the SPSO to the
   high watermark not yet acknowledged or archived. Topics null: every
@@ -16,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..protocol import errors
-from ..share import share_coordinator_of
+from ..share import DISABLED, share_coordinator_of, share_groups_disabled
 from ..security import acl
 from . import RequestContext, handler
 
@@ -26,9 +28,13 @@ async def handle(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     coord = share_coordinator_of(ctx.state)
     out = []
     for g in req["groups"]:
-        if coord is None or not ctx.allowed(acl.DESCRIBE, acl.GROUP, g["group_id"]):
-            out.append({"group_id": g["group_id"], "topics": [], "error_message": None, "error_code":
-                        errors.COORDINATOR_NOT_AVAILABLE if coord is None else errors.GROUP_AUTHORIZATION_FAILED})
+        if share_groups_disabled(ctx.state):
+            out.append({"group_id": g["group_id"], "topics": [], "error_message": DISABLED,
+                        "error_code": errors.UNSUPPORTED_VERSION})
+            continue
+        if not ctx.allowed(acl.DESCRIBE, acl.GROUP, g["group_id"]):
+            out.append({"group_id": g["group_id"], "topics": [], "error_message": None,
+                        "error_code": errors.GROUP_AUTHORIZATION_FAILED})
             continue
         await coord.loaded.wait()
         out.append(coord.describe_offsets(g["group_id"], g["topics"], ctx.api_version))

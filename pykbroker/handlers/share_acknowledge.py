@@ -1,5 +1,7 @@
 """ShareAcknowledge (key 79), versions 1-2 (KIP-932, Kafka 4.2+).
 
+- ``share.version`` finalized at 0 (UpdateFeatures): UNSUPPORTED_VERSION,
+  before any other check (Kafka 4.x).
 - Acknowledges records acquired through ShareFetch in an open share
   session (the epoch must be the session's next one; 0 is
   INVALID_SHARE_SESSION_EPOCH; -1 applies the acknowledgements and closes
@@ -22,7 +24,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..protocol import errors
-from ..share import share_coordinator_of
+from ..share import DISABLED, share_coordinator_of, share_groups_disabled
 from . import RequestContext, handler
 from .share_fetch import authorize_share
 
@@ -32,8 +34,8 @@ async def handle(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     coord = share_coordinator_of(ctx.state)
     resp: dict[str, Any]
     checked = authorize_share(ctx, req)
-    if coord is None:
-        resp = {"error_code": errors.UNSUPPORTED_VERSION, "error_message": "Share groups are disabled.",
+    if share_groups_disabled(ctx.state):
+        resp = {"error_code": errors.UNSUPPORTED_VERSION, "error_message": DISABLED,
                 "acquisition_lock_timeout_ms": 0, "responses": [], "node_endpoints": []}
     elif checked is None:
         resp = {"error_code": errors.GROUP_AUTHORIZATION_FAILED, "error_message": None,

@@ -1,5 +1,7 @@
 """ShareFetch (key 78), versions 1-2 (KIP-932, Kafka 4.2+).
 
+- ``share.version`` finalized at 0 (UpdateFeatures): UNSUPPORTED_VERSION,
+  before any other check (Kafka 4.x).
 - Share sessions: epoch 0 opens one for (group, member) (acknowledgements
   in it are INVALID_REQUEST), -1 closes it (acknowledgements only, no
   fetch; the member's acquired records are released), any other must be
@@ -30,7 +32,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..protocol import errors
-from ..share import share_coordinator_of
+from ..share import DISABLED, share_coordinator_of, share_groups_disabled
 from ..security import acl
 from . import RequestContext, handler
 
@@ -60,8 +62,8 @@ async def handle(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     coord = share_coordinator_of(ctx.state)
     resp: dict[str, Any]
     checked = authorize_share(ctx, req)
-    if coord is None:
-        resp = {"error_code": errors.UNSUPPORTED_VERSION, "error_message": "Share groups are disabled.",
+    if share_groups_disabled(ctx.state):
+        resp = {"error_code": errors.UNSUPPORTED_VERSION, "error_message": DISABLED,
                 "acquisition_lock_timeout_ms": 0, "responses": [], "node_endpoints": []}
     elif checked is None:
         resp = {"error_code": errors.GROUP_AUTHORIZATION_FAILED, "error_message": None,

@@ -1,5 +1,7 @@
 """ShareGroupDescribe (key 77), version 1 (KIP-932, Kafka 4.2).
 
+- ``share.version`` finalized at 0 (UpdateFeatures): UNSUPPORTED_VERSION,
+  before any other check (Kafka 4.x).
 - Per group: state (Empty, Stable; Dead when unknown), group epoch,
   assignment epoch, assignor ("simple") and the members with their
   subscriptions and assignments (topic ids and names).
@@ -15,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..protocol import errors
-from ..share import share_coordinator_of
+from ..share import DISABLED, share_coordinator_of, share_groups_disabled
 from ..share.coordinator import NOT_REQUESTED
 from ..security import acl
 from . import RequestContext, handler
@@ -26,8 +28,8 @@ async def handle(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     coord = share_coordinator_of(ctx.state)
     out = []
     for gid in req["group_ids"]:
-        if coord is None:
-            out.append({"error_code": errors.COORDINATOR_NOT_AVAILABLE, "error_message": None, "group_id": gid,
+        if share_groups_disabled(ctx.state):
+            out.append({"error_code": errors.UNSUPPORTED_VERSION, "error_message": DISABLED, "group_id": gid,
                         "group_state": "", "group_epoch": -1, "assignment_epoch": -1, "assignor_name": "",
                         "members": [], "authorized_operations": NOT_REQUESTED})
         elif not ctx.allowed(acl.DESCRIBE, acl.GROUP, gid):

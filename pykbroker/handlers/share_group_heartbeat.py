@@ -1,5 +1,7 @@
 """ShareGroupHeartbeat (key 76), version 1 (KIP-932, Kafka 4.2).
 
+- ``share.version`` finalized at 0 (UpdateFeatures): UNSUPPORTED_VERSION,
+  before any other check (Kafka 4.x).
 - Joins (member epoch 0, with the subscribed topic names), heartbeats in and
   leaves (-1) a share group. The member id is the client's own (an empty
   one is INVALID_REQUEST). The broker assigns partitions with the "simple"
@@ -25,7 +27,7 @@ from typing import Any
 
 from ..group import client_host
 from ..protocol import errors
-from ..share import share_coordinator_of
+from ..share import DISABLED, share_coordinator_of, share_groups_disabled
 from ..security import acl
 from . import RequestContext, handler
 
@@ -35,16 +37,16 @@ async def handle(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     coord = share_coordinator_of(ctx.state)
     resp: dict[str, Any]
     denied_topics = [t for t in req["subscribed_topic_names"] or [] if not ctx.allowed(acl.DESCRIBE, acl.TOPIC, t)]
-    if not ctx.allowed(acl.READ, acl.GROUP, req["group_id"]):
+    if share_groups_disabled(ctx.state):
+        resp = {"error_code": errors.UNSUPPORTED_VERSION, "error_message": DISABLED, "member_id": None,
+                "member_epoch": 0, "heartbeat_interval_ms": 0, "assignment": None}
+    elif not ctx.allowed(acl.READ, acl.GROUP, req["group_id"]):
         resp = {"error_code": errors.GROUP_AUTHORIZATION_FAILED, "error_message": None, "member_id": None,
                 "member_epoch": 0, "heartbeat_interval_ms": 0, "assignment": None}
     elif denied_topics:
         resp = {"error_code": errors.TOPIC_AUTHORIZATION_FAILED,
                 "error_message": "The following topics are unauthorized: " + ", ".join(sorted(denied_topics)),
                 "member_id": None, "member_epoch": 0, "heartbeat_interval_ms": 0, "assignment": None}
-    elif coord is None:
-        resp = {"error_code": errors.COORDINATOR_NOT_AVAILABLE, "error_message": None, "member_id": None,
-                "member_epoch": 0, "heartbeat_interval_ms": 0, "assignment": None}
     else:
         resp = await coord.heartbeat(req, ctx.client_id or "", client_host(ctx.peer))
     return {"throttle_time_ms": 0, **resp}

@@ -30,7 +30,8 @@
   AddPartitionsToTxn and EndTxn below v5 again; ``group.version`` 0 turns
   the consumer protocol off: ConsumerGroupHeartbeat and
   ConsumerGroupDescribe answer UNSUPPORTED_VERSION, as Kafka 4.x;
-  ``share.version`` 0 is only advertised). Asking for the current level
+  ``share.version`` 0 turns share groups off: the seven share-group APIs
+  answer UNSUPPORTED_VERSION, their state kept for level 1). Asking for the current level
   is a no-op. An unknown feature at level 0 is accepted and changes nothing.
 - ``validate_only`` (v1+): everything checked, nothing changed.
 - Success: top-level NONE (message null); v0-1 list each update with NONE

@@ -8,6 +8,6 @@ records acquired, acknowledged one by one and redelivered when not.
 
 from __future__ import annotations
 
-from .coordinator import ShareCoordinator, share_coordinator_of
+from .coordinator import DISABLED, ShareCoordinator, share_coordinator_of, share_groups_disabled
 
-__all__ = ["ShareCoordinator", "share_coordinator_of"]
+__all__ = ["DISABLED", "ShareCoordinator", "share_coordinator_of", "share_groups_disabled"]

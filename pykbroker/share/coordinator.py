@@ -836,6 +836,15 @@ def _read_partition(plog: Any) -> list[tuple[bytes | None, bytes | None]]:
     return out
 
 
+DISABLED = "Share groups are disabled (the share.version feature is at level 0)."
+
+
+def share_groups_disabled(state: BrokerState) -> bool:
+    """Kafka 4.x serves the share-group APIs only while ``share.version`` is
+    finalized at 1 or more (UpdateFeatures can set it to 0)."""
+    return state.finalized_level("share.version") < 1
+
+
 def share_coordinator_of(state: BrokerState) -> ShareCoordinator:
     """The broker's share coordinator (built with the state)."""
     return state.share_coordinator

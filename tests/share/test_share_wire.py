@@ -413,3 +413,42 @@ def test_transaction_markers_are_not_delivered(sbroker, topic):
         d = c.call(90, 1, {"groups": [{"group_id": group, "topics": None}]})
         row = d["groups"][0]["topics"][0]["partitions"][0]
         assert row["start_offset"] == 4 and row["lag"] == 0  # past the COMMIT marker at 3
+
+
+def test_share_version_0_turns_share_groups_off(broker_factory, topic):
+    """UpdateFeatures share.version 0: every share-group API answers
+    UNSUPPORTED_VERSION (Kafka 4.x), the share-partition state stays, and
+    share.version 1 brings the group back where it was. Its own broker:
+    the level is broker-wide."""
+    b = broker_factory(name="share_off")
+    with RawClient(b.bootstrap) as c:
+        tid, group = _setup(c, topic, 3)
+        m, _ = join(c, group, [topic])
+        r = share_fetch(c, group, m, 0, tid, max_wait_ms=2000)
+        assert acquired(r) == [(0, 2, 1)]
+        assert share_ack(c, group, m, 1, tid, 0, [(0, 2, [ACCEPT])])["error_code"] == 0
+
+        def update(level: int) -> None:
+            u = c.call(57, 1, {"timeout_ms": 30000, "validate_only": False, "feature_updates": [
+                {"feature": "share.version", "max_version_level": level, "upgrade_type": 1 if level else 2}]})
+            assert u["error_code"] == 0 and [x["error_code"] for x in u["results"]] == [0]
+
+        update(0)
+        off = errors.UNSUPPORTED_VERSION
+        assert heartbeat(c, group, m, 1, [topic])["error_code"] == off
+        d = c.call(77, 1, {"group_ids": [group], "include_authorized_operations": False})
+        assert [(g["group_id"], g["error_code"]) for g in d["groups"]] == [(group, off)]
+        assert share_fetch(c, group, m, 2, tid)["error_code"] == off
+        assert share_ack(c, group, m, 2, tid, 0, [(0, 0, [ACCEPT])])["error_code"] == off
+        d = c.call(90, 1, {"groups": [{"group_id": group, "topics": None}]})
+        assert [(g["group_id"], g["error_code"]) for g in d["groups"]] == [(group, off)]
+        assert alter_offsets(c, group, topic, {0: 0})["error_code"] == off
+        r = c.call(92, 0, {"group_id": group, "topics": [{"topic_name": topic}]})
+        assert r["error_code"] == off
+        update(1)
+        # the delivered records stayed acknowledged: the start offset is 3
+        d = c.call(90, 1, {"groups": [{"group_id": group, "topics": None}]})
+        assert d["groups"][0]["error_code"] == 0
+        assert d["groups"][0]["topics"][0]["partitions"][0]["start_offset"] == 3
+        m2, r2 = join(c, group, [topic])
+        assert r2["error_code"] == 0 and r2["assignment"]["topic_partitions"] == [{"topic_id": tid, "partitions": [0]}]
