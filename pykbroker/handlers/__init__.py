@@ -43,6 +43,7 @@ class RequestContext:
     # request_percentage (security/quotas.py): the time this request's handler has run so far
     # (kept by the dispatcher, server/connection.py); exempt: an authorized cluster action
     handler_ns: int = 0
+    step_started_ns: int = 0  # perf_counter_ns() when the running step began (0: none running)
     quota_exempt: bool = False
     request_recorded_ns: int | None = None
 
@@ -89,12 +90,18 @@ class RequestContext:
         later time is counted without throttling. The throttle time in ms (connection muted)."""
         if self.quota_exempt or self.request_recorded_ns is not None:
             return 0
-        self.request_recorded_ns = self.handler_ns
+        spent = self.handler_time_ns()
+        self.request_recorded_ns = spent
         qm = self.state.security.quotas
         ms = qm.record(quotas.REQUEST, self.principal.partition(":")[2], self.client_id or "",
-                       self.handler_ns / 1e7, time.time() * 1000, max_ms=qm.window_ms)
+                       spent / 1e7, time.time() * 1000, max_ms=qm.window_ms)
         self.throttle(ms)
         return ms
+
+    def handler_time_ns(self) -> int:
+        """The handler's running time so far, the step now running included."""
+        running = time.perf_counter_ns() - self.step_started_ns if self.step_started_ns else 0
+        return self.handler_ns + running
 
     def record_request_rest(self) -> None:
         """The handler time after :meth:`record_request_quota`, counted without throttling."""

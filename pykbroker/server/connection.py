@@ -337,7 +337,7 @@ class _Timed:
         value: Any = None
         exc: BaseException | None = None
         while True:
-            t0 = time.perf_counter_ns()
+            t0 = ctx.step_started_ns = time.perf_counter_ns()
             try:
                 step = coro.send(value) if exc is None else coro.throw(exc)
             except StopIteration as done:
@@ -345,6 +345,7 @@ class _Timed:
                 return result
             finally:
                 ctx.handler_ns += time.perf_counter_ns() - t0
+                ctx.step_started_ns = 0
             value, exc = None, None
             try:
                 value = yield step

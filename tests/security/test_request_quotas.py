@@ -112,7 +112,7 @@ def test_request_percentage_fetch_is_empty_when_throttled() -> None:
             c.call(19, 7, {"topics": [_topic("rqf", 1)], "timeout_ms": 5000, "validate_only": False})
             c.call(0, 9, {"transactional_id": None, "acks": -1, "timeout_ms": 5000, "topic_data": [
                 {"name": "rqf", "partition_data": [{"index": 0, "records": _batch(b"v" * 100)}]}]})
-        _set_quota(kb.bootstrap, "reader", quotas.REQUEST, 0.01)
+        _set_quota(kb.bootstrap, "reader", quotas.REQUEST, 1.0)  # 10 ms of handling per second
         req = {"replica_id": -1, "max_wait_ms": 0, "min_bytes": 1, "max_bytes": 1 << 20, "isolation_level": 0,
                "session_id": 0, "session_epoch": -1, "topics": [
                    {"topic": "rqf", "topic_id": b"\0" * 16, "partitions": [
@@ -121,13 +121,37 @@ def test_request_percentage_fetch_is_empty_when_throttled() -> None:
                "forgotten_topics_data": [], "rack_id": ""}
         answers = []
         with RawClient(kb.bootstrap, client_id="reader") as c:
-            for _ in range(20):
+            for _ in range(2000):
                 answers.append(c.call(1, 12, req))
                 if answers[-1]["throttle_time_ms"] > 0:
                     break
         throttled = answers[-1]
         assert throttled["throttle_time_ms"] > 0 and throttled["responses"] == []
-        assert answers[0]["responses"][0]["partitions"][0]["records"]  # before: data
+        # the answers before it carried the data
+        assert all(a["responses"][0]["partitions"][0]["records"] for a in answers[:-1])
+
+
+def test_request_percentage_exempts_follower_fetches() -> None:
+    """A fetch with a replica id (a follower's, allowed CLUSTER_ACTION: no
+    authorizer) is not counted, as Kafka exempts cluster actions; the same
+    client-id's consumer fetches are."""
+    with BrokerThread({"quota.window.num": 2, "quota.window.size.seconds": 1}) as kb:
+        with RawClient(kb.bootstrap) as c:
+            c.call(19, 7, {"topics": [_topic("rqx", 1)], "timeout_ms": 5000, "validate_only": False})
+        _set_quota(kb.bootstrap, "node", quotas.REQUEST, 0.01)  # 0.1 ms of handling per second
+        req = {"replica_id": 1, "max_wait_ms": 0, "min_bytes": 1, "max_bytes": 1 << 20, "isolation_level": 0,
+               "session_id": 0, "session_epoch": -1, "topics": [
+                   {"topic": "rqx", "topic_id": b"\0" * 16, "partitions": [
+                       {"partition": 0, "current_leader_epoch": -1, "fetch_offset": 0, "last_fetched_epoch": -1,
+                        "log_start_offset": -1, "partition_max_bytes": 1 << 20}]}],
+               "forgotten_topics_data": [], "rack_id": ""}
+        with RawClient(kb.bootstrap, client_id="node") as c:
+            assert {c.call(1, 12, req)["throttle_time_ms"] for _ in range(200)} == {0}
+            for _ in range(2000):  # a consumer's fetches are counted: soon throttled
+                if c.call(1, 12, dict(req, replica_id=-1))["throttle_time_ms"] > 0:
+                    break
+            else:
+                pytest.fail("consumer fetches never throttled")
 
 
 def _batch(value: bytes) -> bytes:
