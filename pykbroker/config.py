@@ -169,6 +169,10 @@ _p("allow.everyone.if.no.acl.found", "bool", False, "A resource without any ACL 
 # client quotas (pykbroker/security/quotas.py)
 _p("quota.window.num", "int", 11, "Samples a quota's rate is measured over.", _at_least(1))
 _p("quota.window.size.seconds", "int", 1, "Length of one quota sample.", _at_least(1))
+_p("controller.quota.window.num", "int", 11,
+   "controller_mutation_rate: the token bucket holds num x size x quota tokens.", _at_least(1))
+_p("controller.quota.window.size.seconds", "int", 1, "controller_mutation_rate: see controller.quota.window.num.",
+   _at_least(1))
 _p("pykbroker.ssl.handshake.timeout.ms", "long", 10000, "A TLS handshake not done by then closes the connection.",
    _at_least(1))
 # topics / logs

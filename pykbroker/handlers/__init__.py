@@ -21,7 +21,7 @@ import trio
 
 from ..protocol.codec import Message
 from ..protocol import codec
-from ..security import acl
+from ..security import acl, quotas
 
 if TYPE_CHECKING:
     from ..security.session import ConnectionAuth
@@ -40,6 +40,12 @@ class RequestContext:
     peer: str = ""
     listener: str = "PLAINTEXT"
     auth: ConnectionAuth | None = None  # the connection's principal and SASL state (security/session.py)
+    # request_percentage (security/quotas.py): the time this request's handler has run so far
+    # (kept by the dispatcher, server/connection.py); exempt: an authorized cluster action
+    handler_ns: int = 0
+    step_started_ns: int = 0  # perf_counter_ns() when the running step began (0: none running)
+    quota_exempt: bool = False
+    request_recorded_ns: int | None = None
 
     # -- authorization (security/acl.py; everything is allowed without authorizer.class.name) --------
     @property
@@ -64,14 +70,54 @@ class RequestContext:
         authz = self.state.security.authorizer
         return authz is None or authz.authorize_any(self.principal, self.host, op, resource_type)
 
+    def throttle(self, ms: int) -> None:
+        """Mute the connection for ``ms`` after the answer (Kafka mutes the channel; the
+        longest of several quotas' throttle times wins)."""
+        if ms > 0 and self.auth is not None:
+            self.auth.mute_until = max(self.auth.mute_until, trio.current_time() + ms / 1000)
+
     def record_quota(self, key: str, value: float) -> int:
         """Count ``value`` (bytes) against this client's ``key`` quota (security/quotas.py);
         the throttle time in ms, for which the connection is also muted after the answer."""
         user = self.principal.partition(":")[2]
         ms = self.state.security.quotas.record(key, user, self.client_id or "", value, time.time() * 1000)
-        if ms > 0 and self.auth is not None:
-            self.auth.mute_until = max(self.auth.mute_until, trio.current_time() + ms / 1000)
+        self.throttle(ms)
         return ms
+
+    def record_request_quota(self) -> int:
+        """Count the handler time so far against request_percentage (Kafka's
+        ClientRequestQuotaManager: 1 s = 100, throttle at most one window); once per request,
+        later time is counted without throttling. The throttle time in ms (connection muted)."""
+        if self.quota_exempt or self.request_recorded_ns is not None:
+            return 0
+        spent = self.handler_time_ns()
+        self.request_recorded_ns = spent
+        qm = self.state.security.quotas
+        ms = qm.record(quotas.REQUEST, self.principal.partition(":")[2], self.client_id or "",
+                       spent / 1e7, time.time() * 1000, max_ms=qm.window_ms)
+        self.throttle(ms)
+        return ms
+
+    def handler_time_ns(self) -> int:
+        """The handler's running time so far, the step now running included."""
+        running = time.perf_counter_ns() - self.step_started_ns if self.step_started_ns else 0
+        return self.handler_ns + running
+
+    def record_request_rest(self) -> None:
+        """The handler time after :meth:`record_request_quota`, counted without throttling."""
+        if self.quota_exempt or self.request_recorded_ns is None:
+            return
+        rest = self.handler_ns - self.request_recorded_ns
+        if rest > 0:
+            self.state.security.quotas.record(quotas.REQUEST, self.principal.partition(":")[2],
+                                              self.client_id or "", rest / 1e7, time.time() * 1000)
+        self.request_recorded_ns = self.handler_ns
+
+    def mutation_quota(self, strict_since: int) -> quotas.MutationQuota:
+        """This request's controller_mutation_rate: strict from version ``strict_since``
+        (THROTTLING_QUOTA_EXCEEDED per topic), permissive (throttle only) before."""
+        return self.state.security.quotas.mutation_quota(self.principal.partition(":")[2], self.client_id or "",
+                                                         self.api_version >= strict_since)
 
     def unrecord_quota(self, key: str, value: float) -> None:
         self.state.security.quotas.unrecord(key, self.principal.partition(":")[2], self.client_id or "", value,

@@ -24,6 +24,13 @@ ReplicationControlManager.createPartitions), per topic:
   (continuing the round-robin of partition 0's first replica); the answer
   waits up to timeout_ms for the new partitions' leaders.
 - ACLs (authorizer.class.name): ALTER on each topic, else TOPIC_AUTHORIZATION_FAILED.
+- controller_mutation_rate (KIP-599; security/quotas.py): after a topic's
+  checks, the partitions it adds are taken from the client's token bucket
+  (also with validate_only, as Kafka's KRaft controller). v3 is strict:
+  while the bucket is below zero a topic gets THROTTLING_QUOTA_EXCEEDED
+  "The throttling quota has been exceeded." and nothing is added; v0-2 are
+  permissive. throttle_time_ms is the time the bucket needs to refill to
+  zero and the connection is muted that long.
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ from ..protocol.codec import Message
 from ..protocol import errors
 from ..security import acl
 from . import RequestContext, handler
-from .create_topics import AdminError, check_replicas
+from .create_topics import AdminError, answer_throttle, check_replicas, throttled
 
 log = logging.getLogger("pykbroker.handlers.create_partitions")
 
@@ -90,6 +97,7 @@ async def handle(ctx: RequestContext, req: Message) -> Message:
         # only the controller adds partitions
         return {"throttle_time_ms": 0, "results": results + [
             _result(t["name"], errors.NOT_CONTROLLER) for t in topics if counts[t["name"]] == 1]}
+    quota = ctx.mutation_quota(strict_since=3)
     for t in topics:
         name = t["name"]
         if counts[name] > 1:
@@ -98,7 +106,8 @@ async def handle(ctx: RequestContext, req: Message) -> Message:
             results.append(_result(name, errors.TOPIC_AUTHORIZATION_FAILED, "Authorization failed."))
             continue
         try:
-            _check(ctx, t)
+            current = _check(ctx, t)
+            throttled(quota, t["count"] - current)
         except AdminError as f:
             results.append(_result(name, f.code, f.message))
             continue
@@ -114,4 +123,4 @@ async def handle(ctx: RequestContext, req: Message) -> Message:
                 results.append(_result(name, errors.UNKNOWN_SERVER_ERROR))
                 continue
         results.append(_result(name))
-    return {"throttle_time_ms": 0, "results": results}
+    return {"throttle_time_ms": answer_throttle(ctx, quota), "results": results}

@@ -42,6 +42,15 @@ with its value and source (``topic_configs.effective_topic_configs``);
 failed topics have -1/-1 and no configs. v7 carries the topic id.
 - ACLs (authorizer.class.name): CREATE on the cluster or on the topic,
   else TOPIC_AUTHORIZATION_FAILED "Authorization failed.".
+- controller_mutation_rate (KIP-599; security/quotas.py): after a topic's
+  checks, its partitions are taken from the client's token bucket (also
+  with validate_only, as Kafka's KRaft controller). v6+ is strict: while
+  the bucket is below zero a topic gets THROTTLING_QUOTA_EXCEEDED "The
+  throttling quota has been exceeded." and is not created (the topic that
+  empties the bucket is still created and may overdraw it); v2-5 are
+  permissive: every topic is created. throttle_time_ms is the time the
+  bucket needs to refill to zero (the longer of that and request_percentage's)
+  and the connection is muted that long.
 """
 
 from __future__ import annotations
@@ -54,6 +63,7 @@ from ..protocol.codec import Message
 from .. import topic_configs as tc
 from ..protocol import errors
 from ..protocol.primitives import ZERO_UUID
+from ..security import quotas
 from . import RequestContext, handler
 
 log = logging.getLogger("pykbroker.handlers.create_topics")
@@ -105,6 +115,25 @@ def check_replication(rf: int, brokers: int) -> None:
                     "registered.")
 
 
+THROTTLED_MESSAGE = "The throttling quota has been exceeded."
+
+
+def throttled(quota: quotas.MutationQuota, partitions: int) -> None:
+    """Take ``partitions`` from the controller_mutation_rate; AdminError
+    THROTTLING_QUOTA_EXCEEDED when a strict quota refuses them."""
+    try:
+        quota.record(partitions)
+    except quotas.ThrottlingQuotaExceeded:
+        raise AdminError(errors.THROTTLING_QUOTA_EXCEEDED, THROTTLED_MESSAGE) from None
+
+
+def answer_throttle(ctx: RequestContext, quota: quotas.MutationQuota) -> int:
+    """The answer's throttle_time_ms from the mutation quota; the connection is muted that long."""
+    ms = quota.throttle_ms()
+    ctx.throttle(ms)
+    return ms
+
+
 def _plan(ctx: RequestContext, t: Message) -> tuple[int, int]:
     """(partitions, replication factor) of a valid request entry, else AdminError."""
     st = ctx.state
@@ -148,7 +177,7 @@ def _plan(ctx: RequestContext, t: Message) -> tuple[int, int]:
 
 
 async def _create_one(ctx: RequestContext, t: Message, collisions: dict[str, str],
-                      validate_only: bool, timeout_ms: int) -> Message:
+                      validate_only: bool, timeout_ms: int, quota: quotas.MutationQuota) -> Message:
     st = ctx.state
     name = t["name"]
     try:
@@ -169,6 +198,7 @@ async def _create_one(ctx: RequestContext, t: Message, collisions: dict[str, str
         # last value wins for a name given twice; store Kafka's canonical form
         overrides = {k: tc.normalize(k, v) or "" for k, v in pairs if v is not None}
         partitions, rf = _plan(ctx, t)
+        throttled(quota, partitions)
     except AdminError as f:
         return error_result(name, f.code, f.message)
     if validate_only:
@@ -227,6 +257,7 @@ async def handle(ctx: RequestContext, req: Message) -> Message:
         return {"throttle_time_ms": 0, "topics": [
             error_result(t["name"], errors.POLICY_VIOLATION, "Excessively large number of partitions per request.")
             for t in topics]}
+    quota = ctx.mutation_quota(strict_since=6)
     for t in topics:
         name = t["name"]
         if counts[name] > 1:
@@ -237,11 +268,12 @@ async def handle(ctx: RequestContext, req: Message) -> Message:
         if not ctx.may_create_topic(name):
             results.append(error_result(name, errors.TOPIC_AUTHORIZATION_FAILED, "Authorization failed."))
             continue
-        results.append(await _create_one(ctx, t, collisions, bool(req["validate_only"]), req["timeout_ms"]))
+        results.append(await _create_one(ctx, t, collisions, bool(req["validate_only"]), req["timeout_ms"],
+                                         quota))
     for name in duplicates:
         results.append(error_result(name, errors.INVALID_REQUEST, "Duplicate topic name."))
     if metadata_topic:
         results.append(error_result(
             CLUSTER_METADATA_TOPIC, errors.INVALID_REQUEST,
             f"Creation of internal topic {CLUSTER_METADATA_TOPIC} is prohibited."))
-    return {"throttle_time_ms": 0, "topics": results}
+    return {"throttle_time_ms": answer_throttle(ctx, quota), "topics": results}

@@ -27,6 +27,12 @@ Follows Kafka's KRaft controller (ControllerApis.deleteTopics):
   replicas' logs when its watch sees the topic go.
 - ACLs (authorizer.class.name): DELETE on each topic, else
   TOPIC_AUTHORIZATION_FAILED "Authorization failed." (existing or not).
+- controller_mutation_rate (KIP-599; security/quotas.py): each topic's
+  partitions are taken from the client's token bucket before it is
+  deleted. v5+ is strict: while the bucket is below zero a topic gets
+  THROTTLING_QUOTA_EXCEEDED "The throttling quota has been exceeded." and
+  stays; v1-4 are permissive. throttle_time_ms is the time the bucket needs
+  to refill to zero and the connection is muted that long.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from ..protocol import errors
 from ..protocol.primitives import ZERO_UUID
 from ..security import acl
 from . import RequestContext, handler
+from .create_topics import THROTTLED_MESSAGE, AdminError, answer_throttle, throttled
 
 log = logging.getLogger("pykbroker.handlers.delete_topics")
 
@@ -127,7 +134,13 @@ async def handle(ctx: RequestContext, req: Message) -> Message:
         else:
             to_delete[ts.topic_id] = n
 
+    quota = ctx.mutation_quota(strict_since=5)
     for tid, n in to_delete.items():
+        try:
+            throttled(quota, len(st.topics[n].partitions) if n in st.topics else 0)
+        except AdminError:
+            out.append(_result(n, tid, errors.THROTTLING_QUOTA_EXCEEDED, THROTTLED_MESSAGE))
+            continue
         try:
             await st.replicas.delete_topic(n, req["timeout_ms"])
         except errors.KafkaError as e:  # NOT_CONTROLLER: resigned meanwhile
@@ -138,4 +151,4 @@ async def handle(ctx: RequestContext, req: Message) -> Message:
             out.append(_result(n, tid, errors.UNKNOWN_SERVER_ERROR, None))
             continue
         out.append(_result(n, tid, errors.NONE, None))
-    return {"throttle_time_ms": 0, "responses": out}
+    return {"throttle_time_ms": answer_throttle(ctx, quota), "responses": out}

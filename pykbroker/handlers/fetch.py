@@ -42,9 +42,11 @@
   not); a follower's fetch needs CLUSTER_ACTION on the cluster (else
   TOPIC_AUTHORIZATION_FAILED for every partition, as Kafka).
 - Quotas (security/quotas.py): a consumer's answered bytes count against
-  its consumer_byte_rate; over it, the answer is empty with
-  throttle_time_ms and the connection is muted that long (Kafka's
-  throttled fetch response; the bytes are not counted).
+  its consumer_byte_rate and the handler's time so far against its
+  request_percentage; over either, the answer is empty with
+  throttle_time_ms (the longer of the two) and the connection is muted
+  that long (Kafka's throttled fetch response; the bytes are not
+  counted). An authorized follower's fetch is exempt from both.
 """
 
 from __future__ import annotations
@@ -219,6 +221,7 @@ async def handle(ctx: RequestContext, req: Message) -> Message:
              "partitions": [_empty(fp["partition"], errors.TOPIC_AUTHORIZATION_FAILED) for fp in t["partitions"]]}
             for t in req["topics"]], **({"node_endpoints": []} if v >= 16 else {})}
     if replica_id >= 0:  # a follower's fetch (None: no followers here, served as a consumer's)
+        ctx.quota_exempt = True  # an authorized follower is exempt from request_percentage (Kafka)
         answer = await ctx.state.replicas.replica_fetch(req, v, replica_id)
         if answer is not None:
             return answer
@@ -252,11 +255,13 @@ async def handle(ctx: RequestContext, req: Message) -> Message:
         for p in watched:
             p.waiters.discard(ev)
     throttle = 0
-    if replica_id < 0 and total:
-        # consumer_byte_rate (security/quotas.py): over it, the answer carries no data (Kafka's
-        # throttled response), says for how long in throttle_time_ms, and the connection is muted
-        throttle = ctx.record_quota(quotas.FETCH, total)
-        if throttle:
+    if replica_id < 0:
+        # consumer_byte_rate and request_percentage (security/quotas.py): over either, the answer
+        # carries no data (Kafka's throttled response), says for how long in throttle_time_ms (the
+        # longer of the two), and the connection is muted; the bytes are not counted then
+        byte_throttle = ctx.record_quota(quotas.FETCH, total) if total else 0
+        throttle = max(byte_throttle, ctx.record_request_quota())
+        if throttle and total:
             ctx.unrecord_quota(quotas.FETCH, total)
     session_id = 0
     if throttle:

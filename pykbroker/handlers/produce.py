@@ -42,7 +42,8 @@
 - Quotas (security/quotas.py): the request's record bytes count against
   the client's producer_byte_rate; over it, throttle_time_ms says for how
   long, and the connection is muted that long after the answer (KIP-219;
-  with acks=0 only muted).
+  with acks=0 only muted). request_percentage is counted by the dispatcher
+  (server/connection.py); the answer carries the longer throttle time.
 """
 
 from __future__ import annotations

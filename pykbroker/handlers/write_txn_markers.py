@@ -11,6 +11,8 @@
   writes its markers directly. v0 is gone in Kafka 4 (KIP-896); v1 flexible;
   v2: transaction version (TV2 markers pass the same checks here).
 - ACLs (authorizer.class.name): CLUSTER_ACTION on the cluster, else CLUSTER_AUTHORIZATION_FAILED.
+- Quotas: an authorized request is exempt from request_percentage (Kafka's
+  sendResponseExemptThrottle); a denied one is counted.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ async def handle(ctx: RequestContext, req: Message) -> Message:
     st = ctx.state
     tc = coordinator_of(st)
     denied = not ctx.allowed(acl.CLUSTER_ACTION, acl.CLUSTER)
+    ctx.quota_exempt = not denied  # an authorized cluster action: no request_percentage (Kafka)
     out = []
     for m in req["markers"]:
         topics = []

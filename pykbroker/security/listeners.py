@@ -107,7 +107,9 @@ class Security:
                                              if path is not None else None)
         self.quota_sink: quotas.QuotaSink = quotas.FileQuotas(self.quota_store)  # cluster: cluster/quotas.py
         self.quotas = quotas.QuotaManager(self.quota_store, int(config["quota.window.num"]),
-                                          int(config["quota.window.size.seconds"]))
+                                          int(config["quota.window.size.seconds"]),
+                                          int(config["controller.quota.window.num"]),
+                                          int(config["controller.quota.window.size.seconds"]))
         self.listeners: dict[str, ListenerSecurity] = {}
         for lst in config.listeners:
             self.listeners[lst.name] = self._resolve(lst.name, lst.protocol)

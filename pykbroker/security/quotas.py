@@ -21,6 +21,21 @@ samples long), and a request that takes the rate over the quota is
 throttled for ``(rate - quota) / quota * window`` ms (Kafka's
 ``ClientQuotaManager.throttleTime``), at most the whole window.
 
+``request_percentage`` (Kafka's ClientRequestQuotaManager) uses the same
+sensors and formula over the time spent handling a client's requests, as a
+percentage of one thread (1 s of handling per second = 100; the server's
+dispatcher measures it, ``server/connection.py``), its throttle time at most
+one window. ``controller_mutation_rate`` (KIP-599, Kafka's
+ControllerMutationQuotaManager) is a token bucket instead: it refills at the
+quota (partitions/s) up to ``controller.quota.window.num`` x
+``controller.quota.window.size.seconds`` x quota tokens; each topic created
+or deleted, or each partition added, takes one token per partition. A strict
+quota (new request versions) first refuses a topic while the bucket is
+below zero (THROTTLING_QUOTA_EXCEEDED), then takes the tokens, so the request
+that empties the bucket may overdraw it; a permissive one (old versions)
+takes them and only reports the throttle time. The throttle time is the time
+the bucket needs to refill to zero.
+
 Quotas are kept in ``<first log dir>/client-quotas.json`` (in memory with
 ``pykbroker.storage=memory``); in cluster mode in ZooKeeper, as Kafka keeps
 them (``cluster/quotas.py``).
@@ -31,7 +46,9 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -40,7 +57,8 @@ import trio
 USER, CLIENT_ID, IP = "user", "client-id", "ip"
 ENTITY_TYPES = (USER, CLIENT_ID, IP)
 PRODUCE, FETCH = "producer_byte_rate", "consumer_byte_rate"
-CLIENT_KEYS = (PRODUCE, FETCH, "request_percentage", "controller_mutation_rate")
+REQUEST, MUTATION = "request_percentage", "controller_mutation_rate"
+CLIENT_KEYS = (PRODUCE, FETCH, REQUEST, MUTATION)
 IP_KEYS = ("connection_creation_rate",)
 
 Entity = tuple[tuple[str, str | None], ...]  # sorted by type
@@ -186,14 +204,91 @@ class Sensor:
         return sum(w[1] for w in self.windows) / (self.window_size_ms(now_ms) / 1000)
 
 
-class QuotaManager:
-    """Byte-rate quotas per matched entity; ``record`` answers the throttle time."""
+class TokenBucket:
+    """Kafka's TokenBucket stat: refills at the quota per second up to ``burst_s`` x quota;
+    a new bucket is full."""
 
-    def __init__(self, store: QuotaStore, samples: int = 11, window_s: int = 1) -> None:
+    def __init__(self, burst_s: float) -> None:
+        self.burst_s = burst_s
+        self.tokens = 0.0
+        self.last_ms: float | None = None
+
+    def measure(self, bound: float, now_ms: float) -> float:
+        burst = self.burst_s * bound
+        if self.last_ms is None:
+            self.tokens = burst
+        else:
+            self.tokens = min(burst, self.tokens + bound * max(now_ms - self.last_ms, 0.0) / 1000)
+        self.last_ms = now_ms
+        return self.tokens
+
+    def record(self, value: float, bound: float, now_ms: float) -> float:
+        self.measure(bound, now_ms)
+        self.tokens = min(self.burst_s * bound, self.tokens - value)
+        return self.tokens
+
+
+class ThrottlingQuotaExceeded(Exception):
+    """A strict controller mutation quota refused a topic (THROTTLING_QUOTA_EXCEEDED)."""
+
+    def __init__(self, throttle_ms: int) -> None:
+        super().__init__("The throttling quota has been exceeded.")
+        self.throttle_ms = throttle_ms
+
+
+class MutationQuota:
+    """One request's view of its controller_mutation_rate (Kafka's Strict/Permissive
+    ControllerMutationQuota); ``record`` per topic, ``throttle_ms`` for the answer."""
+
+    def __init__(self, bucket: TokenBucket | None, bound: float, strict: bool,
+                 clock: Callable[[], float] = lambda: time.time() * 1000) -> None:
+        self.bucket = bucket  # None: no quota applies
+        self.bound = bound
+        self.strict = strict
+        self.clock = clock
+        self._throttle = 0.0
+        self._at = 0.0
+
+    def _violated(self, tokens: float, now_ms: float) -> None:
+        self._throttle = round(-tokens / self.bound * 1000)
+        self._at = now_ms
+
+    def record(self, permits: int) -> None:
+        """Take ``permits`` tokens; strict: ThrottlingQuotaExceeded (nothing taken)
+        while the bucket is below zero."""
+        if self.bucket is None:
+            return
+        now = self.clock()
+        if self.strict:
+            tokens = self.bucket.measure(self.bound, now)
+            if tokens < 0:
+                self._violated(tokens, now)
+                raise ThrottlingQuotaExceeded(int(self._throttle))
+            self.bucket.record(permits, self.bound, now)
+        else:
+            tokens = self.bucket.record(permits, self.bound, now)
+            if tokens < 0:
+                self._violated(tokens, now)
+
+    def throttle_ms(self) -> int:
+        """The last throttle time, less the time since (Kafka's AbstractControllerMutationQuota)."""
+        if self._throttle <= 0:
+            return 0
+        return int(max(0.0, self._throttle - (self.clock() - self._at)))
+
+
+class QuotaManager:
+    """Quotas per matched entity: rate sensors (``record`` answers the throttle time) and
+    the controller mutation token buckets (``mutation_quota``)."""
+
+    def __init__(self, store: QuotaStore, samples: int = 11, window_s: int = 1,
+                 mutation_samples: int = 11, mutation_window_s: int = 1) -> None:
         self.store = store
         self.samples = samples
         self.window_ms = window_s * 1000
         self.sensors: dict[tuple[str, Entity], Sensor] = {}
+        self.mutation_burst_s = float(mutation_samples * mutation_window_s)
+        self.buckets: dict[Entity, TokenBucket] = {}
 
     def quota_for(self, key: str, user: str, client_id: str) -> tuple[Entity, float] | None:
         q = self.store.quotas
@@ -211,8 +306,10 @@ class QuotaManager:
                 return e, values[key]
         return None
 
-    def record(self, key: str, user: str, client_id: str, value: float, now_ms: float) -> int:
-        """Count ``value`` against the connection's quota of ``key``; the throttle time in ms."""
+    def record(self, key: str, user: str, client_id: str, value: float, now_ms: float,
+               max_ms: float | None = None) -> int:
+        """Count ``value`` against the connection's quota of ``key``; the throttle time in ms
+        (at most the whole window, or ``max_ms``)."""
         found = self.quota_for(key, user, client_id)
         if found is None:
             return 0
@@ -225,7 +322,7 @@ class QuotaManager:
         if rate <= bound:
             return 0
         throttle = (rate - bound) / bound * sensor.window_size_ms(now_ms)
-        return int(min(throttle, self.samples * self.window_ms))
+        return int(min(throttle, self.samples * self.window_ms if max_ms is None else max_ms))
 
     def unrecord(self, key: str, user: str, client_id: str, value: float, now_ms: float) -> None:
         """Take back a recorded value (a throttled Fetch sends no data, as Kafka)."""
@@ -234,6 +331,18 @@ class QuotaManager:
             sensor = self.sensors.get((key, found[0]))
             if sensor is not None and sensor.windows:
                 sensor.windows[-1][1] -= value
+
+
+    def mutation_quota(self, user: str, client_id: str, strict: bool) -> MutationQuota:
+        """The controller_mutation_rate of a request (unbounded when none applies)."""
+        found = self.quota_for(MUTATION, user, client_id)
+        if found is None:
+            return MutationQuota(None, 0.0, strict)
+        entity, bound = found
+        bucket = self.buckets.get(entity)
+        if bucket is None:
+            bucket = self.buckets[entity] = TokenBucket(self.mutation_burst_s)
+        return MutationQuota(bucket, bound, strict)
 
 
 class QuotaSink(Protocol):

@@ -42,6 +42,8 @@ import logging
 import math
 import os
 import socket
+import time
+from collections.abc import Coroutine, Generator
 from typing import Any
 
 import trio
@@ -52,6 +54,7 @@ from ..handlers.api_versions import unsupported_version_body
 from ..protocol import codec
 from ..protocol.framing import FrameBuffer, ProtocolViolation, encode_response, parse_header, peek_api
 from ..protocol.primitives import DecodeError
+from ..security import quotas
 from ..security.session import AuthClose, ConnectionAuth, linger, open_stream
 from .state import BrokerState
 
@@ -317,10 +320,69 @@ async def _dispatch(state: BrokerState, frame: bytes, peer: str,
     return encode_response(api, version, corr, body)
 
 
+class _Timed:
+    """Drives a handler's coroutine step by step, adding the time each step runs to
+    ``ctx.handler_ns``: the time the event loop spends on this request, not the time it
+    waits (a long-polling Fetch, acks=all, work in a thread), as Kafka counts a request
+    handler thread's time but not a request's time in purgatory."""
+
+    __slots__ = ("coro", "ctx")
+
+    def __init__(self, coro: Coroutine[Any, Any, Message | None], ctx: RequestContext) -> None:
+        self.coro = coro
+        self.ctx = ctx
+
+    def __await__(self) -> Generator[Any, Any, Message | None]:
+        coro, ctx = self.coro, self.ctx
+        value: Any = None
+        exc: BaseException | None = None
+        while True:
+            t0 = ctx.step_started_ns = time.perf_counter_ns()
+            try:
+                step = coro.send(value) if exc is None else coro.throw(exc)
+            except StopIteration as done:
+                result: Message | None = done.value
+                return result
+            finally:
+                ctx.handler_ns += time.perf_counter_ns() - t0
+                ctx.step_started_ns = 0
+            value, exc = None, None
+            try:
+                value = yield step
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as e:
+                exc = e
+
+
+def _request_quota_applies(ctx: RequestContext) -> bool:
+    """A request_percentage quota applies to this request (Kafka's authenticator answers
+    the requests of a SASL exchange itself: they are not counted)."""
+    if ctx.auth is not None and not ctx.auth.authenticated:
+        return False
+    qm = ctx.state.security.quotas
+    return bool(qm.store.quotas) and \
+        qm.quota_for(quotas.REQUEST, ctx.principal.partition(":")[2], ctx.client_id or "") is not None
+
+
 async def _call(h: Any, ctx: RequestContext, req: Message) -> Message | None:
-    """Run the handler; what must close the connection becomes ProtocolViolation."""
+    """Run the handler; what must close the connection becomes ProtocolViolation.
+
+    request_percentage (security/quotas.py): with a quota for this client, the handler's
+    running time is counted against it when the answer is ready (unless the handler did so
+    itself, as Fetch does, or the request is an exempt cluster action); the answer's
+    throttle_time_ms is the longest of the request quota's and the handler's own
+    (a byte rate, controller_mutation_rate), as Kafka's."""
     try:
-        body: Message | None = await h.fn(ctx, req)
+        if not _request_quota_applies(ctx):
+            body: Message | None = await h.fn(ctx, req)
+            return body
+        body = await _Timed(h.fn(ctx, req), ctx)
+        throttle = ctx.record_request_quota()
+        ctx.record_request_rest()
+        if body is not None and throttle > 0 and "throttle_time_ms" in body:
+            body["throttle_time_ms"] = max(body["throttle_time_ms"] or 0, throttle)
         return body
     except CloseConnection as e:
         raise ProtocolViolation(f"{h.name}: {e}") from None
