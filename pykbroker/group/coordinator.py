@@ -190,10 +190,14 @@ class GroupCoordinator(InternalTopicCoordinator):
         self._track_epoch(partition, is_leader, leader_epoch)
         self._load_gen[partition] = self._load_gen.get(partition, 0) + 1  # a load in flight is stale now
         if is_leader:
-            if partition not in self.loading:
-                self.loading.add(partition)
-                if self._nursery is not None:
-                    self._nursery.start_soon(self._load, [partition])
+            # Always a new load, also when one is in flight: that one is stale
+            # now (the generation moved) and leaves the partition to this one.
+            # (Starting none left the partition loading for good, and with it
+            # every group of it and every transaction completion waiting on
+            # ``loaded``: the chaos harness's pause-long runs.)
+            self.loading.add(partition)
+            if self._nursery is not None:
+                self._nursery.start_soon(self._load, [partition])
             return
         self.loading.discard(partition)
         gids = [g for g in set(self.groups) | set(self.offsets) if self.partition_for(g) == partition]
@@ -210,10 +214,11 @@ class GroupCoordinator(InternalTopicCoordinator):
     async def _load(self, partitions: list[int]) -> None:
         ts = self.topic()
         t0 = trio.current_time()
+        gens = {p: self._load_gen.get(p, 0) for p in partitions}  # as when this load was started
         for p in partitions:
-            if p not in self.loading:
-                continue  # leadership moved away meanwhile
-            gen = self._load_gen.get(p, 0)
+            gen = gens[p]
+            if p not in self.loading or self._load_gen.get(p, 0) != gen:
+                continue  # leadership moved meanwhile: gone, or a newer load has it
             try:
                 plog = ts.partitions[p].log if ts is not None else None
                 if plog is not None:

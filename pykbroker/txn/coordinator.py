@@ -205,9 +205,10 @@ class TransactionCoordinator(InternalTopicCoordinator):
         self._track_epoch(partition, is_leader, leader_epoch)
         self._load_gen[partition] = self._load_gen.get(partition, 0) + 1  # a load in flight is stale now
         if is_leader:
-            if partition not in self.loading:
-                self.loading.add(partition)
-                self._spawn(self._load, [partition])
+            # always a new load: one in flight is stale now and leaves the
+            # partition to this one (see group/coordinator.py)
+            self.loading.add(partition)
+            self._spawn(self._load, [partition])
         else:
             self.loading.discard(partition)
             ts = self.topic()

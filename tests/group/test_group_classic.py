@@ -498,6 +498,62 @@ async def test_not_coordinator_until_leading_and_loaded(tmp_path, nursery):
     st.close()
 
 
+async def test_leadership_at_a_new_epoch_during_a_load_still_loads(tmp_path, nursery, monkeypatch):
+    """Issue 12 (nemesis, pause-long): the partition's leadership came again
+    at a later epoch while its load was in flight. The stale load skipped
+    the partition and no new one was started: it stayed loading for good
+    (COORDINATOR_LOAD_IN_PROGRESS to every member, ``loaded`` never set, so
+    transactions found in PrepareAbort at load were never completed)."""
+    from pykbroker.group.records import OFFSETS_TOPIC
+
+    st = make_state(tmp_path)
+    async with trio.open_nursery() as first:
+        c = await start(first, st)
+        st.create_topic("t", 1)
+        a, = await stable_group(c, first, "g", 1, session=30000)
+        r = await c.commit_offsets("g", 1, a["member_id"], None, -1, 8, [("t", 0, 42, -1, "")])
+        assert set(r.values()) == {0}
+        first.cancel_scope.cancel()
+    st.close()
+    st = make_state(tmp_path)
+    c = st.group_coordinator
+    leading: set[int] = set()
+    real_is_leader = st.replicas.is_leader
+    st.replicas.is_leader = lambda p: (p.index in leading if p.topic == OFFSETS_TOPIC  # type: ignore[method-assign]
+                                       else real_is_leader(p))
+    c.loading.clear()
+    part = c.partition_for("g")
+    await start(nursery, st)
+    leading.add(part)
+    # the first load is held inside its read of the log while the second
+    # leadership notice (a later epoch) arrives
+    import threading
+    from pykbroker.group import coordinator as gc_module
+
+    reading, go_on = threading.Event(), threading.Event()
+    real_read = gc_module._read_partition
+
+    def held_read(plog):  # type: ignore[no-untyped-def]
+        reading.set()
+        go_on.wait(10)
+        return real_read(plog)
+
+    monkeypatch.setattr(gc_module, "_read_partition", held_read)
+    st.partition(OFFSETS_TOPIC, part).leader_epoch = 1
+    c._on_leadership(OFFSETS_TOPIC, part, True, 1)
+    assert await trio.to_thread.run_sync(reading.wait, 10)
+    st.partition(OFFSETS_TOPIC, part).leader_epoch = 2
+    c._on_leadership(OFFSETS_TOPIC, part, True, 2)
+    go_on.set()
+    with trio.fail_after(10):
+        while c.fetch_offsets("g", None)[0] == errors.COORDINATOR_LOAD_IN_PROGRESS:
+            await trio.sleep(0.02)
+    code, topics = c.fetch_offsets("g", None)
+    assert code == 0 and topics[0][1][0][1].offset == 42
+    assert c.loading == set() and c.loaded.is_set() and c.epochs[part] == 2
+    st.close()
+
+
 async def test_writes_fenced_by_leader_epoch(tmp_path, nursery):
     """Issue 12: the coordinator's appends to __consumer_offsets carry the
     leader epoch its state was loaded at. When the partition's epoch moved on

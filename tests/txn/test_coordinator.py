@@ -341,6 +341,64 @@ async def test_not_coordinator_until_leading_and_loaded(tmp_path):
     st.close()
 
 
+async def test_prepared_commit_completed_when_leadership_comes_again_during_the_load(tmp_path, monkeypatch):
+    """Issue 12 (nemesis pause-long, seed 303): the __transaction_state
+    partition's leadership came again at a later epoch while its load was
+    reading the log. The stale load skipped it and no new load started: the
+    partition stayed loading, the transaction in PrepareCommit was never
+    completed, and InitProducerId answered CONCURRENT_TRANSACTIONS for
+    minutes (the transactional workload stopped)."""
+    import threading
+
+    from pykbroker.txn import coordinator as tc_module
+    from pykbroker.txn.records import TRANSACTION_STATE_TOPIC
+
+    st = make_state(tmp_path)
+    st.create_topic(T, 2)
+    async with trio.open_nursery() as n:
+        tc = await start(n, st)
+        pid, epoch = await _init(tc, "a")
+        assert await tc.add_partitions("a", pid, epoch, [(T, 0)]) == errors.NONE
+        await append(st, T, 0, batch(pid, epoch, 0, n=3, txn=True))
+        meta = tc.txns["a"]
+        assert await tc._write(meta, meta.prepare_abort_or_commit(PREPARE_COMMIT, 0, -1, 0)) == errors.NONE
+        n.cancel_scope.cancel()
+    st.close()
+    st = make_state(tmp_path)
+    tc = st.txn_coordinator
+    leading: set[int] = set()
+    real_is_leader = st.replicas.is_leader
+    st.replicas.is_leader = lambda p: (p.index in leading if p.topic == TRANSACTION_STATE_TOPIC  # type: ignore[method-assign]
+                                       else real_is_leader(p))
+    tc.loading.clear()
+    tc.loaded.set()
+    part = tc.partition_for("a")
+    reading, go_on = threading.Event(), threading.Event()
+    real_read = tc_module._read_partition
+
+    def held_read(plog):  # type: ignore[no-untyped-def]
+        reading.set()
+        go_on.wait(10)
+        return real_read(plog)
+
+    monkeypatch.setattr(tc_module, "_read_partition", held_read)
+    async with trio.open_nursery() as n:
+        await start(n, st)
+        leading.add(part)
+        st.partition(TRANSACTION_STATE_TOPIC, part).leader_epoch = 1
+        tc._on_leadership(TRANSACTION_STATE_TOPIC, part, True, 1)
+        assert await trio.to_thread.run_sync(reading.wait, 10)
+        st.partition(TRANSACTION_STATE_TOPIC, part).leader_epoch = 2  # again, while the first load reads
+        tc._on_leadership(TRANSACTION_STATE_TOPIC, part, True, 2)
+        go_on.set()
+        with trio.fail_after(10):
+            while tc.txns.get("a") is None or tc.txns["a"].state != COMPLETE_COMMIT:
+                await trio.sleep(0.02)
+        assert tc.loading == set() and st.partition(T, 0).last_stable_offset == 4
+        n.cancel_scope.cancel()
+    st.close()
+
+
 async def test_writes_fenced_by_leader_epoch(tmp_path):
     """Issue 12: the transaction coordinator's appends to __transaction_state
     carry the leader epoch its state was loaded at. Once the partition's
