@@ -359,7 +359,9 @@ def run(bootstrap: str, *, frames: int, seed: int, pid: int | None = None, conne
     seen_slow = 0
     try:
         stop_at = t_start + seconds if seconds else None
-        for i in range(frames):
+        i = -1
+        while stats["frames"] < frames:  # frames sent (a body the encoder cannot write is not one)
+            i += 1
             if stop_at is not None and time.monotonic() > stop_at:
                 break
             api_key, version = rng.choice(keys)
