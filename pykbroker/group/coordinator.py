@@ -192,9 +192,9 @@ class GroupCoordinator(InternalTopicCoordinator):
         if is_leader:
             # Always a new load, also when one is in flight: that one is stale
             # now (the generation moved) and leaves the partition to this one.
-            # (Starting none left the partition loading for good, and with it
-            # every group of it and every transaction completion waiting on
-            # ``loaded``: the chaos harness's pause-long runs.)
+            # Starting none would leave the partition loading for good, and
+            # with it its groups and every transaction completion waiting on
+            # ``loaded``.
             self.loading.add(partition)
             if self._nursery is not None:
                 self._nursery.start_soon(self._load, [partition])
