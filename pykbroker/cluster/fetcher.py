@@ -294,6 +294,8 @@ class Fetcher:
                 target, done = min(end_offset, f_end, leo), True
         if target < leo:
             self._truncate_to(p, target, f"leader {self.leader} epoch {leader_epoch} ends at {end_offset}")
+        else:
+            plog.truncate_to(target)  # no data to remove: drops a conflicting epoch entry at the end
         fs.truncating = not done
 
     def _truncate_to(self, p: "PartitionState", offset: int, why: str) -> None:

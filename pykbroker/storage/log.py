@@ -356,6 +356,13 @@ class PartitionLog:
         with self._local.flush_lock, self._lock:
             self._check_open()
             if offset >= self.log_end_offset:
+                # Kafka's UnifiedLog.truncateTo: nothing to remove, but an epoch
+                # entry at the log end (this replica led and assigned an epoch,
+                # then appended nothing before another leader was elected)
+                # conflicts with the leader's history: drop it, or the follower
+                # keeps sending that epoch and the leader keeps answering with a
+                # diverging epoch: never in sync again.
+                self._epochs.truncate_from_end(self.log_end_offset)
                 return False
             if offset < self.log_start_offset or offset < self._segments[0].base_offset:
                 self._truncate_fully_and_start_at(offset, now)

@@ -332,6 +332,8 @@ class MemoryPartitionLog:
         with self._lock:
             self._check_open()
             if offset >= self._next_offset:
+                # as the disk engine (storage/log.py): an empty epoch at the end goes
+                self._epochs.truncate_from_end(self._next_offset)
                 return False
             if offset < self.log_start_offset or (self._bases and offset < self._bases[0]):
                 self._truncate_fully_and_start_at(offset)

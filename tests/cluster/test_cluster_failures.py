@@ -268,3 +268,41 @@ def test_lagging_follower_leaves_and_rejoins_the_isr(cluster_factory):
     hw = high_watermark(boot, "lag", 0)
     assert hw == 15
     assert log_bytes(cl.log_dir(follower, "lag", 0), hw) == log_bytes(cl.log_dir(leader, "lag", 0), hw)
+
+
+def test_a_leader_that_appended_nothing_rejoins_the_isr_after_a_pause(cluster):
+    """Issue 12 (nemesis pause-long run): a broker elected leader that
+    appends nothing before it is paused past its session keeps an empty
+    epoch at its log end. Back as a follower (no restart: the pause), it
+    sent that epoch on every fetch, the new leader answered with a diverging
+    epoch, and truncating to its own log end kept the entry (Kafka's
+    truncateTo drops it): it never caught up, and the partition stayed at
+    an ISR of one; an idle partition never got back. It rejoins now."""
+    t = "empty-epoch"
+    cluster.create_topic(t, 1, 3, {"min.insync.replicas": "2"})
+    first = cluster.state(t, 0)["leader"]
+    assert produce(cluster.brokers[first].bootstrap, t, 0, -1, n=5)["error_code"] == 0
+
+    def pause_until_replaced(b: int) -> int:
+        """SIGSTOP ``b`` (a leader) until another broker leads; SIGCONT; the new leader."""
+        before = cluster.state(t, 0)["leader_epoch"]
+        os.kill(cluster.brokers[b].pid, signal.SIGSTOP)
+        try:
+            wait_until(lambda: cluster.state(t, 0)["leader"] not in (b, -1), 30 + SESSION_MS / 1000,
+                       f"a leader other than {b}")
+        finally:
+            os.kill(cluster.brokers[b].pid, signal.SIGCONT)
+        st = cluster.state(t, 0)
+        assert st["leader_epoch"] > before
+        return int(st["leader"])
+
+    second = pause_until_replaced(first)  # leads from offset 5 and appends nothing
+    wait_until(lambda: sorted(cluster.state(t, 0)["isr"]) == [0, 1, 2], 60, "all three back in the ISR")
+    third = pause_until_replaced(second)
+    assert third != second
+    # the paused leader of an empty epoch follows again and is back in the ISR
+    wait_until(lambda: second in cluster.state(t, 0)["isr"], 60, f"broker {second} back in the ISR")
+    # and acks=all with min.insync.replicas=2 works everywhere, every record in order
+    r = produce(cluster.brokers[third].bootstrap, t, 0, -1, n=3)
+    assert r["error_code"] == 0 and r["base_offset"] == 5
+    wait_until(lambda: sorted(cluster.state(t, 0)["isr"]) == [0, 1, 2], 60, "all three in the ISR")

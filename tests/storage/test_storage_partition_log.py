@@ -172,6 +172,30 @@ def test_offset_for_timestamp_across_segments(tmp_path, engine):
 
 
 @pytest.mark.parametrize("engine", ENGINES)
+def test_truncate_to_the_log_end_drops_an_empty_epoch_there(tmp_path, engine):
+    """Kafka's UnifiedLog.truncateTo: a replica that led (assigning an epoch
+    at its log end) but appended nothing before another leader was elected
+    drops that epoch entry when truncated to its log end, although no record
+    goes. Kept, it made the follower send that epoch on every fetch and the
+    leader answer with a diverging epoch: the replica never caught up again
+    (issue 12, pause-long run: idle partitions' ISR stayed at the leader)."""
+    log = make_log(engine, tmp_path, SMALL)
+    for _ in range(4):
+        append(log, 2, epoch=3)
+    leo = log.log_end_offset
+    log.assign_epoch(7, leo)  # led at epoch 7 from the log end, nothing appended
+    log.assign_epoch(8, leo)
+    assert log.leader_epoch == 8
+    assert log.truncate_to(leo) is False  # no record removed
+    assert log.log_end_offset == leo and log.leader_epoch == 3
+    assert [(e.epoch, e.start_offset) for e in log.epoch_entries] == [(3, 0)]
+    assert log.end_offset_for_epoch(3) == (3, leo)
+    log.truncate_to(leo + 5)  # beyond the end: nothing changes
+    assert [(e.epoch, e.start_offset) for e in log.epoch_entries] == [(3, 0)]
+    log.close()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 def test_truncate_to_and_log_start(tmp_path, engine):
     disk = engine == "disk"
     log = make_log(engine, tmp_path, SMALL)
