@@ -486,7 +486,8 @@ def test_seventh_consumer_idle_and_two_groups_each_get_everything(group_topology
     # wait for the broker to hold all seven in a stable generation too)
     wait_for(lambda: l1.has_all(recs) and l2.has_all(recs) and split(seven, [0, 1, 1, 1, 1, 1, 1])()
              and split(two, [3, 3])() and stable_with(bootstrap, g1, 7),
-             seven + two, what="7 consumers on 6 partitions, and a second group")
+             seven + two, timeout=2 * DEADLINE,  # nine kafka-python members in one process, on a loaded machine
+             what="7 consumers on 6 partitions, and a second group")
     time.sleep(0.3)
     l1.check_exactly_once(recs)
     l2.check_exactly_once(recs)
