@@ -150,9 +150,14 @@ class KafkaPythonMember(Member):
             async def on_partitions_assigned(self, assigned):  # type: ignore[no-untyped-def]
                 me.assigns.append({tp.partition for tp in assigned})
 
+        # metadata_max_age_ms: a group leader that assigned before its metadata
+        # had the topic ("No partition metadata for topic") rejoins only when
+        # its metadata changes; with the default 5 minutes and a refresh that
+        # found no node then, the member stayed without partitions (seen on
+        # the shared cluster, not yet explained)
         self.c = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, auto_offset_reset="earliest",
                                enable_auto_commit=False, session_timeout_ms=SESSION_MS,
-                               heartbeat_interval_ms=HEARTBEAT_MS, **(extra or {}))
+                               heartbeat_interval_ms=HEARTBEAT_MS, metadata_max_age_ms=5000, **(extra or {}))
         self.c.subscribe([topic], listener=Listener())
 
     def poll(self, timeout: float) -> list[Rec]:
