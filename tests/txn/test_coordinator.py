@@ -280,15 +280,12 @@ async def test_transactional_id_expiry(tmp_path):
     st.close()
 
 
-async def test_not_coordinator_until_leading_and_loaded(tmp_path):
-    """Issue 12 (nemesis kill run, seed 202): a broker restarted after a kill
-    -9 sees ZooKeeper still naming it the leader of a __transaction_state
-    partition (its earlier incarnation's leadership, which its replica must
-    not take) before the controller moves it. Its coordinator had loaded
-    nothing and answered a retried EndTxn of a transaction in PrepareCommit
-    with INVALID_PRODUCER_ID_MAPPING, a definitive failure for a transaction
-    that then committed. It must answer NOT_COORDINATOR until its replica
-    leads the partition and the partition is loaded; then the retry succeeds."""
+async def _prepared_commit_then_restarted_not_leading(tmp_path):  # type: ignore[no-untyped-def]
+    """Transactional id "a" with records in T-0 and its commit decided
+    (PrepareCommit written, no marker: the coordinator killed); then the
+    state opened again, its replica of every __transaction_state partition
+    not leading (add one to ``leading`` to grant it), nothing loaded.
+    Returns (state, coordinator, leading, a's partition, producer id, epoch)."""
     from pykbroker.txn.records import TRANSACTION_STATE_TOPIC
 
     st = make_state(tmp_path)
@@ -302,8 +299,6 @@ async def test_not_coordinator_until_leading_and_loaded(tmp_path):
         assert await tc._write(meta, meta.prepare_abort_or_commit(PREPARE_COMMIT, 0, -1, 0)) == errors.NONE
         n.cancel_scope.cancel()
     st.close()
-    # the restarted broker: the cluster picture names it (leader_of), its
-    # replica is not leader yet, nothing loaded
     st = make_state(tmp_path)
     tc = st.txn_coordinator
     leading: set[int] = set()
@@ -313,6 +308,21 @@ async def test_not_coordinator_until_leading_and_loaded(tmp_path):
     tc.loading.clear()
     tc.loaded.set()
     part = tc.partition_for("a")
+    return st, tc, leading, part, pid, epoch
+
+
+async def test_not_coordinator_until_leading_and_loaded(tmp_path):
+    """Issue 12 (nemesis kill run, seed 202): a broker restarted after a kill
+    -9 sees ZooKeeper still naming it the leader of a __transaction_state
+    partition (its earlier incarnation's leadership, which its replica must
+    not take) before the controller moves it. Its coordinator had loaded
+    nothing and answered a retried EndTxn of a transaction in PrepareCommit
+    with INVALID_PRODUCER_ID_MAPPING, a definitive failure for a transaction
+    that then committed. It must answer NOT_COORDINATOR until its replica
+    leads the partition and the partition is loaded; then the retry succeeds."""
+    from pykbroker.txn.records import TRANSACTION_STATE_TOPIC
+
+    st, tc, leading, part, pid, epoch = await _prepared_commit_then_restarted_not_leading(tmp_path)
     async with trio.open_nursery() as n:
         await start(n, st)
         assert tc.availability("a") == errors.NOT_COORDINATOR
@@ -342,37 +352,19 @@ async def test_not_coordinator_until_leading_and_loaded(tmp_path):
 
 
 async def test_prepared_commit_completed_when_leadership_comes_again_during_the_load(tmp_path, monkeypatch):
-    """Issue 12 (nemesis pause-long, seed 303): the __transaction_state
-    partition's leadership came again at a later epoch while its load was
-    reading the log. The stale load skipped it and no new load started: the
-    partition stayed loading, the transaction in PrepareCommit was never
-    completed, and InitProducerId answered CONCURRENT_TRANSACTIONS for
-    minutes (the transactional workload stopped)."""
+    """Issue 12: a second leadership notice for the __transaction_state
+    partition (a later epoch) while its load was reading the log. The stale
+    load skipped it and no new load started: the partition stayed loading,
+    the transaction in PrepareCommit was never completed, and InitProducerId
+    would answer CONCURRENT_TRANSACTIONS for good. cluster/replica.py reports
+    a loss in between today; this guards the coordinator against the
+    sequence without it."""
     import threading
 
     from pykbroker.txn import coordinator as tc_module
     from pykbroker.txn.records import TRANSACTION_STATE_TOPIC
 
-    st = make_state(tmp_path)
-    st.create_topic(T, 2)
-    async with trio.open_nursery() as n:
-        tc = await start(n, st)
-        pid, epoch = await _init(tc, "a")
-        assert await tc.add_partitions("a", pid, epoch, [(T, 0)]) == errors.NONE
-        await append(st, T, 0, batch(pid, epoch, 0, n=3, txn=True))
-        meta = tc.txns["a"]
-        assert await tc._write(meta, meta.prepare_abort_or_commit(PREPARE_COMMIT, 0, -1, 0)) == errors.NONE
-        n.cancel_scope.cancel()
-    st.close()
-    st = make_state(tmp_path)
-    tc = st.txn_coordinator
-    leading: set[int] = set()
-    real_is_leader = st.replicas.is_leader
-    st.replicas.is_leader = lambda p: (p.index in leading if p.topic == TRANSACTION_STATE_TOPIC  # type: ignore[method-assign]
-                                       else real_is_leader(p))
-    tc.loading.clear()
-    tc.loaded.set()
-    part = tc.partition_for("a")
+    st, tc, leading, part, pid, epoch = await _prepared_commit_then_restarted_not_leading(tmp_path)
     reading, go_on = threading.Event(), threading.Event()
     real_read = tc_module._read_partition
 
