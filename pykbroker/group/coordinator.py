@@ -187,19 +187,11 @@ class GroupCoordinator(InternalTopicCoordinator):
         NOT_COORDINATOR and look the coordinator up again)."""
         if topic != OFFSETS_TOPIC:
             return
-        self._track_epoch(partition, is_leader, leader_epoch)
-        self._load_gen[partition] = self._load_gen.get(partition, 0) + 1  # a load in flight is stale now
+        self._track_leadership(partition, is_leader, leader_epoch)
         if is_leader:
-            # Always a new load, also when one is in flight: that one is stale
-            # now (the generation moved) and leaves the partition to this one.
-            # Starting none would leave the partition loading for good, and
-            # with it its groups and every transaction completion waiting on
-            # ``loaded``.
-            self.loading.add(partition)
             if self._nursery is not None:
                 self._nursery.start_soon(self._load, [partition])
             return
-        self.loading.discard(partition)
         gids = [g for g in set(self.groups) | set(self.offsets) if self.partition_for(g) == partition]
         for gid in gids:
             g = self.groups.get(gid)

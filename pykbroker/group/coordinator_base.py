@@ -44,6 +44,8 @@ class InternalTopicCoordinator:
     TIMER_KIND = "coordinator"
     state: Any
     loading: set[int]
+    #: partition -> bumped on every leadership change (a load started before is stale)
+    _load_gen: dict[int, int]
     _locks: dict[str, trio.Lock]
     timers: Timers  # keyed deadlines; each fires under its key's lock (_fire)
     #: appends carry the epoch the partition was loaded at (subclasses call _init_epochs)
@@ -63,13 +65,22 @@ class InternalTopicCoordinator:
             for i in self.loading:
                 self.epochs[i] = ts.partitions[i].leader_epoch
 
-    def _track_epoch(self, partition: int, is_leader: bool, leader_epoch: int) -> None:
-        """The leadership listener's first step: remember (or forget) the epoch
-        the partition is loaded at."""
+    def _track_leadership(self, partition: int, is_leader: bool, leader_epoch: int) -> None:
+        """The leadership listener's first step, the same for every
+        coordinator: remember (or forget) the epoch the partition is loaded
+        at; make a load in flight stale (``_load_gen``: it leaves the
+        partition to the load the caller starts now, or to nobody); mark the
+        partition loading while led. The caller then always starts a load
+        when led: starting none while one was in flight would leave the
+        partition loading for good, and with it its keys and everything
+        waiting on ``loaded``."""
+        self._load_gen[partition] = self._load_gen.get(partition, 0) + 1
         if is_leader:
             self.epochs[partition] = leader_epoch
+            self.loading.add(partition)
         else:
             self.epochs.pop(partition, None)
+            self.loading.discard(partition)
 
     def _on_leadership(self, topic: str, partition: int, is_leader: bool, leader_epoch: int) -> None:
         raise NotImplementedError

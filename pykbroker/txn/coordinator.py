@@ -202,15 +202,10 @@ class TransactionCoordinator(InternalTopicCoordinator):
     def _on_leadership(self, topic: str, partition: int, is_leader: bool, leader_epoch: int) -> None:
         if topic != TRANSACTION_STATE_TOPIC:
             return
-        self._track_epoch(partition, is_leader, leader_epoch)
-        self._load_gen[partition] = self._load_gen.get(partition, 0) + 1  # a load in flight is stale now
+        self._track_leadership(partition, is_leader, leader_epoch)
         if is_leader:
-            # always a new load: one in flight is stale now and leaves the
-            # partition to this one (see group/coordinator.py)
-            self.loading.add(partition)
             self._spawn(self._load, [partition])
         else:
-            self.loading.discard(partition)
             ts = self.topic()
             n = len(ts.partitions) if ts is not None else self.num_partitions
             for tid in [t for t in self.txns if records.partition_for(t, n) == partition]:
