@@ -27,8 +27,9 @@ from . import RequestContext, handler
 async def handle(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     coord = share_coordinator_of(ctx.state)
     out = []
+    disabled = share_groups_disabled(ctx.state)
     for g in req["groups"]:
-        if share_groups_disabled(ctx.state):
+        if disabled:
             out.append({"group_id": g["group_id"], "topics": [], "error_message": DISABLED,
                         "error_code": errors.UNSUPPORTED_VERSION})
             continue

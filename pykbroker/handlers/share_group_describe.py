@@ -27,8 +27,9 @@ from . import RequestContext, handler
 async def handle(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     coord = share_coordinator_of(ctx.state)
     out = []
+    disabled = share_groups_disabled(ctx.state)
     for gid in req["group_ids"]:
-        if share_groups_disabled(ctx.state):
+        if disabled:
             out.append({"error_code": errors.UNSUPPORTED_VERSION, "error_message": DISABLED, "group_id": gid,
                         "group_state": "", "group_epoch": -1, "assignment_epoch": -1, "assignor_name": "",
                         "members": [], "authorized_operations": NOT_REQUESTED})
