@@ -207,6 +207,11 @@ def table(res: dict[str, Any]) -> str:
                      f"{t['committed_missing']} | {t['processed_twice']} | {t['inputs_unprocessed']} |")
         lines.append(f"(last transaction committed at +{t.get('last_commit_at_s')} s; "
                      f"{t['errors']} client errors, e.g. {t['error_examples'][:2]})")
+        if t.get("at_stop"):
+            a = t["at_stop"]
+            stuck = "; stuck: " + a["stack"] if a.get("stack") else ""
+            lines.append(f"(at the stop the loop was in {a['phase']} for {a['in_phase_s']} s, "
+                         f"{a['empty_polls']} empty polls in a row{stuck})")
     lines.append("")
     lines.append(f"duplicates {res['duplicates']}, reordered within key {res['reordered']}, "
                  f"records in log {res['records_in_log']}")

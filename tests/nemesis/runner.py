@@ -12,8 +12,10 @@ and that answers ListOffsets.
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -145,8 +147,14 @@ def run(cfg: RunConfig, root: Path, log: Callable[[str], None] = print) -> dict[
             deadline = time.monotonic() + cfg.txn_catch_up_s
             while time.monotonic() < deadline and not acked_kv <= txlog.processed():
                 time.sleep(0.5)
+            with txlog.lock:
+                stall = {"phase": txlog.phase, "in_phase_s": round(time.monotonic() - txlog.phase_at, 1),
+                         "empty_polls": txlog.empty_polls}
             stop_txn.set()
             txn_thread.join(timeout=30)  # a daemon thread: left behind if stuck in a client call
+            if txn_thread.is_alive():
+                frame = sys._current_frames().get(txn_thread.ident or -1)
+                stall["stack"] = "".join(traceback.format_stack(frame)) if frame is not None else ""
             txn_out = workloads.read_committed(cl.bootstrap, out_topic, cfg.partitions)
         log_records = checker.read_all(cl.bootstrap, cfg.topic, cfg.partitions)
         res = checker.check(ws, log_records, t_start + cfg.warmup_s, t_stop,
@@ -154,6 +162,7 @@ def run(cfg: RunConfig, root: Path, log: Callable[[str], None] = print) -> dict[
                             unclean_partitions=unclean if cfg.unclean else ())
         if txn_thread is not None:
             res["transactions"] = checker.check_transactions(txlog, txn_out, acked_kv)
+            res["transactions"]["at_stop"] = stall
             res["transactions"]["last_commit_at_s"] = (round(txlog.last_commit - t_start - cfg.warmup_s, 1)
                                                        if txlog.last_commit else None)
         res.update({

@@ -215,6 +215,14 @@ class TxnLog:
     unknown: dict[int, list[tuple[bytes, bytes]]] = field(default_factory=dict)  # fatal error mid-commit
     errors: list[tuple[float, str]] = field(default_factory=list)
     last_commit: float = 0.0  # monotonic time of the last committed transaction
+    #: the client call the loop is in (or last made) and when it began: where a stall sits
+    phase: str = ""
+    phase_at: float = 0.0
+    empty_polls: int = 0  # consume() calls in a row that returned nothing
+
+    def enter(self, phase: str) -> None:
+        with self.lock:
+            self.phase, self.phase_at = phase, time.monotonic()
 
     def processed(self) -> set[tuple[bytes, bytes]]:
         with self.lock:
@@ -253,6 +261,7 @@ def transactional_loop(bootstrap: str, in_topic: str, out_topic: str, group: str
                 conf["debug"] = os.environ["NEMESIS_TXN_DEBUG"]
             p = Producer(conf)
             try:
+                out.enter("init_transactions")
                 p.init_transactions(60)
                 return p
             except KafkaException as e:
@@ -279,13 +288,18 @@ def transactional_loop(bootstrap: str, in_topic: str, out_topic: str, group: str
     txn = 0
     try:
         while not stop.is_set():
+            out.enter("consume")
             msgs = [m for m in c.consume(batch, 0.5) if m.error() is None]
             if not msgs:
+                out.empty_polls += 1
                 continue
+            out.empty_polls = 0
             txn += 1
             recs = [(m.key(), m.value()) for m in msgs]
             try:
+                out.enter("begin_transaction")
                 p.begin_transaction()
+                out.enter("produce")
                 for m in msgs:
                     while True:
                         try:
@@ -294,7 +308,9 @@ def transactional_loop(bootstrap: str, in_topic: str, out_topic: str, group: str
                         except BufferError:
                             p.poll(0.05)
                 positions = c.position(c.assignment())
+                out.enter("send_offsets_to_transaction")
                 p.send_offsets_to_transaction(positions, c.consumer_group_metadata(), 60)
+                out.enter("commit_transaction")
                 p.commit_transaction(120)
                 with out.lock:
                     out.committed[txn] = recs
@@ -305,6 +321,7 @@ def transactional_loop(bootstrap: str, in_topic: str, out_topic: str, group: str
                     out.errors.append((time.monotonic(), f"txn {txn}: {err}"))
                 if err.txn_requires_abort():
                     try:
+                        out.enter("abort_transaction")
                         p.abort_transaction(120)
                         with out.lock:
                             out.aborted[txn] = recs
@@ -316,6 +333,7 @@ def transactional_loop(bootstrap: str, in_topic: str, out_topic: str, group: str
                 elif err.retriable():
                     # commit_transaction may be retried; the outcome is decided by the retry
                     try:
+                        out.enter("commit_transaction (retry)")
                         p.commit_transaction(120)
                         with out.lock:
                             out.committed[txn] = recs
@@ -329,6 +347,7 @@ def transactional_loop(bootstrap: str, in_topic: str, out_topic: str, group: str
                     with out.lock:
                         out.unknown[txn] = recs
                     p = new_producer()
+                out.enter("rewind")
                 rewind()
     except InterruptedError:
         pass
