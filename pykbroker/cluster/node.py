@@ -899,6 +899,10 @@ class ClusterNode:
         levels = self.features.levels
         return None if levels is None else dict(levels)
 
+    def finalized_features_epoch(self) -> int:
+        # Kafka's ZooKeeper mode: the /feature znode's version, -1 while there is none
+        return self.features.znode_version
+
     async def update_features(self, levels: dict[str, int]) -> None:
         await self.features.save(levels)
 

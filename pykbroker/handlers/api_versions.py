@@ -17,7 +17,10 @@
   (``update_features.py``) changes the finalized levels cluster-wide; a
   stored level is still capped at what the advertised versions serve. The
   finalized epoch grows whenever the advertised versions or the finalized
-  levels change (``BrokerState.finalized_features_epoch``). Admin clients'
+  levels change (``Replicas.finalized_features_epoch``): a lone broker's own
+  counter; in a cluster the ``/feature`` znode's version (-1 before it
+  exists), as Kafka's ZooKeeper mode, so every broker reports the same
+  epoch for the same levels. Admin clients'
   DescribeFeatures is this request.
 """
 
@@ -50,7 +53,7 @@ async def handle(ctx: RequestContext, req: Message) -> Message:
     if ctx.api_version >= 3:
         body["supported_features"] = features.supported()
         body["finalized_features"] = features.finalized(api_keys, ctx.state.replicas.finalized_features())
-        body["finalized_features_epoch"] = ctx.state.finalized_features_epoch
+        body["finalized_features_epoch"] = ctx.state.replicas.finalized_features_epoch()
     return body
 
 

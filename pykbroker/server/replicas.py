@@ -209,6 +209,11 @@ class Replicas(Protocol):
         not listed is at level 0); None while none were ever set (each
         feature is then at the level the advertised versions serve)."""
 
+    def finalized_features_epoch(self) -> int:
+        """The epoch ApiVersions reports with the finalized levels: it grows
+        whenever they change, and every broker of a cluster reports the same
+        one for the same levels."""
+
     async def update_features(self, levels: dict[str, int]) -> None:
         """Replace the finalized feature levels (above 0; others are at 0)
         where this variant keeps them, so that every broker's ApiVersions
@@ -439,6 +444,10 @@ class LocalReplicas:
     def finalized_features(self) -> dict[str, int] | None:
         stored = self._logs().finalized_features
         return None if stored is None else dict(stored)
+
+    def finalized_features_epoch(self) -> int:
+        # this broker's counter: bumped when the levels or the advertised versions change
+        return self.state.finalized_features_epoch
 
     async def update_features(self, levels: dict[str, int]) -> None:
         try:

@@ -47,6 +47,9 @@ def test_update_features_seen_by_every_broker(cluster_factory):
     wait_until(lambda: _api_versions(b1)[0] == want and _api_versions(b2)[0] == want, 15,
                "the other brokers list the new levels")
     assert _api_versions(b1)[1] > epoch1
+    # the epoch is the znode's version (Kafka's ZooKeeper mode): the same on every broker
+    zversion = cl.zk.get("/feature")[1].version
+    assert [_api_versions(b)[1] for b in (b0, b1, b2)] == [zversion] * 3
     # through broker 1: v0 and v1 (results per feature), seen by broker 0 and 2
     r = _update(b1, 0, [{"feature": "transaction.version", "max_version_level": 1, "allow_downgrade": False}])
     assert r["results"] == [{"feature": "transaction.version", "error_code": 0, "error_message": "NONE"}]
@@ -66,6 +69,8 @@ def test_update_features_seen_by_every_broker(cluster_factory):
         "group.version": {"min_version_level": 1, "max_version_level": 1}}}).encode())
     want = {"transaction.version": 2, "group.version": 1}
     wait_until(lambda: all(_api_versions(b)[0] == want for b in (b0, b1, b2)), 15, "every broker follows the znode")
+    zversion = cl.zk.get("/feature")[1].version
+    assert [_api_versions(b)[1] for b in (b0, b1, b2)] == [zversion] * 3
     # a restarted broker reads them from ZooKeeper
     cl.restart(2)
     wait_until(lambda: _api_versions(cl.brokers[2].bootstrap)[0] == want, 30, "the restarted broker's levels")
