@@ -50,6 +50,8 @@ class RunConfig:
     #: > 0: start a fault every this many seconds, healed or not (overlapping faults)
     overlap_s: float = 0.0
     recovery_timeout_s: float = 120.0
+    #: > 0: start no fault later than this many seconds after the first (a run of a set length; plan enough faults)
+    fault_window_s: float = 0.0
     json_path: Path | None = None
     logs_path: Path | None = None
 
@@ -104,10 +106,16 @@ def run(cfg: RunConfig, root: Path, log: Callable[[str], None] = print) -> dict[
         nem.t0 = t_start
         nem.unclean = cfg.unclean
         plan = faults.schedule(cfg.seed, cfg.kinds, cfg.faults, cfg.session_ms / 1000, cfg.gap)
+        if cfg.fault_window_s > 0:
+            t_faults = time.monotonic()
+            plan = [f for i, f in enumerate(plan)
+                    if cfg.overlap_s <= 0 or i * cfg.overlap_s < cfg.fault_window_s]
         if cfg.overlap_s > 0:
             nem.run_overlapping(plan, cfg.overlap_s)
         else:
             for f in plan:
+                if cfg.fault_window_s > 0 and time.monotonic() - t_faults >= cfg.fault_window_s:
+                    break
                 nem.run(f)
         unclean = sorted({p for e in nem.events for p in e.extra.get("unclean_partitions", ())})
         last_heal = max((e.healed for e in nem.events), default=time.monotonic())
@@ -169,6 +177,7 @@ def run(cfg: RunConfig, root: Path, log: Callable[[str], None] = print) -> dict[
             "seed": cfg.seed, "session_ms": cfg.session_ms, "kinds": list(cfg.kinds), "brokers": cfg.brokers,
             "partitions_count": cfg.partitions, "min_insync": cfg.min_insync, "run_s": t_stop - t_start,
             "unclean": cfg.unclean, "unclean_partitions": unclean, "overlap_s": cfg.overlap_s,
+            "faults_run": len(nem.events),
             "recovery_s": round(recovery, 2), "recovered": ok, "recovery_note": "ok" if ok else why,
             "agreement_at_end": cl.agreement(cfg.topic, cfg.partitions)[0],
             "events": [{"kind": e.kind, "broker": e.broker, "note": e.note,
