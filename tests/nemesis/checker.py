@@ -211,7 +211,7 @@ def table(res: dict[str, Any]) -> str:
             a = t["at_stop"]
             stuck = "; stuck: " + a["stack"] if a.get("stack") else ""
             lines.append(f"(at the stop the loop was in {a['phase']} for {a['in_phase_s']} s, "
-                         f"{a['empty_polls']} empty polls in a row{stuck})")
+                         f"{a['empty_polls']} empty polls in a row, positions {a.get('positions')}{stuck})")
     lines.append("")
     lines.append(f"duplicates {res['duplicates']}, reordered within key {res['reordered']}, "
                  f"records in log {res['records_in_log']}")

@@ -157,7 +157,7 @@ def run(cfg: RunConfig, root: Path, log: Callable[[str], None] = print) -> dict[
                 time.sleep(0.5)
             with txlog.lock:
                 stall = {"phase": txlog.phase, "in_phase_s": round(time.monotonic() - txlog.phase_at, 1),
-                         "empty_polls": txlog.empty_polls}
+                         "empty_polls": txlog.empty_polls, "positions": dict(txlog.positions)}
             stop_txn.set()
             txn_thread.join(timeout=30)  # a daemon thread: left behind if stuck in a client call
             if txn_thread.is_alive():

@@ -219,6 +219,7 @@ class TxnLog:
     phase: str = ""
     phase_at: float = 0.0
     empty_polls: int = 0  # consume() calls in a row that returned nothing
+    positions: dict[int, int] = field(default_factory=dict)  # the consumer's, read now and then while idle
 
     def enter(self, phase: str) -> None:
         with self.lock:
@@ -250,7 +251,9 @@ def transactional_loop(bootstrap: str, in_topic: str, out_topic: str, group: str
 
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False,
                   "auto.offset.reset": "earliest", "isolation.level": "read_committed",
-                  "session.timeout.ms": 45000})
+                  "session.timeout.ms": 45000,
+                  **({"debug": os.environ["NEMESIS_TXN_CONSUMER_DEBUG"]}
+                     if os.environ.get("NEMESIS_TXN_CONSUMER_DEBUG") else {})})
     c.subscribe([in_topic])
 
     def new_producer() -> Producer:
@@ -292,6 +295,10 @@ def transactional_loop(bootstrap: str, in_topic: str, out_topic: str, group: str
             msgs = [m for m in c.consume(batch, 0.5) if m.error() is None]
             if not msgs:
                 out.empty_polls += 1
+                if out.empty_polls % 10 == 0:
+                    pos = {tp.partition: tp.offset for tp in c.position(c.assignment())}
+                    with out.lock:
+                        out.positions = pos
                 continue
             out.empty_polls = 0
             txn += 1
