@@ -200,10 +200,13 @@ class ReplicaManager:
         if new_leader:
             self.node.leadership_changed(p, True)
         elif new_epoch:
-            # elected again at a later epoch: another broker may have led the
-            # partition in between (a change this broker did not see), so state
-            # built from it (the coordinators') is reloaded, as Kafka does
-            self.node.leadership_changed(p, False)
+            # still the leader, at a later epoch (the controller changed the
+            # ISR, or elected this broker again while it led throughout): the
+            # listeners hear the new epoch and keep what they built (the
+            # coordinators' loaded state), as Kafka's ReplicaManager skips the
+            # become-leader change of a partition it already leads. A broker
+            # that stopped leading in between heard the loss (_set_none,
+            # _become_follower) before this.
             self.node.leadership_changed(p, True)
         self.maybe_advance_hw(p)
         r.signal()

@@ -187,11 +187,12 @@ class GroupCoordinator(InternalTopicCoordinator):
         NOT_COORDINATOR and look the coordinator up again)."""
         if topic != OFFSETS_TOPIC:
             return
-        self._track_leadership(partition, is_leader, leader_epoch)
-        if is_leader:
+        if self._track_leadership(partition, is_leader, leader_epoch):
             if self._nursery is not None:
                 self._nursery.start_soon(self._load, [partition])
             return
+        if is_leader:
+            return  # still leading, at a later epoch: the groups stay
         gids = [g for g in set(self.groups) | set(self.offsets) if self.partition_for(g) == partition]
         for gid in gids:
             g = self.groups.get(gid)
@@ -283,7 +284,9 @@ class GroupCoordinator(InternalTopicCoordinator):
         err = self.availability(gid)
         if err:
             return dict.fromkeys(keys, err)
-        async with self._lock(gid):
+        async with self._serving(gid) as err:
+            if err:
+                return dict.fromkeys(keys, err)
             return await self.offset_store.commit(gid, generation, member_id, instance_id, retention_ms, version,
                                                   parts)
 
@@ -303,7 +306,9 @@ class GroupCoordinator(InternalTopicCoordinator):
         err = self.availability(gid, create=False) if gid else errors.INVALID_GROUP_ID
         if err:
             return err, {}
-        async with self._lock(gid):
+        async with self._serving(gid) as err:
+            if err:
+                return err, {}
             return await self.offset_store.delete(gid, topics)
 
     # -- transactional offsets (TxnOffsetCommit; markers written by pykbroker.txn) ---------------------
@@ -320,7 +325,9 @@ class GroupCoordinator(InternalTopicCoordinator):
         err = self.availability(gid)
         if err:
             return dict.fromkeys(keys, err)
-        async with self._lock(gid):
+        async with self._serving(gid) as err:
+            if err:
+                return dict.fromkeys(keys, err)
             return await self.offset_store.commit_txn(gid, producer_id, producer_epoch, generation, member_id,
                                                       instance_id, parts)
 
@@ -448,8 +455,8 @@ class GroupCoordinator(InternalTopicCoordinator):
             if err:
                 out.append((gid, err))
                 continue
-            async with self._lock(gid):
-                out.append((gid, await self.offset_store.delete_group(gid)))
+            async with self._serving(gid) as err:
+                out.append((gid, err or await self.offset_store.delete_group(gid)))
         return out
 
     # -- classic and KIP-848 entry points (take the lock, wait outside it) -------------------------
@@ -465,7 +472,9 @@ class GroupCoordinator(InternalTopicCoordinator):
         # the state change is never cut short (the connection cancels a join
         # whose client went away): only the wait for the rebalance is
         with trio.CancelScope(shield=True):
-            async with self._lock(gid):
+            async with self._serving(gid) as err:
+                if err:
+                    return join_error(err, req["member_id"])
                 waiter = await self.classic.join(req, version, client_id or "", client_host)
         response: Message = await waiter.wait()
         return response
@@ -477,7 +486,9 @@ class GroupCoordinator(InternalTopicCoordinator):
         if err:
             return sync_error(err)
         with trio.CancelScope(shield=True):  # as join_group
-            async with self._lock(req["group_id"]):
+            async with self._serving(req["group_id"]) as err:
+                if err:
+                    return sync_error(err)
                 waiter = await self.classic.sync(req, version)
         response: Message = await waiter.wait()
         return response
@@ -490,8 +501,8 @@ class GroupCoordinator(InternalTopicCoordinator):
             return errors.NONE  # as Kafka: blindly accepted while loading
         if err:
             return err
-        async with self._lock(req["group_id"]):
-            return await self.classic.heartbeat(req)
+        async with self._serving(req["group_id"]) as err:
+            return err or await self.classic.heartbeat(req)
 
     async def leave_group(self, gid: str, members: list[Message]) -> Message:
         if not gid:
@@ -499,7 +510,9 @@ class GroupCoordinator(InternalTopicCoordinator):
         err = self.availability(gid)
         if err:
             return {"error_code": err, "members": []}
-        async with self._lock(gid):
+        async with self._serving(gid) as err:
+            if err:
+                return {"error_code": err, "members": []}
             return await self.classic.leave(gid, members)
 
     async def consumer_group_heartbeat(self, req: Message, version: int, client_id: str,
@@ -517,7 +530,9 @@ class GroupCoordinator(InternalTopicCoordinator):
         err = self.availability(req["group_id"])
         if err:
             return error(err)
-        async with self._lock(req["group_id"]):
+        async with self._serving(req["group_id"]) as err:
+            if err:
+                return error(err)
             try:
                 return await self.consumer.heartbeat(req, client_id or "", client_host)
             except GroupError as e:

@@ -8,8 +8,9 @@ coordinates the key. Subclasses set ``TOPIC``, ``state``, ``loading`` and
 implement ``topic_partitions()`` / ``topic_configs()`` / ``key_partition()``.
 
 Writes are fenced by leader epoch (``FENCED_WRITES``): the coordinator
-remembers the leader epoch it loaded each partition at (``epochs``, from
-its leadership listener), a key's lock holder decides at the epoch seen
+remembers the leader epoch it leads each partition at (``epochs``, from
+its leadership listener: the load's epoch, moved on when it keeps leading
+at a later one), a key's lock holder decides at the epoch seen
 when it took the lock, and its appends carry that epoch
 (:meth:`append_state`): ``BrokerState.append`` refuses them once the
 partition's epoch moved on (the state they were decided on may be stale:
@@ -65,15 +66,32 @@ class InternalTopicCoordinator:
             for i in self.loading:
                 self.epochs[i] = ts.partitions[i].leader_epoch
 
-    def _track_leadership(self, partition: int, is_leader: bool, leader_epoch: int) -> None:
+    def _track_leadership(self, partition: int, is_leader: bool, leader_epoch: int) -> bool:
         """The leadership listener's first step, the same for every
-        coordinator: remember (or forget) the epoch the partition is loaded
-        at; make a load in flight stale (``_load_gen``: it leaves the
-        partition to the load the caller starts now, or to nobody); mark the
-        partition loading while led. The caller then always starts a load
-        when led: starting none while one was in flight would leave the
-        partition loading for good, and with it its keys and everything
-        waiting on ``loaded``."""
+        coordinator; True when the caller must start a load.
+
+        - Still leading, at a later epoch (the controller changed the ISR,
+          or re-elected this broker, which led throughout): the loaded state
+          stays, as in Kafka (its ReplicaManager skips the become-leader
+          change of a partition it already leads, and the coordinator keeps
+          what it owns). The partition's epoch moves on, and so do the
+          decisions of lock holders made at the old one: nobody else led
+          the partition in between (this broker could only lead again
+          cleanly from the ISR, which it rejoins only as a follower, a
+          change the listener hears as a loss). A load in flight finishes.
+        - Newly leading: remember the epoch, mark the partition loading,
+          make a load in flight stale (``_load_gen``: it leaves the partition
+          to the load the caller starts now).
+        - Not leading: forget the epoch, make a load in flight stale.
+        """
+        old = self.epochs.get(partition)
+        if is_leader and old is not None:
+            if leader_epoch > old:
+                self.epochs[partition] = leader_epoch
+                for key, held in list(self._held_epochs.items()):
+                    if held == old and self.partition_for(key) == partition:
+                        self._held_epochs[key] = leader_epoch
+            return False
         self._load_gen[partition] = self._load_gen.get(partition, 0) + 1
         if is_leader:
             self.epochs[partition] = leader_epoch
@@ -81,6 +99,7 @@ class InternalTopicCoordinator:
         else:
             self.epochs.pop(partition, None)
             self.loading.discard(partition)
+        return is_leader
 
     def _on_leadership(self, topic: str, partition: int, is_leader: bool, leader_epoch: int) -> None:
         raise NotImplementedError
@@ -157,6 +176,20 @@ class InternalTopicCoordinator:
             if not self._key_exists(key) and not lk.locked() and not lk.statistics().tasks_waiting \
                     and self._locks.get(key) is lk:
                 del self._locks[key]
+
+    @asynccontextmanager
+    async def _serving(self, key: str) -> AsyncIterator[int]:
+        """The key's lock for a request that found the coordinator available:
+        yields NONE, or NOT_COORDINATOR when the key's partition changed hands
+        (unloaded, maybe loaded again) while the request waited for the lock.
+        The state it would act on is gone: Kafka's group is Dead by then and
+        the client looks the coordinator up again, keeping its member id
+        (the group it knew was not found: UNKNOWN_MEMBER_ID, which made it
+        rejoin as a new member)."""
+        part = self.partition_for(key)
+        gen = self._load_gen.get(part, 0)
+        async with self._lock(key):
+            yield errors.NONE if self._load_gen.get(part, 0) == gen else errors.NOT_COORDINATOR
 
     async def _fire(self, t: Timer) -> None:
         """A due timer (``timers.run`` calls this): its work under the key's lock,

@@ -112,8 +112,10 @@ class Replicas(Protocol):
 
     def add_leadership_listener(self, fn: LeadershipListener) -> None:
         """``fn(topic, partition, is_leader, leader_epoch)`` on every change of
-        this broker's leadership of a partition after start (a lone broker
-        leads everything from the start and never calls it)."""
+        this broker's leadership of a partition after start, and
+        ``is_leader`` True again with a later epoch when it still leads the
+        partition at a new epoch (it led throughout: nothing lost). A lone
+        broker leads everything from the start and never calls it."""
 
     # -- leadership and the append path ------------------------------------------------------------
     def is_leader(self, p: PartitionState) -> bool:

@@ -202,10 +202,9 @@ class TransactionCoordinator(InternalTopicCoordinator):
     def _on_leadership(self, topic: str, partition: int, is_leader: bool, leader_epoch: int) -> None:
         if topic != TRANSACTION_STATE_TOPIC:
             return
-        self._track_leadership(partition, is_leader, leader_epoch)
-        if is_leader:
+        if self._track_leadership(partition, is_leader, leader_epoch):
             self._spawn(self._load, [partition])
-        else:
+        elif not is_leader:
             ts = self.topic()
             n = len(ts.partitions) if ts is not None else self.num_partitions
             for tid in [t for t in self.txns if records.partition_for(t, n) == partition]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import signal
+import struct
 import threading
 import time
 
@@ -306,3 +307,89 @@ def test_a_leader_that_appended_nothing_rejoins_the_isr_after_a_pause(cluster):
     r = produce(cluster.brokers[third].bootstrap, t, 0, -1, n=3)
     assert r["error_code"] == 0 and r["base_offset"] == 5
     wait_until(lambda: sorted(cluster.state(t, 0)["isr"]) == [0, 1, 2], 60, "all three in the ISR")
+
+
+def test_group_coordinator_keeps_its_groups_when_a_follower_dies(cluster):
+    """Issue 12 (nemesis pause-long run): a follower of a group's
+    __consumer_offsets partition dies; the controller takes it out of the
+    ISR at a new leader epoch, and the coordinator (the leader throughout)
+    dropped every group of the partition and loaded them again: a join
+    parked in a rebalance failed, heartbeats waiting behind a write found no
+    group, and the transactional loop's consumer, rejoining as a new member
+    while coordinators kept moving, never got an assignment again. As in
+    Kafka (ReplicaManager skips the become-leader change of a partition it
+    already leads), the group stays as it is: here a rebalance in progress
+    across the epoch change completes with both members."""
+    t, gid = "kept", "kept-group"
+    cluster.create_topic(t, 1, 3)
+    with RawClient(cluster.brokers[0].bootstrap) as rc:
+        def coordinator() -> tuple[int] | None:  # (node id,): node 0 is a coordinator too
+            r = rc.call(10, 3, {"key": gid, "key_type": 0})
+            return (int(r["node_id"]),) if r["error_code"] == 0 else None
+        coord, = wait_until(coordinator, 60, "a group coordinator")
+    part = coord_partition(gid)
+    cluster.wait_full_isr("__consumer_offsets", 3)
+    assert cluster.state("__consumer_offsets", part)["leader"] == coord
+    # the consumer protocol's subscription v0: topics [t], no user data
+    subscription = struct.pack(">hih", 0, 1, len(t)) + t.encode() + struct.pack(">i", -1)
+    body = {"group_id": gid, "session_timeout_ms": 30000, "rebalance_timeout_ms": 60000, "member_id": "",
+            "group_instance_id": None, "protocol_type": "consumer",
+            "protocols": [{"name": "range", "metadata": subscription}], "reason": None}
+    boot = cluster.brokers[coord].bootstrap
+
+    def join(c: RawClient, member: str = "") -> dict:
+        r = c.call(11, 9, dict(body, member_id=member))
+        if r["error_code"] == errors.MEMBER_ID_REQUIRED:
+            r = c.call(11, 9, dict(body, member_id=r["member_id"]))
+        return r
+
+    with RawClient(boot) as a, RawClient(boot, timeout=120) as b:
+        r = join(a)
+        assert r["error_code"] == 0, r
+        member, gen = r["member_id"], r["generation_id"]
+        r = a.call(14, 5, {"group_id": gid, "generation_id": gen, "member_id": member, "group_instance_id": None,
+                           "protocol_type": "consumer", "protocol_name": "range",
+                           "assignments": [{"member_id": member, "assignment": b""}]})
+        assert r["error_code"] == 0, r
+        # a second member joins: the rebalance waits for the first to join again
+        second: dict = {}
+        th = threading.Thread(target=lambda: second.update(join(b)), daemon=True)
+        th.start()
+
+        def heartbeat() -> int:
+            return int(a.call(12, 4, {"group_id": gid, "generation_id": gen, "member_id": member,
+                                      "group_instance_id": None})["error_code"])
+
+        wait_until(lambda: heartbeat() == errors.REBALANCE_IN_PROGRESS, 30, "the rebalance to start")
+        before = cluster.state("__consumer_offsets", part)
+        follower = next(x for x in before["isr"] if x != coord)
+        cluster.kill(follower)
+        codes = []
+        deadline = time.monotonic() + 30 + SESSION_MS / 1000
+        while cluster.state("__consumer_offsets", part)["leader_epoch"] == before["leader_epoch"]:
+            assert time.monotonic() < deadline, "the controller never took the dead follower out of the ISR"
+            codes.append(heartbeat())
+            time.sleep(0.2)
+        after = cluster.state("__consumer_offsets", part)
+        assert after["leader"] == coord and follower not in after["isr"]
+        for _ in range(10):  # the coordinator hears of the new epoch and goes on
+            codes.append(heartbeat())
+            time.sleep(0.2)
+        assert set(codes) == {errors.REBALANCE_IN_PROGRESS}, codes
+        assert th.is_alive() and not second, second  # still parked, not failed
+        # the first member joins again: the rebalance completes with both
+        r = join(a, member)
+        th.join(30)
+        assert r["error_code"] == 0 and second.get("error_code") == 0, (r, second)
+        assert r["generation_id"] == second["generation_id"] == gen + 1
+        assert {m["member_id"] for m in (r["members"] or second["members"])} == {member, second["member_id"]}
+
+
+def coord_partition(key: str) -> int:
+    """The __consumer_offsets partition of ``key`` (3 partitions here: clusterlib's overrides)."""
+    h = 0
+    for ch in key:
+        h = (31 * h + ord(ch)) & 0xFFFFFFFF
+    if h >= 1 << 31:
+        h -= 1 << 32
+    return abs(h) % 3

@@ -5,6 +5,7 @@ coordinator answers, checked against Kafka's GroupMetadataManager rules."""
 from __future__ import annotations
 
 import trio
+import trio.testing
 
 from pykbroker.protocol import errors
 from group_helpers import Results, assignment, hreq, join_new, jreq, make_state, sreq, start, subscription
@@ -475,6 +476,7 @@ async def _restarted_not_leading(tmp_path):  # type: ignore[no-untyped-def]
     st.replicas.is_leader = lambda p: (p.index in leading if p.topic == OFFSETS_TOPIC  # type: ignore[method-assign]
                                        else real_is_leader(p))
     c.loading.clear()
+    c.epochs.clear()  # as if constructed while not leading (the patch above came after)
     return st, c, leading, a
 
 
@@ -515,8 +517,8 @@ async def test_leadership_at_a_new_epoch_during_a_load_still_loads(tmp_path, nur
     no new one was started: it stayed loading for good
     (COORDINATOR_LOAD_IN_PROGRESS to every member, ``loaded`` never set, so
     transactions found in PrepareAbort at load were never completed).
-    cluster/replica.py reports a loss in between today; this guards the
-    coordinator against the sequence without it."""
+    The load in flight now finishes at the later epoch (still leading: the
+    state stays, as in Kafka)."""
     from pykbroker.group.records import OFFSETS_TOPIC
 
     st, c, leading, _ = await _restarted_not_leading(tmp_path)
@@ -610,4 +612,32 @@ async def test_writes_fenced_by_leader_epoch(tmp_path, nursery):
     # the reloaded coordinator writes at its epoch
     assert await c.write("g", stale) == errors.NONE
     assert p.log.log_end_offset == end + 1
+    st.close()
+
+
+async def test_requests_waiting_for_the_lock_when_the_partition_moves_get_not_coordinator(tmp_path, nursery):
+    """Issue 12 (nemesis pause-long run): a heartbeat waited for the group's
+    lock behind a transactional offset commit stuck on acks=all; meanwhile
+    the partition was unloaded, and the heartbeat then found no group and
+    answered UNKNOWN_MEMBER_ID: the consumer dropped its member id and
+    rejoined as a new member. The state it waited for is gone: like Kafka's
+    Dead group, it answers NOT_COORDINATOR (the client finds the new
+    coordinator and keeps its member id); so do the other requests."""
+    from pykbroker.group.records import OFFSETS_TOPIC
+
+    st = make_state(tmp_path)
+    c = await start(nursery, st)
+    st.create_topic("t", 1)
+    a, = await stable_group(c, nursery, "g", 1, session=30000)
+    part = c.partition_for("g")
+    res = Results()
+    async with c._lock("g"):  # a slow request holds the group's lock
+        res.start(nursery, "hb", c.heartbeat, hreq("g", 1, a["member_id"]))
+        res.start(nursery, "commit", c.commit_offsets, "g", 1, a["member_id"], None, -1, 8, [("t", 0, 5, -1, "")])
+        res.start(nursery, "join", c.join_group, jreq("g", a["member_id"]), V, "cid", "/h")
+        await trio.testing.wait_all_tasks_blocked()
+        c._on_leadership(OFFSETS_TOPIC, part, False, 1)  # the partition moves away meanwhile
+    assert await res.get("hb") == errors.NOT_COORDINATOR
+    assert await res.get("commit") == {("t", 0): errors.NOT_COORDINATOR}
+    assert (await res.get("join"))["error_code"] == errors.NOT_COORDINATOR
     st.close()
