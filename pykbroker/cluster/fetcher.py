@@ -15,7 +15,9 @@ that leader and one connection to it:
    log end offset (not its high watermark), long-polling
    ``replica.fetch.wait.max.ms``. Batches are appended as they are
    (``PartitionLog.append_as_follower``: the leader's offsets, epochs and
-   bytes); the follower's high watermark becomes min(leader's, own log end).
+   bytes) and applied to the partition's producer state (Kafka's
+   appendAsFollower: its open and aborted transactions are known the moment
+   it leads); the follower's high watermark becomes min(leader's, own log end).
    A ``diverging_epoch`` in the answer truncates as in step 1;
    OFFSET_OUT_OF_RANGE below the leader's log start restarts the log there.
 3. Errors: FENCED_LEADER_EPOCH / NOT_LEADER_OR_FOLLOWER mean our picture
@@ -47,6 +49,7 @@ from ..protocol.framing import FrameBuffer, decode_response, encode_request
 from ..protocol.records import InvalidRecords
 
 from ..security.sasl import SaslFailure
+from ..txn import producers as txn_producers
 
 if TYPE_CHECKING:
     from ..security.listeners import InterBrokerSecurity
@@ -384,6 +387,7 @@ class Fetcher:
                 fs.delay_until = trio.current_time() + 1.0
                 return
             if appended:
+                self._sync_producers(p)
                 p.notify()
         hw = min(r["high_watermark"], plog.log_end_offset)
         if hw >= 0 and hw != plog.high_watermark:
@@ -395,6 +399,16 @@ class Fetcher:
                 plog.advance_log_start_offset(ls)
             except Exception:  # best effort, as Kafka's maybeIncrementLogStartOffset
                 log.debug("advancing the log start offset failed", exc_info=True)
+
+    def _sync_producers(self, p: Any) -> None:
+        """Apply what was just appended to the producer state (open and
+        aborted transactions, producer epochs and sequences), loading it on
+        first use; a failure is logged, and the next sync (or the leader's
+        first append) catches up."""
+        try:
+            txn_producers.producer_state(self.node.state, p)
+        except Exception:
+            log.exception("%s-%d: applying fetched batches to the producer state failed", p.topic, p.index)
 
     def _on_error(self, fs: FetchState, code: int) -> None:
         now = trio.current_time()

@@ -393,3 +393,60 @@ def coord_partition(key: str) -> int:
     if h >= 1 << 31:
         h -= 1 << 32
     return abs(h) % 3
+
+
+def test_a_new_leader_knows_the_transactions_it_replicated(cluster):
+    """Issue 12 (nemesis pause-long run): a follower applied fetched batches
+    to its log but not to its producer state (only the leader's append path
+    did, lazily). Once it led, read_committed fetches got no aborted
+    transactions and a last stable offset that ignored open ones, until its
+    first append: aborted records and those of an open transaction were
+    served as committed. Followers now keep their producer state with their
+    log, as Kafka's appendAsFollower does."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+
+    t = "txn-failover"
+    cluster.create_topic(t, 1, 3, {"min.insync.replicas": "2"})
+    first = cluster.leader(t, 0)
+    p = Producer({"bootstrap.servers": cluster.bootstrap, "transactional.id": "failover-txn",
+                  "transaction.timeout.ms": 300000, "linger.ms": 0})
+    p.init_transactions(60)
+    for kind in ("committed", "aborted", "open"):
+        p.begin_transaction()
+        for i in range(5):
+            p.produce(t, key=b"k", value=f"{kind}-{i}".encode(), partition=0)
+        p.flush(60)
+        if kind == "committed":
+            p.commit_transaction(60)
+        elif kind == "aborted":
+            p.abort_transaction(60)
+    # committed 0-4, marker 5, aborted 6-10, marker 11, open 12-16
+    cluster.wait_full_isr(t, 1)
+    wait_until(lambda: high_watermark(cluster.brokers[first].bootstrap, t, 0) == 17, 30, "all replicated")
+    cluster.kill(first)
+    wait_until(lambda: cluster.state(t, 0)["leader"] not in (first, -1), 30 + SESSION_MS / 1000, "a new leader")
+    leader = cluster.state(t, 0)["leader"]
+    with RawClient(cluster.brokers[leader].bootstrap) as rc:
+        def lso() -> int | None:
+            r = rc.call(2, 5, {"replica_id": -1, "isolation_level": 1, "topics": [
+                {"name": t, "partitions": [{"partition_index": 0, "current_leader_epoch": -1, "timestamp": -1}]}]})
+            part = r["topics"][0]["partitions"][0]
+            return (part["offset"],) if part["error_code"] == 0 else None
+        assert wait_until(lso, 30, "the new leader to answer ListOffsets") == (12,)
+    c = Consumer({"bootstrap.servers": cluster.brokers[leader].bootstrap, "group.id": "failover-reader",
+                  "isolation.level": "read_committed", "enable.auto.commit": False})
+    c.assign([TopicPartition(t, 0, 0)])
+    seen: list[bytes] = []
+    deadline = time.monotonic() + 30
+    try:
+        while time.monotonic() < deadline and len(seen) < 5:
+            m = c.poll(0.5)
+            if m is not None and m.error() is None:
+                seen.append(m.value())
+        for _ in range(4):  # nothing more is visible: the aborted ones are skipped, the open ones wait
+            m = c.poll(0.5)
+            if m is not None and m.error() is None:
+                seen.append(m.value())
+    finally:
+        c.close()
+    assert seen == [f"committed-{i}".encode() for i in range(5)]
