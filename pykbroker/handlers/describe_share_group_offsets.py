@@ -38,5 +38,5 @@ async def handle(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
                         "error_code": errors.GROUP_AUTHORIZATION_FAILED})
             continue
         await coord.loaded.wait()
-        out.append(coord.describe_offsets(g["group_id"], g["topics"], ctx.api_version))
+        out.append(await coord.describe_offsets(g["group_id"], g["topics"], ctx.api_version))
     return {"throttle_time_ms": 0, "groups": out}
