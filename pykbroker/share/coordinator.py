@@ -23,6 +23,29 @@ whole state is appended as one snapshot record (:mod:`.records`) through
 that topic is read back; records acquired before the restart come back
 AVAILABLE with their delivery counts, and the groups reappear Empty.
 Membership itself is not persisted (KIP-848 consumer groups are: group/consumer.py).
+
+A ZooKeeper cluster (``self.cluster``; docs/share-groups.md "In a
+cluster") splits the roles by where things live, as Kafka does:
+
+- membership (ShareGroupHeartbeat, ShareGroupDescribe, ListGroups and the
+  offsets administration) on the group's coordinator, the leader of its
+  ``__consumer_offsets`` partition (:meth:`group_error`; NOT_COORDINATOR
+  elsewhere); losing that partition drops the membership;
+- share sessions and share-partitions (ShareFetch, ShareAcknowledge, record
+  locks) on each data partition's leader (NOT_LEADER_OR_FOLLOWER
+  elsewhere). A leader reads a share-partition's last snapshot from
+  ``__share_group_state`` the first time it serves it (:meth:`_partition`,
+  under the group lock, so nothing is served before) and writes it back at
+  its own leader epoch; a leadership change of the data partition, won or
+  lost, drops its share-partitions here (:meth:`_on_leadership`);
+- ``__share_group_state`` is an ordinary replicated topic: snapshots are
+  appended through this broker's append path when it leads the state
+  partition, else sent to its leader as a Produce (acks=-1); reads from
+  another broker's partition are a Fetch up to a read barrier
+  (:meth:`_read_state`). There is no share coordinator role of its own
+  (Kafka's Read/WriteShareGroupState, APIs 84/85, are not served); readers
+  resolve concurrent writers by (state epoch, leader epoch)
+  (:func:`.records.latest`).
 """
 
 from __future__ import annotations

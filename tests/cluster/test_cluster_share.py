@@ -33,6 +33,7 @@ if not hasattr(ck, "ShareConsumer"):  # confluent-kafka < 2.16
 
 NOT_LEADER_OR_FOLLOWER = 6
 NOT_COORDINATOR = 16
+ACCEPT = 1
 OVERRIDES = {"share.coordinator.state.topic.replication.factor": 3,
              "share.coordinator.state.topic.num.partitions": 3,
              "group.share.heartbeat.interval.ms": 1000}
@@ -54,7 +55,7 @@ def _coordinator(cluster: Any, group: str) -> int:
     return int(wait_until(find, 60, f"the coordinator of {group}")[0])
 
 
-def _setup(cluster: Any, topic: str, group: str, per_partition: int, partitions: int = 3) -> bytes:
+def _setup(cluster: Any, topic: str, group: str, per_partition: int, partitions: int = 3, batch: int = 10) -> bytes:
     """A topic of RF 3 whose partitions are led by different brokers, ``per_partition``
     records "p<partition>-<offset>" in each, and the group's start offsets at 0."""
     cluster.create_topic(topic, partitions, rf=3)
@@ -62,7 +63,7 @@ def _setup(cluster: Any, topic: str, group: str, per_partition: int, partitions:
     assert partitions == 1 or len(set(leaders)) >= 2, leaders
     for p in range(partitions):
         with RawClient(cluster.brokers[leaders[p]].bootstrap) as c:
-            produce(c, topic, [f"p{p}-{i}".encode() for i in range(per_partition)], p, batch=10)
+            produce(c, topic, [f"p{p}-{i}".encode() for i in range(per_partition)], p, batch=batch)
     coord = _coordinator(cluster, group)
 
     def altered() -> bool:  # the coordinator's first answer may still be a load in progress
@@ -215,11 +216,6 @@ def test_kill_of_a_partition_leader_loses_nothing_and_redelivers_no_accepted_rec
             firsts.setdefault(o, dc)
     assert sorted(firsts) == list(range(10))
     assert all(dc >= 2 for dc in firsts.values()), firsts
-    import os
-    if os.environ.get("SHARECL_DEBUG"):
-        redelivered = sorted({(p, o) for p, o, dc, _v, _w in ledger.deliveries if dc > 1})
-        print("\nkilled", victim, "accepted before", killed, "p0 before", len(before), "deliveries",
-              len(ledger.deliveries), "redelivered", len(redelivered), redelivered[:40])
     wait_until(lambda: _start_offsets(cluster, group) == {0: per, 1: per, 2: per}, 60, "start offsets at the end")
 
 
@@ -263,3 +259,92 @@ def test_share_requests_to_the_wrong_broker(cluster_factory):
             assert desc["error_code"] == NOT_COORDINATOR, desc
     # what the leader persisted is what the coordinator reports (ten records in flight, none done)
     assert _start_offsets(cluster, group) == {0: 0}
+
+
+def _fetch_from_leader(cluster: Any, topic: str, group: str, member: str, tid: bytes,
+                       max_records: int) -> tuple[int, dict[str, Any]]:
+    """ShareFetch (a new session) from the partition's leader as ZooKeeper names it, until it
+    answers without a partition error (brokers learn a leadership a moment after ZooKeeper, and
+    a new leader may not read the share-partition's state before the state partitions have
+    leaders). (leader, response)."""
+    got: list[Any] = []
+
+    def ok() -> bool:
+        leader = cluster.leader(topic, 0)
+        if leader < 0:
+            return False
+        with RawClient(cluster.brokers[leader].bootstrap) as c:
+            r = share_fetch(c, group, member, 0, tid, [0], max_records=max_records, max_wait_ms=0)
+        if r["error_code"] or any(p["error_code"] for t in r["responses"] for p in t["partitions"]):
+            return False
+        got[:] = [leader, r]
+        return True
+
+    wait_until(ok, 60, f"a ShareFetch answered by the leader of {topic}-0")
+    return got[0], got[1]
+
+
+def test_leadership_moves_back_and_forth_state_follows(cluster_factory):
+    """Controlled moves (SIGTERM: leaderships move first; then a preferred-leader
+    election back): each new leader serves from the last state its predecessor wrote,
+    a deposed one answers NOT_LEADER_OR_FOLLOWER, and one that leads again does not
+    serve the state it had before (it dropped it when deposed)."""
+    cluster = cluster_factory(3, OVERRIDES)
+    topic, group = "moves", "movers"
+    tid = _setup(cluster, topic, group, 20, partitions=1, batch=5)
+    preferred = cluster.assignment(topic)[0][0]
+    assert cluster.leader(topic, 0) == preferred
+    # on the preferred leader: 0-9 acquired, 0-4 accepted, 5-9 held
+    a = uuid.uuid4().hex
+    first, r = _fetch_from_leader(cluster, topic, group, a, tid, 10)
+    assert first == preferred and acquired(r, 0) == [(0, 9, 1)], r
+    with RawClient(cluster.brokers[first].bootstrap) as c:
+        ack = share_ack(c, group, a, 1, tid, 0, [(0, 4, [ACCEPT])])
+    assert [p["error_code"] for t in ack["responses"] for p in t["partitions"]] == [0], ack
+    cluster.restart(preferred)  # SIGTERM: the controlled shutdown moves the leadership first
+    cluster.wait_full_isr(topic, 1)
+    # the next leader: 5-9 again, delivered a second time; 0-4 never again
+    b = uuid.uuid4().hex
+    second, r = _fetch_from_leader(cluster, topic, group, b, tid, 5)
+    assert second != preferred and acquired(r, 0) == [(5, 9, 2)], r
+    assert values(r, 0) == {i: f"p0-{i}".encode() for i in range(5, 10)}
+    with RawClient(cluster.brokers[second].bootstrap) as c:
+        ack = share_ack(c, group, b, 1, tid, 0, [(5, 9, [ACCEPT])])
+    assert [p["error_code"] for t in ack["responses"] for p in t["partitions"]] == [0], ack
+    with RawClient(cluster.brokers[cluster.controller()].bootstrap) as c:
+        e = c.call(43, 2, {"election_type": 0, "topic_partitions": [{"topic": topic, "partitions": [0]}],
+                           "timeout_ms": 30000})
+    assert e["replica_election_results"][0]["partition_result"][0]["error_code"] == 0, e
+    assert cluster.leader(topic, 0) == preferred
+    cluster.wait_metadata(topic, 1)
+    # the deposed leader sends the member to the preferred one
+    with RawClient(cluster.brokers[second].bootstrap) as c:
+        r = share_fetch(c, group, b, 2, tid, [0], max_wait_ms=0)
+    (p,) = r["responses"][0]["partitions"]
+    assert p["error_code"] == NOT_LEADER_OR_FOLLOWER and p["current_leader"]["leader_id"] == preferred, r
+    # back on the preferred leader (restarted, so read from __share_group_state): 10-14 are next
+    c3 = uuid.uuid4().hex
+    third, r = _fetch_from_leader(cluster, topic, group, c3, tid, 5)
+    assert third == preferred and acquired(r, 0) == [(10, 14, 1)], r
+    with RawClient(cluster.brokers[third].bootstrap) as c:
+        ack = share_ack(c, group, c3, 1, tid, 0, [(10, 14, [ACCEPT])])
+    assert [p["error_code"] for t in ack["responses"] for p in t["partitions"]] == [0], ack
+    # away again, to the second broker (the first live in-sync replica in assignment order, as
+    # before). It served this share-partition up to offset 10 before it was deposed, and the
+    # member of that time still has its share session there (no new session, which would
+    # read the state again anyway): it serves 15-19 now, not 10-14
+    cluster.restart(preferred)
+    cluster.wait_full_isr(topic, 1)
+    assert cluster.leader(topic, 0) == second
+    epoch = [3]
+
+    def fetched() -> dict[str, Any] | None:
+        with RawClient(cluster.brokers[second].bootstrap) as c:
+            r = share_fetch(c, group, b, epoch[0], tid, [0], max_records=10, max_wait_ms=0)
+        assert r["error_code"] == 0, r
+        epoch[0] += 1
+        return None if any(p["error_code"] for t in r["responses"] for p in t["partitions"]) else r
+
+    r = wait_until(fetched, 60, "the second broker serving again")
+    assert acquired(r, 0) == [(15, 19, 1)], r
+    assert _start_offsets(cluster, group) == {0: 15}
