@@ -348,3 +348,45 @@ def test_leadership_moves_back_and_forth_state_follows(cluster_factory):
     r = wait_until(fetched, 60, "the second broker serving again")
     assert acquired(r, 0) == [(15, 19, 1)], r
     assert _start_offsets(cluster, group) == {0: 15}
+
+
+def test_offsets_administration_reaches_the_partition_leader(cluster_factory):
+    """Describe/Alter/DeleteShareGroupOffsets on the coordinator work on the state the
+    partition's leader wrote, and the leader (which has the share-partition in memory)
+    serves the altered or deleted state to the next share session."""
+    cluster = cluster_factory(3, OVERRIDES)
+    topic, group = "admin", "admins"
+    tid = _setup(cluster, topic, group, 10, partitions=1)
+    coord = _coordinator(cluster, group)
+    leader = cluster.leader(topic, 0)
+    a, b, c3 = (uuid.uuid4().hex for _ in range(3))
+    with RawClient(cluster.brokers[leader].bootstrap) as c:
+        assert acquired(share_fetch(c, group, a, 0, tid, [0]), 0) == [(0, 9, 1)]
+        ack = share_ack(c, group, a, -1, tid, 0, [(0, 9, [ACCEPT])])  # and close the session
+        assert [p["error_code"] for t in ack["responses"] for p in t["partitions"]] == [0], ack
+    assert _start_offsets(cluster, group) == {0: 10}
+    with RawClient(cluster.brokers[coord].bootstrap) as c:
+        r = c.call(91, 0, {"group_id": group, "topics": [{"topic_name": topic, "partitions": [
+            {"partition_index": 0, "start_offset": 3}]}]})
+        assert r["error_code"] == 0 and r["responses"][0]["partitions"][0]["error_code"] == 0, r
+    assert _start_offsets(cluster, group) == {0: 3}
+    with RawClient(cluster.brokers[leader].bootstrap) as c:
+        r = share_fetch(c, group, b, 0, tid, [0])
+        assert acquired(r, 0) == [(3, 9, 1)], r  # the altered state (its own delivery counts)
+        ack = share_ack(c, group, b, -1, tid, 0, [(3, 9, [2])])  # release and close
+        assert [p["error_code"] for t in ack["responses"] for p in t["partitions"]] == [0], ack
+    with RawClient(cluster.brokers[coord].bootstrap) as c:
+        r = c.call(92, 0, {"group_id": group, "topics": [{"topic_name": topic}]})
+        assert r["error_code"] == 0 and r["responses"][0]["error_code"] == 0, r
+    assert _start_offsets(cluster, group) == {}
+    with RawClient(cluster.brokers[leader].bootstrap) as c:
+        produce(c, topic, [b"late"], 0)
+        r = share_fetch(c, group, c3, 0, tid, [0], max_wait_ms=0)
+        assert acquired(r, 0) == [], r  # deleted: initialized again, at the log end (latest: 11)
+        produce(c, topic, [b"later"], 0)
+        r = share_fetch(c, group, c3, 1, tid, [0])
+        assert acquired(r, 0) == [(11, 11, 1)], r
+    for i in range(3):  # only the coordinator answers
+        with RawClient(cluster.brokers[i].bootstrap) as c:
+            d = c.call(90, 1, {"groups": [{"group_id": group, "topics": None}]})["groups"][0]
+        assert d["error_code"] == (0 if i == coord else NOT_COORDINATOR), d
