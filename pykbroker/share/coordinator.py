@@ -341,6 +341,8 @@ class ShareCoordinator(InternalTopicCoordinator):
         code, barrier = await self._append_state(ts, part, records.read_barrier_key(), None)
         if code:
             return code, {}
+        if barrier < 0:  # appended locally after all: this broker became the leader meanwhile; read again
+            return errors.COORDINATOR_NOT_AVAILABLE, {}
         leader = self.state.leader_of(self.TOPIC, index)
         offset = 0
         while offset <= barrier:
