@@ -8,6 +8,12 @@
 - The group must be empty (NON_EMPTY_GROUP); an unknown group is created
   empty. Unknown topic or partition: UNKNOWN_TOPIC_OR_PARTITION per
   partition. A classic or consumer group's id: GROUP_ID_NOT_FOUND. Flexible.
+- A cluster: served by the group's coordinator (the leader of its
+  __consumer_offsets partition, FindCoordinator GROUP); NOT_COORDINATOR
+  elsewhere (COORDINATOR_LOAD_IN_PROGRESS / COORDINATOR_NOT_AVAILABLE as
+  for other groups).
+  The new state is written with the next state epoch; a partition's
+  leader reads it when a share session opens there.
 - ACLs (authorizer.class.name): ALTER on the group, else GROUP_AUTHORIZATION_FAILED.
 """
 

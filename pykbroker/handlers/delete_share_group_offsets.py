@@ -8,6 +8,11 @@
 - The group must exist (GROUP_ID_NOT_FOUND) and be empty
   (NON_EMPTY_GROUP). Unknown topic: UNKNOWN_TOPIC_OR_PARTITION per topic.
   Flexible.
+- A cluster: served by the group's coordinator (the leader of its
+  __consumer_offsets partition, FindCoordinator GROUP); NOT_COORDINATOR
+  elsewhere (COORDINATOR_LOAD_IN_PROGRESS / COORDINATOR_NOT_AVAILABLE as
+  for other groups).
+  Tombstones are written for every partition of the topic.
 - ACLs (authorizer.class.name): DELETE on the group, else GROUP_AUTHORIZATION_FAILED.
 """
 

@@ -9,6 +9,12 @@
   start offset -1.
 - Unknown group: GROUP_ID_NOT_FOUND at group level; unknown topic or
   partition: UNKNOWN_TOPIC_OR_PARTITION per partition.
+- A cluster: served by the group's coordinator (the leader of its
+  __consumer_offsets partition, FindCoordinator GROUP); NOT_COORDINATOR
+  elsewhere (COORDINATOR_LOAD_IN_PROGRESS / COORDINATOR_NOT_AVAILABLE as
+  for other groups).
+  Start offsets are read from __share_group_state; the lag is -1 for a
+  partition without a replica on the coordinator.
 - v1: Lag. Flexible.
 - ACLs (authorizer.class.name): DESCRIBE on each group, else GROUP_AUTHORIZATION_FAILED.
 """
@@ -38,5 +44,5 @@ async def handle(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
                         "error_code": errors.GROUP_AUTHORIZATION_FAILED})
             continue
         await coord.loaded.wait()
-        out.append(coord.describe_offsets(g["group_id"], g["topics"], ctx.api_version))
+        out.append(await coord.describe_offsets(g["group_id"], g["topics"], ctx.api_version))
     return {"throttle_time_ms": 0, "groups": out}

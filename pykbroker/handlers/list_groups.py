@@ -8,7 +8,9 @@
 - v3 flexible. v4+: state filter (case-insensitive), group state in the
   answer. v5+: type filter ("classic", "consumer", "share"), group type.
 - Share groups (pykbroker/share/) are listed too: protocol type "share",
-  state Empty or Stable, group type "share".
+  state Empty or Stable, group type "share"; in a cluster only those this
+  broker coordinates (not persisted: a share group reappears after a
+  coordinator move once a member joins).
 - ACLs (authorizer.class.name): every group with DESCRIBE on the cluster,
   else only the groups the principal may DESCRIBE.
 """

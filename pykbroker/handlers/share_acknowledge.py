@@ -13,6 +13,10 @@
   offset. A partition's batches are applied all or none:
   INVALID_RECORD_STATE when a record is not acquired by this member.
 - Persisted in __share_group_state before the answer.
+- A cluster: a partition led by another broker answers
+  NOT_LEADER_OR_FOLLOWER with its CurrentLeader and NodeEndpoints;
+  records acquired on a former leader are INVALID_RECORD_STATE (the new
+  leader made them available again).
 - v2: AcquisitionLockTimeoutMs in the answer. Flexible.
 - ACLs (authorizer.class.name): READ on the group (else
   GROUP_AUTHORIZATION_FAILED) and on each topic (else
@@ -26,7 +30,7 @@ from typing import Any
 from ..protocol import errors
 from ..share import DISABLED, share_coordinator_of, share_groups_disabled
 from . import RequestContext, handler
-from .share_fetch import authorize_share
+from .share_fetch import authorize_share, with_leader_endpoints
 
 
 @handler(79, 1, 2)
@@ -42,5 +46,5 @@ async def handle(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
                 "acquisition_lock_timeout_ms": 0, "responses": [], "node_endpoints": []}
     else:
         resp = await coord.share_acknowledge(checked[0], ctx.api_version)
-        resp = dict(resp, responses=list(resp["responses"]) + checked[1])
+        resp = with_leader_endpoints(ctx, dict(resp, responses=list(resp["responses"]) + checked[1]))
     return {"throttle_time_ms": 0, **resp}

@@ -18,7 +18,14 @@
   group.share.partition.max.record.locks records in flight per
   share-partition; each acquisition counts a delivery. Whole batches are
   returned with AcquiredRecords ranges (first, last, delivery count).
-- Nothing to acquire: waits up to MaxWaitMs for an append or a release.
+- Nothing to acquire: waits up to MaxWaitMs for an append or a release
+  (a partition error answers at once).
+- A cluster (docs/share-groups.md): served by each partition's leader; a
+  partition led elsewhere answers NOT_LEADER_OR_FOLLOWER with its
+  CurrentLeader and the leader in NodeEndpoints. A leader reads a
+  share-partition's last snapshot from __share_group_state before it
+  first serves it (an error while it cannot, e.g. the state partition has
+  no leader: the client fetches again).
 - State changes are persisted in __share_group_state before the answer.
 - v2: ShareAcquireMode is accepted and treated as batch-optimized;
   IsRenewAck must be set for Renew acknowledgements. Flexible.
@@ -57,6 +64,20 @@ def authorize_share(ctx: RequestContext, req: dict[str, Any]) -> tuple[dict[str,
     return dict(req, topics=kept), denied
 
 
+def with_leader_endpoints(ctx: RequestContext, resp: dict[str, Any]) -> dict[str, Any]:
+    """NodeEndpoints: the address (on this listener) of every leader named
+    in a NOT_LEADER_OR_FOLLOWER answer, so the client moves there."""
+    ids = sorted({p["current_leader"]["leader_id"] for t in resp["responses"] for p in t["partitions"]
+                  if p["error_code"] == errors.NOT_LEADER_OR_FOLLOWER and p["current_leader"]["leader_id"] >= 0})
+    eps = []
+    for nid in ids:
+        b = ctx.state.replicas.broker(nid)
+        ep = None if b is None else ctx.state.endpoint_for(b, ctx.listener)
+        if b is not None and ep is not None:
+            eps.append({"node_id": nid, "host": ep[0], "port": ep[1], "rack": b.rack})
+    return dict(resp, node_endpoints=eps)
+
+
 @handler(78, 1, 2)
 async def handle(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     coord = share_coordinator_of(ctx.state)
@@ -70,5 +91,5 @@ async def handle(ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
                 "acquisition_lock_timeout_ms": 0, "responses": [], "node_endpoints": []}
     else:
         resp = await coord.share_fetch(checked[0], ctx.api_version)
-        resp = dict(resp, responses=list(resp["responses"]) + checked[1])
+        resp = with_leader_endpoints(ctx, dict(resp, responses=list(resp["responses"]) + checked[1]))
     return {"throttle_time_ms": 0, **resp}

@@ -7,6 +7,10 @@
   subscriptions and assignments (topic ids and names).
 - Unknown group, or a group of another type: GROUP_ID_NOT_FOUND with a
   message. Authorized operations when asked (no ACLs: everything allowed).
+- A cluster: served by the group's coordinator (the leader of its
+  __consumer_offsets partition, FindCoordinator GROUP); NOT_COORDINATOR
+  elsewhere (COORDINATOR_LOAD_IN_PROGRESS / COORDINATOR_NOT_AVAILABLE as
+  for other groups).
 - Flexible.
 - ACLs (authorizer.class.name): DESCRIBE on each group, else
   GROUP_AUTHORIZATION_FAILED; authorized_operations are the principal's own.

@@ -15,6 +15,14 @@
 - Errors: INVALID_GROUP_ID, INVALID_REQUEST, UNKNOWN_MEMBER_ID,
   FENCED_MEMBER_EPOCH, GROUP_MAX_SIZE_REACHED (group.share.max.size),
   GROUP_ID_NOT_FOUND (the id belongs to a classic or consumer group).
+- A cluster: served by the group's coordinator (the leader of its
+  __consumer_offsets partition, FindCoordinator GROUP); NOT_COORDINATOR
+  elsewhere (COORDINATOR_LOAD_IN_PROGRESS / COORDINATOR_NOT_AVAILABLE as
+  for other groups).
+  Membership is dropped when the coordinator loses the partition (members
+  get NOT_COORDINATOR and rejoin the new one). Share-partitions are
+  initialized by each partition's leader at the group's first ShareFetch
+  there, not at assignment.
 - v0 was Kafka 4.0's early access and is not served (as Kafka 4.1+). Flexible.
 - ACLs (authorizer.class.name): READ on the group (else
   GROUP_AUTHORIZATION_FAILED) and DESCRIBE on each subscribed topic (else

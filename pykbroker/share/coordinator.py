@@ -23,6 +23,29 @@ whole state is appended as one snapshot record (:mod:`.records`) through
 that topic is read back; records acquired before the restart come back
 AVAILABLE with their delivery counts, and the groups reappear Empty.
 Membership itself is not persisted (KIP-848 consumer groups are: group/consumer.py).
+
+A ZooKeeper cluster (``self.cluster``; docs/share-groups.md "In a
+cluster") splits the roles by where things live, as Kafka does:
+
+- membership (ShareGroupHeartbeat, ShareGroupDescribe, ListGroups and the
+  offsets administration) on the group's coordinator, the leader of its
+  ``__consumer_offsets`` partition (:meth:`group_error`; NOT_COORDINATOR
+  elsewhere); losing that partition drops the membership;
+- share sessions and share-partitions (ShareFetch, ShareAcknowledge, record
+  locks) on each data partition's leader (NOT_LEADER_OR_FOLLOWER
+  elsewhere). A leader reads a share-partition's last snapshot from
+  ``__share_group_state`` the first time it serves it (:meth:`_partition`,
+  under the group lock, so nothing is served before) and writes it back at
+  its own leader epoch; a leadership change of the data partition, won or
+  lost, drops its share-partitions here (:meth:`_on_leadership`);
+- ``__share_group_state`` is an ordinary replicated topic: snapshots are
+  appended through this broker's append path when it leads the state
+  partition, else sent to its leader as a Produce (acks=-1); reads from
+  another broker's partition are a Fetch up to a read barrier
+  (:meth:`_read_state`). There is no share coordinator role of its own
+  (Kafka's Read/WriteShareGroupState, APIs 84/85, are not served); readers
+  resolve concurrent writers by (state epoch, leader epoch)
+  (:func:`.records.latest`).
 """
 
 from __future__ import annotations
@@ -38,12 +61,12 @@ import trio
 
 from ..group.timers import Timers
 from ..protocol import errors
-from ..protocol.records import InvalidRecords, build_batch, iter_batches, validate_batches
+from ..protocol.records import InvalidRecords, build_batch, decode_records, iter_batches, validate_batches
 from ..group.coordinator_base import InternalTopicCoordinator
 from ..util import now_ms
 from . import records
 from .group_configs import GroupConfigs, parse_duration_ms
-from .partition import (ACK_RENEW, ACKNOWLEDGED, ARCHIVED, InvalidRecordState, SharePartition,
+from .partition import (ACK_RENEW, ACKNOWLEDGED, ACQUIRED, ARCHIVED, InvalidRecordState, SharePartition,
                         ranges)
 
 if TYPE_CHECKING:
@@ -140,10 +163,17 @@ class ShareCoordinator(InternalTopicCoordinator):
         self.groups: dict[str, ShareGroup] = {}
         self.timers = Timers()
         self._locks: dict[str, trio.Lock] = {}
+        # a ZooKeeper cluster: share-partitions live on their data partition's leader, loaded from
+        # __share_group_state when first used there (a lone broker loads everything at start)
+        self.cluster = bool(cfg["zookeeper.connect"])
+        # (topic id, partition) -> bumped on every leadership change of that data partition here
+        self._data_gen: dict[TP, int] = {}
         ts = state.topics.get(self.TOPIC)
         # partitions of __share_group_state not replayed yet (ListGroups: COORDINATOR_LOAD_IN_PROGRESS)
-        self.loading: set[int] = set(range(len(ts.partitions))) if ts is not None else set()
+        self.loading: set[int] = set(range(len(ts.partitions))) if ts is not None and not self.cluster else set()
         self.loaded = trio.Event()
+        if self.cluster:
+            state.add_leadership_listener(self._on_leadership)
 
     # -- lifecycle ---------------------------------------------------------------------------------
     async def run(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -152,7 +182,8 @@ class ShareCoordinator(InternalTopicCoordinator):
             nursery.start_soon(self.timers.run, self._fire)
             task_status.started()
             try:
-                await self._load()
+                if not self.cluster:
+                    await self._load()
             finally:
                 self.loaded.set()
 
@@ -184,7 +215,7 @@ class ShareCoordinator(InternalTopicCoordinator):
         if ts is None:
             return
         self.loading = set(range(len(ts.partitions)))
-        snaps: dict[tuple[str, bytes, int], dict[str, Any] | None] = {}
+        found: list[records.ShareSnapshot] = []
         for p in ts.partitions:
             if p.log is None:
                 continue
@@ -200,7 +231,8 @@ class ShareCoordinator(InternalTopicCoordinator):
                     log.warning("skipping a record of %s-%d: %s", self.TOPIC, p.index, e)
                     continue
                 if s is not None:
-                    snaps[(s.group_id, s.topic_id, s.partition)] = s.value
+                    found.append(s)
+        snaps = records.latest(found)
         for (gid, tid, part), snap in snaps.items():
             g = self.groups.get(gid)
             if snap is None:
@@ -214,7 +246,15 @@ class ShareCoordinator(InternalTopicCoordinator):
         if snaps:
             log.info("loaded %d share-partition states of %d share groups", len(snaps), len(self.groups))
 
-    async def _persist(self, sp: SharePartition, delete: bool = False) -> int:
+    async def _persist(self, sp: SharePartition, delete: bool = False, *, as_leader: bool = True) -> int:
+        """Write ``sp``'s snapshot (a tombstone with ``delete``) before the
+        answer; an error code. In a cluster, ``as_leader`` (every write but
+        the offsets administration of the group coordinator) writes only while
+        this broker leads the data partition: NOT_LEADER_OR_FOLLOWER once it
+        does not (its state is then dropped, the new leader reads the last
+        snapshot)."""
+        if self.cluster and as_leader and not self._leads_data(sp.topic_id, sp.partition):
+            return errors.NOT_LEADER_OR_FOLLOWER
         ts = self.ensure_topic()
         if ts is None:
             return errors.COORDINATOR_NOT_AVAILABLE
@@ -227,18 +267,175 @@ class ShareCoordinator(InternalTopicCoordinator):
         value = None if delete else records.snapshot_value({
             "snapshot_epoch": 0, "state_epoch": sp.state_epoch, "leader_epoch": leader_epoch,
             "start_offset": sp.start_offset, "state_batches": sp.state_batches()})
+        code, _ = await self._append_state(ts, p, records.snapshot_key(sp.group_id, sp.topic_id, sp.partition),
+                                           value)
+        if code:
+            log.warning("share group %s: cannot write the state of %s-%d: %s", sp.group_id,
+                        tp.name if tp is not None else sp.topic_id.hex(), sp.partition, errors.NAMES.get(code, code))
+        return code
+
+    def _leads_state(self, index: int) -> bool:
+        """This broker leads partition ``index`` of __share_group_state (a lone broker: always)."""
+        ts = self.topic()
+        if ts is None or not 0 <= index < len(ts.partitions):
+            return False
+        return self.state.leader_of(self.TOPIC, index) == self.state.node_id and \
+            bool(self.state.replicas.is_leader(ts.partitions[index]))
+
+    async def _append_state(self, ts: Any, p: Any, key: bytes, value: bytes | None) -> tuple[int, int]:
+        """Append one record (acks=-1) to partition ``p`` of __share_group_state:
+        through this broker's append path when it leads ``p`` (always on a
+        lone broker), else as a Produce to its leader. (error, base offset;
+        -1 when local)."""
         now = now_ms()
-        batch = build_batch([(records.snapshot_key(sp.group_id, sp.topic_id, sp.partition), value, (), now)])
-        try:
-            headers = validate_batches(batch, max_batch_bytes=ts.log_config.max_message_bytes, client=False)
-            await self.state.append(p, bytearray(batch), headers, acks=-1, now=now)
-        except InvalidRecords as e:
-            log.warning("share group %s: cannot write state: %s", sp.group_id, e)
-            return e.error_code
-        except errors.KafkaError as e:
-            log.warning("share group %s: cannot write state: %s", sp.group_id, e)
-            return e.code
-        return errors.NONE
+        batch = build_batch([(key, value, (), now)])
+        if not self.cluster or self._leads_state(p.index):
+            try:
+                headers = validate_batches(batch, max_batch_bytes=ts.log_config.max_message_bytes, client=False)
+                await self.state.append(p, bytearray(batch), headers, acks=-1, now=now)
+            except InvalidRecords as e:
+                return e.error_code, -1
+            except errors.KafkaError as e:
+                return e.code, -1
+            return errors.NONE, -1
+        leader = self.state.leader_of(self.TOPIC, p.index)
+        if leader is None or leader < 0 or leader == self.state.node_id:
+            return errors.COORDINATOR_NOT_AVAILABLE, -1  # no leader, or this broker's replica not leading yet
+        resp = await self.state.replicas.call(leader, 0, 9, {
+            "transactional_id": None, "acks": -1, "timeout_ms": 30000,
+            "topic_data": [{"name": self.TOPIC, "partition_data": [{"index": p.index, "records": batch}]}]})
+        if resp is None:
+            return errors.COORDINATOR_NOT_AVAILABLE, -1
+        pr = resp["responses"][0]["partition_responses"][0]
+        return pr["error_code"], pr["base_offset"]
+
+    async def _read_state(self, index: int) -> tuple[int, dict[records.SnapKey, dict[str, Any] | None]]:
+        """Every share-partition state in partition ``index`` of
+        __share_group_state (:func:`records.latest`): read from the local log
+        when this broker leads it, else fetched from its leader up to a read
+        barrier appended first (so nothing written before is missed, even
+        right after the state partition's leader changed). (error, states)."""
+        ts = self.topic()
+        if ts is None:
+            return errors.NONE, {}  # no share state anywhere yet
+        part = ts.partitions[index]
+        found: list[records.ShareSnapshot] = []
+
+        def keep(recs: list[tuple[bytes | None, bytes | None]]) -> None:
+            for k, v in recs:
+                try:
+                    s = records.decode(k, v)
+                except ValueError as e:
+                    log.warning("skipping a record of %s-%d: %s", self.TOPIC, index, e)
+                    continue
+                if s is not None:
+                    found.append(s)
+
+        if self._leads_state(index) and part.log is not None:
+            try:
+                keep(await trio.to_thread.run_sync(_read_partition, part.log))
+            except Exception:
+                log.exception("reading %s-%d failed", self.TOPIC, index)
+                return errors.COORDINATOR_NOT_AVAILABLE, {}
+            return errors.NONE, records.latest(found)
+        code, barrier = await self._append_state(ts, part, records.read_barrier_key(), None)
+        if code:
+            return code, {}
+        if barrier < 0:  # appended locally after all: this broker became the leader meanwhile; read again
+            return errors.COORDINATOR_NOT_AVAILABLE, {}
+        leader = self.state.leader_of(self.TOPIC, index)
+        offset = 0
+        while offset <= barrier:
+            if leader is None or leader < 0:
+                return errors.COORDINATOR_NOT_AVAILABLE, {}
+            resp = await self.state.replicas.call(leader, 1, 12, {
+                "replica_id": -1, "max_wait_ms": 0, "min_bytes": 0, "max_bytes": READ_CHUNK_BYTES,
+                "isolation_level": 0, "session_id": 0, "session_epoch": -1,
+                "topics": [{"topic": self.TOPIC, "partitions": [{
+                    "partition": index, "current_leader_epoch": -1, "fetch_offset": offset,
+                    "last_fetched_epoch": -1, "log_start_offset": -1, "partition_max_bytes": READ_CHUNK_BYTES}]}],
+                "forgotten_topics_data": [], "rack_id": ""})
+            if resp is None:
+                return errors.COORDINATOR_NOT_AVAILABLE, {}
+            pr = resp["responses"][0]["partitions"][0]
+            if pr["error_code"] == errors.OFFSET_OUT_OF_RANGE and pr["log_start_offset"] > offset:
+                offset = pr["log_start_offset"]
+                continue
+            if pr["error_code"]:
+                return pr["error_code"], {}
+            data = bytes(pr["records"] or b"")
+            recs: list[tuple[bytes | None, bytes | None]] = []
+            moved = offset
+            for h in iter_batches(data):
+                moved = max(moved, h.last_offset + 1)
+                if h.is_control:
+                    continue
+                for r in decode_records(data, h.position):
+                    if r.offset >= offset:
+                        recs.append((r.key, r.value))
+            keep(recs)
+            if moved == offset:
+                return errors.COORDINATOR_NOT_AVAILABLE, {}  # nothing more below the barrier: leader changed
+            offset = moved
+        return errors.NONE, records.latest(found)
+
+    # -- a cluster: where things live ---------------------------------------------------------------
+    def _leads_data(self, tid: bytes, index: int) -> bool:
+        """This broker leads data partition (tid, index): its share-partitions live here."""
+        ts = self.state.topics_by_id.get(tid)
+        if ts is None or not 0 <= index < len(ts.partitions):
+            return False
+        return self.state.leader_of(ts.name, index) == self.state.node_id and \
+            bool(self.state.replicas.is_leader(ts.partitions[index]))
+
+    def group_error(self, gid: str, create: bool = True) -> int:
+        """Share groups are coordinated where their classic and consumer
+        groups are: the leader of the group's partition of __consumer_offsets
+        (FindCoordinator GROUP). NONE there (and on a lone broker), else
+        NOT_COORDINATOR / COORDINATOR_LOAD_IN_PROGRESS / COORDINATOR_NOT_AVAILABLE."""
+        if not self.cluster:
+            return errors.NONE
+        gc = getattr(self.state, "group_coordinator", None)
+        if gc is None:
+            return errors.COORDINATOR_NOT_AVAILABLE
+        code: int = gc.availability(gid, create=create)
+        return code
+
+    def _on_leadership(self, topic: str, partition: int, is_leader: bool, leader_epoch: int) -> None:
+        """A cluster: a data partition whose leadership changed here (won or
+        lost) drops its share-partitions (a new leader reads the last
+        snapshot before it serves the partition; acquisitions held on this
+        broker come back there as available records); a lost partition of
+        __consumer_offsets drops the membership of its share groups (their
+        members get NOT_COORDINATOR, find the new coordinator and join it)."""
+        if topic == self.TOPIC:
+            return
+        if topic == "__consumer_offsets":
+            if is_leader:
+                return
+            gc = getattr(self.state, "group_coordinator", None)
+            for g in list(self.groups.values()):
+                if gc is None or gc.partition_for(g.group_id) != partition or not g.members:
+                    continue
+                for mid in list(g.members):
+                    self.timers.cancel(("session", g.group_id, mid))
+                g.members.clear()
+                g.target = {}
+                log.info("share group %s: no longer its coordinator", g.group_id)
+            return
+        ts = self.state.topics.get(topic)
+        if ts is None:
+            return
+        tp = (ts.topic_id, partition)
+        self._data_gen[tp] = self._data_gen.get(tp, 0) + 1
+        dropped = 0
+        for g in self.groups.values():
+            if g.partitions.pop(tp, None) is not None:
+                dropped += 1
+                g.wake()
+        if dropped:
+            log.info("%s-%d: leadership %s (epoch %d): dropped %d share-partition state(s)", topic, partition,
+                     "gained" if is_leader else "lost", leader_epoch, dropped)
 
     # -- locking -------------------------------------------------------------------------------------
     @asynccontextmanager
@@ -279,6 +476,9 @@ class ShareCoordinator(InternalTopicCoordinator):
             return err(errors.INVALID_REQUEST, "MemberEpoch is invalid.")
         if epoch == 0 and not req["subscribed_topic_names"]:
             return err(errors.INVALID_REQUEST, "SubscribedTopicNames must be set in first request.")
+        code = self.group_error(gid)
+        if code:
+            return err(code)
         if self._other_group_type(gid):
             return err(errors.GROUP_ID_NOT_FOUND, f"Group {gid} is not a share group.")
         async with self.group_lock(gid):
@@ -319,7 +519,8 @@ class ShareCoordinator(InternalTopicCoordinator):
             if m.epoch != g.assignment_epoch:
                 m.epoch = g.assignment_epoch
             m.assignment = g.target.get(mid, {})
-            await self._initialize_partitions(g, m.assignment)
+            if not self.cluster:  # a cluster: the data partitions' leaders initialize them when first fetched
+                await self._initialize_partitions(g, m.assignment)
             self.timers.schedule(("session", gid, mid),
                                  self.group_configs.get_int(gid, "share.session.timeout.ms"), gid,
                                  _bind(self._session_expired, g, mid))
@@ -358,19 +559,54 @@ class ShareCoordinator(InternalTopicCoordinator):
         for tid, parts in assignment.items():
             for p in parts:
                 if (tid, p) not in g.partitions:
-                    sp = self._partition(g, tid, p)
+                    sp, _ = await self._partition(g, tid, p)
                     if sp is not None:
                         await self._persist(sp)
 
-    def _partition(self, g: ShareGroup, tid: bytes, p: int) -> SharePartition | None:
+    async def _partition(self, g: ShareGroup, tid: bytes, p: int) -> tuple[SharePartition | None, int]:
+        """The share-partition (group lock held), initialized per
+        share.auto.offset.reset when the group has none. In a cluster it is
+        first read from __share_group_state (the last snapshot, written by
+        this or an earlier leader) and written back at this leader's epoch,
+        so a late write of a deposed leader cannot override it. (None, error)
+        when that fails or leadership moved meanwhile."""
         sp = g.partitions.get((tid, p))
-        if sp is None:
-            ts = self.state.topics_by_id.get(tid)
-            if ts is None or not 0 <= p < len(ts.partitions) or ts.partitions[p].log is None:
-                return None
+        if sp is not None:
+            return sp, errors.NONE
+        ts = self.state.topics_by_id.get(tid)
+        if ts is None or not 0 <= p < len(ts.partitions) or ts.partitions[p].log is None:
+            return None, errors.NONE
+        if not self.cluster:
             start = self._reset_offset(g.group_id, ts.partitions[p])
             sp = g.partitions[(tid, p)] = SharePartition(g.group_id, tid, p, start)
-        return sp
+            return sp, errors.NONE
+        gen = self._data_gen.get((tid, p), 0)
+        state_ts = self.ensure_topic()
+        if state_ts is None:
+            return None, errors.COORDINATOR_NOT_AVAILABLE
+        key = records.coordinator_key(g.group_id, tid, p)
+        code, snaps = await self._read_state(records.partition_for(key, len(state_ts.partitions)))
+        if code:
+            log.info("share group %s: cannot read the state of %s-%d: %s", g.group_id, ts.name, p,
+                     errors.NAMES.get(code, code))
+            return None, code
+        if self._data_gen.get((tid, p), 0) != gen or not self._leads_data(tid, p):
+            return None, errors.NOT_LEADER_OR_FOLLOWER
+        snap = snaps.get((g.group_id, tid, p))
+        if snap is not None:
+            sp = SharePartition(g.group_id, tid, p, snap["start_offset"], state_epoch=snap["state_epoch"])
+            sp.load_batches(snap["state_batches"])
+        else:
+            sp = SharePartition(g.group_id, tid, p, self._reset_offset(g.group_id, ts.partitions[p]))
+        g.partitions[(tid, p)] = sp
+        code = await self._persist(sp)
+        if code:
+            if g.partitions.get((tid, p)) is sp:
+                del g.partitions[(tid, p)]
+            return None, code
+        log.info("share group %s: %s-%d loaded at start offset %d (%d in flight)", g.group_id, ts.name, p,
+                 sp.start_offset, sp.in_flight())
+        return sp, errors.NONE
 
     def _reset_offset(self, gid: str, part: Any) -> int:
         """share.auto.offset.reset: latest (the high watermark), earliest (the
@@ -412,6 +648,10 @@ class ShareCoordinator(InternalTopicCoordinator):
         out: dict[str, Any] = {"error_code": errors.NONE, "error_message": None, "group_id": gid,
                                "group_state": DEAD, "group_epoch": -1, "assignment_epoch": -1,
                                "assignor_name": "", "members": [], "authorized_operations": NOT_REQUESTED}
+        code = self.group_error(gid, create=False)
+        if code:
+            out.update(error_code=code, group_state="")
+            return out
         if g is None:
             if self._other_group_type(gid):
                 out.update(error_code=errors.GROUP_ID_NOT_FOUND, error_message=f"Group {gid} is not a share group.")
@@ -447,7 +687,8 @@ class ShareCoordinator(InternalTopicCoordinator):
         if types_l and "share" not in types_l:
             return []
         return [{"group_id": gid, "protocol_type": PROTOCOL_TYPE, "group_state": g.state, "group_type": "share"}
-                for gid, g in self.groups.items() if not states_l or g.state.lower() in states_l]
+                for gid, g in self.groups.items() if (not states_l or g.state.lower() in states_l)
+                and (not self.cluster or self.group_error(gid, create=False) == errors.NONE)]
 
     # -- ShareFetch / ShareAcknowledge --------------------------------------------------------------
     def _session(self, g: ShareGroup | None, mid: str, epoch: int) -> tuple[int, ShareSession | None]:
@@ -466,7 +707,15 @@ class ShareCoordinator(InternalTopicCoordinator):
         """Apply acknowledgements (under the group lock); per partition (error, message)."""
         out: dict[TP, tuple[int, str | None]] = {}
         for tp, batches in acks.items():
+            if self.cluster and self.state.topics_by_id.get(tp[0]) is not None and not self._leads_data(*tp):
+                out[tp] = (errors.NOT_LEADER_OR_FOLLOWER, "This broker does not lead the partition.")
+                continue
             sp = g.partitions.get(tp)
+            if sp is None and self.cluster:
+                sp, code = await self._partition(g, *tp)
+                if code:
+                    out[tp] = (code, None)
+                    continue
             if sp is None:
                 ts = self.state.topics_by_id.get(tp[0])
                 code = errors.UNKNOWN_TOPIC_ID if ts is None else errors.INVALID_RECORD_STATE
@@ -588,6 +837,14 @@ class ShareCoordinator(InternalTopicCoordinator):
                 if mid in g.sessions:
                     await self._release_member(g, mid)
                 s = g.sessions[mid] = ShareSession(1)
+                if self.cluster:
+                    # the group coordinator may have altered or deleted the group's offsets (an empty
+                    # group) in __share_group_state since they were loaded here: share-partitions
+                    # holding no acquired records are read again when next used (their state is all
+                    # written already)
+                    for tp in [tp for tp, sp in g.partitions.items()
+                               if not any(r.state == ACQUIRED for r in sp.records.values())]:
+                        del g.partitions[tp]
             assert s is not None
             ack_results = await self.acknowledge(g, mid, acks) if acks else {}
             for tp, (c, msg) in ack_results.items():
@@ -605,8 +862,9 @@ class ShareCoordinator(InternalTopicCoordinator):
         max_records = req["max_records"] if req["max_records"] > 0 else 500
         max_bytes = req["max_bytes"] if req["max_bytes"] > 0 else 0x7FFFFFFF
         deadline = trio.current_time() + max(req["max_wait_ms"], 0) / 1000.0
-        leaders = {}
+        leaders: dict[TP, tuple[int, int]] = {}  # (leader id, leader epoch)
         fetched: dict[TP, tuple[bytes, list[dict[str, int]]]] = {}
+        failed = False
         while True:
             async with self.steady_lock(gid):
                 g = self.groups.get(gid)
@@ -620,23 +878,33 @@ class ShareCoordinator(InternalTopicCoordinator):
                         results.setdefault(tp, _part(tp[1]))["error_code"] = (
                             errors.UNKNOWN_TOPIC_ID if ts is None else errors.UNKNOWN_TOPIC_OR_PARTITION)
                         continue
-                    leaders[tp] = ts.partitions[tp[1]].leader_epoch
-                    if self.state.leader_of(ts.name, tp[1]) != self.state.node_id:
+                    leader = self.state.leader_of(ts.name, tp[1])
+                    leaders[tp] = (-1 if leader is None else leader, ts.partitions[tp[1]].leader_epoch)
+                    if leader != self.state.node_id or (self.cluster and not self._leads_data(*tp)):
                         results.setdefault(tp, _part(tp[1]))["error_code"] = errors.NOT_LEADER_OR_FOLLOWER
+                        failed = True
                         continue
                     if left <= 0 or bytes_left <= 0:
                         continue
-                    sp = self._partition(g, tp[0], tp[1])
+                    sp, code = await self._partition(g, tp[0], tp[1])
+                    if code:  # its state could not be read (a cluster): the client retries
+                        results.setdefault(tp, _part(tp[1]))["error_code"] = code
+                        failed = True
+                        continue
                     if sp is None:
                         continue
                     data, acquired, n = self._acquire(g, sp, mid, left, bytes_left)
                     if n:
+                        code = await self._persist(sp)
+                        if code:  # not handed out: released by their lock timeout (or by a new leader)
+                            results.setdefault(tp, _part(tp[1]))["error_code"] = code
+                            failed = True
+                            continue
                         left -= n
                         bytes_left -= len(data)
                         fetched[tp] = (data, acquired)
-                        await self._persist(sp)
                 released = g.released
-            if fetched or trio.current_time() >= deadline:
+            if fetched or failed or trio.current_time() >= deadline:
                 break
             ev = trio.Event()
             watched = []
@@ -658,7 +926,9 @@ class ShareCoordinator(InternalTopicCoordinator):
             r["records"] = data
             r["acquired_records"] = acquired
         for tp, r in results.items():
-            r["current_leader"] = {"leader_id": self.state.node_id, "leader_epoch": leaders.get(tp, 0)}
+            leader, le = leaders.get(tp, (self.state.node_id, 0))
+            r["current_leader"] = {"leader_id": leader if r["error_code"] == errors.NOT_LEADER_OR_FOLLOWER
+                                   else self.state.node_id, "leader_epoch": le}
         return self._fetch_response(base, results, fetched)
 
     def _fetch_response(self, base: dict[str, Any], results: dict[TP, dict[str, Any]],
@@ -702,42 +972,90 @@ class ShareCoordinator(InternalTopicCoordinator):
         for (tid, p), (c, msg) in sorted(res.items()):
             ts = self.state.topics_by_id.get(tid)
             le = ts.partitions[p].leader_epoch if ts is not None and 0 <= p < len(ts.partitions) else -1
+            leader = self.state.node_id
+            if c == errors.NOT_LEADER_OR_FOLLOWER and ts is not None:
+                found = self.state.leader_of(ts.name, p)
+                leader = -1 if found is None else found
             by_topic.setdefault(tid, []).append({
                 "partition_index": p, "error_code": c, "error_message": msg,
-                "current_leader": {"leader_id": self.state.node_id, "leader_epoch": le}})
+                "current_leader": {"leader_id": leader, "leader_epoch": le}})
         return dict(base, responses=[{"topic_id": t, "partitions": ps} for t, ps in by_topic.items()])
 
     # -- offsets administration ----------------------------------------------------------------------
-    def describe_offsets(self, gid: str, topics: list[dict[str, Any]] | None, version: int) -> dict[str, Any]:
+    async def _stored_partitions(self, gid: str, keys: list[TP] | None) -> tuple[int, dict[TP, SharePartition]]:
+        """A cluster's group coordinator: the group's share-partitions as
+        __share_group_state has them (``keys`` None: all of them, read from
+        every partition of the topic). (error, share-partitions)."""
+        ts = self.topic()
+        if ts is None:
+            return errors.NONE, {}
+        n = len(ts.partitions)
+        if keys is None:
+            indexes = set(range(n))
+        else:
+            indexes = {records.partition_for(records.coordinator_key(gid, t, p), n) for t, p in keys}
+        out: dict[TP, SharePartition] = {}
+        for i in sorted(indexes):
+            code, snaps = await self._read_state(i)
+            if code:
+                return code, {}
+            for (g, tid, p), snap in snaps.items():
+                if g != gid or snap is None or (keys is not None and (tid, p) not in keys):
+                    continue
+                sp = SharePartition(gid, tid, p, snap["start_offset"], state_epoch=snap["state_epoch"])
+                sp.load_batches(snap["state_batches"])
+                out[(tid, p)] = sp
+        return errors.NONE, out
+
+    async def describe_offsets(self, gid: str, topics: list[dict[str, Any]] | None,
+                               version: int) -> dict[str, Any]:
         g = self.groups.get(gid)
         out: dict[str, Any] = {"group_id": gid, "topics": [], "error_code": errors.NONE, "error_message": None}
-        if g is None:
+        code = self.group_error(gid, create=False)
+        if code:
+            out.update(error_code=code)
+            return out
+        parts: dict[TP, SharePartition] = g.partitions if g is not None else {}
+        if self.cluster:
+            keys: list[TP] | None = None
+            if topics is not None:
+                keys = []
+                for t in topics:
+                    ts = self.state.topics.get(t["topic_name"])
+                    if ts is not None:
+                        keys += [(ts.topic_id, p) for p in t["partitions"]]
+            code, parts = await self._stored_partitions(gid, keys)
+            if code:
+                out.update(error_code=code)
+                return out
+        if g is None and not parts:
             out.update(error_code=errors.GROUP_ID_NOT_FOUND, error_message=f"Group {gid} not found.")
             return out
         if topics is None:
             wanted: dict[str, list[int]] = {}
-            for (tid, p) in sorted(g.partitions):
+            for (tid, p) in sorted(parts):
                 ts = self.state.topics_by_id.get(tid)
                 if ts is not None:
                     wanted.setdefault(ts.name, []).append(p)
         else:
             wanted = {t["topic_name"]: list(t["partitions"]) for t in topics}
-        for name, parts in wanted.items():
+        for name, indexes in wanted.items():
             ts = self.state.topics.get(name)
             tid = ts.topic_id if ts is not None else uuid.UUID(int=0).bytes
             plist = []
-            for p in parts:
+            for p in indexes:
                 row: dict[str, Any] = {"partition_index": p, "start_offset": -1, "leader_epoch": -1, "lag": -1,
                                        "error_code": errors.NONE, "error_message": None}
                 if ts is None or not 0 <= p < len(ts.partitions):
                     row["error_code"] = errors.UNKNOWN_TOPIC_OR_PARTITION
                 else:
-                    sp = g.partitions.get((tid, p))
+                    sp = parts.get((tid, p))
                     if sp is not None:
                         row["start_offset"] = sp.start_offset
                         row["leader_epoch"] = ts.partitions[p].leader_epoch
                         done = sum(1 for r in sp.records.values() if r.state in (ACKNOWLEDGED, ARCHIVED))
-                        row["lag"] = max(ts.partitions[p].high_watermark - sp.start_offset - done, 0)
+                        if ts.partitions[p].log is not None:  # a cluster: not a replica here: unknown (-1)
+                            row["lag"] = max(ts.partitions[p].high_watermark - sp.start_offset - done, 0)
                 plist.append(row)
             out["topics"].append({"topic_name": name, "topic_id": tid, "partitions": plist})
         return out
@@ -746,6 +1064,9 @@ class ShareCoordinator(InternalTopicCoordinator):
         resp: dict[str, Any] = {"error_code": errors.NONE, "error_message": None, "responses": []}
         if not gid:
             return dict(resp, error_code=errors.INVALID_GROUP_ID)
+        code = self.group_error(gid)
+        if code:
+            return dict(resp, error_code=code)
         if self._other_group_type(gid):
             return dict(resp, error_code=errors.GROUP_ID_NOT_FOUND, error_message=f"Group {gid} is not a share group.")
         async with self.group_lock(gid):
@@ -771,19 +1092,40 @@ class ShareCoordinator(InternalTopicCoordinator):
                         if off == -1:
                             off = part.high_watermark
                         off = min(max(off, part.log_start_offset), part.high_watermark)
-                        sp = g.partitions.get((tid, idx))
-                        if sp is None:
-                            sp = g.partitions[(tid, idx)] = SharePartition(gid, tid, idx, off)
-                        sp.reset(off)
-                        code = await self._persist(sp)
+                        if self.cluster:
+                            code = await self._alter_stored(g, tid, idx, off)
+                        else:
+                            sp = g.partitions.get((tid, idx))
+                            if sp is None:
+                                sp = g.partitions[(tid, idx)] = SharePartition(gid, tid, idx, off)
+                            sp.reset(off)
+                            code = await self._persist(sp)
                     rows.append({"partition_index": idx, "error_code": code, "error_message": None})
                 resp["responses"].append({"topic_name": t["topic_name"], "topic_id": tid, "partitions": rows})
         return resp
 
+    async def _alter_stored(self, g: ShareGroup, tid: bytes, idx: int, off: int) -> int:
+        """A cluster: AlterShareGroupOffsets of one share-partition in
+        __share_group_state, with the next state epoch (so the data leader's
+        earlier state loses, :func:`records.latest`); the data leader reads
+        it when a share session opens (``share_fetch``)."""
+        code, parts = await self._stored_partitions(g.group_id, [(tid, idx)])
+        if code:
+            return code
+        sp = parts.get((tid, idx)) or SharePartition(g.group_id, tid, idx, off)
+        sp.reset(off)
+        g.partitions.pop((tid, idx), None)
+        return await self._persist(sp, as_leader=False)
+
     async def delete_offsets(self, gid: str, topics: list[dict[str, Any]]) -> dict[str, Any]:
         resp: dict[str, Any] = {"error_code": errors.NONE, "error_message": None, "responses": []}
+        code = self.group_error(gid)
+        if code:
+            return dict(resp, error_code=code)
         async with self.group_lock(gid):
             g = self.groups.get(gid)
+            if g is None and self.cluster:
+                g = self.groups[gid] = ShareGroup(gid)  # its states are in __share_group_state
             if g is None:
                 return dict(resp, error_code=errors.GROUP_ID_NOT_FOUND, error_message=f"Group {gid} not found.")
             if g.members:
@@ -794,6 +1136,14 @@ class ShareCoordinator(InternalTopicCoordinator):
                        "error_code": errors.NONE, "error_message": None}
                 if ts is None:
                     row["error_code"] = errors.UNKNOWN_TOPIC_OR_PARTITION
+                elif self.cluster:  # every partition's state, wherever it was loaded
+                    row["topic_id"] = ts.topic_id
+                    for idx in range(len(ts.partitions)):
+                        g.partitions.pop((ts.topic_id, idx), None)
+                        code = await self._persist(SharePartition(gid, ts.topic_id, idx, 0), delete=True,
+                                                   as_leader=False)
+                        if code:
+                            row["error_code"] = code
                 else:
                     row["topic_id"] = ts.topic_id
                     for tp in [tp for tp in g.partitions if tp[0] == ts.topic_id]:

@@ -10,6 +10,16 @@ Deviation: every change writes a whole snapshot (Kafka also writes
 other types are skipped when loading. A null value (tombstone) deletes the
 share-partition's state (DeleteShareGroupOffsets). The topic is compacted,
 so the latest snapshot of each share-partition is what survives.
+
+Readers keep, per share-partition, the snapshot with the highest
+(StateEpoch, LeaderEpoch), the later one on a tie (:func:`latest`): a
+write by a data-partition leader that was already deposed (it decided
+before it learnt of the new leader) cannot override what the new leader
+wrote, and one from before AlterShareGroupOffsets cannot override the
+altered state. In a cluster a broker reading a partition led by another
+broker first appends a read barrier (key type 32767, null value: never
+decoded as state) with acks=-1 and reads up to it, so every write
+acknowledged before is seen (pykbroker's own, not Kafka's).
 """
 
 from __future__ import annotations
@@ -25,6 +35,7 @@ from ..protocol.codec import MessageCodec, VersionRange
 
 SHARE_STATE_TOPIC = "__share_group_state"
 KEY_SHARE_SNAPSHOT = 0
+KEY_READ_BARRIER = 32767  # pykbroker: a tombstone appended before a remote read (see above)
 SNAPSHOT_VALUE_VERSION = 0
 
 _I16 = struct.Struct(">h")
@@ -78,6 +89,10 @@ def snapshot_key(group_id: str, topic_id: bytes, partition: int) -> bytes:
         {"group_id": group_id, "topic_id": topic_id, "partition": partition}, 0)
 
 
+def read_barrier_key() -> bytes:
+    return _I16.pack(KEY_READ_BARRIER)
+
+
 def snapshot_value(value: dict[str, Any]) -> bytes:
     return _I16.pack(SNAPSHOT_VALUE_VERSION) + SNAPSHOT_VALUE.encode(value, SNAPSHOT_VALUE_VERSION)
 
@@ -97,3 +112,21 @@ def decode(key: bytes | None, value: bytes | None) -> ShareSnapshot | None:
             raise ValueError(f"unknown ShareSnapshotValue version {vv}")
         v, _ = SNAPSHOT_VALUE.decode(value, vv, 2)
     return ShareSnapshot(k["group_id"], bytes(k["topic_id"]), k["partition"], v)
+
+
+SnapKey = tuple[str, bytes, int]  # (group id, topic id, partition)
+
+
+def latest(snaps: "list[ShareSnapshot]") -> dict[SnapKey, dict[str, Any] | None]:
+    """The state of each share-partition from its records in log order: the
+    last snapshot unless an earlier one has a higher (StateEpoch,
+    LeaderEpoch); a tombstone clears it (None)."""
+    out: dict[SnapKey, dict[str, Any] | None] = {}
+    for s in snaps:
+        k = (s.group_id, s.topic_id, s.partition)
+        cur = out.get(k)
+        if s.value is not None and cur is not None and \
+                (s.value["state_epoch"], s.value["leader_epoch"]) < (cur["state_epoch"], cur["leader_epoch"]):
+            continue  # written by a deposed leader, or before the offsets were altered
+        out[k] = s.value
+    return out

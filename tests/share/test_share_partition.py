@@ -86,3 +86,30 @@ def test_skip_and_clamp():
 def test_ranges():
     counts = {1: 1, 2: 1, 3: 2, 5: 2}
     assert list(ranges(counts, counts)) == [(1, 2, 1), (3, 3, 2), (5, 5, 2)]
+
+
+def test_latest_snapshot_wins_by_state_and_leader_epoch():
+    """records.latest: a deposed leader's late write (lower leader epoch) or one from
+    before AlterShareGroupOffsets (lower state epoch) never overrides; a tombstone clears."""
+    from pykbroker.share import records
+
+    tid = b"\2" * 16
+
+    def snap(start: int, state_epoch: int, leader_epoch: int, partition: int = 0) -> records.ShareSnapshot:
+        key = records.snapshot_key("g", tid, partition)
+        value = records.snapshot_value({"snapshot_epoch": 0, "state_epoch": state_epoch,
+                                        "leader_epoch": leader_epoch, "start_offset": start, "state_batches": []})
+        s = records.decode(key, value)
+        assert s is not None
+        return s
+
+    assert records.decode(records.read_barrier_key(), None) is None  # a read barrier is no state
+    got = records.latest([snap(5, 0, 1), snap(7, 0, 2), snap(6, 0, 1), snap(8, 0, 2)])
+    assert got[("g", tid, 0)]["start_offset"] == 8  # the epoch-1 write after epoch 2 lost
+    got = records.latest([snap(9, 0, 3), snap(2, 1, 3), snap(12, 0, 4)])
+    assert got[("g", tid, 0)]["start_offset"] == 2  # altered (state epoch 1): older state loses
+    tomb = records.decode(records.snapshot_key("g", tid, 0), None)
+    assert tomb is not None
+    got = records.latest([snap(9, 0, 3), tomb, snap(0, 0, 3), snap(4, 0, 0, partition=1)])
+    assert got[("g", tid, 0)]["start_offset"] == 0 and got[("g", tid, 1)]["start_offset"] == 4
+    assert records.latest([snap(9, 0, 3), tomb]) == {("g", tid, 0): None}
