@@ -127,6 +127,8 @@ class BrokerState:
             caps = self.api_version_caps or {e["api_key"]: e["max_version"] for e in advertised()}
             self.api_version_caps = {k: v for k, v in caps.items() if k not in TELEMETRY_APIS}
         self._api_versions_cache: list[dict[str, Any]] | None = None
+        # finalized feature levels, computed for (the advertised list, the finalized epoch) it names
+        self._levels: tuple[object, tuple[int, int], dict[str, int]] = (None, (0, 0), {})
         # ApiVersions' FinalizedFeaturesEpoch: the finalized features derive from the advertised
         # versions and the levels UpdateFeatures set (Replicas.finalized_features), so it grows
         # each time those are computed anew or the levels change (handlers/api_versions.py)
@@ -190,8 +192,18 @@ class BrokerState:
         return self._api_versions_cache
 
     def finalized_level(self, feature: str) -> int:
-        """A feature's finalized level as ApiVersions lists it (0: not finalized)."""
-        return features.finalized_levels(self.api_versions(), self.replicas.finalized_features()).get(feature, 0)
+        """A feature's finalized level as ApiVersions lists it (0: not finalized).
+        Asked on hot paths (ShareFetch, group heartbeats): computed again only
+        when the advertised versions or the finalized epoch changed."""
+        av = self.api_versions()
+        # this broker's own counter too: bumped on every change it hears of (a cluster's /feature
+        # znode version alone could repeat after a delete and create)
+        epoch = (self.replicas.finalized_features_epoch(), self.finalized_features_epoch)
+        src, seen, levels = self._levels
+        if src is not av or seen != epoch:
+            levels = features.finalized_levels(av, self.replicas.finalized_features())
+            self._levels = (av, epoch, levels)
+        return levels.get(feature, 0)
 
     def features_changed(self) -> None:
         """The finalized feature levels changed (UpdateFeatures, here or on another broker)."""
