@@ -70,7 +70,7 @@ from .log_dir_failures import LogDirFailures
 from .scram_credentials import ZkCredentials
 from .throttle import ReplicationQuota
 from .view import ClusterView
-from .zk import ZkClient
+from .zk import ZkClient, is_zk_error
 from .zkdata import BrokerInfo, LeaderIsr, TopicAssignment
 
 if TYPE_CHECKING:
@@ -313,10 +313,11 @@ class ClusterNode:
     async def _guard(self, fn: Callable[..., Any], *args: Any) -> None:
         try:
             await fn(*args)
-        except KazooException as e:
-            log.info("%s: ZooKeeper error %r", getattr(fn, "__name__", fn), e)
-        except Exception:
-            log.exception("%s failed", getattr(fn, "__name__", fn))
+        except Exception as e:
+            if not is_zk_error(e):
+                log.exception("%s failed", getattr(fn, "__name__", fn))
+            else:  # one line, even for a group of them (concurrent reads when the connection dropped)
+                log.info("%s: ZooKeeper error %r", getattr(fn, "__name__", fn), _first_leaf(e))
 
     async def _new_session(self) -> None:
         """A (new) session: read everything, register, run for controller."""
@@ -408,8 +409,10 @@ class ClusterNode:
                         if self.view.controller_id < 0:
                             await self.controller.try_elect()
                         log.info("reconnected to ZooKeeper (same session)")
-            except KazooException as e:
-                log.info("handling %s %r failed: %r (will resync after reconnecting)", kind, ev, e)
+            except Exception as e:
+                if not is_zk_error(e):
+                    raise
+                log.info("handling %s %r failed: %r (will resync after reconnecting)", kind, ev, _first_leaf(e))
 
     async def _state_watch(self, ev: Any) -> None:
         async with self._state_reads:
@@ -964,3 +967,9 @@ def _is_state_path(path: str | None) -> bool:
 
 
 __all__ = ["ClusterNode", "NotController", "LEADER", "cluster_replicas"]
+
+
+def _first_leaf(e: BaseException) -> BaseException:
+    while isinstance(e, BaseExceptionGroup) and e.exceptions:
+        e = e.exceptions[0]
+    return e

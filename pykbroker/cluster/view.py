@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import trio
 
 from . import zkdata as zd
+from .zk import is_zk_error
 from .zkdata import BrokerInfo, LeaderIsr, TopicAssignment
 
 if TYPE_CHECKING:
@@ -102,9 +103,7 @@ class ClusterView:
         try:
             await self._dispatch(path)
         except Exception as e:  # connection problems: the resync after reconnecting fixes it
-            from kazoo.exceptions import KazooException
-
-            if not isinstance(e, KazooException):
+            if not is_zk_error(e):
                 raise
             log.debug("refreshing %s failed: %r", path, e)
 

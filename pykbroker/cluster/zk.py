@@ -31,6 +31,20 @@ import trio
 
 log = logging.getLogger("pykbroker.cluster.zk")
 
+
+def is_zk_error(e: BaseException) -> bool:
+    """A ZooKeeper error (kazoo's), or a group of them only: what concurrent
+    ZooKeeper reads raise together when the connection drops (trio's
+    nurseries group their failures). Callers that wait for the resync after
+    reconnecting treat both alike."""
+    from kazoo.exceptions import KazooException
+
+    if isinstance(e, KazooException):
+        return True
+    if isinstance(e, BaseExceptionGroup):
+        return all(is_zk_error(x) for x in e.exceptions)
+    return False
+
 # The lease is this fraction of the session timeout after the last answered
 # request was sent (the rest is margin).
 LEASE_FRACTION = 0.8

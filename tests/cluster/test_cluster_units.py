@@ -223,3 +223,19 @@ def test_follower_truncation():
     # no record to cut: still truncated at the log end, which drops an epoch
     # entry there with no record (Kafka's truncateTo; storage tests check the drop)
     assert _apply(_Log([(0, 0), (2, 50)], 60, 40), 2, 90) == ([60], False)
+
+
+def test_is_zk_error_sees_through_groups_of_zookeeper_errors():
+    """Issue 12 (nemesis zk-restart run): concurrent ZooKeeper reads failing
+    together when ZooKeeper restarted raised a group of ConnectionLoss from a
+    nursery; the handlers that wait for the resync caught KazooException only,
+    so the group went to log.exception (21,000 lines of traceback) or out of
+    the ZooKeeper event loop. A group of ZooKeeper errors only is one now."""
+    from kazoo.exceptions import ConnectionLoss, NoNodeError
+
+    from pykbroker.cluster.zk import is_zk_error
+
+    assert is_zk_error(ConnectionLoss())
+    assert is_zk_error(ExceptionGroup("reads", [ConnectionLoss(), ExceptionGroup("inner", [NoNodeError()])]))
+    assert not is_zk_error(ExceptionGroup("reads", [ConnectionLoss(), ValueError("a bug")]))
+    assert not is_zk_error(RuntimeError("a bug"))
