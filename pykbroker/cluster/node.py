@@ -355,7 +355,12 @@ class ClusterNode:
                     _, stat = await self.zk.get(path)
                 except NoNodeError:
                     continue
-                if stat.ephemeralOwner == self.session_id:
+                current = self.zk.current_session()
+                if stat.ephemeralOwner in (self.session_id, current) and stat.ephemeralOwner:
+                    # ours: created earlier in this session, or in the session kazoo holds now (the
+                    # connection dropped and came back while this ran; a session id read then was
+                    # None, and waiting for "an earlier session" to expire would wait on our own)
+                    self.session_id = stat.ephemeralOwner
                     self.broker_epoch = stat.czxid
                     break
                 if not waited:
@@ -399,7 +404,10 @@ class ClusterNode:
                     self._reapply_all()  # drops every leadership (not registered)
                 elif ev == KazooState.CONNECTED:
                     sid = self.zk.current_session()
-                    if sid != self.session_id:
+                    if sid is None:
+                        # handled late: the connection is gone again (the next CONNECTED follows)
+                        log.info("ZooKeeper connected and lost again before the event was handled")
+                    elif sid != self.session_id:
                         log.warning("new ZooKeeper session 0x%x: registering again", sid or 0)
                         await self._new_session()
                     else:
