@@ -410,6 +410,13 @@ class ClusterNode:
                     elif sid != self.session_id:
                         log.warning("new ZooKeeper session 0x%x: registering again", sid or 0)
                         await self._new_session()
+                    elif not self.registered:
+                        # the same session, but its registration did not finish (the connection
+                        # dropped during it): the session's work again, or the broker stays
+                        # unregistered while it lives
+                        log.warning("reconnected to ZooKeeper session 0x%x before registering in it: "
+                                    "registering again", sid)
+                        await self._new_session()
                     else:
                         await self.view.full_sync()
                         self.fenced = False
