@@ -195,9 +195,23 @@ def group_consumer(bootstrap: str, topic: str, group: str, out: Consumed, stop: 
 def committed_offsets(bootstrap: str, topic: str, group: str, partitions: int) -> dict[int, int]:
     from confluent_kafka import Consumer, TopicPartition
 
+    from confluent_kafka import KafkaException
+
+    from pykbroker.protocol import errors
+
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    deadline = time.monotonic() + 120
     try:
-        res = c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=60)
+        while True:  # a coordinator moving at the end of a run answers NOT_COORDINATOR for a while
+            try:
+                res = c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=60)
+                break
+            except KafkaException as e:
+                coordinator_moving = e.args[0].code() in (errors.NOT_COORDINATOR, errors.COORDINATOR_NOT_AVAILABLE,
+                                                          errors.COORDINATOR_LOAD_IN_PROGRESS)
+                if not (e.args[0].retriable() or coordinator_moving) or time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
     finally:
         c.close()
     return {tp.partition: tp.offset for tp in res}
