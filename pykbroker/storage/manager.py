@@ -98,6 +98,7 @@ from .loader import (
 )
 from .log import PartitionLog
 from .log_config import InvalidConfigError, LogConfig
+from ..util import run_parallel
 
 log = logging.getLogger("pykbroker.storage")
 
@@ -348,6 +349,7 @@ class LogManager:
         self._read_topics()
         futures: list[tuple[Path, Path, str, int]] = []
         checkpoints: dict[Path, tuple[dict[tuple[str, int], int], dict[tuple[str, int], int], bool]] = {}
+        configs: dict[str, LogConfig] = {}  # per topic, not parsed again for each of its partitions
         for d in self.log_dirs:
             clean_marker = d / CLEAN_SHUTDOWN_FILE
             clean = clean_marker.exists()
@@ -385,9 +387,12 @@ class LogManager:
                         "manually deleting one of the two directories for this partition. It is recommended "
                         "to delete the partition in the log directory that is known to have failed recently."
                     )
+                config = configs.get(topic)
+                if config is None:
+                    config = configs[topic] = self.config_for(meta.configs)
                 plog = PartitionLog.open(
                     path,
-                    self.config_for(meta.configs),
+                    config,
                     recover=not clean,
                     # not checkpointed yet (no file, or a partition created
                     # since): everything is unflushed, recover from 0 as Kafka
@@ -395,6 +400,7 @@ class LogManager:
                     log_start_offset=lsos.get((topic, p)),
                     topic_id=meta.topic_id,
                     now_ms=now_ms,
+                    topic_id_on_disk=stored is not None,  # read above, equal to meta's
                 )
                 self._logs[(topic, p)] = plog
                 self._dir_of[(topic, p)] = d
@@ -1113,16 +1119,17 @@ class LogManager:
     def close(self) -> None:
         """Clean shutdown: flush and close every log, write the checkpoints and
         the clean-shutdown marker."""
-        errors: list[BaseException] = []
+        jobs: list[Callable[[], None]] = []
         for where, logs in ((self._dir_of, self._logs), (self._future_dir_of, self._futures)):
             for key, plog in list(logs.items()):
                 if where.get(key) in self.offline_dirs:
                     plog.close_files()  # nothing more is written to a failed directory
                     continue
-                try:
-                    plog.close()
-                except Exception as e:  # keep closing the others
-                    errors.append(e)
+                jobs.append(plog.close)
+        # on several threads: each close fsyncs what is unflushed, and with
+        # thousands of partitions one after the other that took tens of
+        # seconds (issue 17); a failure does not stop the others
+        errors = run_parallel(jobs)
         if not self._loaded:
             return
         try:

@@ -333,10 +333,20 @@ class ProducerStateManager:
         a replay of the log after it (or of the whole log)."""
         self = cls(plog.name, plog.dir, expiration_ms=expiration_ms, log_start_offset=plog.log_start_offset)
         self.log = plog
-        self.aborted.load(plog.segment_bases())
+        names = self._list_dir()  # one listing for the .txnindex and .snapshot files
+        self.aborted.load(plog.segment_bases(), names)
         self._listen(plog)
-        self._reload(now_ms)
+        self._reload(now_ms, names)
         return self
+
+    def _list_dir(self) -> list[str] | None:
+        if self.dir is None:
+            return None
+        try:
+            with os.scandir(self.dir) as it:
+                return [e.name for e in it]
+        except FileNotFoundError:
+            return []
 
     def _listen(self, plog: PartitionStore) -> None:
         """Follow compaction swaps (PartitionStore.on_segments_replaced)."""
@@ -348,24 +358,20 @@ class ProducerStateManager:
         if self.log is not None:
             self.aborted.segments_replaced(new_base, old_bases)
 
-    def _list_snapshots(self) -> list[int]:
-        if self.dir is None:
+    def _list_snapshots(self, names: list[str] | None = None) -> list[int]:
+        if names is None:
+            names = self._list_dir()
+        if not names:
             return []
         out = []
-        try:
-            it = os.scandir(self.dir)
-        except FileNotFoundError:
-            return []
-        with it:
-            for e in it:
-                n = e.name
-                if n.endswith(SNAPSHOT_SUFFIX):
-                    stem = n[: -len(SNAPSHOT_SUFFIX)]
-                    if len(stem) == 20 and stem.isdigit():
-                        out.append(int(stem))
+        for n in names:
+            if n.endswith(SNAPSHOT_SUFFIX):
+                stem = n[: -len(SNAPSHOT_SUFFIX)]
+                if len(stem) == 20 and stem.isdigit():
+                    out.append(int(stem))
         return sorted(out)
 
-    def _reload(self, now_ms: int | None = None) -> None:
+    def _reload(self, now_ms: int | None = None, names: list[str] | None = None) -> None:
         """Rebuild from the latest snapshot within [log start, log end] and a
         replay of the log after it (Kafka's truncateAndReload + rebuild)."""
         plog = self.log
@@ -375,7 +381,7 @@ class ProducerStateManager:
         self.producers.clear()
         self.ongoing.clear()
         self.unreplicated.clear()
-        self.snapshots = self._list_snapshots()
+        self.snapshots = self._list_snapshots(names)
         for off in [o for o in self.snapshots if o > end or o < start]:
             self._delete_snapshot(off)
         now = _now_ms() if now_ms is None else now_ms

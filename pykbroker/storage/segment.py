@@ -265,7 +265,10 @@ class LogSegment:
             self._size = 0
             OPEN_SEGMENTS.open(self)
         else:
-            self._size = os.fstat(self._handle().fd).st_size
+            # the log file is opened on first use (OPEN_SEGMENTS), not here: a
+            # broker with many partitions would open (and, past the bound,
+            # close again) every segment at start (issue 17)
+            self._size = os.stat(self.log_path).st_size
         # in-memory indexes (absolute offsets)
         self._idx_off = array("q")
         self._idx_pos = array("q")
