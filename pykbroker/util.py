@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
 
 INT_MAX = 2**31 - 1  # Java's Integer.MAX_VALUE
 LONG_MAX = 2**63 - 1  # Java's Long.MAX_VALUE
@@ -42,45 +41,3 @@ def fd_headroom() -> int:
     n = open_fd_count()
     return fd_soft_limit() - n if n >= 0 else 1 << 20
 
-
-#: worker threads for the per-partition file work of a clean shutdown (fsyncs
-#: and checkpoint writes, which release the GIL): with thousands of
-#: partitions done one after the other, their fsync latencies add up
-SHUTDOWN_IO_THREADS = 16
-
-
-def run_parallel(jobs: Sequence[Callable[[], object]], threads: int = SHUTDOWN_IO_THREADS) -> list[BaseException]:
-    """Run the zero-argument callables ``jobs`` on up to ``threads`` threads
-    (inline when there are few), each thread taking the next job until none
-    is left; every job runs; returns the exceptions raised."""
-    errors: list[BaseException] = []
-    if len(jobs) <= 2 or threads <= 1:
-        for job in jobs:
-            try:
-                job()
-            except Exception as e:
-                errors.append(e)
-        return errors
-    import threading
-
-    it = iter(jobs)
-    lock = threading.Lock()
-
-    def worker() -> None:
-        while True:
-            with lock:
-                job = next(it, None)
-            if job is None:
-                return
-            try:
-                job()
-            except Exception as e:
-                errors.append(e)  # list.append is atomic
-
-    workers = [threading.Thread(target=worker, name=f"pykbroker-io-{i}", daemon=True)
-               for i in range(min(threads, len(jobs)))]
-    for t in workers:
-        t.start()
-    for t in workers:
-        t.join()
-    return errors

@@ -54,11 +54,13 @@ def broker_list(ctx: RequestContext) -> list[Message]:
     return out
 
 
-def _partition(ctx: RequestContext, ts: "TopicState", p: "PartitionState") -> Message:
+def _fields(ctx: RequestContext, ts: "TopicState", p: "PartitionState"
+            ) -> tuple[int, int, int, list[int], list[int], list[int]]:
     """Kafka's ZkMetadataCache.getPartitionMetadata: a leader that is not live
     is -1 with LEADER_NOT_AVAILABLE; v0 lists only live replicas and says
     REPLICA_NOT_AVAILABLE when some are not; a live leader without the
-    client's listener is -1 with LISTENER_NOT_FOUND."""
+    client's listener is -1 with LISTENER_NOT_FOUND. (error code, leader,
+    leader epoch, replicas, ISR, offline replicas)."""
     st = ctx.state
     info = st.replicas.partition_info(ts, p)
     replicas, isr, offline = info.replicas, info.isr, info.offline
@@ -74,8 +76,13 @@ def _partition(ctx: RequestContext, ts: "TopicState", p: "PartitionState") -> Me
         replicas = [r for r in replicas if r not in offline]
         isr = [r for r in isr if r not in offline]
         code = errors.REPLICA_NOT_AVAILABLE
+    return code, leader_id, info.leader_epoch, replicas, isr, offline
+
+
+def _partition(ctx: RequestContext, ts: "TopicState", p: "PartitionState") -> Message:
+    code, leader_id, epoch, replicas, isr, offline = _fields(ctx, ts, p)
     return {"error_code": code, "partition_index": p.index, "leader_id": leader_id,
-            "leader_epoch": info.leader_epoch, "replica_nodes": replicas, "isr_nodes": isr,
+            "leader_epoch": epoch, "replica_nodes": replicas, "isr_nodes": isr,
             "offline_replicas": offline}
 
 
@@ -98,26 +105,25 @@ def encoded_partitions(ctx: RequestContext, ts: "TopicState") -> EncodedArray:
     version (tests/server/test_metadata_encoding.py compares the bytes)."""
     v = ctx.api_version
     flexible = v >= 9
-    tails: dict[tuple[int, int, tuple[int, ...], tuple[int, ...], tuple[int, ...]], bytes] = {}
+    tails: dict[tuple[int, ...], bytes] = {}
     out = bytearray()
     head = _HEAD.pack
     for p in ts.partitions:
-        e = _partition(ctx, ts, p)
-        key = (e["leader_id"], e["leader_epoch"], tuple(e["replica_nodes"]), tuple(e["isr_nodes"]),
-               tuple(e["offline_replicas"]))
+        code, leader_id, epoch, replicas, isr, offline = _fields(ctx, ts, p)
+        key = (leader_id, epoch, *replicas, -1, *isr, -1, *offline)  # node ids are >= 0
         tail = tails.get(key)
         if tail is None:
-            t = bytearray(I32.pack(key[0]))
+            t = bytearray(I32.pack(leader_id))
             if v >= 7:
-                t += I32.pack(key[1])
-            _int32_array(t, list(key[2]), flexible)
-            _int32_array(t, list(key[3]), flexible)
+                t += I32.pack(epoch)
+            _int32_array(t, replicas, flexible)
+            _int32_array(t, isr, flexible)
             if v >= 5:
-                _int32_array(t, list(key[4]), flexible)
+                _int32_array(t, offline, flexible)
             if flexible:
                 t.append(0)  # no tagged fields
             tail = tails[key] = bytes(t)
-        out += head(e["error_code"], e["partition_index"])
+        out += head(code, p.index)
         out += tail
     return EncodedArray(len(ts.partitions), out)
 

@@ -71,6 +71,27 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def sync_filesystem(path: Path) -> None:
+    """Make everything written to the file system holding ``path`` durable:
+    Linux's syncfs(2) (one call instead of an fsync per file: a clean
+    shutdown of thousands of partitions writes tens of thousands of files,
+    issue 17); os.sync() where syncfs is not available. Raises OSError."""
+    import ctypes
+
+    try:
+        syncfs = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        os.sync()
+        return
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        if syncfs(fd) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"syncfs({path}): {os.strerror(err)}")
+    finally:
+        os.close(fd)
+
+
 def atomic_write(path: Path, data: bytes, *, fsync: bool = True) -> None:
     """Write ``data`` to ``path`` via ``path.tmp`` + rename (fsynced if asked)."""
     tmp = path.with_name(path.name + ".tmp")

@@ -102,11 +102,11 @@ class LeaderEpochCache:
         self.unwritten = False
         return [(e.epoch, e.start_offset) for e in self._entries]
 
-    def write_entries(self, entries: list[tuple[int, int]]) -> None:
+    def write_entries(self, entries: list[tuple[int, int]], *, fsync: bool = True) -> None:
         """Write a snapshot from :meth:`take_unwritten` (may run off the
         thread that changes the cache)."""
         if self.path is not None:
-            write_epoch_checkpoint(self.path, entries)
+            write_epoch_checkpoint(self.path, entries, fsync=fsync)
 
     def mark_unwritten(self) -> None:
         self.unwritten = True

@@ -249,19 +249,22 @@ class LocalLog:
                     if not s.dirty and not s.closed:
                         s.close_index_files()
 
-    def close(self) -> None:
-        """Flush everything and close the files (a clean shutdown)."""
+    def close(self, *, fsync: bool = True) -> None:
+        """Flush everything and close the files (a clean shutdown). Without
+        ``fsync`` the caller makes the writes durable itself (LogManager.close:
+        one syncfs for the whole directory) before relying on them."""
         with self.flush_lock, self.lock:
             if self.closed:
                 return
             try:
                 for s in self.segments:
                     s.on_become_inactive()
-                for s in self.segments:
-                    if s.dirty:
-                        s.flush()
-                if self.dir_dirty:
-                    fsync_dir(self.dir)
+                if fsync:
+                    for s in self.segments:
+                        if s.dirty:
+                            s.flush()
+                    if self.dir_dirty:
+                        fsync_dir(self.dir)
                 self.recovery_point = self.log_end_offset
             finally:
                 self.closed = True

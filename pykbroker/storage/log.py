@@ -482,7 +482,7 @@ class PartitionLog:
         append path left unwritten is written first."""
         self._local.flush(now_ms, before_sync=self._epoch_writer)
 
-    def _epoch_writer(self) -> Callable[[], None] | None:
+    def _epoch_writer(self, fsync: bool = True) -> Callable[[], None] | None:
         """Under the lock: a snapshot of unwritten epoch entries, and how to write it."""
         entries = self._epochs.take_unwritten()
         if entries is None:
@@ -490,22 +490,24 @@ class PartitionLog:
 
         def write() -> None:
             try:
-                self._epochs.write_entries(entries)
+                self._epochs.write_entries(entries, fsync=fsync)
             except BaseException:
                 self._epochs.mark_unwritten()
                 raise
 
         return write
 
-    def close(self) -> None:
-        """Flush everything and close the files (a clean shutdown)."""
+    def close(self, *, fsync: bool = True) -> None:
+        """Flush everything and close the files (a clean shutdown). Without
+        ``fsync`` nothing is fsynced: the caller syncs the file system
+        (LogManager.close) before it writes the clean-shutdown marker."""
         try:
             with self._lock:
-                write = None if self._local.closed else self._epoch_writer()
+                write = None if self._local.closed else self._epoch_writer(fsync)
                 if write is not None:
                     write()  # a failure still closes the files; the shutdown is then not clean
         finally:
-            self._local.close()
+            self._local.close(fsync=fsync)
 
     def close_files(self) -> None:
         """Stop using the files without flushing (the log is about to be

@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import logging
 from typing import TYPE_CHECKING, Any
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from ..protocol.codec import Message
 from ..protocol import errors
 from ..protocol.records import BatchHeader
 from ..storage.api import AppendResult
 from ..storage.producer_state import CLIENT, COORDINATOR, AppendPlan, PlainPlan, ProducerStateManager
-from ..util import run_parallel
 
 if TYPE_CHECKING:
     from ..server.state import BrokerState, PartitionState
@@ -87,27 +86,23 @@ def loaded(p: "PartitionState") -> ProducerStateManager | None:
 
 def snapshot_all(state: "BrokerState") -> None:
     """Clean shutdown: a snapshot at every partition's log end (Kafka does
-    this in UnifiedLog.close), so the next start replays nothing. The files
-    are written (and fsynced) on several threads (util.run_parallel)."""
-    def job(p: "PartitionState", ps: ProducerStateManager) -> Callable[[], None]:
-        def run() -> None:
-            try:
-                if ps.map_end_offset == p.log.log_end_offset:
-                    ps.take_snapshot(sync=True)
-                ps.flush()
-            except OSError as e:
-                log.warning("%s-%d: producer snapshot at shutdown failed: %s", p.topic, p.index, e)
-        return run
-
-    jobs = []
+    this in UnifiedLog.close), so the next start replays nothing. Partitions
+    whose state was never loaded since the start still have theirs. Not
+    fsynced one by one: BrokerState.close closes the logs next, and
+    LogManager.close syncs the file system before it writes the
+    clean-shutdown marker (a snapshot torn by a crash before that fails its
+    checksum and is ignored)."""
     for ts in list(state.topics.values()):
         for p in ts.partitions:
             ps = p.producers
             if ps is None or p.log is None or ps.log is not p.log:
                 continue
-            jobs.append(job(p, ps))
-    for e in run_parallel(jobs):
-        log.error("producer snapshot at shutdown failed: %r", e)
+            try:
+                if ps.map_end_offset == p.log.log_end_offset:
+                    ps.take_snapshot(sync=False)
+                ps.flush()
+            except OSError as e:
+                log.warning("%s-%d: producer snapshot at shutdown failed: %s", p.topic, p.index, e)
 
 
 def expire_all(state: "BrokerState", now_ms: int) -> int:
