@@ -56,6 +56,7 @@ from ..protocol.records import (
     decode_records,
 )
 from ..util import INT_MAX as INT32_MAX, fd_soft_limit
+from .checkpoints import read_bytes
 
 OFFSET_INDEX_ENTRY_SIZE = 8
 TIME_INDEX_ENTRY_SIZE = 12
@@ -661,8 +662,8 @@ class LogSegment:
 
     def _try_load_indexes(self) -> bool:
         try:
-            idx_raw = self.index_path.read_bytes()
-            ti_raw = self.timeindex_path.read_bytes()
+            idx_raw = read_bytes(self.index_path)
+            ti_raw = read_bytes(self.timeindex_path)
         except FileNotFoundError:
             if self._size == 0:
                 self._write_index_files(b"", b"")
