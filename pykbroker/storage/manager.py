@@ -69,7 +69,7 @@ import re
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import cast
 
@@ -1092,11 +1092,11 @@ class LogManager:
 
     # --- durability -------------------------------------------------------------------------------
 
-    def checkpoint(self) -> None:
+    def checkpoint(self, skip: Collection[Path] = ()) -> None:
         """Write recovery-point and log-start-offset checkpoints of every log
-        dir (fsyncs: run in a worker thread)."""
+        dir but those in ``skip`` (fsyncs: run in a worker thread)."""
         for d in self.log_dirs:
-            if d in self.offline_dirs:
+            if d in self.offline_dirs or d in skip:
                 continue
             rps: dict[tuple[str, int], int] = {}
             lsos: dict[tuple[str, int], int] = {}
@@ -1133,6 +1133,7 @@ class LogManager:
                     cast(PartitionLog, plog).close(fsync=False)
                 except Exception as e:  # keep closing the others; no marker then
                     errors.append(e)
+        unsynced: set[Path] = set()
         for d in self.log_dirs:
             if d in self.offline_dirs:
                 continue
@@ -1140,10 +1141,13 @@ class LogManager:
                 sync_filesystem(d)
             except OSError as e:
                 errors.append(e)
+                unsynced.add(d)
         if not self._loaded:
             return
         try:
-            self.checkpoint()
+            # not for a directory whose sync failed: its recovery points
+            # would claim data durable that may not be (recovery scans it)
+            self.checkpoint(skip=unsynced)
             if not errors:
                 marker = json.dumps({"version": 0, "BrokerEpoch": -1}).encode()
                 for d in self.log_dirs:
