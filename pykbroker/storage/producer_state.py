@@ -65,6 +65,7 @@ from ..protocol.errors import KafkaError
 from ..protocol.records import BatchHeader, decode_records
 from .api import PartitionStore
 from .log_rules import iter_log_batches
+from .segment import with_fd_relief
 from .txn_index import AbortedTxn, AbortedTxnIndex
 from ..util import INT_MAX as INT32_MAX
 from ..util import now_ms as _now_ms
@@ -343,8 +344,7 @@ class ProducerStateManager:
         if self.dir is None:
             return None
         try:
-            with os.scandir(self.dir) as it:
-                return [e.name for e in it]
+            return with_fd_relief(_names, self.dir)
         except FileNotFoundError:
             return []
 
@@ -390,7 +390,7 @@ class ProducerStateManager:
         while self.snapshots:
             off = self.snapshots[-1]
             try:
-                entries = read_snapshot(self._snapshot_path(off))
+                entries = with_fd_relief(read_snapshot, self._snapshot_path(off))
             except (OSError, ValueError) as e:
                 log.warning("%s: ignoring producer snapshot at %d: %s", self.name, off, e)
                 self._delete_snapshot(off)
@@ -673,6 +673,11 @@ class ProducerStateManager:
 
 
 # -- snapshot files ----------------------------------------------------------------------------------
+
+def _names(d: Path) -> list[str]:
+    with os.scandir(d) as it:
+        return [e.name for e in it]
+
 
 def write_snapshot(path: Path, entries: Iterable[ProducerStateEntry], *, sync: bool = True) -> None:
     body = bytearray()

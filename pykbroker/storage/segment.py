@@ -40,6 +40,7 @@ import weakref
 from collections import OrderedDict
 from array import array
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 from pathlib import Path
 
 import attrs
@@ -62,6 +63,7 @@ OFFSET_INDEX_ENTRY_SIZE = 8
 TIME_INDEX_ENTRY_SIZE = 12
 _IDX = struct.Struct(">ii")
 _TIDX = struct.Struct(">qi")
+_T = TypeVar("_T")
 _SCAN_CHUNK = 16 * 1024  # bytes read at a time when walking batch headers
 _RECOVER_CHUNK = 1024 * 1024  # bytes read at a time when checksumming
 
@@ -218,6 +220,19 @@ def _open_with_relief(path: Path, flags: int) -> int:
             raise
     OPEN_SEGMENTS.shrink(max(len(OPEN_SEGMENTS) // 2, 1))
     return os.open(path, flags, 0o644)
+
+
+def with_fd_relief(fn: Callable[..., _T], *args: Any) -> _T:
+    """``fn(*args)``; on EMFILE/ENFILE half the open segments let their fd go
+    and it is called once more (file work done on first use, such as loading
+    a partition's producer state during a fetch holding many segments)."""
+    try:
+        return fn(*args)
+    except OSError as e:
+        if e.errno not in (errno.EMFILE, errno.ENFILE):
+            raise
+    OPEN_SEGMENTS.shrink(max(len(OPEN_SEGMENTS) // 2, 1))
+    return fn(*args)
 
 
 def set_max_open_segments(n: int) -> None:

@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import NamedTuple
 from collections.abc import Iterable
 
+from .segment import with_fd_relief
+
 log = logging.getLogger("pykbroker.storage")
 
 TXNINDEX_SUFFIX = ".txnindex"
@@ -112,7 +114,7 @@ class AbortedTxnIndex:
                 except OSError:
                     pass
                 continue
-            got = read_file(Path(path))
+            got = with_fd_relief(read_file, Path(path))
             if got:
                 self._buckets[base] = got
         self._bases = sorted(self._buckets)
