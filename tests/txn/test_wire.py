@@ -21,6 +21,7 @@ What is proved here:
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -421,5 +422,9 @@ def test_open_transaction_still_bounds_the_last_stable_offset_after_a_clean_rest
                                                                 "partition_max_bytes": 1 << 20}]}],
                            "forgotten_topics_data": [], "rack_id": ""})
         assert f["responses"][0]["partitions"][0]["last_stable_offset"] == 2
-        assert end(c, tid, pid, epoch, True)["error_code"] == 0
+        deadline = time.monotonic() + 30
+        while (code := end(c, tid, pid, epoch, True)["error_code"]) == errors.COORDINATOR_LOAD_IN_PROGRESS:
+            assert time.monotonic() < deadline, "the coordinator did not load __transaction_state"
+            time.sleep(0.05)  # the restarted coordinator may still be loading
+        assert code == 0
         assert list_offset(1) == 7  # committed (the marker at 6)
