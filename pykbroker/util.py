@@ -40,3 +40,4 @@ def fd_headroom() -> int:
     """Descriptors still free under the soft limit (a large number if unknown)."""
     n = open_fd_count()
     return fd_soft_limit() - n if n >= 0 else 1 << 20
+

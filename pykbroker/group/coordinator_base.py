@@ -121,17 +121,17 @@ class InternalTopicCoordinator:
         return self.epochs.get(part, -1)
 
     async def append_state(self, key: str, p: Any, data: bytearray, headers: Any, *, now: int,
-                           origin: str | None = None) -> None:
-        """Append ``key``'s records (acks=-1) to its partition ``p``, fenced by
-        :meth:`write_epoch`. Raises KafkaError (NOT_LEADER_OR_FOLLOWER when
-        fenced; the partition is then unloaded) and InvalidRecords."""
+                           origin: str | None = None, acks: int = -1) -> None:
+        """Append ``key``'s records (acks=-1 unless told) to its partition ``p``,
+        fenced by :meth:`write_epoch`. Raises KafkaError (NOT_LEADER_OR_FOLLOWER
+        when fenced; the partition is then unloaded) and InvalidRecords."""
         epoch = self.write_epoch(key) if self.FENCED_WRITES else -1
         if epoch == NOT_LOADED:
             raise errors.KafkaError(errors.NOT_LEADER_OR_FOLLOWER,
                                     f"{p.topic}-{p.index} is not loaded: the write was decided before")
         kw: dict[str, Any] = {"origin": origin} if origin is not None else {}
         try:
-            await self.state.append(p, data, headers, acks=-1, now=now, leader_epoch=epoch, **kw)
+            await self.state.append(p, data, headers, acks=acks, now=now, leader_epoch=epoch, **kw)
         except errors.KafkaError as e:
             if e.code == errors.NOT_LEADER_OR_FOLLOWER and epoch >= 0 and p.leader_epoch != epoch:
                 self._fenced(p.index, epoch)

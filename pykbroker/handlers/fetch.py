@@ -51,7 +51,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -59,7 +59,7 @@ from ..protocol.codec import Message
 from ..protocol import errors
 from ..security import acl, quotas
 from ..storage.log import OffsetOutOfRange
-from ..txn.producers import aborted_transactions
+from ..txn.producers import aborted_transactions, loaded
 from . import RequestContext, handler
 
 if TYPE_CHECKING:
@@ -84,6 +84,23 @@ def _check_epoch(requested: int, current: int) -> int:
 Group = tuple[str, bytes, list[Message]]
 
 
+def _load_producer_states(st: Any, v: int, groups: list[Group]) -> None:
+    """Load the producer state (for the last stable offset) of the requested
+    partitions that have not loaded it yet (after a clean restart it loads on
+    first use), before any of them is read: the file regions a fetch holds
+    can take every descriptor under a low fd limit."""
+    for topic, topic_id, partitions in groups:
+        ts = st.topics_by_id.get(topic_id) if v >= 13 else st.topics.get(topic)
+        if ts is None:
+            continue
+        for fp in partitions:
+            idx = fp["partition"]
+            if 0 <= idx < len(ts.partitions):
+                p = ts.partitions[idx]
+                if p.producers is None and p.log is not None:
+                    loaded(p)
+
+
 def _collect(ctx: RequestContext, req: Message, groups: list[Group]) -> tuple[list[Message], int, list[PartitionState]]:
     """One pass over the requested partitions: (responses, bytes, partitions)."""
     st = ctx.state
@@ -96,6 +113,7 @@ def _collect(ctx: RequestContext, req: Message, groups: list[Group]) -> tuple[li
     total = 0
     watched: list[PartitionState] = []
     out = []
+    _load_producer_states(st, v, groups)
     for topic, topic_id, partitions in groups:
         if v >= 13:
             ts = st.topics_by_id.get(topic_id)

@@ -279,6 +279,13 @@ class _Gen:
                 lines.append(f"{ind}    b.append(0)")
             else:
                 lines.append(f"{ind}    b += b'\\xff\\xff\\xff\\xff'")
+            if f.fields is not None:  # structs may come already encoded (primitives.EncodedArray)
+                lines.append(f"{ind}elif _a.__class__ is P.EncodedArray:")
+                if flex:
+                    lines.append(f"{ind}    P.write_uvarint(b, _a.count + 1)")
+                else:
+                    lines.append(f"{ind}    b += P.I32.pack(_a.count)")
+                lines.append(f"{ind}    b += _a.data")
             lines.append(f"{ind}else:")
             if flex:
                 lines.append(f"{ind}    P.write_uvarint(b, len(_a) + 1)")

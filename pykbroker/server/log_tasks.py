@@ -144,6 +144,8 @@ class LogTasks:
             now = now_ms()
             due: list[PartitionStore] = []
             for ts in list(self.state.topics.values()):
+                if ts.log_config.flush_ms >= LONG_MAX:
+                    continue  # no flush by time (the default): not a look at each partition every tick
                 for p in ts.partitions:
                     plog = p.log
                     if plog is not None and not plog.closed and id(plog) not in self._flushing \

@@ -64,7 +64,8 @@ class BrokerEndpoint:
 @attrs.frozen
 class PartitionInfo:
     """One partition as Metadata describes it. ``leader`` is -1 when the
-    leader is not live; ``offline`` lists the replicas that are not live."""
+    leader is not live; ``offline`` lists the replicas that are not live.
+    Answers may be shared between partitions: the lists are not to be changed."""
 
     leader: int
     leader_epoch: int
@@ -259,6 +260,7 @@ class LocalReplicas:
 
     def __init__(self, state: "BrokerState") -> None:
         self.state = state
+        self._infos: dict[int, PartitionInfo] = {}  # partition_info's answers, by leader epoch
         logs = state.logs
         assert logs is not None
         for meta in list(logs.topics.values()):  # a lone broker's topics: those of its log directories
@@ -300,7 +302,12 @@ class LocalReplicas:
         if logs is not None and logs.offline_dirs and logs.log_dir_of(p.topic, p.index) in logs.offline_dirs:
             # its log directory failed: the only replica is offline, no leader (Kafka's OfflinePartition)
             return PartitionInfo(-1, p.leader_epoch, [node], [node], [node])
-        return PartitionInfo(node, p.leader_epoch, [node], [node], [])
+        # one shared (read-only) answer per leader epoch: Metadata asks for
+        # every partition of a topic, thousands at a time (issue 17)
+        info = self._infos.get(p.leader_epoch)
+        if info is None or info.leader != node:
+            info = self._infos[p.leader_epoch] = PartitionInfo(node, p.leader_epoch, [node], [node], [])
+        return info
 
     def replication_factor(self, topic: str) -> int:
         return 1

@@ -31,6 +31,7 @@ import trio
 from ..storage.log_config import LogConfig
 from ..storage.api import LogStore
 from ..storage.manager import PartitionCreation, TopicMeta, UnknownTopicError
+from ..txn import producers as txn_producers
 
 if TYPE_CHECKING:
     from ..storage.api import PartitionStore
@@ -75,7 +76,7 @@ class PartitionState:
         """The high watermark, or the first offset of the earliest transaction
         not yet decided (or whose marker is not below the high watermark)."""
         hw = self.log.high_watermark
-        ps = self.producers
+        ps = self.producers if self.producers is not None else txn_producers.loaded(self)
         if ps is None or not (ps.ongoing or ps.unreplicated):
             return hw
         first = ps.first_unstable_offset(hw)

@@ -5,6 +5,14 @@ each leader epoch. Both engines keep one; the segment log gives it a
 ``leader-epoch-checkpoint`` file, rewritten whenever the entries change
 (unless the caller batches changes with ``write=False`` and calls
 :meth:`LeaderEpochCache.write` itself, as recovery does).
+
+A change made with ``write=False`` leaves the cache ``unwritten`` until the
+next :meth:`LeaderEpochCache.write`. The leader's append path uses that
+(issue 17): the first append of a new epoch does not write the file on the
+event loop; the log writes it before its recovery point passes the entry
+(``PartitionLog.flush``/``close``), and after a crash the recovery scan
+from the recovery point rebuilds any entry that was not written (the
+batches carry their epochs).
 """
 
 from __future__ import annotations
@@ -58,6 +66,8 @@ class LeaderEpochCache:
     def __init__(self, entries: Sequence[EpochEntry] = (), path: Path | None = None) -> None:
         self._entries: list[EpochEntry] = list(entries)
         self.path = path
+        #: changed since the file was last written (a ``write=False`` change)
+        self.unwritten = False
 
     @classmethod
     def load(cls, path: Path) -> LeaderEpochCache:
@@ -79,12 +89,34 @@ class LeaderEpochCache:
         return self._entries[-1].epoch if self._entries else -1
 
     def write(self) -> None:
+        self.unwritten = False
         if self.path is not None:
             write_epoch_checkpoint(self.path, [(e.epoch, e.start_offset) for e in self._entries])
 
+    def take_unwritten(self) -> list[tuple[int, int]] | None:
+        """The entries to write if a change is not in the file yet (the flag
+        is cleared: call :meth:`write_entries` with them, or
+        :meth:`mark_unwritten` if that fails); None if nothing is pending."""
+        if not self.unwritten or self.path is None:
+            return None
+        self.unwritten = False
+        return [(e.epoch, e.start_offset) for e in self._entries]
+
+    def write_entries(self, entries: list[tuple[int, int]], *, fsync: bool = True) -> None:
+        """Write a snapshot from :meth:`take_unwritten` (may run off the
+        thread that changes the cache)."""
+        if self.path is not None:
+            write_epoch_checkpoint(self.path, entries, fsync=fsync)
+
+    def mark_unwritten(self) -> None:
+        self.unwritten = True
+
     def _changed(self, changed: bool, write: bool) -> bool:
-        if changed and write:
-            self.write()
+        if changed:
+            if write:
+                self.write()
+            else:
+                self.unwritten = True
         return changed
 
     def assign(self, epoch: int, start_offset: int, *, write: bool = True) -> bool:
@@ -131,6 +163,8 @@ class LeaderEpochCache:
         self._entries = []
         if write:
             self.write()
+        else:
+            self.unwritten = True
 
     def epoch_for_offset(self, offset: int) -> int:
         return epoch_for_offset(self._entries, offset)

@@ -88,13 +88,17 @@ def load_log(
     log_start_offset: int | None,
     topic_id: bytes | None,
     now_ms: int,
+    topic_id_on_disk: bool = False,
 ) -> LoadedLog:
-    """Open (or create) the partition directory ``dir`` (see PartitionLog.open)."""
+    """Open (or create) the partition directory ``dir`` (see PartitionLog.open).
+    ``topic_id_on_disk``: the caller has just read partition.metadata and it
+    holds ``topic_id`` (LogManager.load: not read a second time)."""
     parsed = parse_partition_dir_name(dir.name) or parse_future_dir_name(dir.name)
     if parsed is None:
         raise ValueError(f"not a partition directory name: {dir.name!r}")
     topic, partition = parsed
-    dir.mkdir(parents=True, exist_ok=True)
+    if not topic_id_on_disk:  # else the directory exists: its file was read
+        dir.mkdir(parents=True, exist_ok=True)
     bases = _scan(dir, config, now_ms)
     created = not bases
     if created:
@@ -120,7 +124,7 @@ def load_log(
         epochs.write()
     leo = segments.active.next_offset
     try:
-        stored_id = _check_topic_id(dir, topic_id)
+        stored_id = topic_id if topic_id_on_disk and topic_id is not None else _check_topic_id(dir, topic_id)
     except InconsistentTopicIdError:
         for s in segments:
             s.close()
@@ -133,7 +137,7 @@ def _scan(dir: Path, config: LogConfig, now_ms: int) -> list[int]:
     """The base offsets of the segments in ``dir``, sorted, after removing
     leftovers and completing interrupted swaps."""
     bases: list[int] = []
-    index_files: list[tuple[int, Path]] = []
+    index_files: list[tuple[int, str]] = []
     swaps: list[int] = []
     for entry in os.scandir(dir):
         name = entry.name
@@ -151,13 +155,13 @@ def _scan(dir: Path, config: LogConfig, now_ms: int) -> list[int]:
         if suffix == "log":
             bases.append(int(stem))
         elif suffix in ("index", "timeindex"):
-            index_files.append((int(stem), Path(entry.path)))
+            index_files.append((int(stem), entry.path))  # a str: no pathlib work per partition
     for sb in sorted(swaps):
         _complete_swap(dir, config, sb, bases, now_ms)
     base_set = set(bases)
     for b, p in index_files:
         if b not in base_set:  # orphan index (Kafka deletes these too)
-            p.unlink()
+            os.unlink(p)
     return sorted(bases)
 
 

@@ -207,10 +207,16 @@ class LocalLog:
             return False
         return unflushed >= self.config.flush_messages or now_ms - self.last_flush_ms >= self.config.flush_ms
 
-    def flush(self, now_ms: int | None = None) -> None:
+    def flush(self, now_ms: int | None = None, *,
+              before_sync: Callable[[], Callable[[], None] | None] | None = None) -> None:
         """fsync every segment with unflushed writes (and the directory after
         segment creation/deletion); advance the recovery point. May run in a
-        worker thread concurrently with writes and reads."""
+        worker thread concurrently with writes and reads.
+
+        ``before_sync`` is called under the lock, with the log end offset the
+        recovery point will advance to; the callable it may return runs first,
+        outside the lock (the partition writes its leader epoch checkpoint
+        that way, before the recovery point passes the entries)."""
         disk_delay()
         with self.flush_lock:
             with self.lock:
@@ -221,7 +227,10 @@ class LocalLog:
                 dir_dirty = self.dir_dirty
                 self.dir_dirty = False
                 self.flush_pending = False
+                first = before_sync() if before_sync is not None else None
             try:
+                if first is not None:
+                    first()
                 for s in dirty:
                     s.flush()
                 if dir_dirty:
@@ -240,19 +249,22 @@ class LocalLog:
                     if not s.dirty and not s.closed:
                         s.close_index_files()
 
-    def close(self) -> None:
-        """Flush everything and close the files (a clean shutdown)."""
+    def close(self, *, fsync: bool = True) -> None:
+        """Flush everything and close the files (a clean shutdown). Without
+        ``fsync`` the caller makes the writes durable itself (LogManager.close:
+        one syncfs for the whole directory) before relying on them."""
         with self.flush_lock, self.lock:
             if self.closed:
                 return
             try:
                 for s in self.segments:
                     s.on_become_inactive()
-                for s in self.segments:
-                    if s.dirty:
-                        s.flush()
-                if self.dir_dirty:
-                    fsync_dir(self.dir)
+                if fsync:
+                    for s in self.segments:
+                        if s.dirty:
+                            s.flush()
+                    if self.dir_dirty:
+                        fsync_dir(self.dir)
                 self.recovery_point = self.log_end_offset
             finally:
                 self.closed = True

@@ -95,6 +95,7 @@ class PartitionLog:
         log_start_offset: int | None = None,
         topic_id: bytes | None = None,
         now_ms: int | None = None,
+        topic_id_on_disk: bool = False,
     ) -> PartitionLog:
         """Open (or create) the partition directory ``dir``.
 
@@ -105,11 +106,13 @@ class PartitionLog:
         segment is deleted (as Kafka does). Segments whose index files are
         missing or inconsistent are rebuilt whenever they are first used.
         ``log_start_offset`` comes from log-start-offset-checkpoint.
-        ``topic_id`` (16 bytes) is checked against / written to partition.metadata.
+        ``topic_id`` (16 bytes) is checked against / written to partition.metadata
+        (``topic_id_on_disk``: the caller has just read it there).
         """
         now = _now_ms() if now_ms is None else now_ms
         loaded = load_log(Path(dir), config, recover=recover, recovery_point=recovery_point,
-                          log_start_offset=log_start_offset, topic_id=topic_id, now_ms=now)
+                          log_start_offset=log_start_offset, topic_id=topic_id, now_ms=now,
+                          topic_id_on_disk=topic_id_on_disk)
         return cls(loaded, config, now)
 
     # --- state ---------------------------------------------------------------------------
@@ -260,7 +263,11 @@ class PartitionLog:
             new_headers = patched_headers(buf, headers)
             max_ts = max(h.max_timestamp for h in new_headers)
             segment = self._local.maybe_roll(total, max_ts, last, now_ms)
-            self._epochs.assign(leader_epoch, base)
+            # not written to leader-epoch-checkpoint here (one file write and
+            # two fsyncs per partition on the event loop, issue 17): flush()
+            # and close() write it before the recovery point passes the entry;
+            # after a crash the recovery scan rebuilds it from the batches
+            self._epochs.assign(leader_epoch, base, write=False)
             self._local.write(segment, buf, new_headers)
             result = AppendResult(
                 base,
@@ -471,12 +478,36 @@ class PartitionLog:
     def flush(self, now_ms: int | None = None) -> None:
         """fsync every segment with unflushed writes (and the directory after
         segment creation/deletion); advance the recovery point. May run in a
-        worker thread concurrently with append/read."""
-        self._local.flush(now_ms)
+        worker thread concurrently with append/read. A leader epoch entry the
+        append path left unwritten is written first."""
+        self._local.flush(now_ms, before_sync=self._epoch_writer)
 
-    def close(self) -> None:
-        """Flush everything and close the files (a clean shutdown)."""
-        self._local.close()
+    def _epoch_writer(self, fsync: bool = True) -> Callable[[], None] | None:
+        """Under the lock: a snapshot of unwritten epoch entries, and how to write it."""
+        entries = self._epochs.take_unwritten()
+        if entries is None:
+            return None
+
+        def write() -> None:
+            try:
+                self._epochs.write_entries(entries, fsync=fsync)
+            except BaseException:
+                self._epochs.mark_unwritten()
+                raise
+
+        return write
+
+    def close(self, *, fsync: bool = True) -> None:
+        """Flush everything and close the files (a clean shutdown). Without
+        ``fsync`` nothing is fsynced: the caller syncs the file system
+        (LogManager.close) before it writes the clean-shutdown marker."""
+        try:
+            with self._lock:
+                write = None if self._local.closed else self._epoch_writer(fsync)
+                if write is not None:
+                    write()  # a failure still closes the files; the shutdown is then not clean
+        finally:
+            self._local.close(fsync=fsync)
 
     def close_files(self) -> None:
         """Stop using the files without flushing (the log is about to be

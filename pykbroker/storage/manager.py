@@ -69,7 +69,7 @@ import re
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import cast
 
@@ -85,6 +85,7 @@ from .checkpoints import (
     read_offset_checkpoint,
     read_partition_metadata,
     read_properties,
+    sync_filesystem,
     write_offset_checkpoint,
     write_properties,
 )
@@ -348,6 +349,7 @@ class LogManager:
         self._read_topics()
         futures: list[tuple[Path, Path, str, int]] = []
         checkpoints: dict[Path, tuple[dict[tuple[str, int], int], dict[tuple[str, int], int], bool]] = {}
+        configs: dict[str, LogConfig] = {}  # per topic, not parsed again for each of its partitions
         for d in self.log_dirs:
             clean_marker = d / CLEAN_SHUTDOWN_FILE
             clean = clean_marker.exists()
@@ -385,9 +387,12 @@ class LogManager:
                         "manually deleting one of the two directories for this partition. It is recommended "
                         "to delete the partition in the log directory that is known to have failed recently."
                     )
+                config = configs.get(topic)
+                if config is None:
+                    config = configs[topic] = self.config_for(meta.configs)
                 plog = PartitionLog.open(
                     path,
-                    self.config_for(meta.configs),
+                    config,
                     recover=not clean,
                     # not checkpointed yet (no file, or a partition created
                     # since): everything is unflushed, recover from 0 as Kafka
@@ -395,6 +400,7 @@ class LogManager:
                     log_start_offset=lsos.get((topic, p)),
                     topic_id=meta.topic_id,
                     now_ms=now_ms,
+                    topic_id_on_disk=stored is not None,  # read above, equal to meta's
                 )
                 self._logs[(topic, p)] = plog
                 self._dir_of[(topic, p)] = d
@@ -1086,11 +1092,11 @@ class LogManager:
 
     # --- durability -------------------------------------------------------------------------------
 
-    def checkpoint(self) -> None:
+    def checkpoint(self, skip: Collection[Path] = ()) -> None:
         """Write recovery-point and log-start-offset checkpoints of every log
-        dir (fsyncs: run in a worker thread)."""
+        dir but those in ``skip`` (fsyncs: run in a worker thread)."""
         for d in self.log_dirs:
-            if d in self.offline_dirs:
+            if d in self.offline_dirs or d in skip:
                 continue
             rps: dict[tuple[str, int], int] = {}
             lsos: dict[tuple[str, int], int] = {}
@@ -1120,13 +1126,28 @@ class LogManager:
                     plog.close_files()  # nothing more is written to a failed directory
                     continue
                 try:
-                    plog.close()
-                except Exception as e:  # keep closing the others
+                    # no fsync per file: one syncfs per directory below makes
+                    # everything durable before the checkpoints and the
+                    # clean-shutdown marker (with thousands of partitions, an
+                    # fsync per file took tens of seconds, issue 17)
+                    cast(PartitionLog, plog).close(fsync=False)
+                except Exception as e:  # keep closing the others; no marker then
                     errors.append(e)
+        unsynced: set[Path] = set()
+        for d in self.log_dirs:
+            if d in self.offline_dirs:
+                continue
+            try:
+                sync_filesystem(d)
+            except OSError as e:
+                errors.append(e)
+                unsynced.add(d)
         if not self._loaded:
             return
         try:
-            self.checkpoint()
+            # not for a directory whose sync failed: its recovery points
+            # would claim data durable that may not be (recovery scans it)
+            self.checkpoint(skip=unsynced)
             if not errors:
                 marker = json.dumps({"version": 0, "BrokerEpoch": -1}).encode()
                 for d in self.log_dirs:

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import bisect
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from ..protocol.records import BatchHeader, assign_offsets, decode_records
@@ -445,7 +445,7 @@ class MemoryLogManager(LogManager):
         """No segment files: nothing for retention, the cleaner or file deletion."""
         return {}
 
-    def checkpoint(self) -> None:
+    def checkpoint(self, skip: Collection[Path] = ()) -> None:
         return None
 
     def flush_all(self) -> None:

@@ -65,6 +65,7 @@ from ..protocol.errors import KafkaError
 from ..protocol.records import BatchHeader, decode_records
 from .api import PartitionStore
 from .log_rules import iter_log_batches
+from .segment import with_fd_relief
 from .txn_index import AbortedTxn, AbortedTxnIndex
 from ..util import INT_MAX as INT32_MAX
 from ..util import now_ms as _now_ms
@@ -333,10 +334,19 @@ class ProducerStateManager:
         a replay of the log after it (or of the whole log)."""
         self = cls(plog.name, plog.dir, expiration_ms=expiration_ms, log_start_offset=plog.log_start_offset)
         self.log = plog
-        self.aborted.load(plog.segment_bases())
+        names = self._list_dir()  # one listing for the .txnindex and .snapshot files
+        self.aborted.load(plog.segment_bases(), names)
         self._listen(plog)
-        self._reload(now_ms)
+        self._reload(now_ms, names)
         return self
+
+    def _list_dir(self) -> list[str] | None:
+        if self.dir is None:
+            return None
+        try:
+            return with_fd_relief(_names, self.dir)
+        except FileNotFoundError:
+            return []
 
     def _listen(self, plog: PartitionStore) -> None:
         """Follow compaction swaps (PartitionStore.on_segments_replaced)."""
@@ -348,24 +358,20 @@ class ProducerStateManager:
         if self.log is not None:
             self.aborted.segments_replaced(new_base, old_bases)
 
-    def _list_snapshots(self) -> list[int]:
-        if self.dir is None:
+    def _list_snapshots(self, names: list[str] | None = None) -> list[int]:
+        if names is None:
+            names = self._list_dir()
+        if not names:
             return []
         out = []
-        try:
-            it = os.scandir(self.dir)
-        except FileNotFoundError:
-            return []
-        with it:
-            for e in it:
-                n = e.name
-                if n.endswith(SNAPSHOT_SUFFIX):
-                    stem = n[: -len(SNAPSHOT_SUFFIX)]
-                    if len(stem) == 20 and stem.isdigit():
-                        out.append(int(stem))
+        for n in names:
+            if n.endswith(SNAPSHOT_SUFFIX):
+                stem = n[: -len(SNAPSHOT_SUFFIX)]
+                if len(stem) == 20 and stem.isdigit():
+                    out.append(int(stem))
         return sorted(out)
 
-    def _reload(self, now_ms: int | None = None) -> None:
+    def _reload(self, now_ms: int | None = None, names: list[str] | None = None) -> None:
         """Rebuild from the latest snapshot within [log start, log end] and a
         replay of the log after it (Kafka's truncateAndReload + rebuild)."""
         plog = self.log
@@ -375,7 +381,7 @@ class ProducerStateManager:
         self.producers.clear()
         self.ongoing.clear()
         self.unreplicated.clear()
-        self.snapshots = self._list_snapshots()
+        self.snapshots = self._list_snapshots(names)
         for off in [o for o in self.snapshots if o > end or o < start]:
             self._delete_snapshot(off)
         now = _now_ms() if now_ms is None else now_ms
@@ -384,7 +390,7 @@ class ProducerStateManager:
         while self.snapshots:
             off = self.snapshots[-1]
             try:
-                entries = read_snapshot(self._snapshot_path(off))
+                entries = with_fd_relief(read_snapshot, self._snapshot_path(off))
             except (OSError, ValueError) as e:
                 log.warning("%s: ignoring producer snapshot at %d: %s", self.name, off, e)
                 self._delete_snapshot(off)
@@ -667,6 +673,11 @@ class ProducerStateManager:
 
 
 # -- snapshot files ----------------------------------------------------------------------------------
+
+def _names(d: Path) -> list[str]:
+    with os.scandir(d) as it:
+        return [e.name for e in it]
+
 
 def write_snapshot(path: Path, entries: Iterable[ProducerStateEntry], *, sync: bool = True) -> None:
     body = bytearray()

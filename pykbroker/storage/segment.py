@@ -40,6 +40,7 @@ import weakref
 from collections import OrderedDict
 from array import array
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 from pathlib import Path
 
 import attrs
@@ -56,11 +57,13 @@ from ..protocol.records import (
     decode_records,
 )
 from ..util import INT_MAX as INT32_MAX, fd_soft_limit
+from .checkpoints import read_bytes
 
 OFFSET_INDEX_ENTRY_SIZE = 8
 TIME_INDEX_ENTRY_SIZE = 12
 _IDX = struct.Struct(">ii")
 _TIDX = struct.Struct(">qi")
+_T = TypeVar("_T")
 _SCAN_CHUNK = 16 * 1024  # bytes read at a time when walking batch headers
 _RECOVER_CHUNK = 1024 * 1024  # bytes read at a time when checksumming
 
@@ -219,6 +222,19 @@ def _open_with_relief(path: Path, flags: int) -> int:
     return os.open(path, flags, 0o644)
 
 
+def with_fd_relief(fn: Callable[..., _T], *args: Any) -> _T:
+    """``fn(*args)``; on EMFILE/ENFILE half the open segments let their fd go
+    and it is called once more (file work done on first use, such as loading
+    a partition's producer state during a fetch holding many segments)."""
+    try:
+        return fn(*args)
+    except OSError as e:
+        if e.errno not in (errno.EMFILE, errno.ENFILE):
+            raise
+    OPEN_SEGMENTS.shrink(max(len(OPEN_SEGMENTS) // 2, 1))
+    return fn(*args)
+
+
 def set_max_open_segments(n: int) -> None:
     """Bound the open segment log files (0: half the fd soft limit)."""
     OPEN_SEGMENTS.max_open = n
@@ -265,7 +281,10 @@ class LogSegment:
             self._size = 0
             OPEN_SEGMENTS.open(self)
         else:
-            self._size = os.fstat(self._handle().fd).st_size
+            # the log file is opened on first use (OPEN_SEGMENTS), not here: a
+            # broker with many partitions would open (and, past the bound,
+            # close again) every segment at start (issue 17)
+            self._size = os.stat(self.log_path).st_size
         # in-memory indexes (absolute offsets)
         self._idx_off = array("q")
         self._idx_pos = array("q")
@@ -658,8 +677,8 @@ class LogSegment:
 
     def _try_load_indexes(self) -> bool:
         try:
-            idx_raw = self.index_path.read_bytes()
-            ti_raw = self.timeindex_path.read_bytes()
+            idx_raw = read_bytes(self.index_path)
+            ti_raw = read_bytes(self.timeindex_path)
         except FileNotFoundError:
             if self._size == 0:
                 self._write_index_files(b"", b"")

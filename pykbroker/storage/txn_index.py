@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import NamedTuple
 from collections.abc import Iterable
 
+from .segment import with_fd_relief
+
 log = logging.getLogger("pykbroker.storage")
 
 TXNINDEX_SUFFIX = ".txnindex"
@@ -86,29 +88,33 @@ class AbortedTxnIndex:
         return [e for b in self._bases for e in self._buckets[b]]
 
     # -- loading ------------------------------------------------------------------------------
-    def load(self, segment_bases: list[int]) -> None:
+    def load(self, segment_bases: list[int], names: list[str] | None = None) -> None:
         """Read the ``.txnindex`` files of these segments (others are orphans:
-        deleted)."""
+        deleted). ``names``: the directory's file names if the caller has
+        just listed it (else it is listed here)."""
         self._buckets.clear()
         if self.dir is None:
             self._bases = []
             return
         wanted = set(segment_bases)
-        for entry in os.scandir(self.dir):
-            name = entry.name
+        if names is None:
+            with os.scandir(self.dir) as it:
+                names = [e.name for e in it]
+        for name in names:
             if not name.endswith(TXNINDEX_SUFFIX):
                 continue
             stem = name[: -len(TXNINDEX_SUFFIX)]
             if len(stem) != 20 or not stem.isdigit():
                 continue
             base = int(stem)
+            path = os.path.join(self.dir, name)
             if base not in wanted:
                 try:
-                    os.unlink(entry.path)
+                    os.unlink(path)
                 except OSError:
                     pass
                 continue
-            got = read_file(Path(entry.path))
+            got = with_fd_relief(read_file, Path(path))
             if got:
                 self._buckets[base] = got
         self._bases = sorted(self._buckets)

@@ -16,11 +16,13 @@ transaction timeout, transactional-id expiry) are deadlines on one task
 
 End of a transaction: PrepareCommit/PrepareAbort is written, then a
 COMMIT/ABORT control batch to every partition of the transaction (through
-``BrokerState.append``; for ``__consumer_offsets`` partitions the group
-coordinator then materialises or drops the transaction's offsets), then
-CompleteCommit/CompleteAbort, all before EndTxn answers, so a committed
-transaction is visible to read_committed consumers when the producer's
-commit returns. If a marker cannot be written (a partition without a
+``BrokerState.append``, all partitions at once; for ``__consumer_offsets``
+partitions the group coordinator then materialises or drops the
+transaction's offsets), then CompleteCommit/CompleteAbort, all before EndTxn
+answers, so a committed transaction is visible to read_committed consumers
+when the producer's commit returns. Prepare* and the markers wait for the
+in-sync replicas; Complete* only for the local append (losing it with the
+leader only means the next coordinator writes the markers again). If a marker cannot be written (a partition without a
 leader, a storage error) the answer is still NONE (the decision is
 durable) and the transaction stays in Prepare* (CONCURRENT_TRANSACTIONS
 for its producer) while a background task retries. A transaction found in
@@ -269,9 +271,11 @@ class TransactionCoordinator(InternalTopicCoordinator):
                 self._reschedule(meta)
 
     # -- persistence --------------------------------------------------------------------------------------
-    async def _write(self, meta: TransactionMetadata, t: TxnTransit) -> int:
+    async def _write(self, meta: TransactionMetadata, t: TxnTransit, *, acks: int = -1) -> int:
         """Append the transition to ``__transaction_state`` and complete it;
-        on failure the pending transition is dropped. Returns an error code."""
+        on failure the pending transition is dropped. Returns an error code.
+        ``acks=1``: complete it once the local append is done, without waiting
+        for the followers (Complete*: see _markers_and_complete)."""
         ts = self.topic()
         if ts is None:
             meta.abort_pending()
@@ -282,7 +286,7 @@ class TransactionCoordinator(InternalTopicCoordinator):
         batch = build_batch([(records.key_bytes(meta.transactional_id), value, (), now)])
         try:
             headers = validate_batches(batch, max_batch_bytes=None, client=False)
-            await self.append_state(meta.transactional_id, p, bytearray(batch), headers, now=now)
+            await self.append_state(meta.transactional_id, p, bytearray(batch), headers, now=now, acks=acks)
         except InvalidRecords as e:
             meta.abort_pending()
             log.warning("transaction %s: cannot write %s: %s", meta.transactional_id, STATE_NAMES[t.state], e)
@@ -559,8 +563,14 @@ class TransactionCoordinator(InternalTopicCoordinator):
             if background_on_failure:
                 self._spawn(self._complete_in_background, meta.transactional_id)
             return False
+        # Complete* does not wait for the followers (issue 17: one replication
+        # round trip less per commit in a cluster; Kafka answers EndTxn before
+        # writing it at all). Safe: if it is lost with the leader, the next
+        # coordinator loads Prepare* and writes the markers again (markers are
+        # idempotent), and any later write of this id waits (acks=all) for
+        # the high watermark to pass it in the log.
         t = meta.prepare_complete(now_ms())
-        err = await self._write(meta, t)
+        err = await self._write(meta, t, acks=1)
         if err:
             log.warning("transaction %s: cannot write %s: %s", meta.transactional_id, STATE_NAMES[t.state],
                         errors.NAMES.get(err, err))

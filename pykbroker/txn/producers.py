@@ -4,7 +4,9 @@ transactional produce against the coordinator, snapshots and expiry.
 
 ``PartitionState.producers`` holds each partition's
 :class:`~pykbroker.storage.producer_state.ProducerStateManager`, loaded with
-the logs at start (:func:`load_all`, in the loading thread) or on first use.
+the logs at start when the partition was recovered after a crash
+(:func:`load_all`, in the loading thread), else on first use (an append,
+the last stable offset, a read_committed fetch: :func:`loaded`).
 
 ``BrokerState.append`` (the one append path) calls :func:`before_append`
 right before the log write (validation: KafkaError with Kafka's code; a
@@ -33,7 +35,7 @@ log = logging.getLogger("pykbroker.txn")
 
 __all__ = ["CLIENT", "COORDINATOR", "before_append", "after_append", "append_failed", "duplicate_result",
            "producer_state",
-           "aborted_transactions", "verify_transactional", "load_all", "snapshot_all", "expire_all"]
+           "aborted_transactions", "verify_transactional", "load_all", "loaded", "snapshot_all", "expire_all"]
 
 
 def _expiration_ms(state: Any) -> int:
@@ -50,24 +52,46 @@ def producer_state(state: "BrokerState", p: "PartitionState") -> ProducerStateMa
     if ps is None:
         ps = p.producers = ProducerStateManager.load(p.log, expiration_ms=_expiration_ms(state))
     else:
+        ps.expiration_ms = _expiration_ms(state)  # a state loaded by loaded() had the default
         ps.sync(p.log)
     return ps
 
 
 def load_all(state: "BrokerState") -> None:
-    """Load every partition's producer state (start-up, loading thread)."""
+    """Start-up, loading thread: load the producer state of every partition
+    recovered after an unclean shutdown (its replay of the log may be long:
+    not on the event loop later). The others (a clean shutdown left a
+    snapshot at their log end: nothing to replay) load on first use
+    (:func:`producer_state`, :func:`loaded`): with thousands of partitions
+    reading every snapshot at start took about a second (issue 17)."""
     for ts in list(state.topics.values()):
         for p in ts.partitions:
-            if p.log is not None and p.producers is None:
+            if p.log is not None and p.producers is None and p.log.flush_pending:
                 try:
                     p.producers = ProducerStateManager.load(p.log, expiration_ms=_expiration_ms(state))
                 except Exception:
                     log.exception("loading the producer state of %s-%d failed", p.topic, p.index)
 
 
+def loaded(p: "PartitionState") -> ProducerStateManager | None:
+    """The partition's producer state, loaded now if it was left for first
+    use (the last stable offset and the aborted transactions of a fetch need
+    it); None without a log. Loaded with the default producer.id.expiration.ms;
+    :func:`producer_state` and :func:`expire_all` apply the configured one."""
+    ps = p.producers
+    if ps is None and p.log is not None:
+        ps = p.producers = ProducerStateManager.load(p.log)
+    return ps
+
+
 def snapshot_all(state: "BrokerState") -> None:
     """Clean shutdown: a snapshot at every partition's log end (Kafka does
-    this in UnifiedLog.close), so the next start replays nothing."""
+    this in UnifiedLog.close), so the next start replays nothing. Partitions
+    whose state was never loaded since the start still have theirs. Not
+    fsynced one by one: BrokerState.close closes the logs next, and
+    LogManager.close syncs the file system before it writes the
+    clean-shutdown marker (a snapshot torn by a crash before that fails its
+    checksum and is ignored)."""
     for ts in list(state.topics.values()):
         for p in ts.partitions:
             ps = p.producers
@@ -75,7 +99,7 @@ def snapshot_all(state: "BrokerState") -> None:
                 continue
             try:
                 if ps.map_end_offset == p.log.log_end_offset:
-                    ps.take_snapshot(sync=True)
+                    ps.take_snapshot(sync=False)
                 ps.flush()
             except OSError as e:
                 log.warning("%s-%d: producer snapshot at shutdown failed: %s", p.topic, p.index, e)
@@ -83,9 +107,11 @@ def snapshot_all(state: "BrokerState") -> None:
 
 def expire_all(state: "BrokerState", now_ms: int) -> int:
     n = 0
+    expiration = _expiration_ms(state)
     for ts in list(state.topics.values()):
         for p in ts.partitions:
             if p.producers is not None:
+                p.producers.expiration_ms = expiration
                 n += p.producers.remove_expired(now_ms)
     return n
 
@@ -137,7 +163,7 @@ def after_append(p: "PartitionState", plan: AppendPlan | PlainPlan | None) -> No
 def aborted_transactions(p: "PartitionState", fetch_offset: int, upper_bound: int) -> list[Message]:
     """Fetch's aborted_transactions for read_committed: the aborted
     transactions overlapping [fetch_offset, upper_bound)."""
-    ps = p.producers
+    ps = loaded(p)
     if ps is None:
         return []
     return [{"producer_id": a.producer_id, "first_offset": a.first_offset}

@@ -60,8 +60,11 @@ def _run(exe: str, args: list[str], timeout: float) -> tuple[dict, float]:
 
 
 def produce(exe: str, bootstrap: str, topic: str, count: int, size: int, acks: str,
-            timeout: float) -> dict:
-    r, cpu = _run(exe, ["produce", bootstrap, topic, str(count), str(size), acks], timeout + 30)
+            timeout: float, keyed: bool = False) -> dict:
+    """``keyed``: each value gets its sequence number as key and librdkafka's
+    partitioner spreads them over the topic's partitions (else partition 0)."""
+    r, cpu = _run(exe, ["produce_keyed" if keyed else "produce", bootstrap, topic, str(count), str(size), acks],
+                  timeout + 30)
     r.update(count=count, size=size, acks=acks, capped=r["sent"] < count,
              timed_out=r["delivered"] < r["sent"], client_cpu_s=cpu)
     return r

@@ -5,6 +5,9 @@
  * librdkafka (the one bundled in the confluent-kafka wheel) from C.
  *
  *   rdk_bench produce BOOTSTRAP TOPIC COUNT SIZE ACKS [LINGER_MS]
+ *   rdk_bench produce_keyed BOOTSTRAP TOPIC COUNT SIZE ACKS [LINGER_MS]
+ *     (key = the message's sequence number in decimal, partition chosen by
+ *      librdkafka's default partitioner: spreads over every partition)
  *   rdk_bench consume BOOTSTRAP TOPIC COUNT
  *   rdk_bench latency BOOTSTRAP TOPIC RATE SECONDS WARMUP_S [LINGER_MS]
  *
@@ -82,7 +85,7 @@ static void assign_from_start(rd_kafka_t *rk, const char *topic) {
 }
 
 static int do_produce(const char *bootstrap, const char *topic, long count, int size,
-                      const char *acks, const char *linger) {
+                      const char *acks, const char *linger, int keyed) {
     rd_kafka_t *rk = producer(bootstrap, acks, linger);
     char *value = malloc(size);
     for (int i = 0; i < size; i++) value[i] = (char)(i * 31 + 7);
@@ -92,10 +95,19 @@ static int do_produce(const char *bootstrap, const char *topic, long count, int 
     delivered = failed = 0;
     int64_t t0 = now_ns(), deadline = t0 + 120LL * 1000000000LL;
     long sent = 0;
+    char key[24];
     while (sent < count && now_ns() < deadline) {
-        rd_kafka_resp_err_t e = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(0),
-                                                  RD_KAFKA_V_VALUE(value, size),
-                                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+        rd_kafka_resp_err_t e;
+        if (keyed) {
+            int kl = snprintf(key, sizeof key, "%ld", sent);
+            e = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, (size_t)kl),
+                                  RD_KAFKA_V_VALUE(value, size),
+                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+        } else {
+            e = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(0),
+                                  RD_KAFKA_V_VALUE(value, size),
+                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+        }
         if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) { rd_kafka_poll(rk, 1); continue; }
         if (e) { fprintf(stderr, "produce: %s\n", rd_kafka_err2str(e)); break; }
         sent++;
@@ -233,7 +245,9 @@ static int do_latency(const char *bootstrap, const char *topic, int rate, double
 
 int main(int argc, char **argv) {
     if (argc >= 7 && !strcmp(argv[1], "produce"))
-        return do_produce(argv[2], argv[3], atol(argv[4]), atoi(argv[5]), argv[6], argc > 7 ? argv[7] : NULL);
+        return do_produce(argv[2], argv[3], atol(argv[4]), atoi(argv[5]), argv[6], argc > 7 ? argv[7] : NULL, 0);
+    if (argc >= 7 && !strcmp(argv[1], "produce_keyed"))
+        return do_produce(argv[2], argv[3], atol(argv[4]), atoi(argv[5]), argv[6], argc > 7 ? argv[7] : NULL, 1);
     if (argc >= 5 && !strcmp(argv[1], "consume"))
         return do_consume(argv[2], argv[3], atol(argv[4]));
     if (argc >= 7 && !strcmp(argv[1], "latency"))

@@ -200,6 +200,26 @@ def test_segment_files_open_lazily_under_a_bound(tmp_path: Path) -> None:
         set_max_open_segments(old)
 
 
+def test_loading_a_log_opens_only_the_active_segment(tmp_path: Path) -> None:
+    """Opening a log after a clean close stats its segments' log files but
+    opens none of them except the active one (its tail gives the log end
+    offset); an older segment opens when first read (issue 17: a broker
+    with thousands of partitions opened, and past the bound closed again,
+    every segment at start)."""
+    cfg = LogConfig.from_properties({"internal.segment.bytes": "300"})
+    lg = PartitionLog.open(tmp_path / "t-0", cfg, recover=False, now_ms=1)
+    for i in range(8):
+        append(lg, 1, value_size=120, tag=b"%d|" % i)
+    assert len(lg.segments) >= 4
+    lg.close()
+    lg = PartitionLog.open(tmp_path / "t-0", cfg, recover=False, now_ms=1)
+    assert [s.is_open for s in lg.segments[:-1]] == [False] * (len(lg.segments) - 1)
+    assert lg.log_end_offset == 8 and lg.segments[0].size > 0
+    assert [v.split(b"|")[0] for v in _values(lg)] == [b"%d" % i for i in range(8)]
+    assert lg.segments[0].is_open
+    lg.close()
+
+
 # --- creation in steps: the file work in worker threads (the broker's CreateTopics/CreatePartitions) --
 
 

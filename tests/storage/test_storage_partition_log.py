@@ -577,6 +577,7 @@ def test_leader_epoch_checkpoint_and_partition_metadata(tmp_path):
     append(log, 2, epoch=0)
     append(log, 1, epoch=0)
     append(log, 1, epoch=3)
+    log.flush()  # the append path leaves the file to flush/close (see the next test)
     assert (log.dir / "leader-epoch-checkpoint").read_text() == "0\n2\n0 0\n3 3\n"
     assert (log.dir / "partition.metadata").read_text() == "version: 0\ntopic_id: AAECAwQFBgcICQoLDA0ODw"
     assert log.epoch_for_offset(2) == 0 and log.epoch_for_offset(3) == 3
@@ -590,6 +591,39 @@ def test_leader_epoch_checkpoint_and_partition_metadata(tmp_path):
     log = open_log(tmp_path)
     assert log.topic_id == tid
     log.close()
+
+
+def test_leader_epoch_entry_of_an_append_is_written_by_flush_or_close_or_rebuilt_by_recovery(tmp_path):
+    """The leader's append path does not write leader-epoch-checkpoint (one
+    file write and two fsyncs per partition, issue 17): flush() writes it
+    before the recovery point passes the new entry, close() writes it, and a
+    crash loses nothing, the recovery scan from the recovery point reading
+    the epochs from the batches."""
+    log = open_log(tmp_path)
+    ckpt = log.dir / "leader-epoch-checkpoint"
+    append(log, 2, epoch=0)
+    append(log, 1, epoch=3)
+    assert not ckpt.exists()
+    assert [(e.epoch, e.start_offset) for e in log.epoch_entries] == [(0, 0), (3, 2)]
+    log.flush()
+    assert ckpt.read_text() == "0\n2\n0 0\n3 2\n" and log.recovery_point == 3
+    append(log, 1, epoch=5)
+    assert ckpt.read_text() == "0\n2\n0 0\n3 2\n"
+    # a crash now: reopened without close, recovering from the recovery point
+    crashed = open_log(tmp_path, recover=True, recovery_point=log.recovery_point)
+    assert [(e.epoch, e.start_offset) for e in crashed.epoch_entries] == [(0, 0), (3, 2), (5, 3)]
+    assert crashed.end_offset_for_epoch(3) == (3, 3)
+    crashed.close()
+    assert ckpt.read_text() == "0\n3\n0 0\n3 2\n5 3\n"
+    log.close()
+    # a clean close writes what the appends left
+    other = open_log(tmp_path, name="topic-1")
+    append(other, 1, epoch=7)
+    other.close()
+    assert (other.dir / "leader-epoch-checkpoint").read_text() == "0\n1\n7 0\n"
+    reopened = open_log(tmp_path, name="topic-1", recover=False)
+    assert [(e.epoch, e.start_offset) for e in reopened.epoch_entries] == [(7, 0)]
+    reopened.close()
 
 
 def test_flush_policy_and_recovery_point(tmp_path):

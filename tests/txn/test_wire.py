@@ -21,6 +21,7 @@ What is proved here:
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -388,3 +389,42 @@ def test_dedup_survives_restart_and_crash(broker_factory):
         r = c.call(61, 0, {"topics": [{"name": topic, "partition_indexes": [0]}]})
         (prod,) = r["topics"][0]["partitions"][0]["active_producers"]
         assert (prod["producer_id"], prod["last_sequence"]) == (pid, 17)
+
+
+def test_open_transaction_still_bounds_the_last_stable_offset_after_a_clean_restart(broker_factory):
+    """After a clean shutdown a partition's producer state is loaded on first
+    use (issue 17), not at start: the first read_committed question about a
+    partition with a transaction still open (its snapshot says so) must
+    load it, so ListOffsets and Fetch stop at the transaction's first offset."""
+    b = broker_factory({"transaction.state.log.num.partitions": 2, "offsets.topic.num.partitions": 2})
+    with RawClient(b.bootstrap) as c:
+        topic, tid = uid("lso"), uid("tx")
+        create(c, topic, 1)
+        assert produce(c, topic, 0, batch(n=2))["base_offset"] == 0
+        pid, epoch = init(c, tid, timeout=600000)
+        assert add(c, tid, pid, epoch, {topic: [0]}) == {(topic, 0): 0}
+        assert produce(c, topic, 0, batch(pid, epoch, 0, n=3, txn=True), tid=tid)["base_offset"] == 2
+        assert produce(c, topic, 0, batch(n=1))["base_offset"] == 5
+    b.restart()
+    with RawClient(b.bootstrap) as c:
+        def list_offset(isolation: int) -> int:
+            r = c.call(2, 5, {"replica_id": -1, "isolation_level": isolation, "topics": [
+                {"name": topic, "partitions": [{"partition_index": 0, "current_leader_epoch": -1,
+                                                "timestamp": -1}]}]})
+            offset: int = r["topics"][0]["partitions"][0]["offset"]
+            return offset
+        assert list_offset(1) == 2  # read_committed: the open transaction's first offset
+        assert list_offset(0) == 6  # read_uncommitted: the high watermark
+        f = c.call(1, 11, {"replica_id": -1, "max_wait_ms": 0, "min_bytes": 1, "max_bytes": 1 << 20,
+                           "isolation_level": 1, "session_id": 0, "session_epoch": -1, "topics": [
+                               {"topic": topic, "partitions": [{"partition": 0, "current_leader_epoch": -1,
+                                                                "fetch_offset": 0, "log_start_offset": -1,
+                                                                "partition_max_bytes": 1 << 20}]}],
+                           "forgotten_topics_data": [], "rack_id": ""})
+        assert f["responses"][0]["partitions"][0]["last_stable_offset"] == 2
+        deadline = time.monotonic() + 30
+        while (code := end(c, tid, pid, epoch, True)["error_code"]) == errors.COORDINATOR_LOAD_IN_PROGRESS:
+            assert time.monotonic() < deadline, "the coordinator did not load __transaction_state"
+            time.sleep(0.05)  # the restarted coordinator may still be loading
+        assert code == 0
+        assert list_offset(1) == 7  # committed (the marker at 6)
