@@ -286,6 +286,13 @@ def test_share_requests_to_the_wrong_broker(cluster_factory):
     assert _start_offsets(cluster, group) == {0: 0}
 
 
+def _accept(cluster, broker: int, group: str, member: str, tid: bytes, first: int, last: int) -> None:
+    """ShareAcknowledge ACCEPT of ``first``-``last`` of partition 0 on ``broker`` (epoch 1 of the member's session)."""
+    with RawClient(cluster.brokers[broker].bootstrap) as c:
+        ack = share_ack(c, group, member, 1, tid, 0, [(first, last, [ACCEPT])])
+    assert [p["error_code"] for t in ack["responses"] for p in t["partitions"]] == [0], ack
+
+
 def _fetch_from_leader(cluster: Any, topic: str, group: str, member: str, tid: bytes,
                        max_records: int) -> tuple[int, dict[str, Any]]:
     """ShareFetch (a new session) from the partition's leader as ZooKeeper names it, until it
@@ -323,9 +330,7 @@ def test_leadership_moves_back_and_forth_state_follows(cluster_factory):
     a = uuid.uuid4().hex
     first, r = _fetch_from_leader(cluster, topic, group, a, tid, 10)
     assert first == preferred and acquired(r, 0) == [(0, 9, 1)], r
-    with RawClient(cluster.brokers[first].bootstrap) as c:
-        ack = share_ack(c, group, a, 1, tid, 0, [(0, 4, [ACCEPT])])
-    assert [p["error_code"] for t in ack["responses"] for p in t["partitions"]] == [0], ack
+    _accept(cluster, first, group, a, tid, 0, 4)
     cluster.restart(preferred)  # SIGTERM: the controlled shutdown moves the leadership first
     cluster.wait_full_isr(topic, 1)
     # the next leader: 5-9 again, delivered a second time; 0-4 never again
@@ -333,9 +338,7 @@ def test_leadership_moves_back_and_forth_state_follows(cluster_factory):
     second, r = _fetch_from_leader(cluster, topic, group, b, tid, 5)
     assert second != preferred and acquired(r, 0) == [(5, 9, 2)], r
     assert values(r, 0) == {i: f"p0-{i}".encode() for i in range(5, 10)}
-    with RawClient(cluster.brokers[second].bootstrap) as c:
-        ack = share_ack(c, group, b, 1, tid, 0, [(5, 9, [ACCEPT])])
-    assert [p["error_code"] for t in ack["responses"] for p in t["partitions"]] == [0], ack
+    _accept(cluster, second, group, b, tid, 5, 9)
     with RawClient(cluster.brokers[cluster.controller()].bootstrap) as c:
         e = c.call(43, 2, {"election_type": 0, "topic_partitions": [{"topic": topic, "partitions": [0]}],
                            "timeout_ms": 30000})
@@ -351,9 +354,7 @@ def test_leadership_moves_back_and_forth_state_follows(cluster_factory):
     c3 = uuid.uuid4().hex
     third, r = _fetch_from_leader(cluster, topic, group, c3, tid, 5)
     assert third == preferred and acquired(r, 0) == [(10, 14, 1)], r
-    with RawClient(cluster.brokers[third].bootstrap) as c:
-        ack = share_ack(c, group, c3, 1, tid, 0, [(10, 14, [ACCEPT])])
-    assert [p["error_code"] for t in ack["responses"] for p in t["partitions"]] == [0], ack
+    _accept(cluster, third, group, c3, tid, 10, 14)
     # away again, to the second broker (the first live in-sync replica in assignment order, as
     # before). It served this share-partition up to offset 10 before it was deposed, and the
     # member of that time still has its share session there (no new session, which would
