@@ -26,7 +26,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import struct
 
@@ -125,7 +125,16 @@ def encoded_partitions(ctx: RequestContext, ts: "TopicState") -> EncodedArray:
             tail = tails[key] = bytes(t)
         out += head(code, p.index)
         out += tail
-    return EncodedArray(len(ts.partitions), out)
+    def items() -> list[dict[str, Any]]:
+        dicts = []
+        for p in ts.partitions:
+            code, leader_id, epoch, replicas, isr, offline = _fields(ctx, ts, p)
+            dicts.append({"error_code": code, "partition_index": p.index, "leader_id": leader_id,
+                        "leader_epoch": epoch, "replica_nodes": list(replicas), "isr_nodes": list(isr),
+                        "offline_replicas": list(offline)})
+        return dicts
+
+    return EncodedArray(len(ts.partitions), out, items)
 
 
 def topic_entry(ctx: RequestContext, ts: "TopicState", include_ops: bool) -> Message:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import struct
 from typing import Any
+from collections.abc import Callable
 
 I8 = struct.Struct(">b")
 I16 = struct.Struct(">h")
@@ -26,13 +27,17 @@ class EncodedArray:
     (the elements' bytes, without the length prefix, which the encoder
     writes from ``count``): a handler that answers thousands of alike
     entries (Metadata's partitions) builds them faster than one dict each
-    through the generic encoder. ``len()`` is the element count."""
+    through the generic encoder. ``len()`` is the element count.
+    ``items``, when given, builds the same elements as dicts, for what must
+    look inside (the fault rules stamping error codes on a real response)."""
 
-    __slots__ = ("count", "data")
+    __slots__ = ("count", "data", "items")
 
-    def __init__(self, count: int, data: bytes | bytearray) -> None:
+    def __init__(self, count: int, data: bytes | bytearray,
+                 items: Callable[[], list[dict[str, Any]]] | None = None) -> None:
         self.count = count
         self.data = data
+        self.items = items
 
     def __len__(self) -> int:
         return self.count

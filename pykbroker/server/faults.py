@@ -61,6 +61,7 @@ import attrs
 import trio
 
 from ..protocol.codec import Message
+from ..protocol.primitives import EncodedArray
 from ..protocol import codec, errors
 from ..protocol.framing import ProtocolViolation
 
@@ -583,6 +584,8 @@ def set_error_codes(body: Any, code: int, message: str | None) -> None:
     """Set every ``error_code`` (and ``error_message``) in a response body."""
     if isinstance(body, dict):
         for k, v in body.items():
+            if isinstance(v, EncodedArray) and v.items is not None:
+                v = body[k] = v.items()  # encoded by the handler: its elements as dicts, to stamp
             if isinstance(v, (dict, list)):
                 set_error_codes(v, code, message)
             elif k.endswith("error_code"):
