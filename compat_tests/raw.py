@@ -149,6 +149,12 @@ def batches(bs: str, topic: str, partition: int = 0, offset: int = 0) -> list[Ba
     return [h for h, _ in _fetch(bs, topic, partition, offset)]
 
 
+def uncompressed_batch_values(bs: str, topic: str, partition: int = 0) -> list[list[bytes | None]]:
+    """The record values of each batch stored without compression."""
+    return [[r.value for r in decode_records(data, h.position)]
+            for h, data in _fetch(bs, topic, partition, 0) if h.compression == 0]
+
+
 def _fetch(bs: str, topic: str, partition: int, offset: int) -> list[tuple[BatchHeader, bytes]]:
     """Every stored batch from ``offset`` on, with the fetched buffer it is in."""
     out: list[tuple[BatchHeader, bytes]] = []
