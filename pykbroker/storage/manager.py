@@ -102,6 +102,10 @@ from .log_config import InvalidConfigError, LogConfig
 
 log = logging.getLogger("pykbroker.storage")
 
+#: a clean shutdown syncs the file system once (syncfs) instead of an fsync per file from this many logs
+#: in a log directory on
+SYNCFS_FROM_LOGS = 256
+
 TOPICS_FILE = "__pykbroker_topics.json"
 META_PROPERTIES = "meta.properties"
 CLEAN_SHUTDOWN_FILE = ".kafka_cleanshutdown"
@@ -1120,22 +1124,29 @@ class LogManager:
         """Clean shutdown: flush and close every log, write the checkpoints and
         the clean-shutdown marker."""
         errors: list[BaseException] = []
+        per_dir: dict[Path | None, int] = {}
+        for where, logs in ((self._dir_of, self._logs), (self._future_dir_of, self._futures)):
+            for key in logs:
+                per_dir[where.get(key)] = per_dir.get(where.get(key), 0) + 1
         for where, logs in ((self._dir_of, self._logs), (self._future_dir_of, self._futures)):
             for key, plog in list(logs.items()):
                 if where.get(key) in self.offline_dirs:
                     plog.close_files()  # nothing more is written to a failed directory
                     continue
                 try:
-                    # no fsync per file: one syncfs per directory below makes
-                    # everything durable before the checkpoints and the
-                    # clean-shutdown marker (with thousands of partitions, an
-                    # fsync per file took tens of seconds, issue 17)
-                    cast(PartitionLog, plog).close(fsync=False)
+                    # many logs: no fsync per file, one syncfs for the directory
+                    # below makes everything durable before the checkpoints and
+                    # the clean-shutdown marker (with thousands of partitions, an
+                    # fsync per file took tens of seconds, issue 17). A few: an
+                    # fsync each, as syncfs also waits for every other process's
+                    # dirty data on that file system (seconds on a busy disk)
+                    many = per_dir.get(where.get(key), 0) >= SYNCFS_FROM_LOGS
+                    cast(PartitionLog, plog).close(fsync=not many)
                 except Exception as e:  # keep closing the others; no marker then
                     errors.append(e)
         unsynced: set[Path] = set()
         for d in self.log_dirs:
-            if d in self.offline_dirs:
+            if d in self.offline_dirs or per_dir.get(d, 0) < SYNCFS_FROM_LOGS:
                 continue
             try:
                 sync_filesystem(d)

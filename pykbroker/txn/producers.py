@@ -90,8 +90,9 @@ def snapshot_all(state: "BrokerState") -> None:
     whose state was never loaded since the start still have theirs. Not
     fsynced one by one: BrokerState.close closes the logs next, and
     LogManager.close syncs the file system before it writes the
-    clean-shutdown marker (a snapshot torn by a crash before that fails its
-    checksum and is ignored)."""
+    clean-shutdown marker when there are many logs (with a few, the
+    snapshots are not synced; a snapshot torn or lost by a crash fails its
+    checksum or is missing, and the state is rebuilt from the log)."""
     for ts in list(state.topics.values()):
         for p in ts.partitions:
             ps = p.producers
