@@ -70,7 +70,7 @@ from .log_dir_failures import LogDirFailures
 from .scram_credentials import ZkCredentials
 from .throttle import ReplicationQuota
 from .view import ClusterView
-from .zk import ZkClient, is_zk_error
+from .zk import ZkClient, first_leaf, is_zk_error
 from .zkdata import BrokerInfo, LeaderIsr, TopicAssignment
 
 if TYPE_CHECKING:
@@ -317,7 +317,7 @@ class ClusterNode:
             if not is_zk_error(e):
                 log.exception("%s failed", getattr(fn, "__name__", fn))
             else:  # one line, even for a group of them (concurrent reads when the connection dropped)
-                log.info("%s: ZooKeeper error %r", getattr(fn, "__name__", fn), _first_leaf(e))
+                log.info("%s: ZooKeeper error %r", getattr(fn, "__name__", fn), first_leaf(e))
 
     async def _new_session(self) -> None:
         """A (new) session: read everything, register, run for controller."""
@@ -427,7 +427,7 @@ class ClusterNode:
             except Exception as e:
                 if not is_zk_error(e):
                     raise
-                log.info("handling %s %r failed: %r (will resync after reconnecting)", kind, ev, _first_leaf(e))
+                log.info("handling %s %r failed: %r (will resync after reconnecting)", kind, ev, first_leaf(e))
 
     async def _state_watch(self, ev: Any) -> None:
         async with self._state_reads:
@@ -982,9 +982,3 @@ def _is_state_path(path: str | None) -> bool:
 
 
 __all__ = ["ClusterNode", "NotController", "LEADER", "cluster_replicas"]
-
-
-def _first_leaf(e: BaseException) -> BaseException:
-    while isinstance(e, BaseExceptionGroup) and e.exceptions:
-        e = e.exceptions[0]
-    return e

@@ -45,6 +45,14 @@ def is_zk_error(e: BaseException) -> bool:
         return all(is_zk_error(x) for x in e.exceptions)
     return False
 
+
+def first_leaf(e: BaseException) -> BaseException:
+    """The first exception inside nested groups (``e`` itself when it is none):
+    one line to log for a group of alike ZooKeeper errors."""
+    while isinstance(e, BaseExceptionGroup) and e.exceptions:
+        e = e.exceptions[0]
+    return e
+
 # The lease is this fraction of the session timeout after the last answered
 # request was sent (the rest is margin).
 LEASE_FRACTION = 0.8
