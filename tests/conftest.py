@@ -28,6 +28,7 @@ import re
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -75,6 +76,7 @@ def broker(broker_factory) -> BrokerProcess:
 
 
 _shared: list[BrokerProcess] = []
+_shared_cluster: list[Any] = []  # the shared cluster's brokers' logs go with a failure report
 
 
 @pytest.fixture(scope="session")
@@ -115,6 +117,7 @@ def shared_cluster(tmp_path_factory):
     zk = ZkServer(tmp_path_factory.mktemp("shared-zookeeper"))
     zk.start()
     c = Cluster(zk.connect, tmp_path_factory.mktemp("shared-cluster"), 3, SHARED_CLUSTER_OVERRIDES)
+    _shared_cluster.append(c)
     try:
         c.start()
         yield c
@@ -151,6 +154,8 @@ def pytest_runtest_makereport(item, call):
         used = list(item.stash.get(_USED, []))
         if _shared and "shared_broker" in getattr(item, "fixturenames", ()):
             used += _shared
+        if _shared_cluster and "shared_cluster" in getattr(item, "fixturenames", ()):
+            used += [b for b in _shared_cluster[0].brokers if b is not None]
         for b in used:
             rep.sections.append((f"broker log: {b.describe()} (last 200 lines)", b.log_tail(200)))
     return rep

@@ -327,16 +327,24 @@ class KafkaClient:
         if conn is not None:
             conn.close()
 
-    def controller_call(self, api_key: int, body: Message, attempts: int = 10) -> Message:
+    def controller_call(self, api_key: int, body: Message, attempts: int = 10,
+                        results: str | None = None) -> Message:
         """A request only the controller serves: sent to the controller
         Metadata names, and again with fresh metadata while the answer is
         NOT_CONTROLLER (the controller moved), as Kafka's admin client does.
-        A top-level error code is raised as :class:`KafkaError`."""
+        A top-level error code is raised as :class:`KafkaError`. With
+        ``results`` (the per-topic list of CreateTopics, CreatePartitions,
+        DeleteTopics), NOT_CONTROLLER is in each item instead: the request is
+        sent again while every item has it."""
         name = codec.api(api_key).name
         for _ in range(attempts):
             cid = self.metadata([]).controller_id
             resp = (self.node(cid) if cid >= 0 else self.any).call(api_key, body)
-            if resp["error_code"] != E.NOT_CONTROLLER:
+            if results is not None:
+                items = resp[results]
+                if not items or any(r["error_code"] != E.NOT_CONTROLLER for r in items):
+                    return resp
+            elif resp["error_code"] != E.NOT_CONTROLLER:
                 check(resp["error_code"], name, resp.get("error_message"))
                 return resp
             self.drop(cid)

@@ -116,7 +116,7 @@ def create(client: KafkaClient, topic: str, partitions: int | None, rf: int | No
                         "replication_factor": -1 if rf is None else rf, "assignments": [],
                         "configs": [{"name": k, "value": v} for k, v in configs.items()]}],
             "timeout_ms": int(client.timeout * 1000), "validate_only": False}
-    resp = client.controller().call(19, body)
+    resp = client.controller_call(19, body, results="topics")
     r = resp["topics"][0]
     if r["error_code"] == 36 and if_not_exists:  # TOPIC_ALREADY_EXISTS
         return 0
@@ -197,7 +197,7 @@ def alter(client: KafkaClient, topic: str, partitions: int | None, configs: dict
     if partitions is not None:
         body = {"topics": [{"name": topic, "count": partitions, "assignments": None}],
                 "timeout_ms": int(client.timeout * 1000), "validate_only": False}
-        resp = client.controller().call(37, body)
+        resp = client.controller_call(37, body, results="results")
         for r in resp["results"]:
             check(r["error_code"], f"cannot add partitions to {topic!r}", r.get("error_message"))
         print(f"Topic {topic} now has {partitions} partitions.")
@@ -206,9 +206,9 @@ def alter(client: KafkaClient, topic: str, partitions: int | None, configs: dict
 def delete(client: KafkaClient, names: list[str]) -> None:
     if not names:
         return
-    resp = client.controller().call(20, {"topic_names": names, "topics": [{"name": n, "topic_id": None}
-                                                                          for n in names],
-                                         "timeout_ms": int(client.timeout * 1000)})
+    resp = client.controller_call(20, {"topic_names": names, "topics": [{"name": n, "topic_id": None}
+                                                                         for n in names],
+                                       "timeout_ms": int(client.timeout * 1000)}, results="responses")
     failed = []
     for r in resp["responses"]:
         if r["error_code"]:

@@ -398,7 +398,8 @@ def test_commands_against_a_three_broker_cluster(capsys: pytest.CaptureFixture[s
         return run(capsys, monkeypatch, cmd, "--bootstrap-server", b, *args, stdin=stdin)
 
     t = unique_topic
-    assert sh("topics", "--create", "--topic", t, "--partitions", "6", "--replication-factor", "3")[0] == 0
+    rc, out, err = sh("topics", "--create", "--topic", t, "--partitions", "6", "--replication-factor", "3")
+    assert rc == 0, err
     rc, out, _ = sh("topics", "--describe", "--topic", t)
     leaders = set(re.findall(r"\tLeader: (\d+)", out))
     assert len(leaders) == 3 and "ReplicationFactor: 3" in out
