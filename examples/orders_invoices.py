@@ -272,21 +272,26 @@ def _stop_all(children: list[tuple[str, subprocess.Popen[bytes]]],
     for _name, proc in children:
         if proc.poll() is None:
             proc.terminate()
-    deadline = time.monotonic() + 8
-    for _name, proc in children:
+    t0 = time.monotonic()
+    deadline = t0 + 8
+    for name, proc in children:
         try:
             proc.wait(max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
+            say("demo", f"{name} did not stop within 8 s: killed")
             proc.kill()
             proc.wait()
     if broker is None:
         return
+    t1 = time.monotonic()
     broker.terminate()
     try:
         broker.wait(10)
     except subprocess.TimeoutExpired:
+        say("demo", "the broker did not stop within 10 s: killed")
         broker.kill()
         broker.wait()
+    say("demo", f"services stopped in {t1 - t0:.1f} s, the broker in {time.monotonic() - t1:.1f} s")
     say("demo", "stopped")
 
 

@@ -94,6 +94,14 @@ def _read_all(bootstrap: str, topic: str, isolation: str) -> list[dict[str, str]
         c.close()
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def test_demo_invoices_every_order_exactly_once_across_a_worker_kill() -> None:
     demo = Demo()
     try:
@@ -127,7 +135,15 @@ def test_demo_invoices_every_order_exactly_once_across_a_worker_kill() -> None:
         # Ctrl-C in a terminal: SIGINT to the whole process group
         t0 = time.monotonic()
         os.killpg(demo.proc.pid, signal.SIGINT)
-        assert demo.proc.wait(15) == 0
+        try:
+            rc = demo.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            time.sleep(0.5)
+            demo.drain()
+            alive = [n for n, pid in pids.items() if _alive(pid)]
+            raise AssertionError(f"the demo did not stop within 15 s of Ctrl-C; services still running: "
+                                 f"{alive}; output:\n" + "\n".join(demo.lines[-40:])) from None
+        assert rc == 0
         assert time.monotonic() - t0 < 10
         demo.wait_for(r"demo +stopped$", 5)
         for pid in pids.values():

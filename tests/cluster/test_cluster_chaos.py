@@ -162,7 +162,11 @@ def _read_all(bootstrap: str) -> dict[int, list[tuple[int, bytes, bytes]]]:
     out: dict[int, list[tuple[int, bytes, bytes]]] = {p: [] for p in range(PARTITIONS)}
     deadline = time.monotonic() + 120
     try:
-        while time.monotonic() < deadline and any(c.position(tp) < end[tp] for tp in tps):
+        while any(c.position(tp) < end[tp] for tp in tps):
+            if time.monotonic() > deadline:  # a short read is not a loss: say which it was
+                behind = {tp.partition: (c.position(tp), end[tp]) for tp in tps if c.position(tp) < end[tp]}
+                raise AssertionError(f"read back did not reach the end offsets in 120 s: "
+                                     f"{{partition: (position, end)}} = {behind}, now {c.end_offsets(tps)}")
             for _tp, msgs in c.poll(timeout_ms=500).items():
                 for m in msgs:
                     out[m.partition].append((m.offset, m.key, m.value))
@@ -222,7 +226,12 @@ def test_kill_leaders_under_load(cluster_factory):
     got = read_all(cl.bootstrap)
     present = {(k, v): (p, o) for p, recs in got.items() for o, k, v in recs}
     missing = [kv for kv in acked.records if kv not in present]
-    assert not missing, f"{len(missing)} acknowledged records lost, e.g. {missing[:5]}"
+    if missing:
+        where = sorted(acked.records[kv] for kv in missing)
+        ends = {p: (recs[-1][0] + 1 if recs else 0, len(recs)) for p, recs in got.items()}
+        raise AssertionError(f"{len(missing)} acknowledged records lost, e.g. {missing[:5]}; acknowledged at "
+                             f"(partition, offset) {where[:5]} .. {where[-5:]}; read back per partition "
+                             f"(next offset, records): {ends}; kills (partition, victim, t): {kills}")
     for p, recs in got.items():
         offsets = [o for o, _, _ in recs]
         assert offsets == sorted(set(offsets)), f"partition {p}: offsets not increasing"
