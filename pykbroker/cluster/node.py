@@ -82,6 +82,7 @@ log = logging.getLogger("pykbroker.cluster")
 HW_CHECKPOINT = "replication-offset-checkpoint"
 CONFIG_CHANGE_EXPIRATION_MS = 15 * 60 * 1000
 METADATA_PROPAGATION_CAP_MS = 10_000  # admin answers wait at most this for every broker's metadata
+RESYNC_FIRST_DELAY_S = 0.2  # a failed session event or watch is handled again after this, doubling to 5 s
 
 
 async def cluster_replicas(config: BrokerConfig) -> tuple[ReplicasFactory, str]:
@@ -169,6 +170,8 @@ class ClusterNode:
         self.session_id: int | None = zk.session_id
         self.fenced = True
         self.stopping = False
+        self._resync_pending = False
+        self._resync_delay = RESYNC_FIRST_DELAY_S
         self.nursery: trio.Nursery | None = None
         self.leadership_listeners: list[LeadershipListener] = []
         self._hw_checkpoints: dict[tuple[str, int], int] = {}
@@ -424,10 +427,35 @@ class ClusterNode:
                         if self.view.controller_id < 0:
                             await self.controller.try_elect()
                         log.info("reconnected to ZooKeeper (same session)")
+                    self._resync_delay = RESYNC_FIRST_DELAY_S
             except Exception as e:
                 if not is_zk_error(e):
                     raise
-                log.info("handling %s %r failed: %r (will resync after reconnecting)", kind, ev, first_leaf(e))
+                log.info("handling %s %r failed: %r (resyncing)", kind, ev, first_leaf(e))
+                self._resync_soon()
+
+    def _resync_soon(self) -> None:
+        """A session event or a watch whose handling failed (a ZooKeeper error
+        part way through its reads) is not left to the next reconnection,
+        which may never come when the connection stayed up: the connected
+        state's work (a full sync, with its watches set again, registration
+        if it did not finish, unfencing) runs again, with back-off, while it
+        keeps failing. ``can_lead`` still needs the session lease, so a
+        resync that races a disconnection cannot acknowledge anything."""
+        if self._resync_pending:
+            return
+        self._resync_pending = True
+        self.spawn(self._resync_later)
+
+    async def _resync_later(self) -> None:
+        try:
+            await trio.sleep(self._resync_delay)
+        finally:
+            self._resync_pending = False
+        self._resync_delay = min(5.0, self._resync_delay * 2)
+        if self.stopping or self.zk.closed or not self.zk.connected():
+            return  # a reconnection (CONNECTED) does the work
+        self.zk.post_state(KazooState.CONNECTED)
 
     async def _state_watch(self, ev: Any) -> None:
         async with self._state_reads:
@@ -464,6 +492,9 @@ class ClusterNode:
             self.spawn(self.controller.try_elect)
         elif controller_id != self.node_id and self.controller.active:
             self.controller.resign(f"/controller names broker {controller_id}")
+
+    def on_refresh_failed(self) -> None:
+        self._resync_soon()
 
     def on_shutdowns_changed(self) -> None:
         self.controller.notify("shutdowns")

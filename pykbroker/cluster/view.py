@@ -43,6 +43,8 @@ class ViewListener(Protocol):
     def on_broker_config_changed(self, entity: str, configs: dict[str, str]) -> None: ...
     def on_state_changed(self, topic: str, partition: int, state: LeaderIsr | None) -> None: ...
     def on_shutdowns_changed(self) -> None: ...
+    def on_refresh_failed(self) -> None:
+        """A watched read failed (its watch may not be set again): resync."""
 
 
 class ClusterView:
@@ -102,10 +104,11 @@ class ClusterView:
             return  # connection reset: a full sync follows the reconnection
         try:
             await self._dispatch(path)
-        except Exception as e:  # connection problems: the resync after reconnecting fixes it
+        except Exception as e:  # the watch may be gone with the failed read: a full sync sets it again
             if not is_zk_error(e):
                 raise
             log.debug("refreshing %s failed: %r", path, e)
+            self.listener.on_refresh_failed()
 
     async def _dispatch(self, path: str) -> None:
         if path == zd.BROKER_IDS or path.startswith(zd.BROKER_IDS + "/"):

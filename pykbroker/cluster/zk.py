@@ -142,6 +142,15 @@ class ZkClient:
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             pass
 
+    def connected(self) -> bool:
+        """Kazoo holds a connection now."""
+        return self.kz is not None and bool(self.kz.connected)
+
+    def post_state(self, state: Any) -> None:
+        """Deliver a session state event again (from the event loop's thread):
+        the node's retry of a connected state's work that failed."""
+        self._deliver(("state", state))
+
     def _on_state(self, state: Any) -> None:  # kazoo thread
         from kazoo.protocol.states import KazooState
 

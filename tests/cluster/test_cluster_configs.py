@@ -224,3 +224,40 @@ def test_admin_requests_answered_per_resource_where_they_belong(mc):
             "partitions": [{"partition_index": p, "current_leader_epoch": -1, "timestamp": -1} for p in range(3)]}]})
         got = [p["error_code"] for p in lo["topics"][0]["partitions"]]
         assert got == [0 if lead[p] == node else errors.NOT_LEADER_OR_FOLLOWER for p in range(3)]
+
+
+def test_a_failed_watched_read_is_retried_without_a_reconnection(cluster_factory):
+    """A broker whose read of a watched znode fails has lost that watch with
+    the read; here ZooKeeper refuses the read of a topic written straight
+    into ZooKeeper (as Kafka's old ``--zookeeper`` tools create topics) with
+    an ACL that lets only its writer read it, the broker's watch on the topic
+    list having fired. The broker must not wait for a reconnection that
+    never comes: it reads everything again, with back-off, until the read
+    succeeds; the topic then gets its partition state and a leader, and is
+    served."""
+    import base64
+    import uuid
+
+    from kazoo.client import KazooClient
+    from kazoo.security import OPEN_ACL_UNSAFE, make_digest_acl
+
+    c = cluster_factory(n=1)
+    c.create_topic("acl-first", 1, 1)
+    znode = c.topic_znode("acl-first")
+    znode["topic_id"] = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    path = "/brokers/topics/acl-hidden"
+    admin = KazooClient(hosts=c.connect, timeout=10, auth_data=[("digest", "admin:secret")])
+    admin.start(20)
+    try:
+        admin.create(path, json.dumps(znode).encode(), acl=[make_digest_acl("admin", "secret", all=True)])
+        time.sleep(1.5)  # the topic list's watch fires; reading the new topic is refused (at each retry too)
+        with RawClient(c.bootstrap, timeout=30) as rc:
+            md = rc.call(3, 9, {"topics": [{"name": "acl-hidden"}], "allow_auto_topic_creation": False})
+        assert md["topics"][0]["error_code"] == errors.UNKNOWN_TOPIC_OR_PARTITION
+        admin.set_acls(path, OPEN_ACL_UNSAFE)  # no watch fires for an ACL change
+        c.wait_metadata("acl-hidden", 1, timeout=30)
+        assert c.leader("acl-hidden", 0) == 0
+        assert keyless_produce(c, 0, "acl-hidden", 0) == 0
+    finally:
+        admin.stop()
+        admin.close()
