@@ -171,6 +171,7 @@ class ClusterNode:
         self.fenced = True
         self.stopping = False
         self._resync_pending = False
+        self._in_new_session = False
         self._resync_delay = RESYNC_FIRST_DELAY_S
         self.nursery: trio.Nursery | None = None
         self.leadership_listeners: list[LeadershipListener] = []
@@ -307,7 +308,15 @@ class ClusterNode:
         nursery.start_soon(self._guard, self.replicas.isr_expiration_loop)
         nursery.start_soon(self._guard, self._hw_checkpoint_loop)
         self.log_dir_failures.start(nursery)
-        await self._new_session()
+        while True:  # the first session's work; the event loop leaves it alone (_in_new_session)
+            try:
+                await self._new_session()
+                return
+            except Exception as e:
+                if not is_zk_error(e):
+                    raise
+                log.info("starting in ZooKeeper failed: %r; again", first_leaf(e))
+                await trio.sleep(RESYNC_FIRST_DELAY_S)
 
     def spawn(self, fn: Callable[..., Any], *args: Any) -> None:
         if self.nursery is not None:
@@ -324,6 +333,13 @@ class ClusterNode:
 
     async def _new_session(self) -> None:
         """A (new) session: read everything, register, run for controller."""
+        self._in_new_session = True
+        try:
+            await self._new_session_work()
+        finally:
+            self._in_new_session = False
+
+    async def _new_session_work(self) -> None:
         self.session_id = self.zk.current_session()
         self.registered = False
         self.zk.lease_session = None
@@ -413,6 +429,10 @@ class ClusterNode:
                     elif sid != self.session_id:
                         log.warning("new ZooKeeper session 0x%x: registering again", sid or 0)
                         await self._new_session()
+                    elif self._in_new_session:
+                        # start()'s first session work is under way (kazoo's first CONNECTED):
+                        # a second one at the same time would sync and register twice
+                        pass
                     elif not self.registered:
                         # the same session, but its registration did not finish (the connection
                         # dropped during it): the session's work again, or the broker stays

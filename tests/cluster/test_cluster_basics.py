@@ -79,6 +79,15 @@ def test_metadata_lists_brokers_leaders_replicas_isr(mc):
     assert sorted(firsts) == [0, 0, 1, 1, 2, 2]
 
 
+def test_each_broker_syncs_and_registers_once_at_start(mc):
+    """kazoo's first CONNECTED event arrives while the broker does its first
+    session's work: it is not done a second time beside it."""
+    for b in mc.brokers:
+        first = b.log.split("[brokerproc] start #")[1]  # the first start's lines
+        assert first.count("registered as broker") == 1, first
+        assert "registering again" not in first
+
+
 def test_replicated_bytes_are_identical(mc):
     from clientlib import produce_confluent, expected_records
 
