@@ -159,6 +159,17 @@ def run_worker(bootstrap: str, name: str) -> int:
 
 
 # ------------------------------------------------------------------ supervisor
+def _stop_with_parent() -> None:
+    """In a child (broker, service), before exec: SIGTERM when the demo dies (even
+    by SIGKILL, which gives it no chance to stop them itself; Linux)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
 def _start_broker(ns: argparse.Namespace) -> tuple[subprocess.Popen[str], str, str | None]:
     cmd = [sys.executable, "-m", "pykbroker",
            "--override", f"listeners=PLAINTEXT://127.0.0.1:{ns.port}",
@@ -171,7 +182,8 @@ def _start_broker(ns: argparse.Namespace) -> tuple[subprocess.Popen[str], str, s
     else:
         cmd += ["--override", "pykbroker.storage=memory"]
     # its own session: a terminal's Ctrl-C reaches the services, the broker stops last
-    broker = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    broker = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, start_new_session=True,
+                              preexec_fn=_stop_with_parent)
     assert broker.stdout is not None
     line = broker.stdout.readline()
     m = re.search(r"listening on (\S+):(\d+)", line)
@@ -223,7 +235,8 @@ def supervise(ns: argparse.Namespace) -> int:
         me = [sys.executable, os.path.abspath(__file__)]
 
         def start(name: str, *args: str) -> None:
-            proc = subprocess.Popen(me + list(args) + ["--bootstrap-server", bootstrap])
+            proc = subprocess.Popen(me + list(args) + ["--bootstrap-server", bootstrap],
+                                    preexec_fn=_stop_with_parent)
             children.append((name, proc))
             say("demo", f"started {name} (pid {proc.pid})")
 
