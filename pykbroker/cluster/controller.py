@@ -735,9 +735,9 @@ class Controller:
                          f", leader epoch {st.leader_epoch + 1}" if st is not None and bump else "")
             if not changed:
                 break
+            written = zd.encode_topic(ta.topic_id, partitions, adding, removing)
             ops: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
-                ("set_data", (zd.topic_path(topic), zd.encode_topic(ta.topic_id, partitions, adding, removing)),
-                 {"version": ta.version})]
+                ("set_data", (zd.topic_path(topic), written), {"version": ta.version})]
             for p, st in bumps:
                 ops.append(("set_data", (zd.state_path(topic, p),
                                          zd.encode_state(st.leader, st.leader_epoch + 1, st.isr, self.epoch)),
@@ -748,6 +748,7 @@ class Controller:
                 for p, _ in bumps:
                     await self.view.refresh_state(topic, p)
                 continue
+            self._apply_written_topic(topic, written, results[1])
             for (p, st), stat in zip(bumps, results[2:]):
                 if hasattr(stat, "version"):
                     self.view.apply_state(topic, p, LeaderIsr(st.leader, st.leader_epoch + 1, st.isr, self.epoch,
@@ -792,12 +793,12 @@ class Controller:
         adding = {q: r for q, r in ta.adding.items() if q != p}
         removing = {q: r for q, r in ta.removing.items() if q != p}
         epoch = st.leader_epoch + 1
+        written = zd.encode_topic(ta.topic_id, partitions, adding, removing)
         try:
             results = await self._multi([
                 ("set_data", (zd.state_path(topic, p), zd.encode_state(leader, epoch, isr, self.epoch)),
                  {"version": st.version}),
-                ("set_data", (zd.topic_path(topic), zd.encode_topic(ta.topic_id, partitions, adding, removing)),
-                 {"version": ta.version}),
+                ("set_data", (zd.topic_path(topic), written), {"version": ta.version}),
             ])
         except (BadVersionError, NoNodeError):
             await self.view.refresh_topic(topic)
@@ -806,10 +807,20 @@ class Controller:
         log.info("%s-%d: reassignment complete: replicas %s, leader %d -> %d (epoch %d), ISR %s", topic, p,
                  list(target), st.leader, leader, epoch, list(isr))
         stat = results[1]
-        await self.view.refresh_topic(topic)
+        self._apply_written_topic(topic, written, results[2])
         if hasattr(stat, "version"):
             self.view.apply_state(topic, p, LeaderIsr(leader, epoch, isr, self.epoch, stat.version, stat.mzxid))
+        await self.view.refresh_topic(topic)
         await self._prune_zk_reassignment()  # Kafka's step B7: out of /admin/reassign_partitions
+
+    def _apply_written_topic(self, topic: str, written: bytes, stat: Any) -> None:
+        """Our write of a topic znode goes into the view at once (not after
+        the read back): a ListPartitionReassignments answered meanwhile
+        must not list a move that ZooKeeper already shows complete."""
+        if hasattr(stat, "version"):
+            new = zd.decode_topic(topic, written, stat.version)
+            if new is not None:
+                self.view.apply_topic(new)
 
     def list_reassignments(self, partitions: list[tuple[str, int]] | None
                            ) -> dict[tuple[str, int], tuple[list[int], list[int], list[int]]]:

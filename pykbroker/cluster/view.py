@@ -249,6 +249,18 @@ class ClusterView:
         await _gather([lambda p=p: self.refresh_state(name, p) for p in sorted(new.partitions)
                        if full or old is None or p not in old.partitions])
 
+    def apply_topic(self, new: TopicAssignment) -> None:
+        """Take a topic znode just written by us (the controller), before its
+        watch brings it back: requests answered from the view in between
+        (ListPartitionReassignments right after a move completed) see the
+        write. Ignored unless newer than what we have, for the same topic."""
+        old = self.topics.get(new.name)
+        if old is None or old.topic_id != new.topic_id or new.version <= old.version:
+            return
+        self.topics[new.name] = new
+        self._signal()
+        self.listener.on_topic_changed(new.name, old, new)
+
     async def refresh_state(self, topic: str, partition: int) -> None:
         from kazoo.exceptions import NoNodeError
 
