@@ -16,6 +16,10 @@ from kafka.partitioner.default import murmur2 as kp_murmur2
 from pykbroker import cli
 from pykbroker.admin.client import murmur2, partition_for_key
 
+# record timestamps: recent ones (older than log.retention.ms, 7 days, are
+# deleted by the broker's first retention check, 30 s after it starts)
+BASE_TS = int(time.time() * 1000)
+
 
 def run(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *argv: str,
         stdin: str | None = None) -> tuple[int, str, str]:
@@ -182,7 +186,7 @@ def test_consume_partition_offset_headers_timestamps_and_formats(sh: Any, kafka_
     p = KafkaProducer(bootstrap_servers=kafka_bootstrap)
     for i in range(5):
         p.send(t, key=b"\x00\xff" if i == 3 else None, value=b'{"n": %d}' % i, partition=1,
-               headers=[("h", b"v%d" % i), ("trace", b"x")], timestamp_ms=1_700_000_000_000 + i)
+               headers=[("h", b"v%d" % i), ("trace", b"x")], timestamp_ms=BASE_TS + i)
     p.flush()
     p.close()
     rc, out, err = sh("consume", "--topic", t, "--partition", "1", "--offset", "2", "--timeout-ms", "1500",
@@ -190,7 +194,7 @@ def test_consume_partition_offset_headers_timestamps_and_formats(sh: Any, kafka_
                       "--value-format", "json")
     assert rc == 0, err
     assert out.splitlines() == [
-        f"CreateTime:{1_700_000_000_000 + i}\th:v{i},trace:x\t{'00ff' if i == 3 else 'null'}\t{{\"n\":{i}}}"
+        f"CreateTime:{BASE_TS + i}\th:v{i},trace:x\t{'00ff' if i == 3 else 'null'}\t{{\"n\":{i}}}"
         for i in (2, 3, 4)]
     assert "Processed a total of 3 messages" in err
     # latest: nothing old; an empty partition times out cleanly

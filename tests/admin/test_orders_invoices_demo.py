@@ -22,13 +22,22 @@ from confluent_kafka import Consumer, TopicPartition
 DEMO = Path(__file__).resolve().parents[2] / "examples" / "orders_invoices.py"
 
 
+def _as_in_a_terminal() -> None:
+    """Ctrl-C's default action, as a terminal's foreground job has it: a test
+    run started in the background by a non-interactive shell (``cmd &``)
+    ignores SIGINT, every child inherits that, and Python then installs no
+    KeyboardInterrupt handler (the demo never saw the test's Ctrl-C)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Demo:
     def __init__(self) -> None:
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
             [sys.executable, str(DEMO), "--port", "0", "--control-port", "0", "--rate", "3000",
              "--status-interval", "1"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+            preexec_fn=_as_in_a_terminal)
         self.lines: list[str] = []
         self._q: queue.Queue[str] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()

@@ -26,6 +26,10 @@ from pykbroker.protocol.records import build_batch
 from pykbroker.storage import manager as manager_mod
 from pykbroker.storage.log import PartitionLog
 
+# record timestamps: recent ones (older than log.retention.ms, 7 days, are
+# deleted by the broker's first retention check, 30 s after it starts)
+BASE_TS = int(time.time() * 1000)
+
 
 def limited_command(nofile: int) -> list[str]:
     """``python -m pykbroker`` with RLIMIT_NOFILE set to ``nofile``."""
@@ -58,7 +62,7 @@ def test_more_segment_files_than_the_fd_limit(broker_factory, tmp_path: Path) ->
     b = broker_factory(name="fdlimited", command=limited_command(nofile))
     parts = 40
     create_topic(b.bootstrap, "many", parts, {"internal.segment.bytes": "1024"})
-    recs = expected_records("many", 2400, parts, base_ts=1_700_000_000_000)
+    recs = expected_records("many", 2400, parts, base_ts=BASE_TS)
     acks = produce_confluent(b.bootstrap, "many", recs, extra={"linger.ms": 0, "batch.size": 600})
     assert acks == [(r.partition, r.offset) for r in recs]
     segment_files = sum(1 for d in Path(b.log_dir).glob("many-*") for f in d.iterdir()
@@ -84,7 +88,7 @@ def test_out_of_fds_refuses_new_connections_and_keeps_serving(broker_factory) ->
     nofile = 128
     b = broker_factory(name="fdstarved", command=limited_command(nofile))
     create_topic(b.bootstrap, "t", 2)
-    produce_confluent(b.bootstrap, "t", expected_records("t", 10, 2, base_ts=1_700_000_000_000))
+    produce_confluent(b.bootstrap, "t", expected_records("t", 10, 2, base_ts=BASE_TS))
     kept = RawClient(b.bootstrap)
     clients: list[RawClient] = []
     try:
@@ -129,7 +133,7 @@ def test_out_of_fds_refuses_new_connections_and_keeps_serving(broker_factory) ->
 
 
 def _produce_raw(c: RawClient, topic: str, partition: int, values: list[bytes]) -> dict:
-    batch = build_batch([(None, v, (), 1_700_000_000_000 + i) for i, v in enumerate(values)])
+    batch = build_batch([(None, v, (), BASE_TS + i) for i, v in enumerate(values)])
     r = c.call(0, 9, {"transactional_id": None, "acks": -1, "timeout_ms": 30000,
                       "topic_data": [{"name": topic, "partition_data": [{"index": partition, "records": batch}]}]})
     return r["responses"][0]["partition_responses"][0]
@@ -303,7 +307,7 @@ def test_kill_during_big_create_topics_then_restart(broker_factory) -> None:
         assert "interrupted by a crash" in b.log
         assert [p.name for p in log_dir.glob("big-*") if not p.name.endswith("-stray")] == []
         create_topic(b.bootstrap, "big", 50)  # creatable again
-    recs = expected_records("big", 100, 50, base_ts=1_700_000_000_000)
+    recs = expected_records("big", 100, 50, base_ts=BASE_TS)
     produce_confluent(b.bootstrap, "big", recs)
     got = consume_confluent(b.bootstrap, "big", {49: 0}, {49: 2})
     assert [r.value for r in got[49]] == [r.value for r in recs if r.partition == 49]
@@ -375,7 +379,7 @@ async def test_create_failing_midway_answers_an_error_and_rolls_back(tmp_path: P
         assert md["topics"][0]["error_code"] != 0
         assert "auto" not in broker.state.topics
         monkeypatch.undo()
-        recs = expected_records("t", 24, 12, base_ts=1_700_000_000_000)
+        recs = expected_records("t", 24, 12, base_ts=BASE_TS)
         await trio.to_thread.run_sync(lambda: produce_confluent(bootstrap, "t", recs))
         got = await trio.to_thread.run_sync(lambda: consume_confluent(
             bootstrap, "t", {p: 0 for p in range(12)}, {p: 2 for p in range(12)}))

@@ -16,6 +16,10 @@ from rawclient import RawClient
 
 from pykbroker.protocol import codec, errors
 
+# record timestamps: recent ones (older than log.retention.ms, 7 days, are
+# deleted by the broker's first retention check, 30 s after it starts)
+BASE_TS = int(time.time() * 1000)
+
 
 def subscription(*topics: str) -> bytes:
     sub = codec.load_data_schema("consumer_protocol_subscription")
@@ -119,7 +123,7 @@ def test_join_group_of_a_closed_connection_is_cancelled(broker_factory) -> None:
         assert t_share - t_join < 3 + 3
         t_all = a.wait_assigned([0, 1, 2, 3], t_share, 25)
         assert t_all - t_share < 6 + 3 + 3  # its session timeout, the next heartbeat, a margin
-        recs = expected_records("jt", 40, 4, base_ts=1_700_000_000_000)
+        recs = expected_records("jt", 40, 4, base_ts=BASE_TS)
         produce_confluent(b.bootstrap, "jt", recs)
         deadline = time.monotonic() + 20
         while len(a.values) < 40 and time.monotonic() < deadline:

@@ -16,6 +16,10 @@ from pykbroker.protocol import codec, errors
 from pykbroker.protocol.records import build_batch, decode_records
 from rawclient import ConnectionClosed, RawClient
 
+# record timestamps: recent ones (older than log.retention.ms, 7 days, are
+# deleted by the broker's first retention check, 30 s after it starts)
+BASE_TS = int(time.time() * 1000)
+
 REGISTRY = load_all()
 
 
@@ -212,7 +216,7 @@ def test_fetch(shared_broker, unique_topic, v):
 def test_list_offsets(shared_broker, unique_topic, v):
     with RawClient(shared_broker.bootstrap) as c:
         tid = _metadata(c, unique_topic)["topic_id"]
-        base = 1_700_000_000_000
+        base = BASE_TS
         for i in range(5):  # one batch per produce; timestamps base+0, +10, ... +40
             b = build_batch([(None, b"x%d" % i, (), base + i * 10)])
             c.call(0, 9, _produce_body(9, unique_topic, tid, b))
