@@ -70,6 +70,7 @@ from ..protocol import errors
 from ..storage.checkpoints import random_kafka_uuid
 from . import zkdata as zd
 from .assignment import AssignmentError, assign_replicas
+from .zk import first_leaf, is_zk_error
 from .zkdata import LeaderIsr, TopicAssignment
 
 if TYPE_CHECKING:
@@ -187,8 +188,6 @@ class Controller:
         return await reply.wait()
 
     async def _run(self) -> None:
-        from kazoo.exceptions import KazooException
-
         with trio.CancelScope() as self._scope:
             while self.active:
                 try:
@@ -205,14 +204,27 @@ class Controller:
                         next_rebalance = trio.current_time() + rebalance_every
                         if self.config["auto.leader.rebalance.enable"]:
                             await self._auto_rebalance()
-                except _Fenced as e:
-                    self.resign(str(e))
-                except KazooException as e:
-                    # connection trouble: the session (and /controller) may well
-                    # be intact; start over from ZooKeeper's state once it answers.
-                    # A lost session makes the node resign us.
-                    log.info("controller: ZooKeeper error %r; starting over", e)
-                    await trio.sleep(0.1)
+                except Exception as e:
+                    # Errors come alone or grouped: the partitions of one reconciliation
+                    # are settled concurrently, and trio's nursery raises their failures
+                    # as an ExceptionGroup. A group that escaped here used to end this
+                    # loop for good while `active` stayed true: a zombie controller that
+                    # ignored every later broker change (a bounced leader was never
+                    # replaced after ZooKeeper restarts).
+                    fenced = _fenced_in(e)
+                    if fenced is not None:
+                        self.resign(str(fenced))
+                    elif is_zk_error(e):
+                        # connection trouble: the session (and /controller) may well
+                        # be intact; start over from ZooKeeper's state once it answers.
+                        # A lost session makes the node resign us.
+                        log.info("controller: ZooKeeper error %r; starting over", first_leaf(e))
+                        await trio.sleep(0.1)
+                    else:
+                        # a bug in one event's handling: not the end of the controller
+                        # (it still holds /controller, and nobody else would take over)
+                        log.exception("controller: unexpected error; starting over")
+                        await trio.sleep(1.0)
 
     async def _handle(self, kind: str, arg: dict[str, Any]) -> None:
         reply: _Reply | None = arg.get("reply")
@@ -237,13 +249,13 @@ class Controller:
                 await self._progress_reassignments()
             elif kind == "zk_reassign":
                 await self._zk_reassignment()
-        except _Fenced:
-            if reply is not None:
-                reply.fail(NotController())
-            raise
         except Exception as e:
+            if _fenced_in(e) is not None:
+                if reply is not None:
+                    reply.fail(NotController())
+                raise
             if reply is not None:
-                reply.fail(e)
+                reply.fail(first_leaf(e) if is_zk_error(e) else e)
             else:
                 raise
         finally:
@@ -610,13 +622,12 @@ class Controller:
         self.notify("zk_reassign")  # after a reconnection: the watch is set again
 
     async def _zk_reassignment(self) -> None:
-        from kazoo.exceptions import KazooException
-
         try:
             await self._zk_reassignment_once()
-        except (_Fenced, KazooException):
-            raise
-        except Exception:  # a bad request must not stop the controller's event loop
+        except Exception as e:
+            if _fenced_in(e) is not None or is_zk_error(e):
+                raise
+            # a bad request must not stop the controller's event loop
             log.exception("controller: handling %s failed", zd.REASSIGN_PARTITIONS)
 
     async def _zk_reassignment_once(self) -> None:
@@ -913,6 +924,18 @@ def _answer(reply: _Reply | None, value: Any) -> None:
 
 class _Fenced(Exception):
     pass
+
+
+def _fenced_in(e: BaseException) -> _Fenced | None:
+    """``e`` itself or the first _Fenced inside a (nested) exception group."""
+    if isinstance(e, _Fenced):
+        return e
+    if isinstance(e, BaseExceptionGroup):
+        for x in e.exceptions:
+            f = _fenced_in(x)
+            if f is not None:
+                return f
+    return None
 
 
 _EMPTY_TA = TopicAssignment("", bytes(16), {})

@@ -90,3 +90,46 @@ def test_controller_leader_killed_and_restarted_at_once(cluster_factory):
         print(f"\nround {round_}: killed controller {victim} (led {led}); registered again after "
               f"{t_registered - t_kill:.1f}s; all partitions served {served - t_registered:.1f}s later; "
               f"new controller {cl.controller()}")
+
+
+def test_the_controller_goes_on_after_a_zookeeper_error_while_settling_partitions(cluster_factory):
+    """The controller settles the partitions of one change concurrently; when
+    ZooKeeper refuses one of those writes (here an ACL that lets nobody but
+    its writer change a partition's state), trio raises the failure as an
+    ExceptionGroup. That group used to end the controller's event loop for
+    good while the broker still held /controller: a zombie controller that
+    ignored every later change (after ZooKeeper restarts, a bounced leader
+    was never replaced). Now the controller starts over from ZooKeeper's
+    state, and once the write is allowed again the partition gets its new
+    leader; later changes are handled too."""
+    from kazoo.client import KazooClient
+    from kazoo.security import ACL, OPEN_ACL_UNSAFE, Permissions, make_digest_acl
+
+    cl = cluster_factory(n=3)
+    cl.create_topic(TOPIC, PARTITIONS, 3, {"min.insync.replicas": "1"})
+    ctl = cl.controller()
+    locked = next(p for p in range(PARTITIONS) if cl.leader(TOPIC, p) != ctl)
+    victim = cl.leader(TOPIC, locked)
+    path = f"/brokers/topics/{TOPIC}/partitions/{locked}/state"
+    admin = KazooClient(hosts=cl.connect, timeout=10, auth_data=[("digest", "admin:secret")])
+    admin.start(20)
+    try:
+        read_only = ACL(Permissions.READ, OPEN_ACL_UNSAFE[0].id)
+        admin.set_acls(path, [make_digest_acl("admin", "secret", all=True), read_only])
+        cl.kill(victim)
+        # the controller replaces every other leadership of the victim; the locked one it cannot write
+        others = [p for p in range(PARTITIONS) if p != locked]
+        wait_until(lambda: all(cl.leader(TOPIC, p) not in (victim, -1) for p in others), 60,
+                   "new leaders for the victim's other partitions")
+        time.sleep(1.0)
+        assert cl.leader(TOPIC, locked) == victim
+        admin.set_acls(path, OPEN_ACL_UNSAFE)
+        wait_until(lambda: cl.leader(TOPIC, locked) not in (victim, -1), 30,
+                   f"a new leader for partition {locked} once its state may be written")
+        # and the controller still follows broker changes: the victim comes back into every ISR
+        cl.restart(victim)
+        cl.wait_full_isr(TOPIC, PARTITIONS, timeout=60)
+        assert cl.controller() == ctl
+    finally:
+        admin.stop()
+        admin.close()
