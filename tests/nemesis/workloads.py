@@ -27,6 +27,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -81,6 +82,22 @@ def confluent_producer(bootstrap: str, topic: str, acked: Acked, stop: threading
         else:
             acked.ok(msg.key(), msg.value(), msg.partition(), msg.offset())
 
+    def replace(old: Any, e: Any) -> Any:
+        """A fatal idempotence error (e.g. the sequence desynchronized after an
+        unclean leader election lost acknowledged records), raised by produce,
+        poll or flush: as an application must, drop this producer and start a
+        new one. (Raised out of the thread, it kept the dead producer alive
+        through the stored traceback, reconnecting for the rest of the test run.)"""
+        if not e.args or not (e.args[0].fatal() or e.args[0].code() == KafkaError._FATAL):
+            raise e
+        acked.fail(f"{acked.name}: fatal, new producer: {e.args[0].str()}")
+        try:
+            old.purge()
+            old.flush(0)
+        except KafkaException:
+            pass  # a fatal producer raises its error again: nothing more to get from it
+        return Producer(conf)
+
     i = 0
     while not stop.is_set():
         k = i % keys
@@ -92,24 +109,23 @@ def confluent_producer(bootstrap: str, topic: str, acked: Acked, stop: threading
                 p.produce(topic, key=key, value=value, on_delivery=cb)
                 break
             except BufferError:
-                p.poll(0.05)
-            except KafkaException as e:
-                # a fatal idempotence error (e.g. the sequence desynchronized after
-                # an unclean leader election lost acknowledged records): as an
-                # application must, drop this producer and start a new one
-                if not e.args or not (e.args[0].fatal() or e.args[0].code() == KafkaError._FATAL):
-                    raise
-                acked.fail(f"{acked.name}: fatal, new producer: {e.args[0].str()}")
                 try:
-                    p.purge()
-                    p.flush(0)
-                except KafkaException:
-                    pass  # a fatal producer raises its error again: nothing more to get from it
-                p = Producer(conf)
+                    p.poll(0.05)
+                except KafkaException as e:
+                    p = replace(p, e)
+            except KafkaException as e:
+                p = replace(p, e)
         acked.sent += 1
-        p.poll(0)
+        try:
+            p.poll(0)
+        except KafkaException as e:
+            p = replace(p, e)
         _pace(rate, started, i)
-    remaining = p.flush(600)
+    try:
+        remaining = p.flush(600)
+    except KafkaException as e:
+        p = replace(p, e)
+        remaining = p.flush(600)
     if remaining:
         acked.fail(f"{acked.name}: {remaining} records neither delivered nor failed at the end")
 
