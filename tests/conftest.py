@@ -152,10 +152,14 @@ def pytest_runtest_makereport(item, call):
     # a BrokerError (failed start) already carries the log in its message
     if rep.failed and not (call.excinfo and call.excinfo.errisinstance(BrokerError)):
         used = list(item.stash.get(_USED, []))
-        if _shared and "shared_broker" in getattr(item, "fixturenames", ()):
+        # the fixtures a test named, and those requested through getfixturevalue
+        # (topology / group_topology pick the shared broker or the shared cluster so)
+        names = set(getattr(item, "fixturenames", ()))
+        names |= set(getattr(getattr(item, "_request", None), "_fixture_defs", None) or ())
+        if _shared and "shared_broker" in names:
             used += _shared
-        if _shared_cluster and "shared_cluster" in getattr(item, "fixturenames", ()):
-            used += [b for b in _shared_cluster[0].brokers if b is not None]
+        if _shared_cluster and "shared_cluster" in names:
+            used += _shared_cluster[0].brokers
         for b in used:
             rep.sections.append((f"broker log: {b.describe()} (last 200 lines)", b.log_tail(200)))
     return rep
