@@ -210,22 +210,11 @@ class OpenSegments:
 OPEN_SEGMENTS = OpenSegments()
 
 
-def _open_with_relief(path: Path, flags: int) -> int:
-    """os.open; on EMFILE/ENFILE half the open segments let their fd go
-    first and the open is retried once."""
-    try:
-        return os.open(path, flags, 0o644)
-    except OSError as e:
-        if e.errno not in (errno.EMFILE, errno.ENFILE):
-            raise
-    OPEN_SEGMENTS.shrink(max(len(OPEN_SEGMENTS) // 2, 1))
-    return os.open(path, flags, 0o644)
-
-
 def with_fd_relief(fn: Callable[..., _T], *args: Any) -> _T:
     """``fn(*args)``; on EMFILE/ENFILE half the open segments let their fd go
-    and it is called once more (file work done on first use, such as loading
-    a partition's producer state during a fetch holding many segments)."""
+    and it is called once more (a segment's open, and file work done on first
+    use, such as loading a partition's producer state during a fetch holding
+    many segments)."""
     try:
         return fn(*args)
     except OSError as e:
@@ -233,6 +222,11 @@ def with_fd_relief(fn: Callable[..., _T], *args: Any) -> _T:
             raise
     OPEN_SEGMENTS.shrink(max(len(OPEN_SEGMENTS) // 2, 1))
     return fn(*args)
+
+
+def _open_with_relief(path: Path, flags: int) -> int:
+    """os.open, retried once after half the open segments let their fd go."""
+    return with_fd_relief(os.open, path, flags, 0o644)
 
 
 def set_max_open_segments(n: int) -> None:
