@@ -62,7 +62,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import trio
 
@@ -928,14 +928,10 @@ class _Fenced(Exception):
 
 def _fenced_in(e: BaseException) -> _Fenced | None:
     """``e`` itself or the first _Fenced inside a (nested) exception group."""
-    if isinstance(e, _Fenced):
-        return e
     if isinstance(e, BaseExceptionGroup):
-        for x in e.exceptions:
-            f = _fenced_in(x)
-            if f is not None:
-                return f
-    return None
+        g = e.subgroup(_Fenced)
+        return None if g is None else cast(_Fenced, first_leaf(g))
+    return e if isinstance(e, _Fenced) else None
 
 
 _EMPTY_TA = TopicAssignment("", bytes(16), {})
