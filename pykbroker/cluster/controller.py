@@ -764,7 +764,6 @@ class Controller:
                 if hasattr(stat, "version"):
                     self.view.apply_state(topic, p, LeaderIsr(st.leader, st.leader_epoch + 1, st.isr, self.epoch,
                                                               stat.version, stat.mzxid))
-            await self.view.refresh_topic(topic)
             break
         else:
             return {(topic, p): (errors.REQUEST_TIMED_OUT, "lost every race for the topic's assignment")
@@ -821,13 +820,13 @@ class Controller:
         self._apply_written_topic(topic, written, results[2])
         if hasattr(stat, "version"):
             self.view.apply_state(topic, p, LeaderIsr(leader, epoch, isr, self.epoch, stat.version, stat.mzxid))
-        await self.view.refresh_topic(topic)
         await self._prune_zk_reassignment()  # Kafka's step B7: out of /admin/reassign_partitions
 
     def _apply_written_topic(self, topic: str, written: bytes, stat: Any) -> None:
-        """Our write of a topic znode goes into the view at once (not after
-        the read back): a ListPartitionReassignments answered meanwhile
-        must not list a move that ZooKeeper already shows complete."""
+        """Our write of a topic znode goes into the view at once, as written
+        (no read back; the topic's watch brings it again): a
+        ListPartitionReassignments answered meanwhile must not list a move
+        that ZooKeeper already shows complete."""
         if hasattr(stat, "version"):
             new = zd.decode_topic(topic, written, stat.version)
             if new is not None:
