@@ -203,3 +203,25 @@ def consume_aiokafka(bootstrap: str, topic: str, start: dict[int, int], want: di
 def flatten(got: dict[int, list[Rec]]) -> Iterable[Rec]:
     for p in sorted(got):
         yield from got[p]
+
+
+def kafka_python_group_metadata(consumer: object) -> None:
+    """Have a kafka-python group consumer hold its topics' metadata before its
+    first JoinGroup (call it after subscribing, before the first poll).
+
+    kafka-python 3.0.12 loses a rebalance in one race: a consumer that led
+    its group's first assignment before its metadata had the topic ("No
+    partition metadata for topic") rejoins once the metadata arrives. If a
+    poll() times out while that JoinGroup/SyncGroup is in flight, its own
+    assignment has already made the metadata snapshots equal, so the next
+    poll finds no rejoin needed and never awaits the join again: the
+    member's assignment stays empty and its heartbeats stay disabled until
+    the broker expires it, and it never rejoins (base.py join_group_async
+    checks need_rejoin() before the pending join task; kafka-python 1.4.5's
+    fix for this, "also check that join_future is not pending", is missing
+    from the 3.0 rewrite). Seen in CI on test_commit_restart_broker_resume_
+    exactly and reproduced with a probe: 1 member in 60-300 stuck without
+    this call, none in 360 with it (a metadata update after subscribe()
+    rebuilds the snapshot the first assignment records).
+    """
+    consumer.topics()  # type: ignore[attr-defined]  # always a round trip; updates the snapshot

@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 import pytest
+from clientlib import kafka_python_group_metadata
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 from kafka.partitioner.default import murmur2 as kp_murmur2
@@ -226,6 +227,7 @@ def test_produce_headers_and_progress(sh: Any, kafka_topic: str) -> None:
 def _group_consume(bootstrap: str, topic: str, group: str, n: int) -> KafkaConsumer:
     c = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
                       auto_offset_reset="earliest", client_id="lag-checker", max_poll_records=50)
+    kafka_python_group_metadata(c)
     got = 0
     deadline = time.monotonic() + 30
     while got < n and time.monotonic() < deadline:
@@ -474,6 +476,7 @@ def test_consume_group_members_share_partitions(sh: Any, kafka_topic_factory: An
         assert {r[8] for r in rows} == {"pykbroker-cli"} and len(rows) == 4
         kc = KafkaConsumer(t, bootstrap_servers=kafka_bootstrap, group_id=group, client_id="kp-member",
                            enable_auto_commit=False, session_timeout_ms=10000)
+        kafka_python_group_metadata(kc)
         owners: dict[str, set[str]] = {}
         while time.monotonic() < deadline + 20:
             kc.poll(timeout_ms=200)

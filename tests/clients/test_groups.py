@@ -33,13 +33,14 @@ import sys
 import textwrap
 import threading
 import time
+import traceback
 import uuid
 from typing import Any
 from collections.abc import Callable
 
 import pytest
 
-from clientlib import Rec, create_topic, expected_records, produce_confluent
+from clientlib import Rec, create_topic, expected_records, kafka_python_group_metadata, produce_confluent
 
 BROKER = {"group.min.session.timeout.ms": 1000, "group.consumer.heartbeat.interval.ms": 300,
           "group.consumer.session.timeout.ms": 3000}
@@ -152,13 +153,13 @@ class KafkaPythonMember(Member):
 
         # metadata_max_age_ms: a group leader that assigned before its metadata
         # had the topic ("No partition metadata for topic") rejoins only when
-        # its metadata changes; with the default 5 minutes and a refresh that
-        # found no node then, the member stayed without partitions (seen on
-        # the shared cluster, not yet explained)
+        # its metadata changes (the default is 5 minutes); see also
+        # kafka_python_group_metadata, which avoids that first empty assignment
         self.c = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, auto_offset_reset="earliest",
                                enable_auto_commit=False, session_timeout_ms=SESSION_MS,
                                heartbeat_interval_ms=HEARTBEAT_MS, metadata_max_age_ms=5000, **(extra or {}))
         self.c.subscribe([topic], listener=Listener())
+        kafka_python_group_metadata(self.c)
 
     def poll(self, timeout: float) -> list[Rec]:
         out = []
@@ -389,12 +390,24 @@ class Ledger:
                 assert self.recs[(r.partition, r.offset)] == r
 
 
+def print_thread_stacks() -> None:
+    """Where every thread of the test process is (the clients' own threads
+    included), printed into the failed test's report: a member that stopped
+    talking to the broker shows here what it waits on."""
+    frames = sys._current_frames()
+    for th in threading.enumerate():
+        f = frames.get(th.ident or -1)
+        if f is not None and th is not threading.current_thread():
+            print(f"--- thread {th.name} ---\n{''.join(traceback.format_stack(f)[-12:])}", file=sys.stderr)
+
+
 def wait_for(cond: Callable[[], bool], members: list[Runner], timeout: float = DEADLINE,
              what: str = "") -> float:
     """Wait until ``cond()`` (the members poll in their threads); returns seconds taken."""
     t0 = time.monotonic()
     while not cond():
         if time.monotonic() - t0 > timeout:
+            print_thread_stacks()
             raise AssertionError(f"timed out waiting for {what}: assignments "
                                  f"{[(m.name, sorted(m.assignment())) for m in members]}")
         time.sleep(0.01)

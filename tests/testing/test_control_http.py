@@ -169,6 +169,7 @@ GROUPS_READY = 8 in load_all() and 11 in load_all()
 
 @pytest.mark.skipif(not GROUPS_READY, reason="pending: group coordinator (issue 4) not registered yet")
 def test_group_lag_over_http_and_metrics(kafka):
+    from clientlib import kafka_python_group_metadata
     from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
     topic = kafka.create_topic("lag-topic")
@@ -179,6 +180,7 @@ def test_group_lag_over_http_and_metrics(kafka):
     p.close()
     c = KafkaConsumer(topic, bootstrap_servers=kafka.bootstrap, group_id="lag-group",
                       enable_auto_commit=False, auto_offset_reset="earliest")
+    kafka_python_group_metadata(c)
     try:
         got = []
         deadline = time.monotonic() + 30
