@@ -183,7 +183,10 @@ class KafkaPython(Driver):
         # leader may assign before it knows the topic's partitions (an empty
         # assignment, then a rejoin), and kafka-python 3.0.12 can then hang
         # after the second SyncGroup when a poll() times out mid-rejoin (seen
-        # in about 1 run in 4: no heartbeat, no fetch, session expiry).
+        # in about 1 run in 4: no heartbeat, no fetch, session expiry). The
+        # leader's own assignment makes need_rejoin() false while the join is
+        # in flight, so the next poll never awaits it (tests/clientlib.py,
+        # kafka_python_group_metadata, has the details).
         from kafka import KafkaConsumer
 
         return KafkaConsumer(bootstrap_servers=bs, group_id=group, auto_offset_reset="earliest",
